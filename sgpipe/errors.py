@@ -1,0 +1,70 @@
+"""Error types and the per-sample status values of the output contract."""
+
+from __future__ import annotations
+
+OK = "ok"
+FAILED_MISSING = "failed_missing"
+FAILED_DECODE = "failed_decode"
+FAILED_TOO_LARGE = "failed_too_large"
+FAILED_SIZE_MISMATCH = "failed_size_mismatch"
+FAILED_DUPLICATE_ID = "failed_duplicate_id"
+FAILED_CAPTION = "failed_caption"
+FAILED_PARSE = "failed_parse"
+FAILED_TAG = "failed_tag"
+FAILED_VERIFY = "failed_verify"
+
+STATUSES = (
+    OK,
+    FAILED_MISSING,
+    FAILED_DECODE,
+    FAILED_TOO_LARGE,
+    FAILED_SIZE_MISMATCH,
+    FAILED_DUPLICATE_ID,
+    FAILED_CAPTION,
+    FAILED_PARSE,
+    FAILED_TAG,
+    FAILED_VERIFY,
+)
+
+
+class SgpipeError(Exception):
+    """Base of every error sgpipe raises on purpose; the CLI prints these without a traceback."""
+
+
+class ConfigError(SgpipeError):
+    """One or more configuration problems, all reported together."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class SourceError(SgpipeError):
+    """The dataset itself is unusable (malformed annotation JSON, wrong folder)."""
+
+
+class ModelNotAvailableError(SgpipeError):
+    """A model is neither a local folder nor in the cache, and the hub cannot be reached."""
+
+    def __init__(self, model: str, role: str, hint: str = ""):
+        message = (
+            f"the {role} model {model!r} is not available offline: it is not a local folder and not in the "
+            f"Hugging Face cache. Download it once on a machine with network access "
+            f"(`huggingface-cli download {model} --local-dir DIR`) and pass the folder instead of the hub id"
+        )
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
+        self.model = model
+
+
+class OutputLockedError(SgpipeError):
+    """Another live run holds the output folder."""
+
+
+class ConfigMismatchError(SgpipeError):
+    """Resuming into an output folder written with a different configuration."""
+
+
+class ErrorRateExceeded(SgpipeError):
+    """The failure rate says something is systematically wrong (a wrong images folder, say)."""

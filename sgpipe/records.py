@@ -1,0 +1,207 @@
+"""Typed records that flow between stages. Imports nothing from sgpipe.
+
+A `Sample` is one input image entry; every stage reads and fills fields of it, and the
+write stage turns it into a tar member (`KEY.json` + image bytes) and one parquet row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATUS_OK = "ok"
+
+DATASET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+
+
+def sample_key(dataset: str, image_id: int) -> str:
+    """`{dataset}-{image_id:012d}`: never contains dots or slashes."""
+    if not DATASET_NAME_PATTERN.match(dataset):
+        raise ValueError(f"dataset name {dataset!r} may hold letters, digits and '_' only")
+    if image_id < 0:
+        raise ValueError(f"image id must be non-negative, got {image_id}")
+    return f"{dataset}-{int(image_id):012d}"
+
+
+def shard_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+@dataclass(slots=True)
+class Box:
+    """One annotation box; `id` is the source annotation id."""
+
+    id: int
+    category: str
+    category_id: int
+    bbox: list[float]  # [x, y, w, h] in pixels
+    iscrowd: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "category": self.category,
+            "category_id": self.category_id,
+            "bbox": [round(float(v), 2) for v in self.bbox],
+            "iscrowd": self.iscrowd,
+        }
+
+
+@dataclass(slots=True)
+class Caption:
+    id: int
+    text: str
+    source: str  # "model" | "annotation"
+    model: str | None = None
+    decoding: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "source": self.source,
+            "model": self.model,
+            "decoding": self.decoding,
+        }
+
+
+@dataclass(slots=True)
+class Triplet:
+    """A subject-predicate-object statement: lemmas plus the surface phrases."""
+
+    subject: str
+    predicate: str
+    object: str
+    subject_text: str
+    predicate_text: str
+    object_text: str
+    id: int = 0
+    support: int = 1
+    caption_ids: list[int] = field(default_factory=list)
+
+    @property
+    def lemma_key(self) -> tuple[str, str, str]:
+        return (self.subject, self.predicate, self.object)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "subject": self.subject,
+            "predicate": self.predicate,
+            "object": self.object,
+            "subject_text": self.subject_text,
+            "predicate_text": self.predicate_text,
+            "object_text": self.object_text,
+            "support": self.support,
+            "caption_ids": list(self.caption_ids),
+        }
+
+
+@dataclass(slots=True)
+class Relation:
+    """A candidate grounding of a triplet on an ordered pair of boxes."""
+
+    id: int
+    subject_id: int
+    object_id: int
+    predicate: str
+    triplet_id: int
+    tag_score: float
+    confidence: float | None = None
+    kept: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "subject_id": self.subject_id,
+            "object_id": self.object_id,
+            "predicate": self.predicate,
+            "triplet_id": self.triplet_id,
+            "tag_score": round(float(self.tag_score), 4),
+            "confidence": None if self.confidence is None else round(float(self.confidence), 4),
+            "kept": self.kept,
+        }
+
+
+@dataclass(slots=True)
+class ImageEntry:
+    """One image entry of the source annotation file, before any I/O."""
+
+    image_id: int
+    file_name: str
+    width: int
+    height: int
+    objects: list[Box] = field(default_factory=list)
+    captions: list[Caption] = field(default_factory=list)
+    duplicate: bool = False  # a repeated image id; the first entry wins
+    dropped_boxes: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+
+@dataclass(slots=True)
+class Sample:
+    """One image entry as it flows through the stages of a shard."""
+
+    key: str
+    dataset: str
+    image_id: int
+    file_name: str
+    width: int
+    height: int
+    objects: list[Box] = field(default_factory=list)
+    captions: list[Caption] = field(default_factory=list)
+    triplets: list[Triplet] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
+    status: str = STATUS_OK
+    error_message: str = ""
+    image_bytes: bytes | None = None
+    image_ext: str = "jpg"
+    image: Any = None  # decoded PIL image in RGB, transient (never serialised)
+    counters: dict[str, int] = field(default_factory=dict)  # per-sample stats, summed per shard
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+    def fail(self, status: str, message: str) -> None:
+        self.status = status
+        self.error_message = message
+        self.image = None
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def to_record(self, provenance: dict[str, Any]) -> dict[str, Any]:
+        """The scene-graph record written as `KEY.json` (schemas/scene_graph.schema.json)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "key": self.key,
+            "dataset": self.dataset,
+            "image_id": self.image_id,
+            "file_name": self.file_name,
+            "width": self.width,
+            "height": self.height,
+            "objects": [b.to_json() for b in self.objects],
+            "captions": [c.to_json() for c in self.captions],
+            "triplets": [t.to_json() for t in self.triplets],
+            "relations": [r.to_json() for r in self.relations],
+            "provenance": provenance,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Sample":
+        """Rebuild a sample from a `KEY.json` record (reverify, training, export)."""
+        return cls(
+            key=record["key"],
+            dataset=record["dataset"],
+            image_id=record["image_id"],
+            file_name=record["file_name"],
+            width=record["width"],
+            height=record["height"],
+            objects=[Box(**b) for b in record["objects"]],
+            captions=[Caption(**c) for c in record["captions"]],
+            triplets=[Triplet(**t) for t in record["triplets"]],
+            relations=[Relation(**r) for r in record["relations"]],
+        )

@@ -1,0 +1,1 @@
+"""The bundled trainer: streams shards and trains the verifier."""
