@@ -1,0 +1,233 @@
+"""The only module that knows about Ray: a pool of actors, each processing whole shards.
+
+Shards are the unit of scheduling, retry and commit. Each actor builds one `ShardProcessor`
+(models load once, on its first shard); the driver keeps one shard in flight per actor, skips
+complete shards, retries a shard whose worker died (actor restart + task retry), watches the
+failure rate, and finally rebuilds the run-level files from the shards' `_stats.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sgpipe.config import PipelineConfig
+from sgpipe.errors import ErrorRateExceeded, SgpipeError
+from sgpipe.outdir import OutputLock, check_resume
+from sgpipe.pipeline import ShardJob
+from sgpipe.runinfo import finish_run_json, start_run_json
+from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
+from sgpipe.stages.finalize import finalize_outputs
+from sgpipe.stages.write import is_shard_complete, read_shard_stats, remove_partial_shard
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 10.0
+
+
+@dataclass
+class RunOptions:
+    force: bool = False
+    shard_range: str | None = None  # "a:b", a slice of shard ids
+    dry_run: bool = False
+    progress: bool = True
+
+
+def select_shards(n_shards: int, shard_range: str | None) -> list[int]:
+    if not shard_range:
+        return list(range(n_shards))
+    try:
+        parts = [int(p) if p.strip() else None for p in shard_range.split(":")]
+        if len(parts) == 1:
+            parts = [parts[0], parts[0] + 1 if parts[0] is not None else None]
+        return list(range(n_shards))[slice(*parts[:3])]
+    except (ValueError, TypeError):
+        raise SgpipeError(f"--shards {shard_range!r}: expected a:b (shard ids, like a Python slice)") from None
+
+
+class _ShardWorker:
+    """Ray actor body: one processor per worker process, reused for every shard it gets."""
+
+    def __init__(self, config: PipelineConfig, job: ShardJob):
+        from sgpipe.pipeline import ShardProcessor
+
+        logging.basicConfig(level=logging.WARNING)
+        self.processor = ShardProcessor(config, job)
+
+    def process(self, index: int) -> dict[str, Any]:
+        return self.processor.process_shard(index)
+
+
+def _init_ray(address: str) -> bool:
+    """Connect to a cluster, or start a local Ray in-process. Returns whether we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS", "")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                              "configure_logging": True, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(**kwargs)
+    return True
+
+
+def _failure_rate(stats: list[dict[str, Any]]) -> tuple[int, int]:
+    processed = sum(s["count"] for s in stats)
+    failed = sum(s["failed_to_process"] for s in stats)
+    return processed, failed
+
+
+class Progress:
+    def __init__(self, total_shards: int, enabled: bool):
+        self.total = total_shards
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shards = 0
+        self.images = 0
+        self.statuses: Counter[str] = Counter()
+
+    def update(self, shard_stats: dict[str, Any]) -> None:
+        self.shards += 1
+        self.images += shard_stats["count"]
+        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k != "ok"})
+        now = time.monotonic()
+        if self.enabled and (now - self.last >= PROGRESS_EVERY_S or self.shards == self.total):
+            self.last = now
+            log.info("progress: %s", self.line())
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        failures = ", ".join(f"{k}={v}" for k, v in sorted(self.statuses.items())) or "none"
+        return (f"shards {self.shards}/{self.total}  images {self.images}  {self.images / elapsed:.1f} images/s  "
+                f"failures: {failures}")
+
+
+def describe_plan(plan: SourcePlan, todo: list[int], config: PipelineConfig) -> str:
+    stages = ["decode"] + (["caption"] if config.caption.enabled else []) + ["parse", "tag"] + (
+        ["verify"] if config.verify.enabled else [])
+    models = []
+    if config.caption.enabled:
+        models.append(f"captioner {config.caption.model}")
+    if config.verify.enabled:
+        models.append(f"verifier {config.verify.checkpoint}")
+    return "\n".join([
+        f"dataset {plan.dataset}: {plan.n_images} images in {plan.n_shards} shards "
+        f"({config.output.samples_per_shard} per shard), indexed with {plan.method}",
+        f"to run: {len(todo)} shards ({sum(plan.shard_sizes[i] for i in todo)} images); "
+        f"{plan.n_shards - len(todo)} already complete or outside --shards",
+        f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
+        f"output: {config.output.dir}",
+    ])
+
+
+def run_pipeline(config: PipelineConfig, options: RunOptions = RunOptions()) -> str:
+    """Plan, process every incomplete shard on Ray, finalise. Safe to rerun: complete shards are kept."""
+    out_dir = Path(config.output.dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out_dir):
+        config_hash = config.content_hash()
+        check_resume(out_dir, config_hash, options.force)
+        plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(out_dir))
+        selected = select_shards(plan.n_shards, options.shard_range)
+        todo = [i for i in selected if not is_shard_complete(out_dir, i)]
+        if options.dry_run:
+            return describe_plan(plan, todo, config)
+        start_run_json(out_dir, config, plan)
+        for index in todo:
+            remove_partial_shard(out_dir, index)
+        try:
+            failed_shards = _process(config, plan, todo, options) if todo else {}
+        finally:  # an interrupted run still leaves its complete shards indexed
+            stats = finalize_outputs(out_dir, plan.dataset)
+            finish_run_json(out_dir, stats)
+    if failed_shards:
+        details = "; ".join(f"{k:05d}: {v}" for k, v in sorted(failed_shards.items()))
+        raise SgpipeError(f"{len(failed_shards)} shard(s) failed and can be redone by rerunning: {details}")
+    totals = stats["totals"]
+    status = ", ".join(f"{k}={v}" for k, v in stats["status"].items())
+    return (f"wrote {stats['shards']} shards to {out_dir}: {totals['count']} images ({status}), "
+            f"{totals['n_triplets']} triplets, {totals['n_relations']} relations, {totals['n_kept']} kept")
+
+
+def _process(config: PipelineConfig, plan: SourcePlan, todo: list[int], options: RunOptions) -> dict[int, str]:
+    import ray
+
+    started_ray = _init_ray(config.run.address)
+    try:
+        cpus = ray.available_resources().get("CPU", 1.0)
+        per_worker = max(config.run.cpus_per_worker, 0.01)
+        n_workers = config.run.workers or max(1, int(cpus // per_worker))
+        n_workers = max(1, min(n_workers, len(todo)))
+        actor_class = ray.remote(_ShardWorker).options(
+            num_cpus=config.run.cpus_per_worker,
+            num_gpus=config.run.gpus_per_worker,
+            max_restarts=3,
+            max_task_retries=3,
+        )
+        job = ShardJob(plan.dataset, tuple(plan.categories))
+        workers = [actor_class.remote(config, job) for _ in range(n_workers)]
+        return _schedule(config, workers, todo, options, plan.n_images)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _schedule(
+    config: PipelineConfig, workers: list, todo: list[int], options: RunOptions, n_images: int
+) -> dict[int, str]:
+    import ray
+
+    out_dir = Path(config.output.dir)
+    pending = list(todo)
+    in_flight: dict[Any, tuple[int, Any]] = {}
+    failed: dict[int, str] = {}
+    progress = Progress(len(todo), options.progress)
+    done_stats = read_shard_stats(out_dir)
+    # small datasets are judged once they are through; large ones after the first N images
+    threshold = max(1, min(config.run.min_samples_for_error_rate, n_images))
+
+    def submit(worker: Any) -> None:
+        if pending:
+            index = pending.pop(0)
+            in_flight[worker.process.remote(index)] = (index, worker)
+
+    for worker in workers:
+        submit(worker)
+    while in_flight:
+        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        ref = ready[0]
+        index, worker = in_flight.pop(ref)
+        try:
+            shard_stats = ray.get(ref)
+        except Exception as error:  # noqa: BLE001 - a shard failing after its retries
+            failed[index] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            log.error("shard %05d failed: %s", index, failed[index])
+            submit(worker)
+            continue
+        progress.update(shard_stats)
+        done_stats.append(shard_stats)
+        processed, failures = _failure_rate(done_stats)
+        if processed >= threshold and failures / processed > config.run.max_error_rate:
+            for ref_left in in_flight:
+                ray.cancel(ref_left, force=True)
+            statuses = Counter()
+            for s in done_stats:
+                statuses.update({k: v for k, v in s["status"].items() if k != "ok"})
+            raise ErrorRateExceeded(
+                f"{failures} of {processed} images failed ({failures / processed:.0%} > run.max_error_rate "
+                f"{config.run.max_error_rate:.0%}): {dict(statuses)}. Something is systematically wrong "
+                "(a wrong source.images folder?). Complete shards are kept; fix it and rerun."
+            )
+        submit(worker)
+    if options.progress:
+        log.info("done: %s", progress.line())
+    return failed

@@ -1,0 +1,1 @@
+"""The source: COCO-format annotation files -> deterministic, sharded `ImageEntry` plans -> decoded samples."""

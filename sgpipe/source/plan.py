@@ -1,0 +1,102 @@
+"""Planning: a source config -> per-shard entry files, built once and reused on resume.
+
+Small files go through pycocotools; files over `source.stream_threshold_mb` (Objects365) through the
+streaming index. Both give the same plan for the same input. The plan lives in `OUT/.sgpipe/plan/`
+with a fingerprint of its inputs, so a resumed run skips planning and reads the same shards.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sgpipe.config import SourceConfig
+from sgpipe.records import ImageEntry
+from sgpipe.source.captions import load_captions
+from sgpipe.source.coco import load_coco_entries
+from sgpipe.source.entries import read_entries, write_entries
+from sgpipe.source.stream_index import stream_index
+from sgpipe.stages.write import write_json_atomic
+
+
+@dataclass
+class SourcePlan:
+    dataset: str
+    method: str  # "pycocotools" | "stream"
+    categories: list[str]
+    shard_sizes: list[int]
+    counters: dict[str, int]
+    fingerprint: dict
+
+    @property
+    def n_images(self) -> int:
+        return sum(self.shard_sizes)
+
+    @property
+    def n_shards(self) -> int:
+        return len(self.shard_sizes)
+
+
+def plan_dir_of(out_dir: Path) -> Path:
+    return Path(out_dir) / ".sgpipe" / "plan"
+
+
+def shard_entries_path(plan_dir: Path, index: int) -> Path:
+    return plan_dir / f"{index:05d}.jsonl"
+
+
+def read_shard_entries(plan_dir: Path, index: int) -> list[ImageEntry]:
+    return read_entries(shard_entries_path(plan_dir, index))
+
+
+def _file_fingerprint(path: str) -> dict | None:
+    if not path:
+        return None
+    stat = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def choose_method(config: SourceConfig) -> str:
+    if config.index != "auto":
+        return config.index
+    size_mb = Path(config.instances).stat().st_size / 2**20
+    return "stream" if size_mb > config.stream_threshold_mb else "pycocotools"
+
+
+def build_plan(config: SourceConfig, samples_per_shard: int, plan_dir: Path) -> SourcePlan:
+    """Reuse a plan whose inputs are unchanged; otherwise index the source into shard files."""
+    fingerprint = {
+        "instances": _file_fingerprint(config.instances),
+        "captions": _file_fingerprint(config.captions),
+        "samples_per_shard": samples_per_shard,
+        "limit": config.limit,
+        "dataset": config.name,
+    }
+    manifest = plan_dir / "plan.json"
+    if manifest.exists():
+        existing = json.loads(manifest.read_text())
+        if existing.get("fingerprint") == fingerprint:
+            return SourcePlan(**existing)
+    plan_dir.mkdir(parents=True, exist_ok=True)
+    for old in plan_dir.glob("*.jsonl"):
+        old.unlink()
+    captions = load_captions(config.captions) if config.captions else None
+    method = choose_method(config)
+    shard_file = lambda index: shard_entries_path(plan_dir, index)  # noqa: E731
+    if method == "stream":
+        sizes, categories, counters = stream_index(
+            Path(config.instances), plan_dir, samples_per_shard, config.limit, captions, shard_file
+        )
+    else:
+        entries, categories, counters = load_coco_entries(config.instances, captions)
+        if config.limit:
+            entries = entries[: config.limit]
+        sizes = []
+        for index, start in enumerate(range(0, len(entries), samples_per_shard)):
+            chunk = entries[start : start + samples_per_shard]
+            write_entries(shard_file(index), chunk)
+            sizes.append(len(chunk))
+    plan = SourcePlan(config.name, method, categories, sizes, counters, fingerprint)
+    write_json_atomic(manifest, asdict(plan))
+    return plan

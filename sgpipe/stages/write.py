@@ -1,0 +1,207 @@
+"""The write stage: one shard = `NNNNN.tar` + `NNNNN.parquet` + `NNNNN_stats.json`, committed atomically.
+
+The tar and parquet hold no timings and no wall-clock values (fixed mtimes, stable member order, fixed
+JSON formatting), so a shard's bytes depend only on its inputs: a resumed run rewrites an interrupted
+shard byte for byte. Each file is written under a temporary name, flushed to disk and renamed; the
+`_stats.json` is written last and is the shard's completion marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sgpipe.records import Sample, shard_name
+
+TAR_MTIME = 0  # fixed so tars are reproducible
+STATS_SUFFIX = "_stats.json"
+
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("image_id", pa.int64()),
+        ("file_name", pa.string()),
+        ("status", pa.string()),
+        ("error_message", pa.string()),
+        ("n_objects", pa.int32()),
+        ("n_captions", pa.int32()),
+        ("n_triplets", pa.int32()),
+        ("n_candidates", pa.int32()),
+        ("n_kept", pa.int32()),
+    ]
+)
+
+
+def dumps_json(value: Any) -> bytes:
+    """The one JSON encoding of shard content: compact, UTF-8, insertion order (records build it fixed)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def shard_paths(out_dir: Path, index: int) -> dict[str, Path]:
+    name = shard_name(index)
+    return {
+        "tar": out_dir / f"{name}.tar",
+        "parquet": out_dir / f"{name}.parquet",
+        "stats": out_dir / f"{name}{STATS_SUFFIX}",
+    }
+
+
+def is_shard_complete(out_dir: Path, index: int) -> bool:
+    paths = shard_paths(out_dir, index)
+    return all(p.exists() for p in paths.values())
+
+
+def remove_partial_shard(out_dir: Path, index: int) -> None:
+    """Drop whatever an interrupted attempt left (final names without a marker, temp files)."""
+    paths = shard_paths(out_dir, index)
+    if paths["stats"].exists():
+        return
+    for path in (paths["tar"], paths["parquet"]):
+        path.unlink(missing_ok=True)
+    prefix = f".{shard_name(index)}."
+    for leftover in out_dir.glob(prefix + "*"):
+        leftover.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling, fsync, rename: readers see the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def _tar_bytes(members: Iterable[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = TAR_MTIME
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def tar_members(samples: list[Sample], provenance: dict[str, Any], write_images: bool) -> Iterable[tuple[str, bytes]]:
+    for sample in samples:
+        if not sample.ok:
+            continue
+        if write_images and sample.image_bytes is not None:
+            yield f"{sample.key}.{sample.image_ext}", sample.image_bytes
+        yield f"{sample.key}.json", dumps_json(sample.to_record(provenance))
+
+
+def status_rows(samples: list[Sample]) -> pa.Table:
+    columns: dict[str, list] = {name: [] for name in PARQUET_SCHEMA.names}
+    for s in samples:
+        columns["key"].append(s.key)
+        columns["image_id"].append(s.image_id)
+        columns["file_name"].append(s.file_name)
+        columns["status"].append(s.status)
+        columns["error_message"].append(s.error_message)
+        columns["n_objects"].append(len(s.objects))
+        columns["n_captions"].append(len(s.captions))
+        columns["n_triplets"].append(len(s.triplets))
+        columns["n_candidates"].append(s.counters.get("n_candidates", len(s.relations)))
+        columns["n_kept"].append(sum(1 for r in s.relations if r.kept))
+    return pa.table(columns, schema=PARQUET_SCHEMA)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_statistics=True)
+    return sink.getvalue().to_pybytes()
+
+
+def shard_content_stats(samples: list[Sample]) -> dict[str, Any]:
+    """Counts that go to `_stats.json` (and are summed into stats.json)."""
+    statuses = Counter(s.status for s in samples)
+    counters: Counter[str] = Counter()
+    predicates: Counter[str] = Counter()
+    kept_predicates: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    for s in samples:
+        counters.update(s.counters)
+        if not s.ok:
+            continue
+        categories.update(b.category for b in s.objects)
+        for relation in s.relations:
+            predicates[relation.predicate] += 1
+            if relation.kept:
+                kept_predicates[relation.predicate] += 1
+    ok = [s for s in samples if s.ok]
+    return {
+        "count": len(samples),
+        "successes": statuses.get("ok", 0),
+        "failed_to_process": len(samples) - statuses.get("ok", 0),
+        "status": dict(sorted(statuses.items())),
+        "counters": dict(sorted(counters.items())),
+        "n_objects": sum(len(s.objects) for s in ok),
+        "n_captions": sum(len(s.captions) for s in ok),
+        "n_triplets": sum(len(s.triplets) for s in ok),
+        "n_relations": sum(len(s.relations) for s in ok),
+        "n_kept": sum(1 for s in ok for r in s.relations if r.kept),
+        "predicates": dict(predicates.most_common()),
+        "kept_predicates": dict(kept_predicates.most_common()),
+        "categories": dict(categories.most_common()),
+    }
+
+
+def write_shard(
+    out_dir: Path,
+    shard_index: int,
+    samples: list[Sample],
+    provenance: dict[str, Any],
+    write_images: bool = True,
+    timings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write one shard atomically and return its `_stats.json` content."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = shard_paths(out_dir, shard_index)
+    remove_partial_shard(out_dir, shard_index)
+    tar_data = _tar_bytes(tar_members(samples, provenance, write_images))
+    parquet_data = _parquet_bytes(status_rows(samples))
+    stats = {
+        "shard": shard_name(shard_index),
+        "url": paths["tar"].name,
+        "nsamples": sum(1 for s in samples if s.ok),
+        "filesize": len(tar_data),
+        "md5": hashlib.md5(tar_data).hexdigest(),
+        **shard_content_stats(samples),
+        "timings": timings or {},
+    }
+    atomic_write_bytes(paths["tar"], tar_data)
+    atomic_write_bytes(paths["parquet"], parquet_data)
+    write_json_atomic(paths["stats"], stats)  # last: marks the shard complete
+    return stats
+
+
+def read_shard_stats(out_dir: Path) -> list[dict[str, Any]]:
+    """Every complete shard's `_stats.json`, in shard order."""
+    stats = []
+    for path in sorted(Path(out_dir).glob(f"[0-9][0-9][0-9][0-9][0-9]{STATS_SUFFIX}")):
+        stats.append(json.loads(path.read_text()))
+    return stats
