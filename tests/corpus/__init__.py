@@ -1,0 +1,1 @@
+"""Generators of bad and unusual inputs, made in the test (nothing downloaded)."""
