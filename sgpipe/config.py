@@ -119,7 +119,6 @@ class PipelineConfig:
         for key in ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device"):
             content["run"].pop(key)
         content["output"].pop("dir")
-        content["source"].pop("limit")
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

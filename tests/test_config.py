@@ -1,0 +1,69 @@
+import pytest
+
+from sgpipe.config import load_config
+from sgpipe.errors import ConfigError
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "instances.json").write_text("{}")
+    (tmp_path / "captions.json").write_text("{}")
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "source:\n  name: t\n  instances: instances.json\n  images: images\n  captions: captions.json\n"
+        "output:\n  dir: out\n"
+    )
+    return path
+
+
+def test_relative_paths_resolve_next_to_the_recipe(recipe):
+    config = load_config(recipe)
+    assert config.source.instances == str(recipe.parent / "instances.json")
+    assert config.output.samples_per_shard == 1000 and config.caption.captions_per_image == 10
+
+
+def test_overrides_are_typed(recipe):
+    config = load_config(recipe, ["output.samples_per_shard=7", "verify.keep_threshold=0.3", "source.name=o365"])
+    assert config.output.samples_per_shard == 7 and config.verify.keep_threshold == 0.3
+    assert config.source.name == "o365"
+
+
+def test_every_problem_is_reported_at_once(recipe):
+    with pytest.raises(ConfigError) as caught:
+        load_config(recipe, [
+            "output.samples_per_shrad=5",   # typo
+            "caption.batch_size=big",      # wrong type
+            "tag.vocabulary=klingon",      # not a choice
+            "verify.keep_threshold=1.5",   # out of range
+            "bogus.key=1",                 # unknown section
+        ])
+    problems = caught.value.problems
+    assert len(problems) == 5, problems
+    text = str(caught.value)
+    assert "did you mean 'output.samples_per_shard'" in text
+    assert "caption.batch_size: expected int" in text
+    assert "Choose from: auto, coco, none, objects365" in text
+    assert "verify.keep_threshold: 1.5 must be in [0.0, 1.0]" in text
+    assert "unknown section 'bogus'" in text
+
+
+def test_verify_without_checkpoint_says_how_to_train_one(recipe):
+    with pytest.raises(ConfigError, match="sgpipe train"):
+        load_config(recipe, ["verify.enabled=true"])
+
+
+def test_bad_yaml_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("source: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["source.instances=/nope.json", "source.images=/nope", "source.captions=/nope.json"])
+    assert sum("no such" in p for p in caught.value.problems) == 3
+
+
+def test_config_hash_ignores_placement_but_not_content(recipe):
+    base = load_config(recipe).content_hash()
+    assert load_config(recipe, ["run.workers=8", "output.dir=elsewhere"]).content_hash() == base
+    assert load_config(recipe, ["tag.max_pairs_per_triplet=3"]).content_hash() != base
