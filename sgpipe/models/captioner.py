@@ -1,0 +1,287 @@
+"""Image captioner: any transformers image-to-text model, with RLIPv2's decoding as the default.
+
+Needs only torch, transformers and PIL (the GPU benchmark imports it on machines without the rest).
+
+Lengths. `max_length`/`min_length` count tokens as BLIP does, prompt included: BLIP's `generate`
+turns the tokenized prompt "[CLS] a picture of [SEP]" into the decoder input "[DEC] a picture of"
+(4 tokens) and hands `max_length`/`min_length` to the text decoder's `generate`, where transformers
+counts the whole sequence. So max_length 20 leaves 16 new tokens (the closing [SEP] included) and
+min_length 5 forbids [SEP] before the first new word, exactly as the original BLIP code did.
+
+Sampling. RLIPv2 sampled with transformers' defaults, so top-k 50 applied before top-p 0.9; the same
+holds here. Sampling is done by `SeededNucleusSampler`: Gumbel-max over the top-k/top-p set, with
+noise from a counter-based hash of (image seed, return index, step, token id) instead of a global
+RNG. An image's captions therefore depend only on its seed and its own logits: the same image and
+seed give the same captions whatever else is in the batch and on any device, up to floating-point
+differences in the logits themselves (different batch sizes may pick different GPU kernels); the
+same batch on the same hardware and software is bitwise reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sgpipe.errors import ModelNotAvailableError, SgpipeError
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from sgpipe.config import CaptionConfig
+
+log = logging.getLogger(__name__)
+
+TOP_K = 50  # transformers' default, in force when RLIPv2 sampled with top_p 0.9
+_MASK32 = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Decoding settings, recorded with every caption."""
+
+    strategy: str = "sample"  # sample | beam
+    prompt: str = "a picture of "
+    num_return_sequences: int = 10
+    max_length: int = 20  # tokens as BLIP counts them, prompt included
+    min_length: int = 5
+    top_p: float = 0.9
+    top_k: int = TOP_K
+    repetition_penalty: float = 1.1
+    num_beams: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        settings = asdict(self)
+        if self.strategy == "sample":
+            settings.pop("num_beams")
+        else:
+            settings.pop("top_p")
+            settings.pop("top_k")
+            settings["num_beams"] = max(self.num_beams, self.num_return_sequences)
+        return settings
+
+    @classmethod
+    def from_config(cls, config: "CaptionConfig") -> "Decoding":
+        return cls(
+            strategy=config.decoding,
+            prompt=config.prompt,
+            num_return_sequences=config.captions_per_image,
+            max_length=config.max_length,
+            min_length=config.min_length,
+            top_p=config.top_p,
+            repetition_penalty=config.repetition_penalty,
+            num_beams=config.num_beams,
+        )
+
+
+def _fmix32(x: "torch.Tensor") -> "torch.Tensor":
+    """MurmurHash3's 32-bit finalizer on int64 tensors holding values in [0, 2**32)."""
+    x = x ^ (x >> 16)
+    x = (x * 0x85EBCA6B) & _MASK32  # low 32 bits are right even when the int64 product wraps
+    x = x ^ (x >> 13)
+    x = (x * 0xC2B2AE35) & _MASK32
+    return x ^ (x >> 16)
+
+
+def row_keys(seeds: list[int], per_image: int) -> "torch.Tensor":
+    """One 32-bit key per generated sequence: image seed (63 bits) and return index mixed."""
+    import torch
+
+    keys = []
+    for seed in seeds:
+        low, high = seed & _MASK32, (seed >> 32) & _MASK32
+        for index in range(per_image):
+            keys.append([low, high, index])
+    parts = torch.tensor(keys, dtype=torch.int64)
+    key = _fmix32(parts[:, 0] ^ _fmix32(parts[:, 1] ^ 0x9E3779B9))
+    return _fmix32(key ^ _fmix32(parts[:, 2] + 0x7F4A7C15))
+
+
+class SeededNucleusSampler:
+    """A logits processor that draws the next token by top-k/top-p sampling, seeded per row.
+
+    It returns scores that are -inf everywhere but the drawn token, so transformers' own
+    multinomial step (run with do_sample=True, top_k=0, top_p=1.0) can only pick that token.
+    """
+
+    def __init__(self, keys: "torch.Tensor", top_p: float, top_k: int = TOP_K):
+        self.keys = keys
+        self.top_p = top_p
+        self.top_k = top_k
+
+    def __call__(self, input_ids: "torch.Tensor", scores: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        keys = self.keys.to(scores.device)
+        if keys.shape[0] != scores.shape[0]:
+            raise ValueError(f"sampler has {keys.shape[0]} row keys for {scores.shape[0]} rows")
+        k = min(self.top_k, scores.shape[-1]) if self.top_k > 0 else scores.shape[-1]
+        values, tokens = scores.float().topk(k, dim=-1)  # sorted, highest first
+        probs = values.softmax(dim=-1)
+        keep = (probs.cumsum(dim=-1) - probs) < self.top_p  # the nucleus; the top token always stays
+        step = _fmix32(keys ^ _fmix32(torch.full_like(keys, input_ids.shape[1])))
+        bits = _fmix32(_fmix32((step[:, None] ^ tokens) & _MASK32) ^ step[:, None])
+        # 23 bits: (b + 0.5) / 2**23 is exact in float32 and strictly inside (0, 1)
+        uniform = ((bits >> 9).float() + 0.5) / float(1 << 23)
+        gumbel = -torch.log(-torch.log(uniform))
+        choice = torch.where(keep, values + gumbel, torch.full_like(values, float("-inf"))).argmax(dim=-1)
+        chosen = tokens.gather(1, choice[:, None])
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, chosen, 0.0)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SgpipeError("run.device is 'cuda' but torch sees no CUDA device")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def _is_local(model: str) -> bool:
+    return Path(model).expanduser().is_dir()
+
+
+class Captioner:
+    """Processor and model loaded once; `generate` turns a batch of images into N captions each."""
+
+    role = "caption"
+
+    def __init__(
+        self,
+        model: str,
+        decoding: Decoding,
+        device: str = "auto",
+        dtype: str = "auto",
+        image_size: int = 0,
+        trust_remote_code: bool = False,
+    ):
+        self.model_id = model
+        self.decoding = decoding
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.image_size = image_size
+        self.trust_remote_code = trust_remote_code
+        self.revision: str | None = None
+        self.processor: Any = None
+        self.model: Any = None
+
+    @classmethod
+    def from_config(cls, config: "CaptionConfig", device: str = "auto") -> "Captioner":
+        return cls(
+            config.model,
+            Decoding.from_config(config),
+            device=device,
+            dtype=config.dtype,
+            image_size=config.image_size,
+            trust_remote_code=config.trust_remote_code,
+        )
+
+    def load(self) -> "Captioner":
+        """Load processor and weights; a model neither local nor cached, offline, raises ModelNotAvailableError."""
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        source = str(Path(self.model_id).expanduser()) if _is_local(self.model_id) else self.model_id
+        options = {"trust_remote_code": self.trust_remote_code}
+        try:
+            self.processor = AutoProcessor.from_pretrained(source, **options)
+            self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=self.dtype, **options)
+        except (OSError, ValueError) as error:
+            if _is_local(self.model_id):
+                raise SgpipeError(f"caption model folder {self.model_id!r} cannot be loaded: {error}") from error
+            hint = "or set caption.model to a local folder"
+            if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
+                hint += " (HF_HUB_OFFLINE is set, so the hub was not asked)"
+            raise ModelNotAvailableError(self.model_id, self.role, hint) from error
+        self.model.to(self.device).eval()
+        self.revision = getattr(self.model.config, "_commit_hash", None)
+        self._fit_image_size()
+        return self
+
+    def _fit_image_size(self) -> None:
+        """Resize inputs to `image_size` (384 for RLIPv2) when the processor takes a height/width size."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        size = getattr(image_processor, "size", None)
+        height = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
+        if not self.image_size or height is None:
+            return
+        native = getattr(getattr(self.model.config, "vision_config", None), "image_size", None)
+        if native is not None and native != self.image_size:
+            raise SgpipeError(
+                f"caption.image_size {self.image_size} differs from the {native} px the model "
+                f"{self.model_id!r} was built for; set caption.image_size={native}"
+            )
+        if height != self.image_size:
+            fields = {"height": self.image_size, "width": self.image_size}
+            image_processor.size = fields if isinstance(size, dict) else type(size)(**fields)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.model_id,
+            "revision": self.revision,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "decoding": self.decoding.to_dict(),
+        }
+
+    def generate(self, images: list["Image.Image"], seeds: list[int]) -> list[list[str]]:
+        """N captions per image (prompt stripped); sampling is seeded per image by `seeds`."""
+        if not images:
+            return []
+        sequences = self.generate_ids(images, seeds)
+        texts = self.processor.batch_decode(sequences, skip_special_tokens=True)
+        captions = [strip_prompt(text, self.decoding.prompt) for text in texts]
+        n = self.decoding.num_return_sequences
+        return [captions[i * n : (i + 1) * n] for i in range(len(images))]
+
+    def generate_ids(self, images: list["Image.Image"], seeds: list[int]) -> "torch.Tensor":
+        """Token ids, (len(images) * N, length), prompt included, image-major."""
+        import torch
+        from transformers import LogitsProcessorList
+
+        if len(images) != len(seeds):
+            raise ValueError(f"{len(images)} images but {len(seeds)} seeds")
+        if self.model is None:
+            self.load()
+        settings = self.decoding
+        n = settings.num_return_sequences
+        inputs = self.processor(images=images, text=[settings.prompt] * len(images), return_tensors="pt")
+        inputs = {name: value.to(self.device) for name, value in inputs.items()}
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        options: dict[str, Any] = {
+            "max_length": settings.max_length,
+            "min_length": settings.min_length,
+            "repetition_penalty": settings.repetition_penalty,
+            "num_return_sequences": n,
+        }
+        if settings.strategy == "beam":
+            options.update(do_sample=False, num_beams=max(settings.num_beams, n))
+        else:
+            sampler = SeededNucleusSampler(row_keys(seeds, n), settings.top_p, settings.top_k)
+            options.update(
+                do_sample=True, top_k=0, top_p=1.0, temperature=1.0, logits_processor=LogitsProcessorList([sampler])
+            )
+        with torch.inference_mode():
+            return self.model.generate(**inputs, **options)
+
+
+def strip_prompt(text: str, prompt: str) -> str:
+    """Drop the prompt the decoder echoes back (BLIP returns "a picture of a dog ...")."""
+    text = text.strip()
+    head = prompt.strip()
+    if head and text.lower().startswith(head.lower()):
+        text = text[len(head) :]
+    return text.strip()

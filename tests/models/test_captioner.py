@@ -1,0 +1,107 @@
+import os
+
+import pytest
+import torch
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from PIL import Image  # noqa: E402
+
+from sgpipe.errors import SgpipeError  # noqa: E402
+from sgpipe.models.captioner import (  # noqa: E402
+    Captioner,
+    Decoding,
+    SeededNucleusSampler,
+    resolve_dtype,
+    row_keys,
+    strip_prompt,
+)
+from tests.helpers.tiny_models import build_tiny_blip  # noqa: E402
+
+
+def test_sampler_follows_the_nucleus_distribution():
+    # probabilities 0.5, 0.3, 0.15, 0.05: top_p 0.9 keeps the first three, renormalised to 0.5/0.95 ...
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    rows = 20000
+    scores = probs.log().repeat(rows, 1)
+    sampler = SeededNucleusSampler(row_keys(list(range(rows)), 1), top_p=0.9)
+    out = sampler(torch.zeros(rows, 4, dtype=torch.long), scores)
+    assert torch.isfinite(out).sum(dim=1).eq(1).all()  # exactly one allowed token per row
+    chosen = out.argmax(dim=1)
+    freq = torch.bincount(chosen, minlength=4).float() / rows
+    expected = torch.tensor([0.5, 0.3, 0.15, 0.0]) / 0.95
+    assert torch.allclose(freq, expected, atol=0.015), freq
+
+
+def test_sampler_respects_top_k_and_masked_tokens():
+    rows = 2000
+    scores = torch.zeros(rows, 100)  # uniform: top_k 50 bounds the choice
+    scores[:, 0] = float("-inf")  # e.g. EOS forbidden by min_length
+    sampler = SeededNucleusSampler(row_keys(list(range(rows)), 1), top_p=1.0, top_k=50)
+    chosen = sampler(torch.zeros(rows, 3, dtype=torch.long), scores).argmax(dim=1)
+    assert chosen.ne(0).all()
+    assert len(set(chosen.tolist())) == 50
+
+
+def test_sampler_noise_depends_on_row_key_and_step_only():
+    scores = torch.randn(6, 40)
+    keys = row_keys([11, 22, 33], 2)
+    full = SeededNucleusSampler(keys, 0.9)(torch.zeros(6, 5, dtype=torch.long), scores).argmax(1)
+    part = SeededNucleusSampler(keys[2:4], 0.9)(torch.zeros(2, 5, dtype=torch.long), scores[2:4]).argmax(1)
+    assert torch.equal(full[2:4], part)
+    later = SeededNucleusSampler(keys, 1.0, 40)(torch.zeros(6, 6, dtype=torch.long), torch.zeros(6, 40))
+    earlier = SeededNucleusSampler(keys, 1.0, 40)(torch.zeros(6, 5, dtype=torch.long), torch.zeros(6, 40))
+    assert not torch.equal(later.argmax(1), earlier.argmax(1))
+
+
+def test_row_keys_distinct_per_image_and_return_index():
+    keys = row_keys([0, 1, 2**40, 2**62 + 5], 10)
+    assert keys.shape == (40,) and len(set(keys.tolist())) == 40
+
+
+def test_strip_prompt():
+    assert strip_prompt("a picture of a dog on a bench", "a picture of ") == "a dog on a bench"
+    assert strip_prompt("A Picture of cats", "a picture of ") == "cats"
+    assert strip_prompt("two dogs", "a picture of ") == "two dogs"
+    assert strip_prompt(" two dogs ", "") == "two dogs"
+
+
+def test_dtype_auto():
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("auto", "cuda") == torch.bfloat16
+    assert resolve_dtype("float16", "cuda") == torch.float16
+
+
+@pytest.fixture(scope="module")
+def tiny_blip(tmp_path_factory):
+    return str(build_tiny_blip(tmp_path_factory.mktemp("tiny_blip")))
+
+
+def test_lengths_count_the_prompt_as_blip_does(tiny_blip):
+    image = Image.new("RGB", (40, 40), (10, 200, 30))
+    # min_length == max_length: every sequence is exactly max_length, [DEC] + "a picture of" included
+    fixed = Captioner(tiny_blip, Decoding(num_return_sequences=3, max_length=12, min_length=12), "cpu",
+                      image_size=32).load()
+    ids = fixed.generate_ids([image, image], [5, 6])
+    tokenizer = fixed.processor.tokenizer
+    prompt = [tokenizer.convert_tokens_to_ids("[DEC]")] + tokenizer("a picture of", add_special_tokens=False)[
+        "input_ids"]
+    assert ids.shape == (6, 12)
+    assert ids[:, :4].tolist() == [prompt] * 6
+    assert not ids.eq(tokenizer.sep_token_id).any()
+    # min_length 5 = the 4 prompt tokens + at least one word: [SEP] never comes first
+    free = Captioner(tiny_blip, Decoding(num_return_sequences=50, max_length=8, min_length=5), "cpu",
+                     image_size=32).load()
+    ids = free.generate_ids([image], [1])
+    assert ids.shape[1] <= 8
+    assert not ids[:, 4].eq(tokenizer.sep_token_id).any()
+
+
+def test_wrong_image_size_is_reported_at_load(tiny_blip):
+    with pytest.raises(SgpipeError, match="image_size"):
+        Captioner(tiny_blip, Decoding(), device="cpu", image_size=384).load()
+
+
+def test_broken_local_folder_is_not_called_missing(tmp_path):
+    with pytest.raises(SgpipeError, match="cannot be loaded"):
+        Captioner(str(tmp_path), Decoding(), device="cpu").load()
