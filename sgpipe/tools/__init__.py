@@ -1,0 +1,1 @@
+"""Dataset tools: convert, reshard, export, stats, report."""
