@@ -1,0 +1,124 @@
+"""Tag: ground each triplet on the image's boxes as ranked candidate (subject box, object box) pairs.
+
+Entities (the triplet's subject and object head lemmas) are mapped to box categories by the
+lexicon (whole words, curated synonyms and hyponyms), then by sentence-embedding similarity for
+words the lexicon does not know. Candidates are the ordered pairs of distinct eligible boxes
+(no crowd boxes unless `include_crowd`, none smaller than `min_box_area`) whose categories match,
+at most `max_pairs_per_triplet` per triplet, best geometric prior (`tag_score`) first.
+"""
+
+from __future__ import annotations
+
+from sgpipe import errors
+from sgpipe.config import TagConfig
+from sgpipe.records import Box, Relation, Sample
+from sgpipe.stages.base import Stage
+from sgpipe.stages.tag_score import tag_score
+from sgpipe.vocab.lexicon import Lexicon
+from sgpipe.vocab.matcher import EMBEDDING, EntityMatcher
+
+NONE = "none"
+
+
+class TagStage(Stage):
+    name = "tag"
+    failure_status = errors.FAILED_TAG
+    batch_size = 256
+
+    def __init__(self, config: TagConfig, categories: list[str]):
+        super().__init__()
+        self.config = config
+        self.categories = list(categories)
+        self.matcher: EntityMatcher | None = None
+
+    def setup(self) -> None:
+        embedder = None
+        if self.config.embedding_model != NONE:
+            from sgpipe.models.text_embedder import TextEmbedder
+
+            embedder = TextEmbedder(self.config.embedding_model)
+        lexicon = Lexicon(self.categories, self.config.vocabulary)
+        self.matcher = EntityMatcher(lexicon, embedder, self.config.embedding_threshold)
+
+    def describe(self) -> dict:
+        vocabulary = self.matcher.lexicon.vocabulary if self.matcher else self.config.vocabulary
+        return {
+            "vocabulary": vocabulary,
+            "embedding_model": self.config.embedding_model,
+            "embedding_threshold": self.config.embedding_threshold,
+            "max_pairs_per_triplet": self.config.max_pairs_per_triplet,
+            "min_box_area": self.config.min_box_area,
+            "include_crowd": self.config.include_crowd,
+        }
+
+    def process(self, samples: list[Sample]) -> None:
+        if self.matcher is None:
+            self.setup()
+            self._ready = True
+        for sample in samples:
+            self._tag(sample)
+
+    def _eligible(self, box: Box) -> bool:
+        if box.iscrowd and not self.config.include_crowd:
+            return False
+        return box.bbox[2] * box.bbox[3] >= self.config.min_box_area
+
+    def _boxes_for(self, sample: Sample, lemma: str, eligible: list[Box]) -> list[Box]:
+        """Eligible boxes the entity may denote; counts how it matched or why it did not."""
+        match = self.matcher.match(lemma)
+        if not match.matched:  # unknown word, or a body part, clothing, stuff
+            sample.count(f"tag_entity_unmatched_{match.source}")
+            return []
+        wanted = set(match.categories)
+        if match.source == EMBEDDING:  # the most similar category the image has, only
+            present = {b.category for b in eligible}
+            wanted = {next((c for c in match.categories if c in present), "")}
+        boxes = [b for b in eligible if b.category in wanted]
+        if boxes:
+            sample.count(f"tag_entity_matched_{match.source}")
+        elif any(b.category in match.categories for b in sample.objects):
+            sample.count("tag_entity_unmatched_boxes_excluded")
+        else:
+            sample.count("tag_entity_unmatched_no_category_in_image")
+        return boxes
+
+    def _tag(self, sample: Sample) -> None:
+        eligible = [b for b in sample.objects if self._eligible(b)]
+        sample.count("tag_boxes_excluded", len(sample.objects) - len(eligible))
+        cap = self.config.max_pairs_per_triplet
+        relations: list[Relation] = []
+        seen: set[tuple[int, int, str]] = set()
+        for triplet in sample.triplets:
+            subjects = self._boxes_for(sample, triplet.subject, eligible)
+            objects = self._boxes_for(sample, triplet.object, eligible)
+            scored = [
+                (round(tag_score(s.bbox, o.bbox, triplet.predicate), 6), s, o)
+                for s in subjects
+                for o in objects
+                if s is not o and s.id != o.id
+            ]
+            if not scored:
+                sample.count("tag_triplets_without_pair")
+                continue
+            scored.sort(key=lambda item: (-item[0], item[1].id, item[2].id))
+            if len(scored) > cap:
+                sample.count("tag_pairs_truncated", len(scored) - cap)
+                sample.count("tag_triplets_truncated")
+            for score, s, o in scored[:cap]:
+                key = (s.id, o.id, triplet.predicate)
+                if key in seen:  # another triplet ("man"/"person") already grounded it here
+                    sample.count("tag_pairs_duplicate")
+                    continue
+                seen.add(key)
+                relations.append(
+                    Relation(
+                        id=len(relations),
+                        subject_id=s.id,
+                        object_id=o.id,
+                        predicate=triplet.predicate,
+                        triplet_id=triplet.id,
+                        tag_score=score,
+                    )
+                )
+        sample.relations = relations
+        sample.count("tag_candidates", len(relations))
