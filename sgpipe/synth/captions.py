@@ -72,12 +72,12 @@ class _Writer:
     def one(self, s: Statement, opening: bool = True) -> str:
         """One statement, in one of several constructions (a noun phrase or a clause)."""
         definite = self.rng.random() < 0.3
-        subj, obj = self.np(s.subject, definite), self.np(s.object, definite)
         form = self.rng.randrange(4)
         if form == 0:
+            subj, obj = self.np(s.subject, definite), self.np(s.object, definite)
             return self.prefix(f"{subj} {self.participle(s.predicate)} {obj}", opening)
         if form == 1:
-            return f"{subj} {self.finite(s.predicate)} {obj}"
+            return self.clause(s, definite)
         if form == 2:
             return f"there is {self.np(s.subject)} {self.participle(s.predicate)} {self.np(s.object)}"
         relative = self.finite(s.predicate)
@@ -92,8 +92,15 @@ class _Writer:
             return f"there are {pair} {phrase} {self.np(first.object)}"
         return f"{pair} are {phrase} {self.np(first.object)}"
 
+    def clause(self, s: Statement, definite: bool) -> str:
+        return f"{self.np(s.subject, definite)} {self.finite(s.predicate)} {self.np(s.object, definite)}"
+
     def two(self, first: Statement, second: Statement) -> str:
-        return f"{self.one(first)} and {self.one(second, opening=False)}"
+        """Two statements, kept apart so no noun phrase can attach to the other one's preposition."""
+        if self.rng.random() < 0.5:
+            definite = self.rng.random() < 0.3
+            return f"{self.clause(first, definite)} and {self.clause(second, definite)}"
+        return f"{_capital(self.one(first))}. {_capital(self.one(second, opening=False))}"
 
     def prefix(self, noun_phrase: str, opening: bool) -> str:
         """Sometimes the opening a captioner prompted with "a picture of" produces."""
@@ -102,9 +109,13 @@ class _Writer:
         return noun_phrase
 
     def finish(self, text: str) -> str:
-        if self.rng.random() < 0.5:
-            text = text[0].upper() + text[1:] + "."
+        if ". " in text or self.rng.random() < 0.5:
+            return _capital(text) + "."
         return text
+
+
+def _capital(text: str) -> str:
+    return text[0].upper() + text[1:]
 
 
 def _pick(rng: random.Random, triples: list[Triple], weights: dict[str, float], used: set[Triple]) -> Triple:

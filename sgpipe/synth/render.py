@@ -18,12 +18,12 @@ JPEG_QUALITY = 92
 
 def _background(rng: random.Random, size: int) -> np.ndarray:
     noise = np.random.default_rng(rng.getrandbits(64))
-    base = np.array(rng.choice(BACKGROUNDS), dtype=np.float32)
+    base = np.array(rng.choice(BACKGROUNDS), dtype=np.int16)
     # Low-frequency blotches (bilinear upsampling of a coarse grid) plus per-pixel grain.
-    coarse = np.clip(noise.normal(128, 40, (6, 6, 3)), 0, 255).astype(np.uint8)
-    blotches = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BILINEAR), dtype=np.float32) - 128
-    grain = noise.normal(0, 10, (size, size, 3)).astype(np.float32)
-    return np.clip(base + 0.45 * blotches + grain, 0, 255).astype(np.uint8)
+    coarse = noise.integers(60, 196, (6, 6, 3), dtype=np.uint8)
+    blotches = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BILINEAR), dtype=np.int16)
+    grain = noise.integers(-16, 17, (size, size, 3), dtype=np.int16)
+    return np.clip(base + (blotches - 128) // 2 + grain, 0, 255).astype(np.uint8)
 
 
 def render(rng: random.Random, shapes: list[Shape], size: int) -> tuple[bytes, list[np.ndarray]]:
