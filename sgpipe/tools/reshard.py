@@ -1,0 +1,116 @@
+"""`sgpipe reshard`: rewrite shards into equal-size ones (every shard holds N samples, the last the rest).
+
+Tar members are copied byte for byte (records are not re-encoded), in the writer's tar format (fixed
+mtimes, sorted-by-input order), so a resharded sample reads back exactly as it was written. Each new
+shard gets fresh parquet rows (ok samples only: failures were never in the tars) and `_stats.json`;
+then shardindex.json and stats.json are rebuilt. One output shard is held in memory at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from sgpipe.errors import SgpipeError
+from sgpipe.records import Sample, shard_name
+from sgpipe.shards import expand_urls, split_member_name
+
+
+@dataclass(slots=True)
+class KeyMembers:
+    key: str
+    members: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def record(self) -> dict | None:
+        for name, data in self.members:
+            if split_member_name(name)[1] == "json":
+                return json.loads(data)
+        return None
+
+
+def iter_key_members(urls: list[str]) -> Iterator[KeyMembers]:
+    """Each sample's raw tar members, in order; a key's members are adjacent, as the writer puts them."""
+    for url in urls:
+        current: KeyMembers | None = None
+        with tarfile.open(url, mode="r|") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, _ = split_member_name(member.name)
+                if current is None or key != current.key:
+                    if current is not None:
+                        yield current
+                    current = KeyMembers(key)
+                handle = tar.extractfile(member)
+                current.members.append((member.name.rsplit("/", 1)[-1], handle.read() if handle else b""))
+        if current is not None:
+            yield current
+
+
+def write_copied_shard(out: Path, index: int, group: list[KeyMembers]) -> dict:
+    """One shard from copied members: tar + parquet rows + `_stats.json` (written last), as write_shard does."""
+    from sgpipe.stages.write import (
+        _parquet_bytes, _tar_bytes, atomic_write_bytes, shard_content_stats, shard_paths, status_rows,
+        write_json_atomic,
+    )
+
+    samples = [Sample.from_record(item.record()) for item in group]
+    tar_data = _tar_bytes(member for item in group for member in item.members)
+    paths = shard_paths(out, index)
+    stats = {
+        "shard": shard_name(index),
+        "url": paths["tar"].name,
+        "nsamples": len(samples),
+        "filesize": len(tar_data),
+        "md5": hashlib.md5(tar_data).hexdigest(),
+        **shard_content_stats(samples),
+        "timings": {},
+    }
+    atomic_write_bytes(paths["tar"], tar_data)
+    atomic_write_bytes(paths["parquet"], _parquet_bytes(status_rows(samples)))
+    write_json_atomic(paths["stats"], stats)
+    return stats
+
+
+def reshard(source: str | Path, out: Path, samples_per_shard: int) -> str:
+    """Rewrite the shards at `source` into `out`, `samples_per_shard` samples each (the last may hold fewer)."""
+    from sgpipe.stages.finalize import finalize_outputs
+
+    if samples_per_shard < 1:
+        raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")
+    urls = expand_urls(source)
+    out = Path(out)
+    if out.is_dir() and any(out.glob("[0-9][0-9][0-9][0-9][0-9].tar")):
+        raise SgpipeError(f"{out} already holds shards: reshard into an empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    group: list[KeyMembers] = []
+    sizes: list[int] = []
+    datasets: set[str] = set()
+    skipped = 0
+    for item in iter_key_members(urls):
+        record = item.record()
+        if record is None:
+            skipped += 1  # an image without its record cannot be described in the parquet
+            continue
+        datasets.add(record.get("dataset", "unknown"))
+        group.append(item)
+        if len(group) == samples_per_shard:
+            write_copied_shard(out, len(sizes), group)
+            sizes.append(len(group))
+            group = []
+    if group:
+        write_copied_shard(out, len(sizes), group)
+        sizes.append(len(group))
+    if not sizes:
+        raise SgpipeError(f"no samples in {source}")
+    finalize_outputs(out, "+".join(sorted(datasets)))
+    summary = f"wrote {len(sizes)} shards, {sum(sizes)} samples, {samples_per_shard} per shard to {out}"
+    if sizes[-1] != samples_per_shard:
+        summary += f"; the last shard holds {sizes[-1]}"
+    if skipped:
+        summary += f"; skipped {skipped} keys without a .json record"
+    return summary
