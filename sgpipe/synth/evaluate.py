@@ -63,7 +63,10 @@ def _triple(row: dict[str, Any]) -> Triple:
 
 
 def _same_claims(t: Triple) -> set[Triple]:
-    """A statement and its converse wording ("a behind b" = "b in front of a"): a parser may give either."""
+    """A statement and its converse wording ("a behind b" = "b in front of a").
+
+    A parser may give either: it turns "a star is covered by a circle" into (circle, cover, star).
+    """
     s, o, p = t
     if p in INVERSE:
         return {t, (o, s, INVERSE[p])}
@@ -73,22 +76,18 @@ def _same_claims(t: Triple) -> set[Triple]:
 
 
 def load_truth(world_dir: Path) -> Truth:
-    """Read annotations/relations.json, hallucinations.json and (if present) statements.json.
-
-    Stated and hallucinated relations include each statement's converse wording, since a parser
-    turns "a star is covered by a circle" into (circle, cover, star) = (circle, in front of, star).
-    """
+    """Read annotations/relations.json, hallucinations.json and (if present) statements.json."""
     ann = Path(world_dir) / "annotations"
     truth = Truth()
     for entry in json.loads((ann / "relations.json").read_text(encoding="utf-8")):
         truth.relations[int(entry["image_id"])] = {_triple(r) for r in entry["relations"]}
     for row in json.loads((ann / "hallucinations.json").read_text(encoding="utf-8")):
-        truth.hallucinations.setdefault(int(row["image_id"]), set()).update(_same_claims(_triple(row)))
+        truth.hallucinations.setdefault(int(row["image_id"]), set()).add(_triple(row))
     statements = ann / "statements.json"
     if statements.exists():
         for row in json.loads(statements.read_text(encoding="utf-8")):
             if row["holds"]:
-                truth.stated.setdefault(int(row["image_id"]), set()).update(_same_claims(_triple(row)))
+                truth.stated.setdefault(int(row["image_id"]), set()).add(_triple(row))
     return truth
 
 
@@ -104,6 +103,7 @@ def evaluate_relations(records: Iterable[dict[str, Any]], truth: Truth, kept_onl
     Recall is over every true relation of the evaluated images; `recall_stated` over the true
     relations that the captions state (what a caption-driven pipeline can find at best);
     `hallucinations_predicted` is the share of the captions' false relations that were predicted.
+    A stated (or false) relation counts as found when it or its converse wording was predicted.
     """
     tp = fp = n_truth = n_stated = tp_stated = n_false = false_hit = unmapped = images = unknown = 0
     per_predicate = {p: {"tp": 0, "fp": 0, "fn": 0} for p in PREDICATES}
@@ -130,9 +130,9 @@ def evaluate_relations(records: Iterable[dict[str, Any]], truth: Truth, kept_onl
         fp += len(predicted - true)
         n_truth += len(true)
         n_stated += len(stated)
-        tp_stated += len(predicted & stated)
+        tp_stated += sum(bool(predicted & _same_claims(t)) for t in stated)
         n_false += len(false)
-        false_hit += len(predicted & false)
+        false_hit += sum(bool(predicted & _same_claims(t)) for t in false)
         for _, _, p in hits:
             per_predicate[p]["tp"] += 1
         for _, _, p in predicted - true:
