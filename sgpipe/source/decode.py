@@ -9,12 +9,13 @@ stored nor after EXIF rotation).
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sgpipe import errors
 from sgpipe.records import Sample
@@ -25,6 +26,11 @@ FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", 
 
 # The pixel guard is ours (max_pixels): PIL's own bomb check would raise before we can say why.
 Image.MAX_IMAGE_PIXELS = None
+
+
+def _plain(error: Exception) -> str:
+    """The message without object addresses, so status rows are reproducible."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", str(error))
 
 
 def resolve_image_path(root: Path, file_name: str) -> tuple[Path | None, str]:
@@ -86,8 +92,11 @@ def decode_sample(sample: Sample, root: Path, max_pixels: int, keep_bytes: bool)
                 sample.fail(errors.FAILED_TOO_LARGE, f"{width}x{height} = {width * height} pixels > {max_pixels}")
                 return
             image.load()
+    except UnidentifiedImageError:
+        sample.fail(errors.FAILED_DECODE, "not a readable image: unknown format")
+        return
     except Exception as error:  # noqa: BLE001 - PIL raises many types for bad files
-        sample.fail(errors.FAILED_DECODE, f"not a readable image: {type(error).__name__}: {error}"[:500])
+        sample.fail(errors.FAILED_DECODE, f"not a readable image: {type(error).__name__}: {_plain(error)}"[:500])
         return
     extension = FORMAT_EXTENSIONS.get(image.format or "")
     if extension is None:
@@ -110,7 +119,7 @@ def decode_sample(sample: Sample, root: Path, max_pixels: int, keep_bytes: bool)
     try:
         sample.image = to_rgb(image)
     except Exception as error:  # noqa: BLE001
-        sample.fail(errors.FAILED_DECODE, f"cannot convert to RGB: {type(error).__name__}: {error}"[:500])
+        sample.fail(errors.FAILED_DECODE, f"cannot convert to RGB: {type(error).__name__}: {_plain(error)}"[:500])
         return
     sample.image_ext = extension
     sample.image_bytes = data if keep_bytes else None

@@ -1,0 +1,143 @@
+"""End to end through Ray: plan -> decode -> parse -> tag -> shards, resume and refusals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedError
+from sgpipe.outdir import OutputLock
+from sgpipe.runner import RunOptions, run_pipeline
+from tests.helpers.coco_fixture import make_coco
+from tests.helpers.runs import tiny_run_config
+from tests.helpers.schemas import validate
+
+QUIET = RunOptions(progress=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One local Ray for the module; run_pipeline reuses it rather than starting its own."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("coco")
+    paths = make_coco(root, n_images=5)
+    (paths["images"] / "000000000030.jpg").write_bytes(b"not a jpeg")  # undecodable
+    (paths["images"] / "000000000040.jpg").unlink()  # missing
+    return paths
+
+
+@pytest.fixture(scope="module")
+def finished(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    summary = run_pipeline(tiny_run_config(dataset, out), QUIET)
+    return out, summary
+
+
+def _shard_bytes(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
+
+
+def test_every_entry_gets_one_status_row(finished):
+    out, summary = finished
+    rows = pq.read_table(sorted(out.glob("*.parquet"))).to_pylist()
+    assert [r["image_id"] for r in rows] == [10, 20, 30, 40, 50]
+    statuses = {r["image_id"]: r["status"] for r in rows}
+    assert statuses == {10: "ok", 20: "ok", 30: "failed_decode", 40: "failed_missing", 50: "ok"}
+    assert "no file" in next(r for r in rows if r["image_id"] == 40)["error_message"]
+    assert "5 images" in summary
+
+
+def test_shards_read_back_with_webdataset_and_match_the_schemas(finished):
+    out, _ = finished
+    samples = list(wds.WebDataset(str(out / "{00000..00002}.tar"), shardshuffle=False))
+    assert [s["__key__"] for s in samples] == ["t-000000000010", "t-000000000020", "t-000000000050"]
+    for sample in samples:
+        record = json.loads(sample["json"])
+        validate(record, "scene_graph")
+        assert sample["jpg"][:2] == b"\xff\xd8"
+        assert record["triplets"], "captions of the fixture state relations"
+        assert record["relations"] and all(r["confidence"] is None for r in record["relations"])
+    for name, schema in (("run.json", "run"), ("stats.json", "stats"), ("shardindex.json", "shardindex")):
+        validate(json.loads((out / name).read_text()), schema)
+    for path in out.glob("*_stats.json"):
+        validate(json.loads(path.read_text()), "shard_stats")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["status"] == {"failed_decode": 1, "failed_missing": 1, "ok": 3}
+    assert stats["counters"]["resolved_direct"] == 4
+
+
+def test_rerun_is_a_no_op(finished, dataset):
+    out, _ = finished
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.suffix in (".tar", ".parquet")}
+    run_pipeline(tiny_run_config(dataset, out), QUIET)
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.suffix in (".tar", ".parquet")}
+    assert before == after
+    assert json.loads((out / "run.json").read_text())["resumed"] == 1
+
+
+def test_a_different_config_is_refused_without_force(finished, dataset):
+    out, _ = finished
+    with pytest.raises(ConfigMismatchError, match="--force"):
+        run_pipeline(tiny_run_config(dataset, out, tag__max_pairs_per_triplet=1), QUIET)
+
+
+def test_a_second_run_on_the_same_folder_is_refused(finished, dataset):
+    out, _ = finished
+    with OutputLock(out):
+        with pytest.raises(OutputLockedError, match="in use"):
+            run_pipeline(tiny_run_config(dataset, out), QUIET)
+
+
+def test_wrong_images_folder_trips_the_error_rate(dataset, tmp_path):
+    config = tiny_run_config(dataset, tmp_path / "out", source__images=str(tmp_path))
+    with pytest.raises(ErrorRateExceeded, match="source.images"):
+        run_pipeline(config, QUIET)
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from sgpipe.runner import RunOptions, run_pipeline
+    from tests.helpers.runs import tiny_run_config
+    paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
+    run_pipeline(tiny_run_config(paths, Path(sys.argv[4]), run__workers=1, output__samples_per_shard=1),
+                 RunOptions(progress=False))
+""")
+
+
+@pytest.mark.parametrize("kill_after_shards", [2, pytest.param(1, marks=pytest.mark.slow),
+                                               pytest.param(4, marks=pytest.mark.slow)])
+def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, kill_after_shards):
+    reference = tmp_path / "reference"
+    run_pipeline(tiny_run_config(dataset, reference, run__workers=1, output__samples_per_shard=1), QUIET)
+    out = tmp_path / "killed"
+    args = [sys.executable, "-c", KILL_SCRIPT, str(dataset["instances"]), str(dataset["images"]),
+            str(dataset["captions"]), str(out)]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    process = subprocess.Popen(args, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("*_stats.json"))) < kill_after_shards:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and its Ray workers, at once
+    process.wait()
+    assert len(list(out.glob("*_stats.json"))) < 5, "killed before the end"
+    run_pipeline(tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1), QUIET)
+    assert _shard_bytes(out) == _shard_bytes(reference)
+    keys = [r["key"] for r in pq.read_table(sorted(out.glob("*.parquet"))).to_pylist()]
+    assert len(keys) == len(set(keys)) == 5
