@@ -94,9 +94,9 @@ class Normalizer:
         exceptions = self.exceptions.get(pos, {}).get(word)
         if exceptions:
             return exceptions[0]
+        # Without a tag to say "plural", a suffix rule that lands on a known lemma wins over the word
+        # itself ("legs" is in the noun index too); gold and predictions get the same treatment.
         index = self.index.get(pos, ())
-        if word in index:
-            return word
         for old, new in self.rules.get(pos, ()):
             if word.endswith(old):
                 form = word[: len(word) - len(old)] + new

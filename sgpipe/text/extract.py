@@ -13,6 +13,8 @@ from sgpipe.records import Triplet
 from sgpipe.text.lexicon import (
     ANAPHORA,
     CONTAINER_NOUNS,
+    PERSON_PRONOUNS,
+    PREPOSITION_FORMS,
     PREDICATE_LEMMAS,
     QUANTITY_NOUNS,
     RELATIONAL_NOUNS,
@@ -137,7 +139,10 @@ class _Extractor:
                     return None
                 return self._resolve(p.head[j], avoid)
             if word in ANAPHORA:
-                return self._antecedent(i, avoid)
+                antecedent = self._antecedent(i, avoid)
+                if antecedent is None and word in PERSON_PRONOUNS:
+                    return i  # "he is skiing": the pronoun stands for a person
+                return antecedent
             return None
         if p.pos[i] not in NOMINAL:
             return None
@@ -178,6 +183,8 @@ class _Extractor:
             for c in p.kids[k]:
                 if p.dep[c] in ("prep", "pcomp") and p.pos[c] == "ADP":
                     out.extend(self._prep(c, words, surface))  # "out of", "in between"
+                elif p.dep[c] == "pcomp" and p.tag[c] == "VBG":  # "on cutting board": a noun read as a verb
+                    out.extend((words, surface, o) for o in p.kids[c] if p.dep[o] == "dobj")
             return out
         out = []
         for o in objects:
@@ -197,11 +204,12 @@ class _Extractor:
             if dep == "prep":
                 if p.lower[k] != "of":
                     out.extend(self._prep(k, [], []))
+                    continue
             elif dep in LOCATIVE_MODIFIERS and p.pos[k] in ("ADV", "ADJ"):
                 for c in p.kids[k]:
                     if p.dep[c] == "prep":
                         out.extend(self._prep(c, [p.lower[k]], [p.text[k]]))
-        return out
+        return [(PREPOSITION_FORMS.get(" ".join(w), w), s, o) for w, s, o in out]
 
     # -- relations -------------------------------------------------------------------------
 
@@ -222,13 +230,14 @@ class _Extractor:
             return subjects, patients
         dep, head = p.dep[v], p.head[v]
         if dep in ("acl", "relcl") and p.pos[head] in NOMINAL | {"PRON"}:
-            head = self._coordination_root(head) if head > 0 else head
+            head = self._coordination_root(head)
             if p.tag[v] == "VBN":
                 return [], [head]  # "a pizza cut by a man", "boats tied to a dock"
             return [head], []
         if dep in INHERIT_DEPS and head != v and p.pos[head] in ("VERB", "AUX"):
             return self._arguments(head, depth + 1)
-        return [], []
+        # "woman holding kite" read as a verb with a noun modifier before it: that noun is the subject.
+        return [k for k in p.kids[v] if k < v and p.dep[k] in ("npadvmod", "compound") and p.pos[k] in NOMINAL], []
 
     def verb(self, v: int) -> None:
         p = self.p
@@ -276,15 +285,37 @@ class _Extractor:
                         continue
                     if lemma in CONTAINER_NOUNS:  # "a bowl of oranges" -> orange in bowl
                         self._add(o, CONTAINER_NOUNS[lemma], "of", i)
+                    elif p.tag[o] == "NNS" and not any(p.dep[d] in ("det", "poss") for d in p.kids[o]):
+                        self._add(i, "have", "of", o)  # "a field of flowers" -> field have flower
                     else:  # "the seat of the toilet" -> toilet have seat
                         self._add(o, "have", "of", i)
+            elif dep == "aux" and p.lemma[k] == "have":  # "the bird has beak" read with beak as the root
+                for s in p.kids[i]:
+                    if p.dep[s] == "nsubj":
+                        self._add(s, "have", p.text[k], i)
         preps = self._preps_of(i)
         if not preps:
             return
         # A phrase after the last of coordinated nouns speaks of all of them: "a man and a dog on a bed".
         subject = self._coordination_root(i) if p.dep[i] == "conj" else i
         for words, words_surface, o in preps:
-            self._add(subject if o > i else i, " ".join(words), " ".join(words_surface), o)
+            pred, pred_surface = " ".join(words), " ".join(words_surface)
+            if p.pos[o] == "PRON" and p.lower[o] in ANAPHORA:
+                antecedent = self._antecedent(o, i)
+                if antecedent is not None and self._inside(antecedent, i):
+                    # "a cart with luggage on it": the phrase speaks of the luggage, "it" is the cart.
+                    self._add(antecedent, pred, pred_surface, i)
+                    continue
+            self._add(subject if o > i else i, pred, pred_surface, o)
+
+    def _inside(self, j: int, i: int) -> bool:
+        """Whether token `j` is in the subtree of token `i`."""
+        p = self.p
+        while p.head[j] != j:
+            j = p.head[j]
+            if j == i:
+                return True
+        return False
 
     def run(self) -> list[tuple[int, str, str, int]]:
         p = self.p
@@ -298,6 +329,8 @@ class _Extractor:
 
 
 def _entity_lemma(p: _Parse, i: int) -> str:
+    if p.pos[i] == "PRON":
+        return PERSON_PRONOUNS.get(p.lower[i], p.lower[i])
     parts = [p.lower[k] for k in p.kids[i] if k < i and p.dep[k] == "compound" and p.pos[k] in NOMINAL]
     parts.append(p.lemma[i] if p.pos[i] in NOMINAL else p.lower[i])
     return " ".join(parts)
@@ -323,7 +356,13 @@ def extract_triplets(doc: Any, verbs: Container[str] = ()) -> list[Triplet]:
     parse = _Parse(doc, verbs)
     seen: set[tuple[str, str, str]] = set()
     out: list[Triplet] = []
-    for s, lemma, surface, o in _Extractor(parse).run():
+    found = _Extractor(parse).run()
+    # "with" is the vaguest predicate: dropped when a more specific one links the same two mentions
+    # ("a couch with a cat sitting on it" -> cat sit on couch).
+    specific = {frozenset((s, o)) for s, lemma, _, o in found if lemma != "with"}
+    for s, lemma, surface, o in found:
+        if lemma == "with" and frozenset((s, o)) in specific:
+            continue
         key = (_entity_lemma(parse, s), lemma, _entity_lemma(parse, o))
         if key in seen:
             continue

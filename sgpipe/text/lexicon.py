@@ -7,7 +7,7 @@ QUANTITY_NOUNS = frozenset(
     "group bunch herd flock piece pieces slice slices pair couple lot lots number crowd stack pile row line "
     "set team collection variety kind type sort bit bits handful cluster bundle assortment array series "
     "school pack swarm fleet dozen chunk chunks couple mound bank clump patch grove batch string wedge "
-    "amount plenty majority part".split()
+    "amount plenty majority part alot".split()
 )
 
 # "in front of", "on top of", "at the side of": the noun is part of the preposition.
@@ -39,6 +39,16 @@ ANAPHORA = {
     "they": "plural",
     "them": "plural",
     "themselves": "plural",
+}
+
+# A person pronoun with no noun to point back to stands for a person ("he is skiing").
+PERSON_PRONOUNS = {"he": "man", "him": "man", "she": "woman", "her": "woman"}
+
+# Variants of one spatial relation written one way ("at the top of" -> "on top of").
+PREPOSITION_FORMS = {
+    "in between": ["between"],
+    "at top of": ["on", "top", "of"],
+    "in top of": ["on", "top", "of"],
 }
 
 # FACTUAL writes "lay on" whether the caption says lying or laying.
