@@ -115,7 +115,9 @@ class SeededNucleusSampler:
     def __call__(self, input_ids: "torch.Tensor", scores: "torch.Tensor") -> "torch.Tensor":
         import torch
 
-        keys = self.keys.to(scores.device)
+        if self.keys.device != scores.device:
+            self.keys = self.keys.to(scores.device)  # once, not a host copy per step
+        keys = self.keys
         if keys.shape[0] != scores.shape[0]:
             raise ValueError(f"sampler has {keys.shape[0]} row keys for {scores.shape[0]} rows")
         k = min(self.top_k, scores.shape[-1]) if self.top_k > 0 else scores.shape[-1]
@@ -248,19 +250,27 @@ class Captioner:
 
     def generate_ids(self, images: list["Image.Image"], seeds: list[int]) -> "torch.Tensor":
         """Token ids, (len(images) * N, length), prompt included, image-major."""
-        import torch
-        from transformers import LogitsProcessorList
-
         if len(images) != len(seeds):
             raise ValueError(f"{len(images)} images but {len(seeds)} seeds")
         if self.model is None:
             self.load()
-        settings = self.decoding
-        n = settings.num_return_sequences
-        inputs = self.processor(images=images, text=[settings.prompt] * len(images), return_tensors="pt")
+        return self.generate_from_inputs(self.preprocess(images), seeds)
+
+    def preprocess(self, images: list["Image.Image"]) -> dict[str, "torch.Tensor"]:
+        """Processor outputs (pixels and the tokenized prompt) on the model's device and dtype."""
+        inputs = self.processor(images=images, text=[self.decoding.prompt] * len(images), return_tensors="pt")
         inputs = {name: value.to(self.device) for name, value in inputs.items()}
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        return inputs
+
+    def generate_from_inputs(self, inputs: dict[str, "torch.Tensor"], seeds: list[int]) -> "torch.Tensor":
+        """Decode from prepared inputs, one seed per image (the GPU benchmark times this part)."""
+        import torch
+        from transformers import LogitsProcessorList
+
+        settings = self.decoding
+        n = settings.num_return_sequences
         options: dict[str, Any] = {
             "max_length": settings.max_length,
             "min_length": settings.min_length,

@@ -1,0 +1,39 @@
+"""The GPU captioner benchmark runs end to end in --quick mode, with torch and transformers only."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs the script as __main__, then fails if it pulled in the pipeline's heavy dependencies.
+DRIVER = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+heavy = sorted({"ray", "spacy", "webdataset", "pyarrow", "sgpipe.config", "sgpipe.stages"} & set(sys.modules))
+assert not heavy, heavy
+"""
+
+
+def test_quick_benchmark_writes_summary(tmp_path):
+    out = tmp_path / "caption.json"
+    command = [
+        sys.executable, "-c", DRIVER, str(ROOT / "benchmarks" / "gpu_caption.py"), "--quick",
+        "--batches", "1", "--warmup", "0", "--batch-sizes", "2", "--rlipv2-batch", "2",
+        "--captions", "2", "--max-length", "8", "--out", str(out),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    assert summary["quick"] is True and summary["decoding"]["forced_length"] is True
+    variants = [(r["variant"], r["dtype"], r["batch_size"]) for r in summary["results"]]
+    assert variants == [("rlipv2", "float32", 2), ("sgpipe", "float32", 2), ("sgpipe", "bfloat16", 2)]
+    for row in summary["results"]:
+        assert row["images_per_s"] > 0
+        assert row["tokens_per_caption"] == 8  # forced fixed length, prompt included
+    assert summary["speedup_vs_rlipv2"] > 0
+    assert "img/s" in result.stdout
