@@ -18,7 +18,7 @@ class Example:
     box_labels: list[str]  # category of each box
     pairs: list[tuple[int, int]]  # (subject index, object index) into boxes
     predicates: list[str]
-    targets: np.ndarray | None = None  # [P, Q]: 1 true, 0 false
+    targets: np.ndarray | None = None  # [P, Q]: 1 true, 0 false, -1 left out of the loss
     key: str = ""
 
 
@@ -72,7 +72,8 @@ def collate(examples: Sequence[Example]) -> dict[str, Any]:
         pred_mask[i, : len(e.predicates)] = True
         if e.targets is not None and e.targets.size:
             targets[i, : e.targets.shape[0], : e.targets.shape[1]] = torch.from_numpy(e.targets)
-    valid = pair_mask[:, :, None] & pred_mask[:, None, :]
+    valid = pair_mask[:, :, None] & pred_mask[:, None, :] & (targets >= 0)  # negative target: left out
+    targets = targets.clamp(min=0)
     for i, e in enumerate(examples):
         if not e.pairs:
             valid[i] = False

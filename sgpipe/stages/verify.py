@@ -1,0 +1,120 @@
+"""Verify: score every candidate relation with the RLIPv2-style verifier, store it when its
+confidence reaches `store_threshold` and mark it kept at `keep_threshold` (RLIPv2's
+generate-low, train-high practice: everything >= 0.05 is written, pre-training keeps >= 0.20).
+
+All candidate pairs x candidate predicates of an image are scored in one pass, images batched;
+a relation's confidence is the cell of its (subject box, object box) pair and its predicate.
+Relations are never passed through unscored: a sample the model cannot score fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from sgpipe import errors
+from sgpipe.config import VerifyConfig
+from sgpipe.records import Sample
+from sgpipe.stages.base import Stage
+
+TRAIN_HINT = (
+    "Train one with `sgpipe convert synth SYNTH_DIR --out TRAIN_SHARDS` and "
+    "`sgpipe train pipelines/train_small.yaml --set data.train=TRAIN_SHARDS`"
+)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class VerifyStage(Stage):
+    name = "verify"
+    failure_status = errors.FAILED_VERIFY
+
+    def __init__(self, config: VerifyConfig, device: str = "auto"):
+        super().__init__()
+        self.config = config
+        self.device = device
+        self.batch_size = config.batch_size
+        self.model: Any = None
+        self._sha: str | None = None
+
+    def setup(self) -> None:
+        from sgpipe.models.verifier import WEIGHTS_NAME, Verifier
+
+        folder = Path(self.config.checkpoint) if self.config.checkpoint else None
+        if folder is None or not (folder / "config.json").is_file() or not (folder / WEIGHTS_NAME).is_file():
+            raise errors.SgpipeError(
+                f"verify.checkpoint {self.config.checkpoint!r} is not a verifier checkpoint folder "
+                f"(config.json + {WEIGHTS_NAME}). {TRAIN_HINT}"
+            )
+        self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))
+        self._sha = file_sha256(folder / WEIGHTS_NAME)
+
+    def describe(self) -> dict:
+        folder = Path(self.config.checkpoint) if self.config.checkpoint else None
+        if self._sha is None and folder is not None and (folder / "model.safetensors").is_file():
+            self._sha = file_sha256(folder / "model.safetensors")
+        return {
+            "checkpoint": self.config.checkpoint,
+            "model_sha256": self._sha,
+            "store_threshold": self.config.store_threshold,
+            "keep_threshold": self.config.keep_threshold,
+        }
+
+    def process(self, samples: list[Sample]) -> None:
+        from sgpipe.models.verifier import Example, image_to_pixels, normalise_boxes
+
+        todo, examples = [], []
+        for sample in samples:
+            if not sample.relations:
+                continue
+            if sample.image is None:
+                raise ValueError(f"{sample.key}: no decoded image to verify {len(sample.relations)} relations on")
+            index = {box.id: i for i, box in enumerate(sample.objects)}
+            unknown = {r.subject_id for r in sample.relations} | {r.object_id for r in sample.relations}
+            unknown -= set(index)
+            if unknown:
+                raise ValueError(f"{sample.key}: relations refer to unknown box ids {sorted(unknown)}")
+            pairs = list(dict.fromkeys((index[r.subject_id], index[r.object_id]) for r in sample.relations))
+            predicates = list(dict.fromkeys(r.predicate for r in sample.relations))
+            examples.append(Example(
+                pixels=image_to_pixels(sample.image, self.model.config.image_size),
+                boxes=normalise_boxes([b.bbox for b in sample.objects], sample.width, sample.height),
+                box_labels=[b.category for b in sample.objects], pairs=pairs, predicates=predicates,
+                key=sample.key,
+            ))
+            todo.append((sample, index))
+        if not examples:
+            return
+        for (sample, index), example, scores in zip(todo, examples, self.model.score(examples, self.config.dtype)):
+            self._apply(sample, index, example, scores)
+
+    def _apply(self, sample: Sample, index: dict[int, int], example: Any, scores: Any) -> None:
+        pair_pos = {pair: i for i, pair in enumerate(example.pairs)}
+        name_pos = {name: j for j, name in enumerate(example.predicates)}
+        stored = []
+        for relation in sample.relations:
+            pair = (index[relation.subject_id], index[relation.object_id])
+            confidence = float(scores[pair_pos[pair], name_pos[relation.predicate]])
+            relation.confidence = confidence
+            relation.kept = confidence >= self.config.keep_threshold
+            if confidence >= self.config.store_threshold:
+                stored.append(relation)
+        sample.count("verify_scored", len(sample.relations))
+        sample.count("verify_below_store_threshold", len(sample.relations) - len(stored))
+        sample.count("verify_kept", sum(1 for r in stored if r.kept))
+        sample.relations = stored
