@@ -37,7 +37,9 @@ _INFLECTIONS = {
     "lies": "lie", "lying": "lie", "covers": "cover", "covering": "cover", "covered": "cover",
     "hides": "hide", "hiding": "hide", "hidden": "hide", "hid": "hide",
 }
-_DROPPED = {"be", "is", "are", "was", "were", "being", "been", "partly", "partially", "directly", "just", "the"}
+_DROPPED = {
+    "be", "is", "are", "was", "were", "being", "been", "partly", "partially", "directly", "just", "the",
+}
 
 
 def canonical_predicate(text: str) -> str | None:

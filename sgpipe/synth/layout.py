@@ -106,7 +106,8 @@ def _overlap(rng: random.Random, palette: _Palette, scale: float) -> list[Shape]
         if shared < max(60, 0.1 * smaller) or shared > 0.45 * smaller:
             continue
         front = rng.random() < 0.5
-        return [Shape(first_cat, first_color, a, int(front)), Shape(second_cat, second_color, b, int(not front))]
+        return [Shape(first_cat, first_color, a, int(front)),
+                Shape(second_cat, second_color, b, int(not front))]
     return None
 
 
@@ -123,8 +124,9 @@ def _shift(unit: list[Shape], dx: int, dy: int) -> list[Shape]:
 def _clear(box: Box, placed: list[Box], size: int) -> bool:
     if box[0] < 2 or box[1] < 2 or box[2] > size - 2 or box[3] > size - 2:
         return False
+    gap = UNIT_GAP
     return all(
-        box[2] + UNIT_GAP <= p[0] or p[2] + UNIT_GAP <= box[0] or box[3] + UNIT_GAP <= p[1] or p[3] + UNIT_GAP <= box[1]
+        box[2] + gap <= p[0] or p[2] + gap <= box[0] or box[3] + gap <= p[1] or p[3] + gap <= box[1]
         for p in placed
     )
 

@@ -11,11 +11,13 @@ from sgpipe.synth.world import generate_world
     ("sit on", "on"), ("rest on", "on"), ("on top of", "on"), ("sitting on top of", "on"), ("be on", "on"),
     ("in", "inside"), ("be inside", "inside"), ("within", "inside"),
     ("under", "below"), ("beneath", "below"), ("is below", "below"), ("over", "above"),
-    ("to the left of", "left of"), ("to left of", "left of"), ("left of", "left of"), ("to right of", "right of"),
+    ("to the left of", "left of"), ("to left of", "left of"), ("left of", "left of"),
+    ("to right of", "right of"),
     ("beside", "next to"), ("next to", "next to"),
     ("in front of", "in front of"), ("in front", "in front of"), ("cover", "in front of"),
     ("partly covering", "in front of"), ("hide", "in front of"),
-    ("be cover by", "behind"), ("covered by", "behind"), ("is partly hidden by", "behind"), ("behind", "behind"),
+    ("be cover by", "behind"), ("covered by", "behind"), ("is partly hidden by", "behind"),
+    ("behind", "behind"),
     ("ride", None), ("have", None), ("of", None), ("", None), ("to", None),
 ])
 def test_canonical_predicate(text, expected):
@@ -47,11 +49,15 @@ def _write_world(tmp_path):
             {"subject_id": 21, "object_id": 22, "predicate": "inside"},
         ]},
     ]
-    hallucinations = [{"image_id": 1, "caption_id": 10, "subject_id": 13, "object_id": 12, "predicate": "behind"}]
+    def statement(image_id, caption_id, s, o, predicate):
+        return {"image_id": image_id, "caption_id": caption_id, "subject_id": s, "object_id": o,
+                "predicate": predicate}
+
+    hallucinations = [statement(1, 10, 13, 12, "behind")]
     statements = [
-        {"image_id": 1, "caption_id": 10, "subject_id": 13, "object_id": 12, "predicate": "behind", "holds": False},
-        {"image_id": 1, "caption_id": 11, "subject_id": 11, "object_id": 12, "predicate": "above", "holds": True},
-        {"image_id": 2, "caption_id": 20, "subject_id": 21, "object_id": 22, "predicate": "inside", "holds": True},
+        {**statement(1, 10, 13, 12, "behind"), "holds": False},
+        {**statement(1, 11, 11, 12, "above"), "holds": True},
+        {**statement(2, 20, 21, 22, "inside"), "holds": True},
     ]
     (ann / "relations.json").write_text(json.dumps(relations))
     (ann / "hallucinations.json").write_text(json.dumps(hallucinations))
