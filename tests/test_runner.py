@@ -141,3 +141,46 @@ def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, kill_afte
     assert _shard_bytes(out) == _shard_bytes(reference)
     keys = [r["key"] for r in pq.read_table(sorted(out.glob("*.parquet"))).to_pylist()]
     assert len(keys) == len(set(keys)) == 5
+
+
+def _shard_worker_pids():
+    """Processes of our Ray actors: Ray titles them after the actor class."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if b"_ShardWorker" in handle.read():
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
+    import threading
+
+    reference = tmp_path / "reference"
+    run_pipeline(tiny_run_config(dataset, reference, run__workers=1, output__samples_per_shard=1), QUIET)
+    out = tmp_path / "out"
+    outcome = {}
+
+    def run():
+        try:
+            outcome["summary"] = run_pipeline(
+                tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1), QUIET)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "00000_stats.json").exists():
+        time.sleep(0.02)
+    pids = _shard_worker_pids()
+    assert pids, "a worker process is running"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=300)
+    assert "error" not in outcome, outcome.get("error")
+    assert _shard_bytes(out) == _shard_bytes(reference)
