@@ -19,7 +19,6 @@ same batch on the same hardware and software is bitwise reproducible.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from sgpipe.config import CaptionConfig
-
-log = logging.getLogger(__name__)
 
 TOP_K = 50  # transformers' default, in force when RLIPv2 sampled with top_p 0.9
 _MASK32 = 0xFFFFFFFF
