@@ -76,8 +76,10 @@ class EntityMatcher:
         similarity = (self.embedder.embed([lemma]) @ self._phrase_vectors.T)[0]
         words = lemma.split()
         for i, phrase in enumerate(self._phrases):
-            # the lemma as a modifier of a category name ("hair" in "hair drier") is not that thing
-            if _is_modifier(words, phrase.split()):
+            # English compounds are head-final: "hair" (in "hair drier") is no drier and a "bus stop"
+            # no bus, however close their embeddings are
+            name = phrase.split()
+            if _is_modifier(words, name) or _is_modifier(name, words):
                 similarity[i] = -1.0
         best = torch.full((len(self.lexicon.categories),), -1.0)
         best.scatter_reduce_(0, torch.tensor(self._phrase_category), similarity, reduce="amax")
@@ -86,6 +88,7 @@ class EntityMatcher:
         return Match(chosen, EMBEDDING if chosen else UNKNOWN_WORD)
 
 
-def _is_modifier(words: list[str], name: list[str]) -> bool:
-    n = len(words)
-    return any(name[i : i + n] == words for i in range(len(name) - n))
+def _is_modifier(part: list[str], compound: list[str]) -> bool:
+    """`part` occurs in `compound` before its last word."""
+    n = len(part)
+    return any(compound[i : i + n] == part for i in range(len(compound) - n))

@@ -76,3 +76,11 @@ def test_without_embedder_unknown_words_stay_unknown():
     m = EntityMatcher(Lexicon(["dog"], vocabulary="none"), None)
     assert m.match("pooch").source == "unknown_word"
     assert m.match("dog").categories == ("dog",)
+
+
+def test_a_category_as_modifier_of_the_lemma_is_not_that_category():
+    embedder = TableEmbedder({"dog": [1, 0, 0, 0], "dog bowl": [1, 0, 0, 0], "big dog": [1, 0, 0, 0]})
+    m = EntityMatcher(Lexicon(["dog"], vocabulary="none"), embedder, 0.5)
+    # a lexicon miss on purpose: the lexicon would take "big dog" by its head word
+    assert m._embedding_match("dog bowl").categories == ()
+    assert m._embedding_match("big dog").categories == ("dog",)
