@@ -29,7 +29,7 @@ def hf_features(image_ext: str | None = "jpg") -> Any:
         from datasets import Features, Image, Json, List, Value
     except ImportError as error:
         raise SgpipeError(
-            "loading shards with Hugging Face needs a `datasets` release with the Json and List features "
+            "loading shards with Hugging Face needs datasets >= 4.7 (its Json and List features) "
             "(pip install -U datasets)"
         ) from error
     integer, number, text = Value("int64"), Value("float64"), Value("string")
