@@ -9,11 +9,13 @@ at most `max_pairs_per_triplet` per triplet, best geometric prior (`tag_score`) 
 
 from __future__ import annotations
 
+import numpy as np
+
 from sgpipe import errors
 from sgpipe.config import TagConfig
 from sgpipe.records import Box, Relation, Sample
 from sgpipe.stages.base import Stage
-from sgpipe.stages.tag_score import tag_score
+from sgpipe.stages.tag_score import tag_scores
 from sgpipe.vocab.lexicon import Lexicon
 from sgpipe.vocab.matcher import EMBEDDING, EntityMatcher
 
@@ -63,8 +65,8 @@ class TagStage(Stage):
             return False
         return box.bbox[2] * box.bbox[3] >= self.config.min_box_area
 
-    def _boxes_for(self, sample: Sample, lemma: str, eligible: list[Box]) -> list[Box]:
-        """Eligible boxes the entity may denote; counts how it matched or why it did not."""
+    def _boxes_for(self, sample: Sample, lemma: str, eligible: list[Box]) -> list[int]:
+        """Indices of the eligible boxes the entity may denote; counts how it matched or why not."""
         match = self.matcher.match(lemma)
         if not match.matched:  # unknown word, or a body part, clothing, stuff
             sample.count(f"tag_entity_unmatched_{match.source}")
@@ -73,7 +75,7 @@ class TagStage(Stage):
         if match.source == EMBEDDING:  # the most similar category the image has, only
             present = {b.category for b in eligible}
             wanted = {next((c for c in match.categories if c in present), "")}
-        boxes = [b for b in eligible if b.category in wanted]
+        boxes = [i for i, b in enumerate(eligible) if b.category in wanted]
         if boxes:
             sample.count(f"tag_entity_matched_{match.source}")
         elif any(b.category in match.categories for b in sample.objects):
@@ -85,27 +87,28 @@ class TagStage(Stage):
     def _tag(self, sample: Sample) -> None:
         eligible = [b for b in sample.objects if self._eligible(b)]
         sample.count("tag_boxes_excluded", len(sample.objects) - len(eligible))
+        geometry = np.array([b.bbox for b in eligible], dtype=np.float64).reshape(-1, 4)
+        ids = np.array([b.id for b in eligible], dtype=np.int64)
         cap = self.config.max_pairs_per_triplet
         relations: list[Relation] = []
         seen: set[tuple[int, int, str]] = set()
         for triplet in sample.triplets:
-            subjects = self._boxes_for(sample, triplet.subject, eligible)
-            objects = self._boxes_for(sample, triplet.object, eligible)
-            scored = [
-                (round(tag_score(s.bbox, o.bbox, triplet.predicate), 6), s, o)
-                for s in subjects
-                for o in objects
-                if s is not o and s.id != o.id
-            ]
-            if not scored:
+            subjects = np.array(self._boxes_for(sample, triplet.subject, eligible), dtype=np.int64)
+            objects = np.array(self._boxes_for(sample, triplet.object, eligible), dtype=np.int64)
+            # rounded so that ties (and the id tie-break) do not hinge on the last float bits
+            scores = np.round(tag_scores(geometry[subjects], geometry[objects], triplet.predicate), 6)
+            subject_ids = np.broadcast_to(ids[subjects][:, None], scores.shape)
+            object_ids = np.broadcast_to(ids[objects][None, :], scores.shape)
+            distinct = (subjects[:, None] != objects[None, :]) & (subject_ids != object_ids)
+            scores, subject_ids, object_ids = scores[distinct], subject_ids[distinct], object_ids[distinct]
+            if scores.size == 0:
                 sample.count("tag_triplets_without_pair")
                 continue
-            scored.sort(key=lambda item: (-item[0], item[1].id, item[2].id))
-            if len(scored) > cap:
-                sample.count("tag_pairs_truncated", len(scored) - cap)
+            if scores.size > cap:
+                sample.count("tag_pairs_truncated", int(scores.size) - cap)
                 sample.count("tag_triplets_truncated")
-            for score, s, o in scored[:cap]:
-                key = (s.id, o.id, triplet.predicate)
+            for k in np.lexsort((object_ids, subject_ids, -scores))[:cap]:
+                key = (int(subject_ids[k]), int(object_ids[k]), triplet.predicate)
                 if key in seen:  # another triplet ("man"/"person") already grounded it here
                     sample.count("tag_pairs_duplicate")
                     continue
@@ -113,11 +116,11 @@ class TagStage(Stage):
                 relations.append(
                     Relation(
                         id=len(relations),
-                        subject_id=s.id,
-                        object_id=o.id,
+                        subject_id=key[0],
+                        object_id=key[1],
                         predicate=triplet.predicate,
                         triplet_id=triplet.id,
-                        tag_score=score,
+                        tag_score=float(scores[k]),
                     )
                 )
         sample.relations = relations

@@ -18,8 +18,9 @@ the pairs of a triplet (for the per-triplet cap), the verifier decides.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
+
+import numpy as np
 
 ABOVE, BELOW, LEFT, RIGHT, ON, INSIDE = "above", "below", "left", "right", "on", "inside"
 _DEPTH = {"front", "behind", "back"}
@@ -44,21 +45,20 @@ def spatial_relation(predicate: str) -> str | None:
     return None
 
 
-def _agree(offset: float, scale: float) -> float:
-    return 0.5 + 0.5 * math.tanh(offset / scale)
-
-
-def tag_score(subject: Sequence[float], object_: Sequence[float], predicate: str = "") -> float:
-    """Prior in [0, 1] for `subject predicate object` on two [x, y, w, h] boxes."""
-    sx, sy, sw, sh = (float(v) for v in subject)
-    ox, oy, ow, oh = (float(v) for v in object_)
-    scale = max((math.sqrt(max(sw * sh, 0.0)) + math.sqrt(max(ow * oh, 0.0))) / 2, 1e-6)
-    inter_w = min(sx + sw, ox + ow) - max(sx, ox)
-    inter_h = min(sy + sh, oy + oh) - max(sy, oy)
-    gap = math.hypot(max(0.0, -inter_w), max(0.0, -inter_h))
-    inter = max(0.0, inter_w) * max(0.0, inter_h)
-    overlap = inter / max(min(sw * sh, ow * oh), 1e-6)
-    base = (1.0 / (1.0 + gap / scale) + min(overlap, 1.0)) / 2
+def tag_scores(subjects: np.ndarray, objects: np.ndarray, predicate: str = "") -> np.ndarray:
+    """Priors for every (subject, object) pair of two [N, 4] / [M, 4] arrays of [x, y, w, h] boxes: [N, M]."""
+    s = np.asarray(subjects, dtype=np.float64).reshape(-1, 1, 4)
+    o = np.asarray(objects, dtype=np.float64).reshape(1, -1, 4)
+    sx, sy, sw, sh = (s[..., k] for k in range(4))
+    ox, oy, ow, oh = (o[..., k] for k in range(4))
+    s_area, o_area = np.maximum(sw * sh, 0.0), np.maximum(ow * oh, 0.0)
+    scale = np.maximum((np.sqrt(s_area) + np.sqrt(o_area)) / 2, 1e-6)
+    inter_w = np.minimum(sx + sw, ox + ow) - np.maximum(sx, ox)
+    inter_h = np.minimum(sy + sh, oy + oh) - np.maximum(sy, oy)
+    gap = np.hypot(np.maximum(0.0, -inter_w), np.maximum(0.0, -inter_h))
+    inter = np.maximum(0.0, inter_w) * np.maximum(0.0, inter_h)
+    overlap = np.minimum(inter / np.maximum(np.minimum(s_area, o_area), 1e-6), 1.0)
+    base = (1.0 / (1.0 + gap / scale) + overlap) / 2
 
     relation = spatial_relation(predicate)
     if relation is None:
@@ -74,8 +74,17 @@ def tag_score(subject: Sequence[float], object_: Sequence[float], predicate: str
     elif relation == RIGHT:
         spatial = _agree(-dx, scale)
     elif relation == ON:
-        over = max(0.0, inter_w) / max(sw, 1e-6)
-        spatial = (_agree(dy, scale) + min(over, 1.0)) / 2
+        over = np.maximum(0.0, inter_w) / np.maximum(sw, 1e-6)
+        spatial = (_agree(dy, scale) + np.minimum(over, 1.0)) / 2
     else:  # INSIDE
-        spatial = inter / max(sw * sh, 1e-6)
-    return (base + min(max(spatial, 0.0), 1.0)) / 2
+        spatial = inter / np.maximum(s_area, 1e-6)
+    return (base + np.clip(spatial, 0.0, 1.0)) / 2
+
+
+def tag_score(subject: Sequence[float], object_: Sequence[float], predicate: str = "") -> float:
+    """Prior in [0, 1] for `subject predicate object` on two [x, y, w, h] boxes."""
+    return float(tag_scores(np.asarray([subject]), np.asarray([object_]), predicate)[0, 0])
+
+
+def _agree(offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return 0.5 + 0.5 * np.tanh(offset / scale)

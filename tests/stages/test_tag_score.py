@@ -42,3 +42,20 @@ def test_scores_stay_in_unit_interval_on_degenerate_boxes():
     for a, b in [([0, 0, 0, 0], [0, 0, 0, 0]), ([0, 0, 1e6, 1], [5, 5, 1, 1e6]), ([3, 3, 0, 5], [3, 3, 5, 0])]:
         for predicate in ("", "on", "inside", "above", "left of"):
             assert 0.0 <= tag_score(a, b, predicate) <= 1.0
+
+
+def test_pair_matrix_matches_pairwise_scores():
+    import numpy as np
+
+    from sgpipe.stages.tag_score import tag_scores
+
+    rng = np.random.default_rng(0)
+    subjects = np.concatenate([rng.uniform(0, 100, (5, 2)), rng.uniform(1, 40, (5, 2))], axis=1)
+    objects = np.concatenate([rng.uniform(0, 100, (3, 2)), rng.uniform(1, 40, (3, 2))], axis=1)
+    for predicate in ("", "on", "left of", "inside", "under"):
+        matrix = tag_scores(subjects, objects, predicate)
+        assert matrix.shape == (5, 3)
+        for i in range(5):
+            for j in range(3):
+                assert matrix[i, j] == pytest.approx(tag_score(subjects[i].tolist(), objects[j].tolist(), predicate))
+    assert tag_scores(np.zeros((0, 4)), objects).shape == (0, 3)
