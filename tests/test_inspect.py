@@ -1,7 +1,7 @@
 from PIL import Image
 
 from sgpipe.inspect import inspect_shards
-from sgpipe.tools.render import DROPPED_COLOUR, KEPT_COLOUR, render_record
+from sgpipe.tools.render import DROPPED_COLOUR, KEPT_COLOUR, _offset, render_record
 from tests.helpers.tiny_shards import make_output, make_sample
 
 
@@ -58,8 +58,9 @@ def test_kept_and_dropped_relations_are_drawn_differently():
     objects = {o["id"]: o["bbox"] for o in record["objects"]}
     zoom = drawn.width / record["width"]
     (x0, y0, w0, h0), (x1, y1, w1, h1) = objects[13], objects[12]
-    start = ((x0 + w0 / 2) * zoom, (y0 + h0 / 2) * zoom)
-    end = ((x1 + w1 / 2) * zoom, (y1 + h1 / 2) * zoom)
+    line = max(2, drawn.width // 300)
+    start, end = _offset(((x0 + w0 / 2) * zoom, (y0 + h0 / 2) * zoom), ((x1 + w1 / 2) * zoom, (y1 + h1 / 2) * zoom),
+                         2 * line)
     samples = [drawn.getpixel((round(start[0] + (end[0] - start[0]) * t), round(start[1] + (end[1] - start[1]) * t)))
                for t in [i / 100 for i in range(5, 35)]]
     assert _rgb(DROPPED_COLOUR) in samples and any(p != _rgb(DROPPED_COLOUR) for p in samples)

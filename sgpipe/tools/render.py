@@ -54,11 +54,32 @@ def _arrow_head(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tupl
     draw.polygon([end, left, right], fill=fill)
 
 
+def _offset(start: tuple[float, float], end: tuple[float, float], shift: float
+            ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Shift a segment sideways (to its left) so that A->B and B->A arrows run side by side."""
+    length = math.dist(start, end) or 1.0
+    nx, ny = (end[1] - start[1]) / length * shift, -(end[0] - start[0]) / length * shift
+    return (start[0] + nx, start[1] + ny), (end[0] + nx, end[1] + ny)
+
+
 def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour: str,
-           font: ImageFont.ImageFont) -> None:
+           font: ImageFont.ImageFont, placed: list[tuple[float, float, float, float]] | None = None) -> None:
+    """A filled text tag at `xy`; moved down past the tags already `placed` so none is overprinted."""
     left, top, right, bottom = draw.textbbox(xy, text, font=font)
-    draw.rectangle([left - 2, top - 1, right + 2, bottom + 1], fill=colour)
+    step = bottom - top + 3
+    for _ in range(12):
+        box = (left - 2, top - 1, right + 2, bottom + 1)
+        if placed is None or not any(_overlap(box, other) for other in placed):
+            break
+        top, bottom, xy = top + step, bottom + step, (xy[0], xy[1] + step)
+    if placed is not None:
+        placed.append(box)
+    draw.rectangle(box, fill=colour)
     draw.text(xy, text, fill="white", font=font)
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def relation_style(relation: dict[str, Any]) -> tuple[str, bool]:
@@ -84,20 +105,22 @@ def render_record(record: dict[str, Any], image_bytes: bytes | None = None) -> I
     line = max(2, image.width // 300)
 
     boxes: dict[int, tuple[float, float, float, float]] = {}
+    placed: list[tuple[float, float, float, float]] = []  # label tags drawn so far
     for i, obj in enumerate(record.get("objects", [])):
         x, y, w, h = obj["bbox"]
         box = (x * sx, y * sy, (x + w) * sx, (y + h) * sy)
         boxes[obj["id"]] = box
         colour = BOX_COLOURS[i % len(BOX_COLOURS)]
         draw.rectangle(box, outline=colour, width=line)
-        _label(draw, (box[0] + line, box[1] + line), f"{obj['category']} #{obj['id']}", colour, font)
+        _label(draw, (box[0] + line, box[1] + line), f"{obj['category']} #{obj['id']}", colour, font, placed)
 
     relations = sorted(record.get("relations", []), key=lambda r: -(r.get("confidence") or 0.0))
     for relation in relations[:MAX_RELATIONS]:
-        if relation["subject_id"] not in boxes or relation["object_id"] not in boxes:
+        pair = (relation["subject_id"], relation["object_id"])
+        if pair[0] not in boxes or pair[1] not in boxes:
             continue
-        s, o = boxes[relation["subject_id"]], boxes[relation["object_id"]]
-        start, end = ((s[0] + s[2]) / 2, (s[1] + s[3]) / 2), ((o[0] + o[2]) / 2, (o[1] + o[3]) / 2)
+        s, o = boxes[pair[0]], boxes[pair[1]]
+        start, end = _offset(((s[0] + s[2]) / 2, (s[1] + s[3]) / 2), ((o[0] + o[2]) / 2, (o[1] + o[3]) / 2), 2 * line)
         colour, dashed = relation_style(relation)
         if dashed:
             _dashed_line(draw, start, end, colour, line)
@@ -106,7 +129,9 @@ def render_record(record: dict[str, Any], image_bytes: bytes | None = None) -> I
         _arrow_head(draw, start, end, colour, size=4 * line + 6)
         confidence = relation.get("confidence")
         text = relation["predicate"] + ("" if confidence is None else f" {confidence:.2f}")
-        _label(draw, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), text, colour, font)
+        # at 40% from the subject, so the labels of A->B and B->A do not meet in the middle
+        anchor = (start[0] + 0.4 * (end[0] - start[0]), start[1] + 0.4 * (end[1] - start[1]))
+        _label(draw, anchor, text, colour, font, placed)
     return image
 
 
