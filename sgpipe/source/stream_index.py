@@ -9,8 +9,6 @@ image table (ids, sizes, names) and one buffer, never the boxes of the whole dat
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -22,7 +20,7 @@ from sgpipe.errors import SourceError
 from sgpipe.records import Caption, ImageEntry
 from sgpipe.source.boxes import sanitize_box
 from sgpipe.source.coco import category_names, ordered_images
-from sgpipe.source.entries import write_entries
+from sgpipe.source.entries import box_json, entry_line, write_lines
 
 FLUSH_EVERY = 500_000  # annotations buffered before they go to the bucket files
 
@@ -53,35 +51,45 @@ def stream_index(
         rows = rows[:limit]
     names = category_names(list(_stream(instances, "categories.item")))
 
-    shard_of: dict[int, int] = {}
-    for position, row in enumerate(rows):
-        if not row[4]:  # duplicates get no boxes: the first entry wins
-            shard_of[row[0]] = position // samples_per_shard
+    # image id -> (shard, width, height) of its first entry; duplicates get no boxes
+    where: dict[int, tuple[int, int, int]] = {}
+    for position, (image_id, _, width, height, duplicate) in enumerate(rows):
+        if not duplicate:
+            where[image_id] = (position // samples_per_shard, width, height)
     n_shards = (len(rows) + samples_per_shard - 1) // samples_per_shard
 
     buckets = plan_dir / "buckets"
     shutil.rmtree(buckets, ignore_errors=True)
     buckets.mkdir(parents=True)
     buffer: dict[int, list[str]] = defaultdict(list)
+    drops: dict[int, dict[str, int]] = defaultdict(dict)  # only images with a bad box
     buffered = malformed = 0
 
     def flush() -> None:
         for shard, lines in buffer.items():
-            with open(buckets / f"{shard:05d}.jsonl", "a", encoding="utf-8") as handle:
+            with open(buckets / f"{shard:05d}.tsv", "a", encoding="utf-8") as handle:
                 handle.writelines(lines)
         buffer.clear()
 
     for annotation in _stream(instances, "annotations.item"):
         try:
-            shard = shard_of.get(int(annotation["image_id"])) if "id" in annotation else None
+            image_id = int(annotation["image_id"])
+            annotation["id"]
         except (KeyError, TypeError, ValueError):
-            shard = None
-        if "id" not in annotation or "image_id" not in annotation:
             malformed += 1
             continue
-        if shard is None:
+        place = where.get(image_id)
+        if place is None:
             continue
-        buffer[shard].append(json.dumps(annotation, separators=(",", ":")) + "\n")
+        shard, width, height = place
+        dropped = drops[image_id] if image_id in drops else {}
+        box = sanitize_box(annotation, names, width, height, dropped)
+        if dropped:
+            drops[image_id] = dropped
+        if box is None:
+            continue
+        # boxes are formatted once, here; assembling a shard is then string work only
+        buffer[shard].append(f"{image_id}\t{box.id}\t{box_json(box)}\n")
         buffered += 1
         if buffered >= FLUSH_EVERY:
             flush()
@@ -91,28 +99,25 @@ def stream_index(
     sizes = []
     for shard in range(n_shards):
         shard_rows = rows[shard * samples_per_shard : (shard + 1) * samples_per_shard]
-        by_image: dict[int, list[dict]] = defaultdict(list)
-        bucket = buckets / f"{shard:05d}.jsonl"
+        by_image: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        bucket = buckets / f"{shard:05d}.tsv"
         if bucket.exists():
             with open(bucket, encoding="utf-8") as handle:
                 for line in handle:
-                    annotation = json.loads(line)
-                    by_image[int(annotation["image_id"])].append(annotation)
-        entries = []
+                    image_id, box_id, text = line.rstrip("\n").split("\t", 2)
+                    by_image[int(image_id)].append((int(box_id), text))
+        lines = []
         for image_id, file_name, width, height, duplicate in shard_rows:
             entry = ImageEntry(image_id, file_name, width, height, duplicate=duplicate)
+            boxes: list[tuple[int, str]] = []
             if not duplicate:
-                for annotation in by_image.get(image_id, []):
-                    box = sanitize_box(annotation, names, width, height, entry.dropped_boxes)
-                    if box is not None:
-                        entry.objects.append(box)
-                entry.objects.sort(key=lambda b: b.id)
+                boxes = sorted(by_image.get(image_id, []))
+                entry.dropped_boxes = drops.get(image_id, {})
                 entry.captions = list((captions or {}).get(image_id, []))
-            entries.append(entry)
-        write_entries(shard_file(shard), entries)
-        sizes.append(len(entries))
-        if bucket.exists():
-            os.unlink(bucket)
+            lines.append(entry_line(entry, [text for _, text in boxes]))
+        write_lines(shard_file(shard), lines)
+        sizes.append(len(lines))
+        bucket.unlink(missing_ok=True)
     shutil.rmtree(buckets, ignore_errors=True)
     counters = {"images_unusable": unusable, "annotations_malformed": malformed}
     return sizes, [names[i] for i in sorted(names)], counters
