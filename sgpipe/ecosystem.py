@@ -34,17 +34,48 @@ def hf_features(image_ext: str | None = "jpg") -> Any:
         ) from error
     integer, number, text = Value("int64"), Value("float64"), Value("string")
     record = {
-        "schema_version": integer, "key": text, "dataset": text, "image_id": integer, "file_name": text,
-        "width": integer, "height": integer,
-        "objects": List({"id": integer, "category": text, "category_id": integer, "bbox": List(number),
-                         "iscrowd": integer}),
+        "schema_version": integer,
+        "key": text,
+        "dataset": text,
+        "image_id": integer,
+        "file_name": text,
+        "width": integer,
+        "height": integer,
+        "objects": List(
+            {
+                "id": integer,
+                "category": text,
+                "category_id": integer,
+                "bbox": List(number),
+                "iscrowd": integer,
+            }
+        ),
         "captions": List({"id": integer, "text": text, "source": text, "model": text, "decoding": Json()}),
-        "triplets": List({"id": integer, "subject": text, "predicate": text, "object": text, "subject_text": text,
-                          "predicate_text": text, "object_text": text, "support": integer,
-                          "caption_ids": List(integer)}),
-        "relations": List({"id": integer, "subject_id": integer, "object_id": integer, "predicate": text,
-                           "triplet_id": integer, "tag_score": number, "confidence": number,
-                           "kept": Value("bool")}),
+        "triplets": List(
+            {
+                "id": integer,
+                "subject": text,
+                "predicate": text,
+                "object": text,
+                "subject_text": text,
+                "predicate_text": text,
+                "object_text": text,
+                "support": integer,
+                "caption_ids": List(integer),
+            }
+        ),
+        "relations": List(
+            {
+                "id": integer,
+                "subject_id": integer,
+                "object_id": integer,
+                "predicate": text,
+                "triplet_id": integer,
+                "tag_score": number,
+                "confidence": number,
+                "kept": Value("bool"),
+            }
+        ),
         "provenance": Json(),
     }
     fields: dict[str, Any] = {}
@@ -54,11 +85,18 @@ def hf_features(image_ext: str | None = "jpg") -> Any:
     return Features(fields)
 
 
-def load_hf_dataset(path: str | Path, image_ext: str | None = "jpg", split: str = "train", **kwargs: Any) -> Any:
-    """`datasets.load_dataset("webdataset", ...)` over the shards at `path` (folder, .tar or brace pattern)."""
+def load_hf_dataset(
+    path: str | Path, image_ext: str | None = "jpg", split: str = "train", **kwargs: Any
+) -> Any:
+    """`datasets.load_dataset("webdataset", ...)` over the shards at `path` (folder, .tar, braces)."""
     from datasets import load_dataset
 
     from sgpipe.shards import expand_urls
 
-    return load_dataset("webdataset", data_files={split: expand_urls(path)}, features=hf_features(image_ext),
-                        split=split, **kwargs)
+    return load_dataset(
+        "webdataset",
+        data_files={split: expand_urls(path)},
+        features=hf_features(image_ext),
+        split=split,
+        **kwargs,
+    )

@@ -15,25 +15,36 @@ def _fmt_confidence(value: float | None) -> str:
 def format_record(record: dict[str, Any], has_image: bool) -> str:
     """A few lines per record: boxes, triplets as `subj -pred-> obj`, relations with confidence and kept."""
     objects = {o["id"]: o for o in record.get("objects", [])}
-    lines = [f"{record.get('key')}  {record.get('width')}x{record.get('height')}  "
-             f"{len(objects)} objects  {len(record.get('triplets', []))} triplets  "
-             f"{len(record.get('relations', []))} relations" + ("" if has_image else "  (no image)")]
+    lines = [
+        f"{record.get('key')}  {record.get('width')}x{record.get('height')}  "
+        f"{len(objects)} objects  {len(record.get('triplets', []))} triplets  "
+        f"{len(record.get('relations', []))} relations" + ("" if has_image else "  (no image)")
+    ]
     if objects:
-        lines.append("  objects:   " + ", ".join(
-            f"{o['category']}#{o['id']} [{', '.join(f'{v:g}' for v in o['bbox'])}]" for o in objects.values()))
+        lines.append(
+            "  objects:   "
+            + ", ".join(
+                f"{o['category']}#{o['id']} [{', '.join(f'{v:g}' for v in o['bbox'])}]"
+                for o in objects.values()
+            )
+        )
     for t in record.get("triplets", []):
-        lines.append(f"  triplet:   {t['subject']} -{t['predicate']}-> {t['object']}  (support {t['support']})")
+        lines.append(
+            f"  triplet:   {t['subject']} -{t['predicate']}-> {t['object']}  (support {t['support']})"
+        )
     for r in record.get("relations", []):
         subject = objects.get(r["subject_id"], {}).get("category", "?")
         obj = objects.get(r["object_id"], {}).get("category", "?")
         kept = {True: "kept", False: "dropped", None: ""}[r.get("kept")]
-        lines.append(f"  relation:  {subject}#{r['subject_id']} -{r['predicate']}-> {obj}#{r['object_id']}  "
-                     f"confidence {_fmt_confidence(r.get('confidence'))} {kept}".rstrip())
+        lines.append(
+            f"  relation:  {subject}#{r['subject_id']} -{r['predicate']}-> {obj}#{r['object_id']}  "
+            f"confidence {_fmt_confidence(r.get('confidence'))} {kept}".rstrip()
+        )
     return "\n".join(lines)
 
 
 def inspect_shards(path: str | Path, limit: int = 3, render_dir: Path | None = None) -> str:
-    """Summarise the shards at `path` (a .tar, an output folder or a brace pattern); render the first `limit`."""
+    """Summarise the shards at `path` (.tar, folder or brace pattern); render the first `limit`."""
     from sgpipe.tools.render import png_bytes, render_record
 
     urls = expand_urls(path)
@@ -58,9 +69,11 @@ def inspect_shards(path: str | Path, limit: int = 3, render_dir: Path | None = N
                 target = render_dir / f"{sample.key}.png"
                 target.write_bytes(png_bytes(render_record(record, sample.image_bytes)))
                 rendered.append(target)
-    header = (f"{len(urls)} shards, {counts['samples']} samples ({counts['with_images']} with images), "
-              f"{counts['objects']} objects, {counts['triplets']} triplets, {counts['relations']} relations, "
-              f"{counts['kept']} kept")
+    header = (
+        f"{len(urls)} shards, {counts['samples']} samples ({counts['with_images']} with images), "
+        f"{counts['objects']} objects, {counts['triplets']} triplets, {counts['relations']} relations, "
+        f"{counts['kept']} kept"
+    )
     parts = [header, *shown]
     if rendered:
         parts.append(f"rendered {len(rendered)} PNGs into {render_dir}")

@@ -6,15 +6,16 @@ from tests.helpers.tiny_shards import make_output, make_sample
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
 
 
 def test_inspect_counts_and_prints_records(tmp_path):
     make_output(tmp_path, n_images=5, per_shard=2)
     text = inspect_shards(str(tmp_path), limit=2)
     # 5 ok images: 4 with 3 objects and 2 relations (1 kept), 1 without relations; 3 shards (+1 failed row)
-    assert text.splitlines()[0] == ("3 shards, 5 samples (5 with images), 15 objects, 8 triplets, "
-                                    "8 relations, 4 kept")
+    assert text.splitlines()[0] == (
+        "3 shards, 5 samples (5 with images), 15 objects, 8 triplets, 8 relations, 4 kept"
+    )
     assert "t-000000000001  64x48  3 objects  2 triplets  2 relations" in text
     assert "triplet:   man -ride-> bicycle  (support 2)" in text
     assert "relation:  person#11 -ride-> bicycle#13  confidence 0.80 kept" in text
@@ -35,7 +36,7 @@ def test_render_writes_pngs_for_image_and_label_only_shards(tmp_path):
         text = inspect_shards(str(tmp_path / name), limit=2, render_dir=tmp_path / f"png_{name}")
         pngs = sorted((tmp_path / f"png_{name}").glob("*.png"))
         assert [p.name for p in pngs] == ["t-000000000001.png", "t-000000000002.png"]
-        assert f"rendered 2 PNGs" in text
+        assert "rendered 2 PNGs" in text
         with Image.open(pngs[0]) as image:
             assert image.format == "PNG" and image.width >= 512 and image.height == image.width * 48 // 64
     with Image.open(tmp_path / "png_lab" / "t-000000000001.png") as blank:
@@ -59,8 +60,11 @@ def test_kept_and_dropped_relations_are_drawn_differently():
     zoom = drawn.width / record["width"]
     (x0, y0, w0, h0), (x1, y1, w1, h1) = objects[13], objects[12]
     line = max(2, drawn.width // 300)
-    start, end = _offset(((x0 + w0 / 2) * zoom, (y0 + h0 / 2) * zoom), ((x1 + w1 / 2) * zoom, (y1 + h1 / 2) * zoom),
-                         2 * line)
-    samples = [drawn.getpixel((round(start[0] + (end[0] - start[0]) * t), round(start[1] + (end[1] - start[1]) * t)))
-               for t in [i / 100 for i in range(5, 35)]]
+    start, end = _offset(
+        ((x0 + w0 / 2) * zoom, (y0 + h0 / 2) * zoom), ((x1 + w1 / 2) * zoom, (y1 + h1 / 2) * zoom), 2 * line
+    )
+    samples = [
+        drawn.getpixel((round(start[0] + (end[0] - start[0]) * t), round(start[1] + (end[1] - start[1]) * t)))
+        for t in [i / 100 for i in range(5, 35)]
+    ]
     assert _rgb(DROPPED_COLOUR) in samples and any(p != _rgb(DROPPED_COLOUR) for p in samples)

@@ -71,8 +71,9 @@ def _raw_relation_ends(rel: dict[str, Any]) -> tuple[int, int]:
     return rel["subject"]["object_id"], rel["object"]["object_id"]
 
 
-def build_boxes(entry: dict[str, Any], width: int, height: int, vocab: CategoryVocabulary,
-                sample: Sample) -> dict[int, str]:
+def build_boxes(
+    entry: dict[str, Any], width: int, height: int, vocab: CategoryVocabulary, sample: Sample
+) -> dict[int, str]:
     """Fill `sample.objects`; returns object id -> raw name (for the triplets' surface texts)."""
     names: dict[int, str] = {}
     for obj in _raw_objects(entry):
@@ -81,7 +82,10 @@ def build_boxes(entry: dict[str, Any], width: int, height: int, vocab: CategoryV
             continue  # relationships.json repeats an object for each relationship it is part of
         name = _object_name(obj)
         x0, y0 = max(0.0, float(obj["x"])), max(0.0, float(obj["y"]))
-        x1, y1 = min(float(width), float(obj["x"]) + float(obj["w"])), min(float(height), float(obj["y"]) + float(obj["h"]))
+        x1, y1 = (
+            min(float(width), float(obj["x"]) + float(obj["w"])),
+            min(float(height), float(obj["y"]) + float(obj["h"])),
+        )
         if not name or x1 <= x0 or y1 <= y0:
             sample.count("vg_boxes_dropped")
             continue
@@ -109,13 +113,28 @@ def build_relations(entry: dict[str, Any], names: dict[int, str], sample: Sample
         lemma = (categories[subject_id], predicate, categories[object_id])
         triplet = triplets.get(lemma)
         if triplet is None:
-            triplet = Triplet(*lemma, subject_text=str(names[subject_id]).strip(),
-                              predicate_text=str(rel["predicate"]).strip(), object_text=str(names[object_id]).strip(),
-                              id=len(triplets), support=0)
+            triplet = Triplet(
+                *lemma,
+                subject_text=str(names[subject_id]).strip(),
+                predicate_text=str(rel["predicate"]).strip(),
+                object_text=str(names[object_id]).strip(),
+                id=len(triplets),
+                support=0,
+            )
             triplets[lemma] = triplet
         triplet.support += 1
-        sample.relations.append(Relation(len(sample.relations), subject_id, object_id, predicate, triplet.id,
-                                         tag_score=1.0, confidence=1.0, kept=True))
+        sample.relations.append(
+            Relation(
+                len(sample.relations),
+                subject_id,
+                object_id,
+                predicate,
+                triplet.id,
+                tag_score=1.0,
+                confidence=1.0,
+                kept=True,
+            )
+        )
     sample.triplets = list(triplets.values())
 
 
@@ -151,8 +170,14 @@ def vg_sample(entry: dict[str, Any], images: Path, info: dict[str, Any], vocab: 
     image_id = int(entry["image_id"])
     path = find_image(images, image_id, info)
     file_name = str(path.relative_to(images)) if path else f"{image_id}.jpg"
-    sample = Sample(key=sample_key(DATASET, image_id), dataset=DATASET, image_id=image_id, file_name=file_name,
-                    width=int(info.get("width") or 0), height=int(info.get("height") or 0))
+    sample = Sample(
+        key=sample_key(DATASET, image_id),
+        dataset=DATASET,
+        image_id=image_id,
+        file_name=file_name,
+        width=int(info.get("width") or 0),
+        height=int(info.get("height") or 0),
+    )
     if path is None:
         sample.fail(FAILED_MISSING, f"no {image_id}.jpg under {images} (nor VG_100K/, VG_100K_2/)")
         return sample
@@ -181,8 +206,9 @@ def iter_entries(scene_graphs: Path) -> Iterator[dict[str, Any]]:
             raise SgpipeError(f"{scene_graphs} is not a Visual Genome JSON list: {error}") from error
 
 
-def convert_vg(images: Path, scene_graphs: Path, out: Path, image_data: Path | None = None,
-               samples_per_shard: int = 1000) -> str:
+def convert_vg(
+    images: Path, scene_graphs: Path, out: Path, image_data: Path | None = None, samples_per_shard: int = 1000
+) -> str:
     """Convert Visual Genome scene graphs (+ images) into standard shards under `out`."""
     from sgpipe.stages.finalize import finalize_outputs
     from sgpipe.stages.write import write_json_atomic, write_shard
@@ -195,11 +221,17 @@ def convert_vg(images: Path, scene_graphs: Path, out: Path, image_data: Path | N
     if out.is_dir() and any(out.glob("[0-9][0-9][0-9][0-9][0-9].tar")):
         raise SgpipeError(f"{out} already holds shards: remove them or choose another folder")
     sizes = load_image_data(image_data)
-    parameters = {"source": "visual genome", "scene_graphs": Path(scene_graphs).name,
-                  "image_data": Path(image_data).name if image_data else None}
-    provenance = {"sgpipe": sgpipe.__version__, "source": "visual genome ground truth",
-                  "config_hash": hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()[:16],
-                  "models": {}}
+    parameters = {
+        "source": "visual genome",
+        "scene_graphs": Path(scene_graphs).name,
+        "image_data": Path(image_data).name if image_data else None,
+    }
+    provenance = {
+        "sgpipe": sgpipe.__version__,
+        "source": "visual genome ground truth",
+        "config_hash": hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()[:16],
+        "models": {},
+    }
     vocab = CategoryVocabulary()
     seen: set[int] = set()
     batch: list[Sample] = []
@@ -207,8 +239,14 @@ def convert_vg(images: Path, scene_graphs: Path, out: Path, image_data: Path | N
     for entry in iter_entries(scene_graphs):
         image_id = int(entry["image_id"])
         if image_id in seen:
-            sample = Sample(key=sample_key(DATASET, image_id), dataset=DATASET, image_id=image_id,
-                            file_name=f"{image_id}.jpg", width=0, height=0)
+            sample = Sample(
+                key=sample_key(DATASET, image_id),
+                dataset=DATASET,
+                image_id=image_id,
+                file_name=f"{image_id}.jpg",
+                width=0,
+                height=0,
+            )
             sample.fail(FAILED_DUPLICATE_ID, f"image id {image_id} appears again; the first entry wins")
         else:
             seen.add(image_id)
@@ -224,6 +262,8 @@ def convert_vg(images: Path, scene_graphs: Path, out: Path, image_data: Path | N
     write_json_atomic(out / "categories.json", vocab.to_json())
     stats = finalize_outputs(out, DATASET)
     totals = stats["totals"]
-    return (f"wrote {stats['shards']} shards to {out}: {totals['count']} images ({totals['successes']} ok, "
-            f"{dict((k, v) for k, v in stats['status'].items() if k != 'ok')} failed), "
-            f"{totals['n_objects']} boxes of {len(vocab.ids)} categories, {totals['n_relations']} relations")
+    return (
+        f"wrote {stats['shards']} shards to {out}: {totals['count']} images ({totals['successes']} ok, "
+        f"{dict((k, v) for k, v in stats['status'].items() if k != 'ok')} failed), "
+        f"{totals['n_objects']} boxes of {len(vocab.ids)} categories, {totals['n_relations']} relations"
+    )

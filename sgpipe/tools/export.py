@@ -29,8 +29,9 @@ FORMATS = ("rlipv2", "parquet")
 ROW_GROUP = 10_000
 
 
-def select_relations(record: dict[str, Any], min_confidence: float | None, default_kept_only: bool = True
-                     ) -> list[dict[str, Any]]:
+def select_relations(
+    record: dict[str, Any], min_confidence: float | None, default_kept_only: bool = True
+) -> list[dict[str, Any]]:
     """The record's relations that the export keeps (rule in the module docstring)."""
     relations = record.get("relations", [])
     if min_confidence is not None:
@@ -40,15 +41,38 @@ def select_relations(record: dict[str, Any], min_confidence: float | None, defau
     return [r for r in relations if r.get("kept") is None or r["kept"]]
 
 
-def rlipv2_item(record: dict[str, Any], relations: list[dict[str, Any]], next_relationship_id: int
-                ) -> dict[str, Any]:
-    objects = [{"object_id": o["id"], "x": o["bbox"][0], "y": o["bbox"][1], "w": o["bbox"][2], "h": o["bbox"][3],
-                "names": [o["category"]]} for o in record.get("objects", [])]
-    relationships = [{"relationship_id": next_relationship_id + i, "predicate": r["predicate"],
-                      "subject_id": r["subject_id"], "object_id": r["object_id"], "confidence": r.get("confidence")}
-                     for i, r in enumerate(relations)]
-    return {"image_id": record["image_id"], "file_name": record.get("file_name"), "width": record.get("width"),
-            "height": record.get("height"), "objects": objects, "relationships": relationships}
+def rlipv2_item(
+    record: dict[str, Any], relations: list[dict[str, Any]], next_relationship_id: int
+) -> dict[str, Any]:
+    objects = [
+        {
+            "object_id": o["id"],
+            "x": o["bbox"][0],
+            "y": o["bbox"][1],
+            "w": o["bbox"][2],
+            "h": o["bbox"][3],
+            "names": [o["category"]],
+        }
+        for o in record.get("objects", [])
+    ]
+    relationships = [
+        {
+            "relationship_id": next_relationship_id + i,
+            "predicate": r["predicate"],
+            "subject_id": r["subject_id"],
+            "object_id": r["object_id"],
+            "confidence": r.get("confidence"),
+        }
+        for i, r in enumerate(relations)
+    ]
+    return {
+        "image_id": record["image_id"],
+        "file_name": record.get("file_name"),
+        "width": record.get("width"),
+        "height": record.get("height"),
+        "objects": objects,
+        "relationships": relationships,
+    }
 
 
 def vocab_path(output: Path) -> Path:
@@ -58,6 +82,7 @@ def vocab_path(output: Path) -> Path:
 
 def vocab_freq(relationships: Counter[str], objects: Counter[str]) -> dict[str, Any]:
     """RLIPv2's vocabulary file: names sorted by frequency, then the frequency maps."""
+
     def ranked(counter: Counter[str]) -> list[tuple[str, int]]:
         return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
 
@@ -118,13 +143,24 @@ def relations_schema():
     import pyarrow as pa
 
     box = pa.list_(pa.float32(), 4)
-    return pa.schema([
-        ("key", pa.string()), ("image_id", pa.int64()), ("relation_id", pa.int32()),
-        ("subject_id", pa.int64()), ("object_id", pa.int64()),
-        ("subject_category", pa.string()), ("object_category", pa.string()),
-        ("subject_bbox", box), ("object_bbox", box), ("predicate", pa.string()),
-        ("confidence", pa.float32()), ("kept", pa.bool_()), ("tag_score", pa.float32()), ("support", pa.int32()),
-    ])
+    return pa.schema(
+        [
+            ("key", pa.string()),
+            ("image_id", pa.int64()),
+            ("relation_id", pa.int32()),
+            ("subject_id", pa.int64()),
+            ("object_id", pa.int64()),
+            ("subject_category", pa.string()),
+            ("object_category", pa.string()),
+            ("subject_bbox", box),
+            ("object_bbox", box),
+            ("predicate", pa.string()),
+            ("confidence", pa.float32()),
+            ("kept", pa.bool_()),
+            ("tag_score", pa.float32()),
+            ("support", pa.int32()),
+        ]
+    )
 
 
 def relation_rows(record: dict[str, Any], relations: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -133,11 +169,19 @@ def relation_rows(record: dict[str, Any], relations: list[dict[str, Any]]) -> It
     for r in relations:
         subject, obj = objects.get(r["subject_id"], {}), objects.get(r["object_id"], {})
         yield {
-            "key": record["key"], "image_id": record["image_id"], "relation_id": r["id"],
-            "subject_id": r["subject_id"], "object_id": r["object_id"],
-            "subject_category": subject.get("category"), "object_category": obj.get("category"),
-            "subject_bbox": subject.get("bbox"), "object_bbox": obj.get("bbox"), "predicate": r["predicate"],
-            "confidence": r.get("confidence"), "kept": r.get("kept"), "tag_score": r.get("tag_score"),
+            "key": record["key"],
+            "image_id": record["image_id"],
+            "relation_id": r["id"],
+            "subject_id": r["subject_id"],
+            "object_id": r["object_id"],
+            "subject_category": subject.get("category"),
+            "object_category": obj.get("category"),
+            "subject_bbox": subject.get("bbox"),
+            "object_bbox": obj.get("bbox"),
+            "predicate": r["predicate"],
+            "confidence": r.get("confidence"),
+            "kept": r.get("kept"),
+            "tag_score": r.get("tag_score"),
             "support": support.get(r.get("triplet_id")),
         }
 
@@ -154,7 +198,9 @@ def export_parquet(out: Path | str, output: Path, min_confidence: float | None =
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for record in _records(out):
                 n_images += 1
-                rows.extend(relation_rows(record, select_relations(record, min_confidence, default_kept_only=False)))
+                rows.extend(
+                    relation_rows(record, select_relations(record, min_confidence, default_kept_only=False))
+                )
                 if len(rows) >= ROW_GROUP:
                     writer.write_table(pa.Table.from_pylist(rows, schema=schema))
                     n_relations += len(rows)
@@ -179,7 +225,9 @@ def export(out: Path | str, format: str, output: Path, min_confidence: float | N
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "rlipv2":
         counts = export_rlipv2(out, output, min_confidence)
-        return (f"wrote {counts['images']} images and {counts['relations']} relationships to {output}, "
-                f"vocabulary to {vocab_path(output)}")
+        return (
+            f"wrote {counts['images']} images and {counts['relations']} relationships to {output}, "
+            f"vocabulary to {vocab_path(output)}"
+        )
     counts = export_parquet(out, output, min_confidence)
     return f"wrote {counts['relations']} relations of {counts['images']} images to {output}"

@@ -26,8 +26,12 @@ def _barh(title: str, series: dict[str, dict[str, int]], xlabel: str) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 0.28 * max(len(names), 3) + 1.2))
     height = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
-        ax.barh([j + i * height for j in range(len(names))], [values.get(n, 0) for n in names], height=height,
-                label=label)
+        ax.barh(
+            [j + i * height for j in range(len(names))],
+            [values.get(n, 0) for n in names],
+            height=height,
+            label=label,
+        )
     ax.set_yticks([j + height * (len(series) - 1) / 2 for j in range(len(names))], names)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -79,7 +83,10 @@ def plot_pngs(out: Path, stats: dict[str, Any]) -> dict[str, bytes]:
         plots["status"] = _barh("images per status", {"images": stats["status"]}, "images")
     if stats.get("predicates"):
         plots["predicates"] = _barh(
-            "top predicates", {"stored": stats["predicates"], "kept": stats.get("kept_predicates", {})}, "relations")
+            "top predicates",
+            {"stored": stats["predicates"], "kept": stats.get("kept_predicates", {})},
+            "relations",
+        )
     if stats.get("categories"):
         plots["categories"] = _barh("top categories", {"boxes": stats["categories"]}, "boxes")
     counts = _per_image_counts(out)

@@ -32,8 +32,14 @@ def _base_image(record: dict[str, Any], image_bytes: bytes | None) -> Image.Imag
     return Image.new("RGB", (width, height), "white")
 
 
-def _dashed_line(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float],
-                 fill: str, width: int, dash: float = 8.0) -> None:
+def _dashed_line(
+    draw: ImageDraw.ImageDraw,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    fill: str,
+    width: int,
+    dash: float = 8.0,
+) -> None:
     length = math.dist(start, end)
     if length == 0:
         return
@@ -41,29 +47,43 @@ def _dashed_line(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tup
     position = 0.0
     while position < length:
         stop = min(position + dash, length)
-        draw.line([(start[0] + dx * position, start[1] + dy * position),
-                   (start[0] + dx * stop, start[1] + dy * stop)], fill=fill, width=width)
+        draw.line(
+            [
+                (start[0] + dx * position, start[1] + dy * position),
+                (start[0] + dx * stop, start[1] + dy * stop),
+            ],
+            fill=fill,
+            width=width,
+        )
         position += 2 * dash
 
 
-def _arrow_head(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float],
-                fill: str, size: float) -> None:
+def _arrow_head(
+    draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], fill: str, size: float
+) -> None:
     angle = math.atan2(end[1] - start[1], end[0] - start[0])
     left = (end[0] - size * math.cos(angle - 0.4), end[1] - size * math.sin(angle - 0.4))
     right = (end[0] - size * math.cos(angle + 0.4), end[1] - size * math.sin(angle + 0.4))
     draw.polygon([end, left, right], fill=fill)
 
 
-def _offset(start: tuple[float, float], end: tuple[float, float], shift: float
-            ) -> tuple[tuple[float, float], tuple[float, float]]:
+def _offset(
+    start: tuple[float, float], end: tuple[float, float], shift: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Shift a segment sideways (to its left) so that A->B and B->A arrows run side by side."""
     length = math.dist(start, end) or 1.0
     nx, ny = (end[1] - start[1]) / length * shift, -(end[0] - start[0]) / length * shift
     return (start[0] + nx, start[1] + ny), (end[0] + nx, end[1] + ny)
 
 
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour: str,
-           font: ImageFont.ImageFont, placed: list[tuple[float, float, float, float]] | None = None) -> None:
+def _label(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    colour: str,
+    font: ImageFont.ImageFont,
+    placed: list[tuple[float, float, float, float]] | None = None,
+) -> None:
     """A filled text tag at `xy`; moved down past the tags already `placed` so none is overprinted."""
     left, top, right, bottom = draw.textbbox(xy, text, font=font)
     step = bottom - top + 3
@@ -83,7 +103,7 @@ def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float,
 
 
 def relation_style(relation: dict[str, Any]) -> tuple[str, bool]:
-    """(colour, dashed) of a relation arrow: kept solid green, dropped dashed grey, unverified solid orange."""
+    """(colour, dashed) of a relation arrow: kept green, dropped dashed grey, unverified orange."""
     kept = relation.get("kept")
     if kept is None:
         return UNVERIFIED_COLOUR, False
@@ -98,7 +118,9 @@ def render_record(record: dict[str, Any], image_bytes: bytes | None = None) -> I
     sy = image.height / max(int(record.get("height") or image.height), 1)
     zoom = max(1.0, MIN_SIDE / max(image.width, image.height))
     if zoom > 1.0:
-        image = image.resize((round(image.width * zoom), round(image.height * zoom)), Image.Resampling.BILINEAR)
+        image = image.resize(
+            (round(image.width * zoom), round(image.height * zoom)), Image.Resampling.BILINEAR
+        )
     sx, sy = sx * zoom, sy * zoom
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=max(11, image.width // 50))
@@ -120,7 +142,9 @@ def render_record(record: dict[str, Any], image_bytes: bytes | None = None) -> I
         if pair[0] not in boxes or pair[1] not in boxes:
             continue
         s, o = boxes[pair[0]], boxes[pair[1]]
-        start, end = _offset(((s[0] + s[2]) / 2, (s[1] + s[3]) / 2), ((o[0] + o[2]) / 2, (o[1] + o[3]) / 2), 2 * line)
+        start, end = _offset(
+            ((s[0] + s[2]) / 2, (s[1] + s[3]) / 2), ((o[0] + o[2]) / 2, (o[1] + o[3]) / 2), 2 * line
+        )
         colour, dashed = relation_style(relation)
         if dashed:
             _dashed_line(draw, start, end, colour, line)

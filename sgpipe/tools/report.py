@@ -30,7 +30,8 @@ table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid 
 .plots img { max-width: 48%; margin: .5em 1% .5em 0; vertical-align: top; }
 .gallery { display: flex; flex-wrap: wrap; gap: 1em; }
 .gallery figure { margin: 0; width: 320px; } .gallery img { width: 100%; border: 1px solid #ccc; }
-figcaption { font-size: .8em; } .kept { color: #2ca02c; } .dropped { color: #888; } .unverified { color: #e67300; }
+figcaption { font-size: .8em; }
+.kept { color: #2ca02c; } .dropped { color: #888; } .unverified { color: #e67300; }
 """
 
 SCRIPT = """
@@ -49,7 +50,9 @@ def _data_uri(png: bytes) -> str:
 
 def _table(rows: list[tuple[str, Any]], header: tuple[str, str] | None = None) -> str:
     head = f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>" if header else ""
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_text(v))}</td></tr>" for k, v in rows)
+    body = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_text(v))}</td></tr>" for k, v in rows
+    )
     return f"<table>{head}{body}</table>"
 
 
@@ -64,18 +67,37 @@ def _run_section(run: dict[str, Any]) -> str:
         return "<p>No run.json in this folder (shards written by a conversion tool or still running).</p>"
     dataset = run.get("dataset") or {}
     seconds = run_seconds(run)
-    rows = [("dataset", dataset.get("name")), ("licence", dataset.get("licence_note")),
-            ("started", run.get("started")), ("ended", run.get("ended")),
-            ("wall seconds", None if seconds is None else round(seconds, 1)), ("resumed", run.get("resumed")),
-            ("config hash", run.get("config_hash")), ("git sha", run.get("git_sha")),
-            ("models", run.get("models")), ("thresholds", run.get("thresholds")), ("versions", run.get("versions"))]
+    rows = [
+        ("dataset", dataset.get("name")),
+        ("licence", dataset.get("licence_note")),
+        ("started", run.get("started")),
+        ("ended", run.get("ended")),
+        ("wall seconds", None if seconds is None else round(seconds, 1)),
+        ("resumed", run.get("resumed")),
+        ("config hash", run.get("config_hash")),
+        ("git sha", run.get("git_sha")),
+        ("models", run.get("models")),
+        ("thresholds", run.get("thresholds")),
+        ("versions", run.get("versions")),
+    ]
     return _table([(k, v) for k, v in rows if v not in (None, {}, "")])
 
 
 def _totals_section(stats: dict[str, Any]) -> str:
     totals = stats["totals"]
-    rows = [("shards", stats["shards"])] + [(name, totals[name]) for name in (
-        "count", "successes", "failed_to_process", "n_objects", "n_captions", "n_triplets", "n_relations", "n_kept")]
+    rows = [("shards", stats["shards"])] + [
+        (name, totals[name])
+        for name in (
+            "count",
+            "successes",
+            "failed_to_process",
+            "n_objects",
+            "n_captions",
+            "n_triplets",
+            "n_relations",
+            "n_kept",
+        )
+    ]
     rows.append(("images per worker-second", stats.get("throughput", {}).get("images_per_worker_second")))
     status = sorted(stats["status"].items(), key=lambda kv: (-kv[1], kv[0]))
     return _table(rows) + "<h3>Status</h3>" + _table(status, header=("status", "images"))
@@ -88,7 +110,8 @@ def _relation_items(record: dict[str, Any]) -> str:
     for r in relations[:MAX_LISTED_RELATIONS]:
         css = {True: "kept", False: "dropped", None: "unverified"}[r.get("kept")]
         confidence = "" if r.get("confidence") is None else f" {r['confidence']:.2f}"
-        text = f"{names.get(r['subject_id'], '?')} -{r['predicate']}-> {names.get(r['object_id'], '?')}{confidence}"
+        subject, obj = names.get(r["subject_id"], "?"), names.get(r["object_id"], "?")
+        text = f"{subject} -{r['predicate']}-> {obj}{confidence}"
         items.append(f'<li class="{css}">{html.escape(text)}</li>')
     more = len(relations) - MAX_LISTED_RELATIONS
     if more > 0:
@@ -109,8 +132,10 @@ def _gallery(out: Path, n_samples: int) -> list[str]:
         image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
         image = image.quantize(256, method=Image.Quantize.FASTOCTREE)  # a third of the bytes, same look
         key = html.escape(sample.key)
-        figures.append(f'<figure><img alt="{key}" src="{_data_uri(png_bytes(image))}">'
-                       f"<figcaption><b>{key}</b>{_relation_items(sample.record)}</figcaption></figure>")
+        figures.append(
+            f'<figure><img alt="{key}" src="{_data_uri(png_bytes(image))}">'
+            f"<figcaption><b>{key}</b>{_relation_items(sample.record)}</figcaption></figure>"
+        )
     return figures
 
 
@@ -124,22 +149,27 @@ def build_report(out: Path, n_samples: int = 12) -> str:
     plots = plot_pngs(out, stats)
     figures = _gallery(out, n_samples)
     title = f"sgpipe report: {(run.get('dataset') or {}).get('name') or out.name}"
-    plot_html = "".join(f'<img alt="{html.escape(name)}" src="{_data_uri(png)}">' for name, png in plots.items())
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style><script>{SCRIPT}</script></head>",
-        "<body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<h2>Run</h2>{_run_section(run)}",
-        f"<h2>Totals</h2>{_totals_section(stats)}",
-        f'<h2>Plots</h2><div class="plots" id="plots">{plot_html}</div>',
-        f'<h2>Samples</h2><p>Boxes with category and id; arrows from subject to object: '
-        f'<span class="kept">kept (solid green)</span>, <span class="dropped">dropped (dashed grey)</span>, '
-        f'<span class="unverified">unverified (solid orange)</span>.</p>',
-        f'<div class="gallery" id="gallery">{"".join(figures)}</div>',
-        "</body></html>",
-    ])
+    plot_html = "".join(
+        f'<img alt="{html.escape(name)}" src="{_data_uri(png)}">' for name, png in plots.items()
+    )
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style><script>{SCRIPT}</script></head>",
+            "<body>",
+            f"<h1>{html.escape(title)}</h1>",
+            f"<h2>Run</h2>{_run_section(run)}",
+            f"<h2>Totals</h2>{_totals_section(stats)}",
+            f'<h2>Plots</h2><div class="plots" id="plots">{plot_html}</div>',
+            "<h2>Samples</h2><p>Boxes with category and id; arrows from subject to object: "
+            '<span class="kept">kept (solid green)</span>, '
+            '<span class="dropped">dropped (dashed grey)</span>, '
+            '<span class="unverified">unverified (solid orange)</span>.</p>',
+            f'<div class="gallery" id="gallery">{"".join(figures)}</div>',
+            "</body></html>",
+        ]
+    )
 
 
 def write_report(out: Path, output: Path, n_samples: int = 12) -> str:

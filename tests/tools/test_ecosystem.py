@@ -23,9 +23,13 @@ def _tricky_output(out, images=True):
     first = [make_sample(i, relations=False) for i in (1, 2)]
     second = [make_sample(i, width=80, height=40) for i in (3, 4)]
     for sample in second:
-        sample.captions.append(Caption(1, "a dog on a bike", "model", "tiny-blip", {"top_p": 0.9, "max_length": 20}))
+        sample.captions.append(
+            Caption(1, "a dog on a bike", "model", "tiny-blip", {"top_p": 0.9, "max_length": 20})
+        )
     write_shard(out, 0, first, PROVENANCE, write_images=images)
-    write_shard(out, 1, second, dict(PROVENANCE, models={"verifier": "ckpt"}, source="x"), write_images=images)
+    write_shard(
+        out, 1, second, dict(PROVENANCE, models={"verifier": "ckpt"}, source="x"), write_images=images
+    )
     return first + second
 
 
@@ -34,14 +38,18 @@ def test_hugging_face_datasets_loads_shards_with_sgpipe_features(tmp_path, image
     from sgpipe.ecosystem import load_hf_dataset
 
     samples = _tricky_output(tmp_path / "out", images=images)
-    ds = load_hf_dataset(tmp_path / "out", image_ext="jpg" if images else None, cache_dir=str(tmp_path / "cache"))
+    ds = load_hf_dataset(
+        tmp_path / "out", image_ext="jpg" if images else None, cache_dir=str(tmp_path / "cache")
+    )
     assert ds.num_rows == 4
     assert ds["__key__"] == [s.key for s in samples]
     row = ds[3]
     record = row["json"]
     assert record == samples[3].to_record(record["provenance"])
     assert record["captions"][1]["decoding"] == {"top_p": 0.9, "max_length": 20}
-    assert record["relations"][0]["kept"] is True and record["relations"][1]["confidence"] == pytest.approx(0.1)
+    assert record["relations"][0]["kept"] is True and record["relations"][1]["confidence"] == pytest.approx(
+        0.1
+    )
     assert record["provenance"]["models"] == {"verifier": "ckpt"}
     assert ds[0]["json"]["relations"] == [] and ds[0]["json"]["captions"][0]["model"] is None
     if images:

@@ -10,7 +10,9 @@ from sgpipe.tools import export as export_module
 from sgpipe.tools.export import export
 from tests.helpers.tiny_shards import make_output
 
-VOCAB_REFERENCE = Path(__file__).resolve().parents[3] / "shared/data/vocab/rlipv2_coco_pseudolabel_vocab_freq.json"
+VOCAB_REFERENCE = (
+    Path(__file__).resolve().parents[3] / "shared/data/vocab/rlipv2_coco_pseudolabel_vocab_freq.json"
+)
 
 
 def test_rlipv2_export_keeps_verified_kept_relations(tmp_path):
@@ -22,13 +24,18 @@ def test_rlipv2_export_keeps_verified_kept_relations(tmp_path):
     first = items[0]
     assert first["objects"][0] == {"object_id": 11, "x": 2, "y": 2, "w": 20, "h": 30, "names": ["person"]}
     assert first["relationships"] == [
-        {"relationship_id": 0, "predicate": "ride", "subject_id": 11, "object_id": 13, "confidence": 0.8}]
+        {"relationship_id": 0, "predicate": "ride", "subject_id": 11, "object_id": 13, "confidence": 0.8}
+    ]
     ids = [r["relationship_id"] for i in items for r in i["relationships"]]
     assert ids == list(range(len(ids)))  # unique across the export
     assert items[2]["relationships"] == [] and len(items[2]["objects"]) == 3
     vocab = json.loads((tmp_path / "rel_vocab_freq.json").read_text())
-    assert vocab == {"relationship_names": ["ride"], "object_names": ["bicycle", "dog", "person"],
-                     "relationship_freq": {"ride": 4}, "object_freq": {"bicycle": 5, "dog": 5, "person": 5}}
+    assert vocab == {
+        "relationship_names": ["ride"],
+        "object_names": ["bicycle", "dog", "person"],
+        "relationship_freq": {"ride": 4},
+        "object_freq": {"bicycle": 5, "dog": 5, "person": 5},
+    }
     # the file streams: an incremental parser reads it item by item
     with open(tmp_path / "rel.json", "rb") as handle:
         assert sum(1 for _ in ijson.items(handle, "item")) == 5
@@ -38,7 +45,10 @@ def test_rlipv2_unverified_exports_all_and_min_confidence_filters(tmp_path):
     make_output(tmp_path / "raw", n_images=2, per_shard=2, verified=False, failed=0)
     export(tmp_path / "raw", "rlipv2", tmp_path / "raw.json")
     items = json.loads((tmp_path / "raw.json").read_text())
-    assert [(r["predicate"], r["confidence"]) for r in items[0]["relationships"]] == [("ride", None), ("next to", None)]
+    assert [(r["predicate"], r["confidence"]) for r in items[0]["relationships"]] == [
+        ("ride", None),
+        ("next to", None),
+    ]
     make_output(tmp_path / "ver", n_images=2, per_shard=2, failed=0)
     export(tmp_path / "ver", "rlipv2", tmp_path / "low.json", min_confidence=0.05)
     items = json.loads((tmp_path / "low.json").read_text())

@@ -10,15 +10,29 @@ from sgpipe.tools.report import build_report, write_report
 from tests.helpers.tiny_shards import make_output
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--virtual-time-budget=5000"]
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=5000",
+]
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+)
 
 
 def _chromium(tmp_path, *args):
-    result = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
-                            capture_output=True, text=True, timeout=90)
+    result = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -26,9 +40,16 @@ def _chromium(tmp_path, *args):
 @pytest.fixture
 def report(tmp_path):
     make_output(tmp_path / "out", n_images=5, per_shard=2)
-    (tmp_path / "out" / "run.json").write_text(json.dumps({
-        "dataset": {"name": "t", "licence_note": "made in a test"}, "config_hash": "abc123",
-        "started": "2026-01-01T00:00:00+00:00", "ended": "2026-01-01T00:00:10+00:00"}))
+    (tmp_path / "out" / "run.json").write_text(
+        json.dumps(
+            {
+                "dataset": {"name": "t", "licence_note": "made in a test"},
+                "config_hash": "abc123",
+                "started": "2026-01-01T00:00:00+00:00",
+                "ended": "2026-01-01T00:00:10+00:00",
+            }
+        )
+    )
     path = tmp_path / "report.html"
     summary = write_report(tmp_path / "out", path, n_samples=3)
     assert str(path) in summary
@@ -37,7 +58,7 @@ def report(tmp_path):
 
 def test_report_is_self_contained_with_gallery_plots_and_tables(report):
     page = report.read_text()
-    assert "http://" not in page and "https://" not in page and "src=\"file" not in page
+    assert "http://" not in page and "https://" not in page and 'src="file' not in page
     gallery = re.search(r'<div class="gallery" id="gallery">(.*?)</div>', page, re.S).group(1)
     assert gallery.count("<figure>") == 3 and "t-000000000001" in gallery
     assert "person -ride-&gt; bicycle 0.80" in gallery

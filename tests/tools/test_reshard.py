@@ -21,7 +21,9 @@ def _members(folder):
 def test_reshard_into_equal_shards_copies_members_byte_for_byte(tmp_path):
     make_output(tmp_path / "src", n_images=7, per_shard=2, failed=1)
     summary = reshard(str(tmp_path / "src"), tmp_path / "dst", 3)
-    assert summary.startswith("wrote 3 shards, 7 samples, 3 per shard") and "the last shard holds 1" in summary
+    assert (
+        summary.startswith("wrote 3 shards, 7 samples, 3 per shard") and "the last shard holds 1" in summary
+    )
     assert _members(tmp_path / "dst") == _members(tmp_path / "src")
     index = json.loads((tmp_path / "dst" / "shardindex.json").read_text())
     validate(index, "shardindex")
@@ -33,7 +35,10 @@ def test_reshard_into_equal_shards_copies_members_byte_for_byte(tmp_path):
     assert stats["totals"]["successes"] == 7 and stats["totals"]["n_kept"] == 5
     rows = pq.read_table(tmp_path / "dst" / "00000.parquet").to_pylist()
     assert [(r["key"], r["status"], r["n_kept"]) for r in rows] == [
-        ("t-000000000001", "ok", 1), ("t-000000000002", "ok", 1), ("t-000000000003", "ok", 0)]
+        ("t-000000000001", "ok", 1),
+        ("t-000000000002", "ok", 1),
+        ("t-000000000003", "ok", 0),
+    ]
     with tarfile.open(tmp_path / "dst" / "00000.tar") as tar:
         assert all(m.mtime == 0 for m in tar.getmembers())
 

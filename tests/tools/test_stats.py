@@ -10,8 +10,15 @@ from tests.helpers.tiny_shards import make_output
 
 def test_stats_prints_totals_statuses_histograms_and_throughput(tmp_path):
     make_output(tmp_path, n_images=5, per_shard=2, failed=1)
-    (tmp_path / "run.json").write_text(json.dumps({
-        "dataset": {"name": "t"}, "started": "2026-01-01T00:00:00+00:00", "ended": "2026-01-01T00:00:03+00:00"}))
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {
+                "dataset": {"name": "t"},
+                "started": "2026-01-01T00:00:00+00:00",
+                "ended": "2026-01-01T00:00:03+00:00",
+            }
+        )
+    )
     text = show_stats(tmp_path)
     assert "shards: 3  images: 6  ok: 5  failed: 1" in text
     assert "relations: 8  kept: 4" in text
