@@ -46,11 +46,12 @@ def _device(name: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def lr_at(step: int, base: float, warmup: int, total: int) -> float:
-    """Linear warmup, then cosine decay to a tenth of the base rate."""
+def lr_at(step: int, base: float, warmup: int, total: int, time_fraction: float = 0.0) -> float:
+    """Linear warmup, then cosine decay to a tenth of the base rate over whichever budget, steps or
+    time (`time_fraction` of `optim.max_seconds` spent), runs out first."""
     if warmup and step < warmup:
         return base * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -181,6 +182,8 @@ def train(config: TrainConfig) -> Path:
     autocast_dtype = torch.bfloat16 if (config.run.dtype == "bfloat16" or (
         config.run.dtype == "auto" and device.type == "cuda")) else None
     metrics = _Metrics(out / "metrics.jsonl", rank == 0)
+    if rank == 0 and resume_from is None and metrics.path.exists():
+        metrics.path.unlink()  # a fresh run: metrics of an earlier one in this folder would mislead
     if rank == 0:
         (out / "train_config.yaml").write_text(dump_config(config))
     example_args = {"min_confidence": d.min_confidence, "max_negative_confidence": d.max_negative_confidence,
@@ -204,7 +207,8 @@ def train(config: TrainConfig) -> Path:
                             generator=torch.Generator().manual_seed(stable_seed(config.run.seed, epoch)))
         batches = iter(loader)
         while in_epoch < steps_per_epoch and step < total:
-            lr = lr_at(step, o.lr, o.warmup_steps, total)
+            spent = (time.perf_counter() - started) / o.max_seconds if o.max_seconds else 0.0
+            lr = lr_at(step, o.lr, o.warmup_steps, total, spent)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             keys: list[str] = []
