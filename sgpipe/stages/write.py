@@ -90,18 +90,45 @@ def write_json_atomic(path: Path, value: Any) -> None:
     atomic_write_bytes(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def _tar_bytes(members: Iterable[tuple[str, bytes]]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = TAR_MTIME
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+class _HashingWriter:
+    """A write-only file that hashes and counts what passes through it (one pass over the tar bytes)."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.md5 = hashlib.md5()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.md5.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+def _write_tar_atomic(path: Path, members: Iterable[tuple[str, bytes]]) -> tuple[int, str]:
+    """Stream the members into a temporary tar, fsync, rename; returns (size, md5)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            writer = _HashingWriter(handle)
+            with tarfile.open(fileobj=writer, mode="w", format=tarfile.USTAR_FORMAT) as tar:  # type: ignore[arg-type]
+                for name, data in members:
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    info.mtime = TAR_MTIME
+                    info.mode = 0o644
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    tar.addfile(info, io.BytesIO(data))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return writer.size, writer.md5.hexdigest()
 
 
 def tar_members(samples: list[Sample], provenance: dict[str, Any], write_images: bool) -> Iterable[tuple[str, bytes]]:
@@ -182,19 +209,17 @@ def write_shard(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(out_dir, shard_index)
     remove_partial_shard(out_dir, shard_index)
-    tar_data = _tar_bytes(tar_members(samples, provenance, write_images))
-    parquet_data = _parquet_bytes(status_rows(samples))
+    size, md5 = _write_tar_atomic(paths["tar"], tar_members(samples, provenance, write_images))
+    atomic_write_bytes(paths["parquet"], _parquet_bytes(status_rows(samples)))
     stats = {
         "shard": shard_name(shard_index),
         "url": paths["tar"].name,
         "nsamples": sum(1 for s in samples if s.ok),
-        "filesize": len(tar_data),
-        "md5": hashlib.md5(tar_data).hexdigest(),
+        "filesize": size,
+        "md5": md5,
         **shard_content_stats(samples),
         "timings": timings or {},
     }
-    atomic_write_bytes(paths["tar"], tar_data)
-    atomic_write_bytes(paths["parquet"], parquet_data)
     write_json_atomic(paths["stats"], stats)  # last: marks the shard complete
     return stats
 
