@@ -26,14 +26,14 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from sgpipe.config import ParseConfig, TagConfig  # noqa: E402
-from sgpipe.records import Box, Caption, Sample, sample_key  # noqa: E402
-from sgpipe.stages.base import reraise  # noqa: E402
-from sgpipe.stages.parse import ParseStage  # noqa: E402
-from sgpipe.stages.tag import TagStage  # noqa: E402
-from sgpipe.synth.evaluate import canonical_predicate  # noqa: E402
-from sgpipe.synth.geometry import INVERSE  # noqa: E402
-from sgpipe.synth.world import generate_world  # noqa: E402
+from sgpipe.config import ParseConfig, TagConfig
+from sgpipe.records import Box, Caption, Sample, sample_key
+from sgpipe.stages.base import reraise
+from sgpipe.stages.parse import ParseStage
+from sgpipe.stages.tag import TagStage
+from sgpipe.synth.evaluate import canonical_predicate
+from sgpipe.synth.geometry import INVERSE
+from sgpipe.synth.world import generate_world
 
 Triple = tuple[int, int, str]
 
@@ -53,14 +53,25 @@ def load_samples(world: Path) -> tuple[list[Sample], list[str]]:
     captions = json.loads((ann / "captions.json").read_text())
     names = {c["id"]: c["name"] for c in instances["categories"]}
     samples = {
-        im["id"]: Sample(key=sample_key("synth", im["id"]), dataset="synth", image_id=im["id"],
-                         file_name=im["file_name"], width=im["width"], height=im["height"])
+        im["id"]: Sample(
+            key=sample_key("synth", im["id"]),
+            dataset="synth",
+            image_id=im["id"],
+            file_name=im["file_name"],
+            width=im["width"],
+            height=im["height"],
+        )
         for im in instances["images"]
     }
     for a in instances["annotations"]:
         samples[a["image_id"]].objects.append(
-            Box(id=a["id"], category=names[a["category_id"]], category_id=a["category_id"],
-                bbox=[float(v) for v in a["bbox"]], iscrowd=int(a.get("iscrowd", 0)))
+            Box(
+                id=a["id"],
+                category=names[a["category_id"]],
+                category_id=a["category_id"],
+                bbox=[float(v) for v in a["bbox"]],
+                iscrowd=int(a.get("iscrowd", 0)),
+            )
         )
     for c in captions["annotations"]:
         samples[c["image_id"]].captions.append(Caption(id=c["id"], text=c["caption"], source="annotation"))
@@ -71,11 +82,15 @@ def truth_sets(world: Path) -> tuple[dict[int, set[Triple]], dict[int, set[Tripl
     ann = world / "annotations"
     every: dict[int, set[Triple]] = {}
     for entry in json.loads((ann / "relations.json").read_text()):
-        every[entry["image_id"]] = {(r["subject_id"], r["object_id"], r["predicate"]) for r in entry["relations"]}
+        every[entry["image_id"]] = {
+            (r["subject_id"], r["object_id"], r["predicate"]) for r in entry["relations"]
+        }
     stated: dict[int, set[Triple]] = {}
     for row in json.loads((ann / "statements.json").read_text()):
         if row["holds"]:
-            stated.setdefault(row["image_id"], set()).add((row["subject_id"], row["object_id"], row["predicate"]))
+            stated.setdefault(row["image_id"], set()).add(
+                (row["subject_id"], row["object_id"], row["predicate"])
+            )
     return every, stated
 
 
@@ -95,7 +110,10 @@ def parsed_statements(samples: list[Sample], matcher) -> dict[int, set[Triple]]:
     for s in samples:
         for t in s.triplets:
             p = canonical_predicate(t.predicate)
-            subjects, objects = set(matcher.match(t.subject).categories), set(matcher.match(t.object).categories)
+            subjects, objects = (
+                set(matcher.match(t.subject).categories),
+                set(matcher.match(t.object).categories),
+            )
             if p is None or not subjects or not objects:
                 continue
             for a in s.objects:
@@ -106,13 +124,19 @@ def parsed_statements(samples: list[Sample], matcher) -> dict[int, set[Triple]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hallucination-rate", type=float, default=0.3)
-    parser.add_argument("--world", type=Path, help="an existing world folder (else one is generated in a temp dir)")
+    parser.add_argument(
+        "--world", type=Path, help="an existing world folder (else one is generated in a temp dir)"
+    )
     parser.add_argument("--max-pairs", type=int, default=TagConfig.max_pairs_per_triplet)
-    parser.add_argument("--embedding-model", default="none", help='"minilm" to enable the fallback (not needed here)')
+    parser.add_argument(
+        "--embedding-model", default="none", help='"minilm" to enable the fallback (not needed here)'
+    )
     parser.add_argument("--spacy-model", default=ParseConfig.spacy_model)
     args = parser.parse_args()
 
@@ -125,7 +149,9 @@ def main() -> None:
         every, stated = truth_sets(world)
 
     parse = ParseStage(ParseConfig(spacy_model=args.spacy_model))
-    tag = TagStage(TagConfig(max_pairs_per_triplet=args.max_pairs, embedding_model=args.embedding_model), categories)
+    tag = TagStage(
+        TagConfig(max_pairs_per_triplet=args.max_pairs, embedding_model=args.embedding_model), categories
+    )
     parse.handler = tag.handler = reraise
     parse.setup(), tag.setup()
     parse(samples)

@@ -21,7 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--threshold", type=float, default=0.55)
     args = parser.parse_args()
@@ -38,7 +40,9 @@ def main() -> None:
     texts = [a["caption"] for a in json.loads(captions_file.read_text())["annotations"]]
     parsed = list(CaptionParser("en_core_web_sm").parse_many(texts))
     lemmas = [e for triplets in parsed for t in triplets for e in (t.subject, t.object)]
-    matcher = EntityMatcher(Lexicon(list(load_vocabulary("coco")), "coco"), TextEmbedder("minilm"), args.threshold)
+    matcher = EntityMatcher(
+        Lexicon(list(load_vocabulary("coco")), "coco"), TextEmbedder("minilm"), args.threshold
+    )
     outcomes: Counter[str] = Counter()
     by_embedding: dict[str, tuple[str, ...]] = {}
     unknown: Counter[str] = Counter()
@@ -49,7 +53,10 @@ def main() -> None:
             by_embedding[lemma] = match.categories[:3]
         elif match.source == "unknown_word":
             unknown[lemma] += 1
-    print(f"{len(texts)} captions, {len(lemmas)} entity mentions: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()))
+    print(
+        f"{len(texts)} captions, {len(lemmas)} entity mentions: "
+        + ", ".join(f"{k} {v}" for k, v in outcomes.most_common())
+    )
     print("embedding matches:", "; ".join(f"{k} -> {', '.join(v)}" for k, v in sorted(by_embedding.items())))
     print("unknown words:", ", ".join(f"{k} ({v})" for k, v in unknown.most_common()))
 

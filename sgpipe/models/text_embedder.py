@@ -49,7 +49,7 @@ class TextEmbedder:
         except OSError as error:  # not a folder, not cached, hub unreachable
             raise ModelNotAvailableError(model, "text embedding", _HINT) from error
 
-    def embed(self, texts: list[str]) -> "torch.Tensor":
+    def embed(self, texts: list[str]) -> torch.Tensor:
         import torch
 
         chunks = []

@@ -18,7 +18,7 @@ the pairs of a triplet (for the per-triplet cap), the verifier decides.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

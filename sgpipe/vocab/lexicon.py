@@ -12,7 +12,7 @@ else ("hot dog" is food, so it does not fall back to "dog").
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 VOCABULARIES = ("coco", "objects365")
@@ -42,7 +42,7 @@ def _singular_phrase(phrase: str) -> str:
     return " ".join(words[:-1] + [singular(words[-1])]) if words else phrase
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_vocabulary(name: str) -> dict[str, tuple[str, ...]]:
     """Bundled vocabulary: normalised category name -> normalised terms (the name included)."""
     if name not in VOCABULARIES:
@@ -73,7 +73,7 @@ def _non_objects() -> dict[str, str]:
 
 
 def non_object_kind(lemma: str) -> str | None:
-    """"body_part", "clothing" or "stuff" when the lemma (or its head word) names no box-able thing.
+    """ "body_part", "clothing" or "stuff" when the lemma (or its head word) names no box-able thing.
 
     Used to keep such words from the embedding fallback: "hair" is close to "hair drier" in
     embedding space, "water" to "bottle", and neither is either.
@@ -86,7 +86,7 @@ def non_object_kind(lemma: str) -> str | None:
 
 
 def choose_vocabulary(categories: list[str]) -> str:
-    """"auto": the bundled vocabulary that knows most of the names (>= half), else "none"."""
+    """ "auto": the bundled vocabulary that knows most of the names (>= half), else "none"."""
     names = {normalise(c) for c in categories}
     if not names:
         return "none"
@@ -100,7 +100,7 @@ def choose_vocabulary(categories: list[str]) -> str:
 
 
 def category_alternatives(category: str) -> list[str]:
-    """"Handbag/Satchel" -> ["handbag/satchel", "handbag", "satchel"] (normalised, deduplicated)."""
+    """ "Handbag/Satchel" -> ["handbag/satchel", "handbag", "satchel"] (normalised, deduplicated)."""
     parts = [normalise(category)] + [normalise(p) for p in category.split("/")]
     return list(dict.fromkeys(p for p in parts if p))
 

@@ -38,7 +38,7 @@ class EntityMatcher:
     def __init__(
         self,
         lexicon: Lexicon,
-        embedder: "TextEmbedder | None" = None,
+        embedder: TextEmbedder | None = None,
         threshold: float = 0.55,
         cache_size: int = 65536,
     ):

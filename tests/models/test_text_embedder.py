@@ -7,7 +7,21 @@ from sgpipe.models.text_embedder import TextEmbedder, resolve_model_path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "dog", "cat", "red", "circle", "on", "the", "table"]
+WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "a",
+    "dog",
+    "cat",
+    "red",
+    "circle",
+    "on",
+    "the",
+    "table",
+]
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +33,14 @@ def tiny_encoder(tmp_path_factory):
     tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(WORDS)}, do_lower_case=True)
     tokenizer.save_pretrained(path)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(WORDS),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(path)
     return str(path)
 

@@ -16,18 +16,38 @@ COCO = list(json.loads(resources.files("sgpipe.vocab").joinpath("coco.json").rea
 
 
 def box(box_id: int, category: str, x: float, y: float, w: float = 20, h: float = 20, crowd: int = 0) -> Box:
-    return Box(id=box_id, category=category, category_id=COCO.index(category) + 1 if category in COCO else 0,
-               bbox=[x, y, w, h], iscrowd=crowd)
+    return Box(
+        id=box_id,
+        category=category,
+        category_id=COCO.index(category) + 1 if category in COCO else 0,
+        bbox=[x, y, w, h],
+        iscrowd=crowd,
+    )
 
 
 def triplet(tid: int, subject: str, predicate: str, object_: str) -> Triplet:
-    return Triplet(subject=subject, predicate=predicate, object=object_, subject_text=subject,
-                   predicate_text=predicate, object_text=object_, id=tid)
+    return Triplet(
+        subject=subject,
+        predicate=predicate,
+        object=object_,
+        subject_text=subject,
+        predicate_text=predicate,
+        object_text=object_,
+        id=tid,
+    )
 
 
 def sample(objects: list[Box], triplets: list[Triplet], image_id: int = 1) -> Sample:
-    return Sample(key=f"coco-{image_id:012d}", dataset="coco", image_id=image_id, file_name=f"{image_id}.jpg",
-                  width=640, height=480, objects=objects, triplets=triplets)
+    return Sample(
+        key=f"coco-{image_id:012d}",
+        dataset="coco",
+        image_id=image_id,
+        file_name=f"{image_id}.jpg",
+        width=640,
+        height=480,
+        objects=objects,
+        triplets=triplets,
+    )
 
 
 def run(samples, categories=COCO, **overrides) -> list[Sample]:
@@ -54,7 +74,11 @@ def test_grounds_hyponyms_on_the_right_boxes():
 def test_body_parts_never_ground_on_person_and_hot_dog_is_no_dog():
     s = sample(
         [box(1, "person", 0, 0, 50, 100), box(2, "dog", 60, 0), box(3, "chair", 0, 100, 50, 50)],
-        [triplet(0, "hair", "on", "person"), triplet(1, "man", "eat", "hot dog"), triplet(2, "man", "sit on", "chair")],
+        [
+            triplet(0, "hair", "on", "person"),
+            triplet(1, "man", "eat", "hot dog"),
+            triplet(2, "man", "sit on", "chair"),
+        ],
     )
     run([s])
     assert [(r.subject_id, r.object_id, r.triplet_id) for r in s.relations] == [(1, 3, 2)]
@@ -64,16 +88,22 @@ def test_body_parts_never_ground_on_person_and_hot_dog_is_no_dog():
 
 
 def test_plural_lemmas_and_unknown_words():
-    s = sample([box(1, "person", 0, 0), box(2, "horse", 30, 0), box(3, "horse", 60, 0)],
-               [triplet(0, "people", "ride", "horse"), triplet(1, "blorp", "near", "horse")])
+    s = sample(
+        [box(1, "person", 0, 0), box(2, "horse", 30, 0), box(3, "horse", 60, 0)],
+        [triplet(0, "people", "ride", "horse"), triplet(1, "blorp", "near", "horse")],
+    )
     run([s])
     assert {(r.subject_id, r.object_id) for r in s.relations} == {(1, 2), (1, 3)}
     assert s.counters["tag_entity_unmatched_unknown_word"] == 1
 
 
 def test_crowd_and_tiny_boxes_are_excluded_unless_configured():
-    objects = [box(1, "person", 0, 0), box(2, "person", 30, 0, crowd=1), box(3, "person", 60, 0, 3, 3),
-               box(4, "bench", 0, 30, 60, 20)]
+    objects = [
+        box(1, "person", 0, 0),
+        box(2, "person", 30, 0, crowd=1),
+        box(3, "person", 60, 0, 3, 3),
+        box(4, "bench", 0, 30, 60, 20),
+    ]
     s = sample(objects, [triplet(0, "man", "sit on", "bench")])
     run([s])
     assert [r.subject_id for r in s.relations] == [1]
@@ -83,7 +113,9 @@ def test_crowd_and_tiny_boxes_are_excluded_unless_configured():
     run([s], include_crowd=True, min_box_area=0)
     assert sorted(r.subject_id for r in s.relations) == [1, 2, 3]
 
-    only_crowd = sample([box(2, "person", 30, 0, crowd=1), box(4, "bench", 0, 30)], [triplet(0, "man", "on", "bench")])
+    only_crowd = sample(
+        [box(2, "person", 30, 0, crowd=1), box(4, "bench", 0, 30)], [triplet(0, "man", "on", "bench")]
+    )
     run([only_crowd])
     assert only_crowd.relations == []
     assert only_crowd.counters["tag_entity_unmatched_boxes_excluded"] == 1
@@ -103,7 +135,10 @@ def crowd_of_people(n: int = 40) -> list[Box]:
 
 
 def test_forty_people_are_capped_per_triplet_best_first():
-    s = sample(crowd_of_people(), [triplet(0, "man", "stand next to", "man"), triplet(1, "person", "left of", "woman")])
+    s = sample(
+        crowd_of_people(),
+        [triplet(0, "man", "stand next to", "man"), triplet(1, "person", "left of", "woman")],
+    )
     run([s], max_pairs_per_triplet=8)
     assert len(s.relations) == 16  # not 2 x 1,560
     assert s.counters["tag_pairs_truncated"] == 2 * (40 * 39 - 8)
@@ -127,8 +162,10 @@ def test_deterministic_regardless_of_box_order():
 
 
 def test_same_pair_and_predicate_from_two_triplets_is_one_relation():
-    s = sample([box(1, "person", 0, 0), box(2, "horse", 10, 10)],
-               [triplet(0, "man", "ride", "horse"), triplet(1, "person", "ride", "pony")])
+    s = sample(
+        [box(1, "person", 0, 0), box(2, "horse", 10, 10)],
+        [triplet(0, "man", "ride", "horse"), triplet(1, "person", "ride", "pony")],
+    )
     run([s])
     assert [(r.subject_id, r.object_id, r.triplet_id) for r in s.relations] == [(1, 2, 0)]
     assert s.counters["tag_pairs_duplicate"] == 1
@@ -136,8 +173,11 @@ def test_same_pair_and_predicate_from_two_triplets_is_one_relation():
 
 def test_synthetic_categories_without_a_vocabulary():
     shapes = ["circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart"]
-    objects = [Box(1, "circle", 1, [0, 0, 20, 20]), Box(2, "square", 2, [0, 30, 20, 20]),
-               Box(3, "ring", 5, [40, 0, 20, 20])]
+    objects = [
+        Box(1, "circle", 1, [0, 0, 20, 20]),
+        Box(2, "square", 2, [0, 30, 20, 20]),
+        Box(3, "ring", 5, [40, 0, 20, 20]),
+    ]
     s = sample(objects, [triplet(0, "circle", "above", "square"), triplet(1, "ring", "right of", "circle")])
     run([s], categories=shapes)
     assert [(r.subject_id, r.object_id) for r in s.relations] == [(1, 2), (3, 1)]
@@ -164,9 +204,15 @@ def minilm_stage():
 
 
 def test_embedding_fallback_with_real_minilm(minilm_stage):
-    s = sample([box(1, "cat", 0, 0), box(2, "couch", 0, 20, 60, 30), box(3, "person", 100, 0)],
-               [triplet(0, "kitty cat", "sleep on", "couch"), triplet(1, "pooch", "near", "person"),
-                triplet(2, "hair", "of", "person"), triplet(3, "kitten", "on", "settee")])
+    s = sample(
+        [box(1, "cat", 0, 0), box(2, "couch", 0, 20, 60, 30), box(3, "person", 100, 0)],
+        [
+            triplet(0, "kitty cat", "sleep on", "couch"),
+            triplet(1, "pooch", "near", "person"),
+            triplet(2, "hair", "of", "person"),
+            triplet(3, "kitten", "on", "settee"),
+        ],
+    )
     minilm_stage([s])
     assert minilm_stage.matcher.match("pooch").source == "embedding"
     assert minilm_stage.matcher.match("pooch").categories[0] == "dog"
@@ -182,8 +228,10 @@ def test_embedding_fallback_picks_the_category_present(minilm_stage):
     assert matcher.match("water").source == "stuff"
     unknown = matcher.match("qwzx")
     assert unknown.source == "unknown_word" and unknown.categories == ()
-    s = sample([box(1, "person", 0, 0), box(2, "dog", 5, 5, 5, 5), box(3, "horse", 30, 0)],
-               [triplet(0, "man", "walk", "pooch")])
+    s = sample(
+        [box(1, "person", 0, 0), box(2, "dog", 5, 5, 5, 5), box(3, "horse", 30, 0)],
+        [triplet(0, "man", "walk", "pooch")],
+    )
     minilm_stage([s])
     assert [(r.subject_id, r.object_id) for r in s.relations] == [(1, 2)]
     assert s.counters["tag_entity_matched_embedding"] == 1

@@ -6,9 +6,19 @@ from sgpipe.stages.tag_score import spatial_relation, tag_score
 @pytest.mark.parametrize(
     "predicate, relation",
     [
-        ("above", "above"), ("sit on", "on"), ("on top of", "above"), ("to the left of", "left"),
-        ("right of", "right"), ("under", "below"), ("inside", "inside"), ("in", "inside"),
-        ("in front of", None), ("behind", None), ("ride", None), ("next to", None), ("hold", None),
+        ("above", "above"),
+        ("sit on", "on"),
+        ("on top of", "above"),
+        ("to the left of", "left"),
+        ("right of", "right"),
+        ("under", "below"),
+        ("inside", "inside"),
+        ("in", "inside"),
+        ("in front of", None),
+        ("behind", None),
+        ("ride", None),
+        ("next to", None),
+        ("hold", None),
     ],
 )
 def test_spatial_relation_from_predicate(predicate, relation):
@@ -39,7 +49,11 @@ def test_spatial_term_follows_the_predicate():
 
 
 def test_scores_stay_in_unit_interval_on_degenerate_boxes():
-    for a, b in [([0, 0, 0, 0], [0, 0, 0, 0]), ([0, 0, 1e6, 1], [5, 5, 1, 1e6]), ([3, 3, 0, 5], [3, 3, 5, 0])]:
+    for a, b in [
+        ([0, 0, 0, 0], [0, 0, 0, 0]),
+        ([0, 0, 1e6, 1], [5, 5, 1, 1e6]),
+        ([3, 3, 0, 5], [3, 3, 5, 0]),
+    ]:
         for predicate in ("", "on", "inside", "above", "left of"):
             assert 0.0 <= tag_score(a, b, predicate) <= 1.0
 
@@ -57,5 +71,7 @@ def test_pair_matrix_matches_pairwise_scores():
         assert matrix.shape == (5, 3)
         for i in range(5):
             for j in range(3):
-                assert matrix[i, j] == pytest.approx(tag_score(subjects[i].tolist(), objects[j].tolist(), predicate))
+                assert matrix[i, j] == pytest.approx(
+                    tag_score(subjects[i].tolist(), objects[j].tolist(), predicate)
+                )
     assert tag_scores(np.zeros((0, 4)), objects).shape == (0, 3)

@@ -8,7 +8,20 @@ from sgpipe.vocab.lexicon import category_alternatives, non_object_kind, singula
 
 COCO = list(json.loads(resources.files("sgpipe.vocab").joinpath("coco.json").read_text()))
 O365 = list(json.loads(resources.files("sgpipe.vocab").joinpath("objects365.json").read_text()))
-BODY_AND_CLOTHES = ["hair", "hand", "head", "leg", "foot", "eye", "face", "arm", "shirt", "jacket", "jeans", "dress"]
+BODY_AND_CLOTHES = [
+    "hair",
+    "hand",
+    "head",
+    "leg",
+    "foot",
+    "eye",
+    "face",
+    "arm",
+    "shirt",
+    "jacket",
+    "jeans",
+    "dress",
+]
 
 
 def test_bundled_vocabularies_cover_the_official_category_lists():
@@ -23,7 +36,10 @@ def test_bundled_vocabularies_cover_the_official_category_lists():
 def test_auto_picks_vocabulary_by_overlap():
     assert choose_vocabulary(COCO) == "coco"
     assert choose_vocabulary(O365) == "objects365"
-    assert choose_vocabulary(["circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart"]) == "none"
+    assert (
+        choose_vocabulary(["circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart"])
+        == "none"
+    )
     assert choose_vocabulary([]) == "none"
 
 
@@ -32,7 +48,7 @@ def test_body_parts_and_clothing_never_map_to_person(lexicon):
     for word in BODY_AND_CLOTHES:
         assert lexicon.lookup(word) == (), word
     # and no term of the person category is a body part or a garment
-    person = [c for c in lexicon.categories if c.lower() == "person"][0]
+    person = next(c for c in lexicon.categories if c.lower() == "person")
     for term, categories in lexicon._terms.items():
         if person in categories:
             assert non_object_kind(term) is None, term
@@ -105,7 +121,13 @@ def test_helpers():
     assert category_alternatives("Handbag/Satchel") == ["handbag/satchel", "handbag", "satchel"]
     assert category_alternatives("Person") == ["person"]
     assert [singular(w) for w in ("buses", "bus", "boxes", "berries", "skis", "glass", "dog")] == [
-        "bus", "bus", "box", "berry", "ski", "glass", "dog"
+        "bus",
+        "bus",
+        "box",
+        "berry",
+        "ski",
+        "glass",
+        "dog",
     ]
     assert non_object_kind("hair") == "body_part"
     assert non_object_kind("baseball cap") == "clothing"

@@ -18,7 +18,11 @@ class TableEmbedder:
 
 
 TABLE = {
-    "dog": [1, 0, 0, 0], "cat": [0, 1, 0, 0], "hair drier": [0, 0, 1, 0], "handbag": [0.6, 0, 0.8, 0], "drier hood": [0, 0, 1, 0],
+    "dog": [1, 0, 0, 0],
+    "cat": [0, 1, 0, 0],
+    "hair drier": [0, 0, 1, 0],
+    "handbag": [0.6, 0, 0.8, 0],
+    "drier hood": [0, 0, 1, 0],
     "satchel": [0, 0.2, 0.98, 0],
     "pooch": [0.95, 0.31, 0, 0],  # cos 0.95 to dog, 0.31 to cat
     "feline": [0.3, 0.95, 0, 0],  # cos 0.3 dog, 0.95 cat
@@ -34,7 +38,7 @@ def matcher(categories=("dog", "cat", "hair drier", "Handbag/Satchel"), threshol
 
 
 def test_category_phrases_are_embedded_once_with_slash_alternatives():
-    m, embedder = matcher()
+    _m, embedder = matcher()
     assert embedder.calls == [["dog", "cat", "hair drier", "handbag", "satchel"]]
 
 
