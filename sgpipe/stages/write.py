@@ -196,20 +196,19 @@ def shard_content_stats(samples: list[Sample]) -> dict[str, Any]:
     }
 
 
-def write_shard(
+def commit_shard(
     out_dir: Path,
     shard_index: int,
+    members: Iterable[tuple[str, bytes]],
     samples: list[Sample],
-    provenance: dict[str, Any],
-    write_images: bool = True,
     timings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write one shard atomically and return its `_stats.json` content."""
+    """Commit one shard from ready tar members: tar, parquet rows of `samples`, `_stats.json` last."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(out_dir, shard_index)
     remove_partial_shard(out_dir, shard_index)
-    size, md5 = _write_tar_atomic(paths["tar"], tar_members(samples, provenance, write_images))
+    size, md5 = _write_tar_atomic(paths["tar"], members)
     atomic_write_bytes(paths["parquet"], _parquet_bytes(status_rows(samples)))
     stats = {
         "shard": shard_name(shard_index),
@@ -222,6 +221,18 @@ def write_shard(
     }
     write_json_atomic(paths["stats"], stats)  # last: marks the shard complete
     return stats
+
+
+def write_shard(
+    out_dir: Path,
+    shard_index: int,
+    samples: list[Sample],
+    provenance: dict[str, Any],
+    write_images: bool = True,
+    timings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write one shard atomically and return its `_stats.json` content."""
+    return commit_shard(out_dir, shard_index, tar_members(samples, provenance, write_images), samples, timings)
 
 
 def read_shard_stats(out_dir: Path) -> list[dict[str, Any]]:

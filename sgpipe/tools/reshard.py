@@ -8,7 +8,6 @@ then shardindex.json and stats.json are rebuilt. One output shard is held in mem
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sgpipe.errors import SgpipeError
-from sgpipe.records import Sample, shard_name
+from sgpipe.records import Sample
 from sgpipe.shards import expand_urls, split_member_name
 
 
@@ -53,32 +52,10 @@ def iter_key_members(urls: list[str]) -> Iterator[KeyMembers]:
 
 def write_copied_shard(out: Path, index: int, group: list[KeyMembers]) -> dict:
     """One shard from copied members: tar, parquet rows, `_stats.json` (last), as write_shard does."""
-    from sgpipe.stages.write import (
-        _parquet_bytes,
-        _tar_bytes,
-        atomic_write_bytes,
-        shard_content_stats,
-        shard_paths,
-        status_rows,
-        write_json_atomic,
-    )
+    from sgpipe.stages.write import commit_shard
 
     samples = [Sample.from_record(item.record()) for item in group]
-    tar_data = _tar_bytes(member for item in group for member in item.members)
-    paths = shard_paths(out, index)
-    stats = {
-        "shard": shard_name(index),
-        "url": paths["tar"].name,
-        "nsamples": len(samples),
-        "filesize": len(tar_data),
-        "md5": hashlib.md5(tar_data).hexdigest(),
-        **shard_content_stats(samples),
-        "timings": {},
-    }
-    atomic_write_bytes(paths["tar"], tar_data)
-    atomic_write_bytes(paths["parquet"], _parquet_bytes(status_rows(samples)))
-    write_json_atomic(paths["stats"], stats)
-    return stats
+    return commit_shard(out, index, (member for item in group for member in item.members), samples)
 
 
 def reshard(source: str | Path, out: Path, samples_per_shard: int) -> str:
