@@ -231,7 +231,12 @@ def train(config: TrainConfig) -> Path:
             images_since_log += len(keys) * world
             loss_since_log += step_loss
             steps_since_log += 1
-            if step % config.run.log_every == 0 or step == total:
+            stop = bool(o.max_seconds and time.perf_counter() - started >= o.max_seconds)
+            if world > 1:  # every rank stops at the same step
+                flag = torch.tensor([float(stop)], device=device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                stop = bool(flag.item())
+            if step % config.run.log_every == 0 or step == total or stop:
                 now = time.perf_counter()
                 rate = images_since_log / max(now - last_log, 1e-9)
                 log.info("step %d/%d epoch %d loss %.4f lr %.2e %.1f samples/s", step, total, epoch,
@@ -240,11 +245,6 @@ def train(config: TrainConfig) -> Path:
                                "samples_per_s": rate, "elapsed_s": now - started,
                                "batch_keys_md5": hashlib.md5("\n".join(keys).encode()).hexdigest()})
                 last_log, images_since_log, loss_since_log, steps_since_log = now, 0, 0.0, 0
-            stop = bool(o.max_seconds and time.perf_counter() - started >= o.max_seconds)
-            if world > 1:  # every rank stops at the same step
-                flag = torch.tensor([float(stop)], device=device)
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                stop = bool(flag.item())
             if rank == 0 and (stop or step == total or (config.run.checkpoint_every
                                                         and step % config.run.checkpoint_every == 0)):
                 _save_checkpoint(model, optimizer, {"step": step, "epoch": epoch, "steps_per_epoch": steps_per_epoch,

@@ -75,7 +75,8 @@ class Verifier(nn.Module):
             tokenizer = load_pretrained("AutoTokenizer", config.text_model, "verifier text encoder")
             config.text_config = text.config.to_diff_dict()
         for settings in (config.vision_config, config.text_config):
-            for key in ("architectures", "transformers_version", "_name_or_path", "out_features", "out_indices"):
+            for key in ("architectures", "transformers_version", "_name_or_path", "out_features", "out_indices",
+                        "dtype", "torch_dtype"):  # weights load as float32 whatever they were saved as
                 settings.pop(key, None)
         model = cls(config)
         if vision is not None:
