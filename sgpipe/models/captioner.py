@@ -150,6 +150,26 @@ def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A TCP connection to the hub endpoint; assumed reachable behind a proxy, which we cannot probe."""
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return True
+    url = urlparse(hub_endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def _is_local(model: str) -> bool:
     return Path(model).expanduser().is_dir()
 
@@ -190,25 +210,46 @@ class Captioner:
         )
 
     def load(self) -> "Captioner":
-        """Load processor and weights; a model neither local nor cached, offline, raises ModelNotAvailableError."""
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        """Load processor and weights: a local folder, else the Hugging Face cache, else the hub.
 
-        source = str(Path(self.model_id).expanduser()) if _is_local(self.model_id) else self.model_id
-        options = {"trust_remote_code": self.trust_remote_code}
-        try:
-            self.processor = AutoProcessor.from_pretrained(source, **options)
-            self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=self.dtype, **options)
-        except (OSError, ValueError) as error:
-            if _is_local(self.model_id):
+        A model found in none of them raises ModelNotAvailableError at once, before any work.
+        """
+        if _is_local(self.model_id):
+            try:
+                self._from_pretrained(str(Path(self.model_id).expanduser()))
+            except (OSError, ValueError) as error:
                 raise SgpipeError(f"caption model folder {self.model_id!r} cannot be loaded: {error}") from error
-            hint = "or set caption.model to a local folder"
-            if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
-                hint += " (HF_HUB_OFFLINE is set, so the hub was not asked)"
-            raise ModelNotAvailableError(self.model_id, self.role, hint) from error
+        else:
+            self._load_hub_model()
         self.model.to(self.device).eval()
         self.revision = getattr(self.model.config, "_commit_hash", None)
         self._fit_image_size()
         return self
+
+    def _from_pretrained(self, source: str, **options: Any) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        options["trust_remote_code"] = self.trust_remote_code
+        self.processor = AutoProcessor.from_pretrained(source, **options)
+        self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=self.dtype, **options)
+
+    def _load_hub_model(self) -> None:
+        # The cache first: workers of a cluster start without asking the hub, and a cached model
+        # stays the same model for the whole run.
+        try:
+            self._from_pretrained(self.model_id, local_files_only=True)
+            return
+        except (OSError, ValueError):
+            pass
+        if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+            raise ModelNotAvailableError(self.model_id, self.role, "HF_HUB_OFFLINE is set, so the hub was not asked")
+        if not hub_reachable():
+            # without this check the hub client retries every file for minutes before giving up
+            raise ModelNotAvailableError(self.model_id, self.role, f"{hub_endpoint()} cannot be reached")
+        try:
+            self._from_pretrained(self.model_id)
+        except (OSError, ValueError) as error:
+            raise ModelNotAvailableError(self.model_id, self.role, f"loading it failed: {error}") from error
 
     def _fit_image_size(self) -> None:
         """Resize inputs to `image_size` (384 for RLIPv2) when the processor takes a height/width size."""

@@ -125,6 +125,18 @@ def test_missing_model_fails_at_startup_naming_it():
     assert "--local-dir" in str(raised.value)
 
 
+def test_unreachable_hub_fails_fast_naming_model_and_endpoint(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    stage = make_stage("sgpipe-tests/no-such-captioner-model")
+    with pytest.raises(errors.ModelNotAvailableError) as raised:
+        stage.setup()
+    assert "sgpipe-tests/no-such-captioner-model" in str(raised.value)
+    assert "http://127.0.0.1:9 cannot be reached" in str(raised.value)
+
+
 def test_describe_names_model_and_decoding(tiny_blip):
     stage = make_stage(tiny_blip)
     assert stage.describe()["model"] == tiny_blip
