@@ -82,6 +82,7 @@ def run(
     shards: Optional[str] = typer.Option(None, "--shards", help="Only shards a:b (Python slice of shard ids)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate everything and print what would run."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Periodic progress line."),
+    metrics: Optional[Path] = typer.Option(None, "--metrics", help="Append one JSON line per finished shard here."),
 ) -> None:
     """Run a pipeline recipe: source -> caption -> parse -> tag -> verify -> shards (resumable)."""
     from sgpipe.config import load_config
@@ -95,7 +96,8 @@ def run(
     try:
         cfg = load_config(config, overrides)
         summary = run_pipeline(
-            cfg, RunOptions(force=force, shard_range=shards, dry_run=dry_run, progress=progress)
+            cfg, RunOptions(force=force, shard_range=shards, dry_run=dry_run, progress=progress,
+                            metrics_path=str(metrics) if metrics else None)
         )
     except SgpipeError as error:
         _fail(error)

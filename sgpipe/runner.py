@@ -8,6 +8,7 @@ failure rate, and finally rebuilds the run-level files from the shards' `_stats.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -35,6 +36,7 @@ class RunOptions:
     shard_range: str | None = None  # "a:b", a slice of shard ids
     dry_run: bool = False
     progress: bool = True
+    metrics_path: str | None = None  # JSON lines, one per finished shard
 
 
 def select_shards(n_shards: int, shard_range: str | None) -> list[int]:
@@ -86,9 +88,12 @@ def _failure_rate(stats: list[dict[str, Any]]) -> tuple[int, int]:
 
 
 class Progress:
-    def __init__(self, total_shards: int, enabled: bool):
+    """The periodic progress line, and optionally one JSON line per finished shard for dashboards."""
+
+    def __init__(self, total_shards: int, enabled: bool, metrics_path: str | None = None):
         self.total = total_shards
         self.enabled = enabled
+        self.metrics_path = metrics_path
         self.started = time.monotonic()
         self.last = 0.0
         self.shards = 0
@@ -100,15 +105,24 @@ class Progress:
         self.images += shard_stats["count"]
         self.statuses.update({k: v for k, v in shard_stats["status"].items() if k != "ok"})
         now = time.monotonic()
+        if self.metrics_path:
+            with open(self.metrics_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"time": time.time(), "shard": shard_stats["shard"], **self.snapshot()}) + "\n")
         if self.enabled and (now - self.last >= PROGRESS_EVERY_S or self.shards == self.total):
             self.last = now
-            log.info("progress: %s", self.line())
+            log.info("progress %s", self.line())
+
+    def snapshot(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return {"shards_done": self.shards, "shards_total": self.total, "images": self.images,
+                "images_per_s": round(self.images / elapsed, 2), "failures": dict(sorted(self.statuses.items()))}
 
     def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        failures = ", ".join(f"{k}={v}" for k, v in sorted(self.statuses.items())) or "none"
-        return (f"shards {self.shards}/{self.total}  images {self.images}  {self.images / elapsed:.1f} images/s  "
-                f"failures: {failures}")
+        """key=value fields, so log collectors can parse the line."""
+        snap = self.snapshot()
+        failures = ",".join(f"{k}:{v}" for k, v in snap["failures"].items()) or "none"
+        return (f"shards={snap['shards_done']}/{snap['shards_total']} images={snap['images']} "
+                f"images_per_s={snap['images_per_s']} failures={failures}")
 
 
 def describe_plan(plan: SourcePlan, todo: list[int], config: PipelineConfig) -> str:
@@ -190,7 +204,7 @@ def _schedule(
     pending = list(todo)
     in_flight: dict[Any, tuple[int, Any]] = {}
     failed: dict[int, str] = {}
-    progress = Progress(len(todo), options.progress)
+    progress = Progress(len(todo), options.progress, options.metrics_path)
     done_stats = read_shard_stats(out_dir)
     # small datasets are judged once they are through; large ones after the first N images
     threshold = max(1, min(config.run.min_samples_for_error_rate, n_images))

@@ -184,3 +184,38 @@ def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
     thread.join(timeout=300)
     assert "error" not in outcome, outcome.get("error")
     assert _shard_bytes(out) == _shard_bytes(reference)
+
+
+def _recipe(dataset, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"source:\n  name: t\n  instances: {dataset['instances']}\n  images: {dataset['images']}\n"
+        f"  captions: {dataset['captions']}\n"
+        f"output:\n  dir: {tmp_path / 'out'}\n  samples_per_shard: 2\n"
+        "tag:\n  embedding_model: none\nrun:\n  workers: 1\n"
+    )
+    return recipe
+
+
+def test_cli_dry_run_trial_shards_and_metrics(dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from sgpipe.cli import app
+
+    recipe = _recipe(dataset, tmp_path)
+    runner = CliRunner()
+    dry = runner.invoke(app, ["run", str(recipe), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "5 images in 3 shards" in dry.output and "parse -> tag" in dry.output
+    assert not list((tmp_path / "out").glob("*.tar"))
+
+    metrics = tmp_path / "metrics.jsonl"
+    trial = runner.invoke(app, ["run", str(recipe), "--shards", "1:2", "--no-progress", "--metrics", str(metrics)])
+    assert trial.exit_code == 0, trial.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tar")) == ["00001.tar"]
+    line = json.loads(metrics.read_text().splitlines()[-1])
+    assert line["shard"] == "00001" and line["shards_done"] == 1 and line["images"] == 2
+
+    bad = runner.invoke(app, ["run", str(recipe), "--set", "output.samples_per_shard=zero", "--set", "run.wrkers=1"])
+    assert bad.exit_code == 2
+    assert "output.samples_per_shard: expected int" in bad.output and "run.workers" in bad.output
