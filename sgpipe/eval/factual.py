@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from sgpipe.text.lemmas import RuleLemmas
 from sgpipe.text.lexicon import PREDICATE_LEMMAS
 
 Triple = tuple[str, str, str]
@@ -75,34 +76,13 @@ def read_factual(path: str | Path) -> list[FactualExample]:
 
 
 class Normalizer:
-    """Context-free lemmas from a spaCy English lemmatizer's rule tables."""
+    """Context-free lemmas for gold and predicted phrases alike."""
 
     def __init__(self, nlp: Any):
-        lookups = nlp.get_pipe("lemmatizer").lookups
-        self.exceptions = lookups.get_table("lemma_exc")
-        self.index = lookups.get_table("lemma_index")
-        self.rules = lookups.get_table("lemma_rules")
-        self._cache: dict[tuple[str, str], str] = {}
-
-    def lemma(self, word: str, pos: str) -> str:
-        key = (word, pos)
-        if key not in self._cache:
-            self._cache[key] = self._lemma(word, pos)
-        return self._cache[key]
-
-    def _lemma(self, word: str, pos: str) -> str:
-        exceptions = self.exceptions.get(pos, {}).get(word)
-        if exceptions:
-            return exceptions[0]
-        # Without a tag to say "plural", a suffix rule that lands on a known lemma wins over the word
-        # itself ("legs" is in the noun index too); gold and predictions get the same treatment.
-        index = self.index.get(pos, ())
-        for old, new in self.rules.get(pos, ()):
-            if word.endswith(old):
-                form = word[: len(word) - len(old)] + new
-                if form in index:
-                    return form
-        return word
+        lemmas = RuleLemmas.from_nlp(nlp)
+        if lemmas is None:
+            raise ValueError("the spaCy pipeline has no rule lemmatizer tables to normalise with")
+        self.lemma = lemmas.lemma
 
     def entity(self, phrase: str) -> str:
         words = phrase.lower().split()

@@ -7,11 +7,13 @@ extraction a small fraction of the parse time.
 
 from __future__ import annotations
 
-from typing import Any, Container
+from typing import Any
 
 from sgpipe.records import Triplet
+from sgpipe.text.lemmas import RuleLemmas
 from sgpipe.text.lexicon import (
     ANAPHORA,
+    CLOTHING_NOUNS,
     CONTAINER_NOUNS,
     PERSON_PRONOUNS,
     PREPOSITION_FORMS,
@@ -26,13 +28,16 @@ _VOWELS_WXY = frozenset("aeiouwxy")
 NOMINAL = frozenset(("NOUN", "PROPN"))
 SUBJECT_DEPS = frozenset(("nsubj",))
 INHERIT_DEPS = frozenset(("conj", "xcomp", "advcl"))  # verbs that share the subject of their head verb
+NOUN_PLACES = frozenset(("nsubj", "nsubjpass", "dobj", "pobj", "ROOT", "conj"))
+NOUN_MODIFIERS = frozenset(("det", "amod", "compound", "nummod", "poss", "prep"))
+WORN_WITH = frozenset(("in", "with"))  # prepositions that mean "wearing" before a garment
 LOCATIVE_MODIFIERS = frozenset(("advmod", "acomp", "npadvmod", "amod"))  # "next to", "close to"
 
 
 class _Parse:
     __slots__ = ("text", "lower", "lemma", "pos", "tag", "dep", "head", "kids", "n")
 
-    def __init__(self, doc: Any, verbs: Container[str] = ()) -> None:
+    def __init__(self, doc: Any, lemmas: RuleLemmas | None = None) -> None:
         self.text: list[str] = []
         self.lower: list[str] = []
         self.lemma: list[str] = []
@@ -49,14 +54,16 @@ class _Parse:
             self.dep.append(token.dep_)
             self.head.append(token.head.i)
         self.n = len(self.text)
-        self._repair(verbs)
+        if lemmas is not None:
+            self._repair(lemmas)
         self.kids: list[list[int]] = [[] for _ in range(self.n)]
         for i, h in enumerate(self.head):
             if h != i:
                 self.kids[h].append(i)
 
-    def _repair(self, verbs: Container[str]) -> None:
-        """Undo two regular slips of the small English pipeline."""
+    def _repair(self, lemmas: RuleLemmas) -> None:
+        """Undo regular slips of the small English pipeline."""
+        verbs = lemmas.verbs
         for i in range(self.n):
             # "fire hydrant" parsed as fire <-amod- hydrant: the second noun is the head of a compound.
             h = self.head[i]
@@ -68,6 +75,16 @@ class _Parse:
                         self.head[j] = i
             # "riding" -> "rid": a single consonant after a short vowel is doubled before -ing/-ed
             # ("ridding"), so a stem ending vowel-consonant takes back its silent e when that is a verb.
+            # "leaves on the trees", "the side windows": a plural noun tagged as a verb. A word with
+            # a determiner or modifier, in a noun's place, and without a subject or object is a noun.
+            if self.tag[i] == "VBZ" and self.dep[i] in NOUN_PLACES:
+                kids = [self.dep[k] for k in range(self.n) if self.head[k] == i and k != i]
+                if (self.dep[i] != "ROOT" or any(d in NOUN_MODIFIERS for d in kids)) and not any(
+                    d in ("nsubj", "dobj", "aux", "attr") for d in kids
+                ):
+                    self.pos[i], self.tag[i] = "NOUN", "NNS"
+                    self.lemma[i] = lemmas.lemma(self.lower[i], "noun")
+                    continue
             lemma, lower = self.lemma[i], self.lower[i]
             if self.pos[i] == "VERB" and lower.endswith(("ing", "ed")) and len(lemma) >= 3:
                 if (
@@ -214,9 +231,14 @@ class _Extractor:
     # -- relations -------------------------------------------------------------------------
 
     def _add(self, subject: int, lemma: str, surface: str, obj: int) -> None:
+        p = self.p
         for s in self.entities(subject):
             for o in self.entities(obj, avoid=s):
-                if s != o:
+                if s == o:
+                    continue
+                if lemma in WORN_WITH and p.lemma[o] in CLOTHING_NOUNS:
+                    self.found.append((s, "wear", surface, o))  # "a man in a red shirt" -> man wear shirt
+                else:
                     self.found.append((s, lemma, surface, o))
 
     def _arguments(self, v: int, depth: int = 0) -> tuple[list[int], list[int]]:
@@ -257,17 +279,44 @@ class _Extractor:
                 for t in patients:
                     self._add(a, lemma, surface, t)
         actors = subjects or patients
-        if not is_be:
-            objects = [k for k in p.kids[v] if p.dep[k] in ("dobj", "dative")]
+        objects = [] if is_be else [k for k in p.kids[v] if p.dep[k] in ("dobj", "dative")]
+        if objects:
             for s in actors:
                 for o in objects:
                     self._add(s, lemma, surface, o)
+        self._stranded(v, subjects, actors, lemma, surface, is_be)
         for words, words_surface, o in self._preps_of(v):
-            if is_be:
+            if is_be or objects:
                 pred, pred_surface = " ".join(words), " ".join(words_surface)
             else:
                 pred, pred_surface = lemma + " " + " ".join(words), surface + " " + " ".join(words_surface)
             for s in actors:
+                self._add(s, pred, pred_surface, o)
+
+    def _stranded(self, v: int, subjects: list[int], actors: list[int], lemma: str, surface: str, is_be: bool) -> None:
+        """A preposition left without its object: the object is the noun the clause describes.
+
+        "the bench the man sits on" (a relative clause), "the paper the doughnut is on" (read as a
+        copula with two subjects: the first is the object).
+        """
+        p = self.p
+        stranded = [
+            k
+            for k in p.kids[v]
+            if k > v and p.dep[k] == "prep" and not any(p.dep[c] in ("pobj", "prep", "pcomp") for c in p.kids[k])
+        ]
+        if not stranded:
+            return
+        if p.dep[v] == "relcl":
+            pairs = [(s, p.head[v]) for s in actors]
+        elif is_be and len(subjects) >= 2:
+            pairs = [(subjects[-1], subjects[0])]
+        else:
+            return
+        for k in stranded:
+            pred = p.lower[k] if is_be else f"{lemma} {p.lower[k]}"
+            pred_surface = p.text[k] if is_be else f"{surface} {p.text[k]}"
+            for s, o in pairs:
                 self._add(s, pred, pred_surface, o)
 
     def noun(self, i: int) -> None:
@@ -285,8 +334,6 @@ class _Extractor:
                         continue
                     if lemma in CONTAINER_NOUNS:  # "a bowl of oranges" -> orange in bowl
                         self._add(o, CONTAINER_NOUNS[lemma], "of", i)
-                    elif p.tag[o] == "NNS" and not any(p.dep[d] in ("det", "poss") for d in p.kids[o]):
-                        self._add(i, "have", "of", o)  # "a field of flowers" -> field have flower
                     else:  # "the seat of the toilet" -> toilet have seat
                         self._add(o, "have", "of", i)
             elif dep == "aux" and p.lemma[k] == "have":  # "the bird has beak" read with beak as the root
@@ -347,13 +394,13 @@ def _entity_text(p: _Parse, i: int) -> str:
     return " ".join(p.text[start : i + 1])
 
 
-def extract_triplets(doc: Any, verbs: Container[str] = ()) -> list[Triplet]:
+def extract_triplets(doc: Any, lemmas: RuleLemmas | None = None) -> list[Triplet]:
     """Triplets of one parsed caption, deduplicated on their lemma key, in order of discovery.
 
-    `verbs` is the lemmatizer's verb index; with it, lemmas the rule lemmatizer cuts too short
-    ("riding" -> "rid") are repaired.
+    With `lemmas` (the lemmatizer's tables), regular tagging and lemma slips of the small English
+    pipeline are repaired first ("riding" -> "rid", "leaves" tagged as a verb).
     """
-    parse = _Parse(doc, verbs)
+    parse = _Parse(doc, lemmas)
     seen: set[tuple[str, str, str]] = set()
     out: list[Triplet] = []
     found = _Extractor(parse).run()

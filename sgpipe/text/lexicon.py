@@ -26,6 +26,15 @@ CONTAINER_NOUNS = {
     **dict.fromkeys("plate tray platter dish board".split(), "on"),
 }
 
+# Garments: "in"/"with" before one of these means wearing it ("a girl in a pink shirt").
+CLOTHING_NOUNS = frozenset(
+    "shirt t-shirt tshirt tee jacket coat hat cap helmet dress skirt pant pants jean jeans short shorts suit "
+    "uniform sweater hoodie sweatshirt vest jersey blouse top tank wetsuit costume outfit apron clothes "
+    "clothing bikini swimsuit robe gown tuxedo overalls pajamas leggings shoe shoes boot boots sneaker "
+    "sneakers sandal sandals sock socks glove gloves mitten mittens scarf tie glasses sunglasses goggles "
+    "mask visor beanie bandana headband wristband trunks cardigan raincoat parka poncho kimono sari".split()
+)
+
 RELATIVE_PRONOUNS = frozenset(("that", "which", "who", "whom", "whose"))
 
 # Pronouns that point back to an earlier noun of the caption; the value says which number to prefer.

@@ -6,10 +6,11 @@ import dataclasses
 import itertools
 import re
 from functools import lru_cache
-from typing import Any, Container, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from sgpipe.records import Triplet
 from sgpipe.text.extract import extract_triplets
+from sgpipe.text.lemmas import RuleLemmas
 from sgpipe.text.nlp import load_spacy
 
 MAX_CHARS = 500
@@ -76,15 +77,13 @@ class CaptionParser:
         self.batch_size = batch_size
         self.max_chars = max_chars
         self._nlp: Any = None
-        self._verbs: Container[str] = ()
+        self._lemmas: RuleLemmas | None = None
 
     @property
     def nlp(self) -> Any:
         if self._nlp is None:
             self._nlp = load_spacy(self.spacy_model)
-            if "lemmatizer" in self._nlp.pipe_names:
-                index = self._nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index", {})
-                self._verbs = frozenset(index.get("verb", ()))
+            self._lemmas = RuleLemmas.from_nlp(self._nlp)
         return self._nlp
 
     def describe(self) -> dict:
@@ -93,8 +92,8 @@ class CaptionParser:
 
     def parse_prepared(self, texts: Sequence[str]) -> list[list[Triplet]]:
         """Triplets of texts already passed through `prepare_caption`."""
-        nlp = self.nlp  # loads the pipeline and the verb index
-        return [extract_triplets(doc, self._verbs) for doc in nlp.pipe(texts, batch_size=self.batch_size)]
+        nlp = self.nlp  # loads the pipeline and its lemma tables
+        return [extract_triplets(doc, self._lemmas) for doc in nlp.pipe(texts, batch_size=self.batch_size)]
 
     def parse(self, text: str) -> list[Triplet]:
         return next(self.parse_many([text]))
