@@ -59,7 +59,6 @@ def test_sgpipe_predictor_scores_the_tiny_csv(tmp_path: Path, parser: CaptionPar
     assert s.true_positives == 3 and s.recall == 1.0
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not SHARED.is_dir(), reason="FACTUAL dev data not present")
 @pytest.mark.parametrize("split", ["random_dev", "length_dev"])
 def test_f1_on_factual_dev(split: str, parser: CaptionParser) -> None:

@@ -100,3 +100,22 @@ def test_no_self_loops(parser: CaptionParser) -> None:
 
 def test_same_lemma_different_mentions_are_kept(parser: CaptionParser) -> None:
     assert ("bus", "next to", "bus") in keys(parser, "a bus next to a bus")
+
+
+def test_word_soup_never_breaks_the_rules(parser: CaptionParser) -> None:
+    import random
+
+    words = (
+        "a the man woman dog on in with of it them that who which is are being by next to front top and "
+        "there sitting riding held group bunch bowl his her leaves , . ! ? 's he she plate shirt"
+    ).split()
+    rnd = random.Random(0)
+    captions = [" ".join(rnd.choice(words) for _ in range(rnd.randint(1, 30))) for _ in range(300)]
+    found = 0
+    for triplets in parser.parse_many(captions):
+        keys = [t.lemma_key for t in triplets]
+        assert len(keys) == len(set(keys))
+        for t in triplets:
+            assert t.subject and t.predicate and t.object and t.subject_text and t.object_text
+            found += 1
+    assert found > 50
