@@ -134,10 +134,12 @@ def measure(name, run_batch, batch_size, args, gpu: GpuSampler, dtype: torch.dty
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny model on CPU, a few batches (smoke test)")
     parser.add_argument("--device", default=None, help="cuda (default when available) or cpu")
-    parser.add_argument("--batch-sizes", default=None, help="sgpipe bf16 batch sizes to try, e.g. 32,64,128,256")
+    parser.add_argument("--batch-sizes", default=None, help="sgpipe bf16 batch sizes, e.g. 32,64,128,256")
     parser.add_argument("--rlipv2-batch", type=int, default=None, help="RLIPv2's batch size (32)")
     parser.add_argument("--batches", type=int, default=None, help="timed batches per setting")
     parser.add_argument("--warmup", type=int, default=1)
@@ -159,7 +161,9 @@ def main() -> None:
         model = BlipForConditionalGeneration(config).eval()
     params = sum(p.numel() for p in model.parameters())
     # forced fixed length (see the module docstring), identical for both variants
-    decoding = Decoding(num_return_sequences=args.captions, max_length=args.max_length, min_length=args.max_length)
+    decoding = Decoding(
+        num_return_sequences=args.captions, max_length=args.max_length, min_length=args.max_length
+    )
 
     def rlipv2_batch_fn(inputs):
         with torch.inference_mode():
@@ -203,23 +207,28 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "transformers": transformers_version,
-        "model": f"BLIP {'tiny' if args.quick else 'large'} size, random weights, {params / 1e6:.0f}M parameters",
-        "decoding": {"captions_per_image": args.captions, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1,
-                     "max_length": args.max_length, "min_length": args.max_length, "forced_length": True},
+        "model": f"BLIP {'tiny' if args.quick else 'large'} size, random weights, "
+        f"{params / 1e6:.0f}M parameters",
+        "decoding": {
+            "captions_per_image": args.captions, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1,
+            "max_length": args.max_length, "min_length": args.max_length, "forced_length": True,
+        },
         "results": results,
         "best_sgpipe": best,
         "speedup_vs_rlipv2": round(best["images_per_s"] / baseline, 2) if best and baseline else None,
     }
     print(json.dumps(summary, indent=2))
     print()
-    print(f"{'variant':8} {'dtype':9} {'batch':>5} {'img/s':>9} {'capt/s':>9} {'s/batch':>8} {'GPU %':>6} {'GiB':>6}")
+    header = ("variant", "dtype", "batch", "img/s", "capt/s", "s/batch", "GPU %", "GiB")
+    print("{:8} {:9} {:>5} {:>9} {:>9} {:>8} {:>6} {:>6}".format(*header))
     for r in results:
         if "error" in r:
             print(f"{r['variant']:8} {r['dtype']:9} {r['batch_size']:>5} {r['error']}")
             continue
         util = "-" if r.get("gpu_util_mean") is None else r["gpu_util_mean"]
         print(f"{r['variant']:8} {r['dtype']:9} {r['batch_size']:>5} {r['images_per_s']:>9} "
-              f"{r['captions_per_s']:>9} {r['seconds_per_batch']:>8} {util:>6} {r.get('peak_memory_gib', '-'):>6}")
+              f"{r['captions_per_s']:>9} {r['seconds_per_batch']:>8} {util:>6} "
+              f"{r.get('peak_memory_gib', '-'):>6}")
     if summary["speedup_vs_rlipv2"]:
         print(f"\nsgpipe best ({best['dtype']}, batch {best['batch_size']}): "
               f"{summary['speedup_vs_rlipv2']}x RLIPv2's images/s")

@@ -159,7 +159,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     import socket
     from urllib.parse import urlparse
 
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+    proxies = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
+    if any(os.environ.get(name) for name in proxies):
         return True
     url = urlparse(hub_endpoint())
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -218,7 +219,8 @@ class Captioner:
             try:
                 self._from_pretrained(str(Path(self.model_id).expanduser()))
             except (OSError, ValueError) as error:
-                raise SgpipeError(f"caption model folder {self.model_id!r} cannot be loaded: {error}") from error
+                message = f"caption model folder {self.model_id!r} cannot be loaded: {error}"
+                raise SgpipeError(message) from error
         else:
             self._load_hub_model()
         self.model.to(self.device).eval()
@@ -242,7 +244,8 @@ class Captioner:
         except (OSError, ValueError):
             pass
         if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
-            raise ModelNotAvailableError(self.model_id, self.role, "HF_HUB_OFFLINE is set, so the hub was not asked")
+            hint = "HF_HUB_OFFLINE is set, so the hub was not asked"
+            raise ModelNotAvailableError(self.model_id, self.role, hint)
         if not hub_reachable():
             # without this check the hub client retries every file for minutes before giving up
             raise ModelNotAvailableError(self.model_id, self.role, f"{hub_endpoint()} cannot be reached")
@@ -319,9 +322,9 @@ class Captioner:
             options.update(do_sample=False, num_beams=max(settings.num_beams, n))
         else:
             sampler = SeededNucleusSampler(row_keys(seeds, n), settings.top_p, settings.top_k)
-            options.update(
-                do_sample=True, top_k=0, top_p=1.0, temperature=1.0, logits_processor=LogitsProcessorList([sampler])
-            )
+            # transformers' own warpers off: the sampler has already reduced each row to one token
+            options.update(do_sample=True, top_k=0, top_p=1.0, temperature=1.0)
+            options["logits_processor"] = LogitsProcessorList([sampler])
         with torch.inference_mode():
             return self.model.generate(**inputs, **options)
 
