@@ -280,6 +280,8 @@ class _Extractor:
                     self._add(a, lemma, surface, t)
         actors = subjects or patients
         objects = [] if is_be else [k for k in p.kids[v] if p.dep[k] in ("dobj", "dative")]
+        if not objects and not is_be:
+            objects = self._misplaced_object(v, subjects)
         if objects:
             for s in actors:
                 for o in objects:
@@ -292,6 +294,20 @@ class _Extractor:
                 pred, pred_surface = lemma + " " + " ".join(words), surface + " " + " ".join(words_surface)
             for s in actors:
                 self._add(s, pred, pred_surface, o)
+
+    def _misplaced_object(self, v: int, subjects: list[int]) -> list[int]:
+        """The object of a headline-style clause the parser did not attach as one.
+
+        "lady holding baby" is read as lady <-npadvmod- holding -amod-> baby; "rope the man is
+        holding" puts the fronted object before the subject.
+        """
+        p = self.p
+        head = p.head[v]
+        if p.dep[v] == "amod" and head > v and p.pos[head] in NOMINAL and subjects and subjects[0] < v:
+            return [head]
+        if subjects and p.dep[subjects[0]] == "nsubj" and p.head[subjects[0]] == v:
+            return [k for k in p.kids[v] if k < subjects[0] and p.dep[k] == "npadvmod" and p.pos[k] in NOMINAL]
+        return []
 
     def _stranded(self, v: int, subjects: list[int], actors: list[int], lemma: str, surface: str, is_be: bool) -> None:
         """A preposition left without its object: the object is the noun the clause describes.

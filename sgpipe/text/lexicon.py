@@ -56,8 +56,10 @@ PERSON_PRONOUNS = {"he": "man", "him": "man", "she": "woman", "her": "woman"}
 # Variants of one spatial relation written one way ("at the top of" -> "on top of").
 PREPOSITION_FORMS = {
     "in between": ["between"],
-    "at top of": ["on", "top", "of"],
-    "in top of": ["on", "top", "of"],
+    "beneath": ["under"],
+    "underneath": ["under"],
+    "below": ["under"],
+    **{f"{p} {part} of": ["on", part, "of"] for p in ("at", "in") for part in ("top", "side", "back", "edge")},
 }
 
 # FACTUAL writes "lay on" whether the caption says lying or laying.

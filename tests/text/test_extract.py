@@ -37,6 +37,9 @@ def keys(parser: CaptionParser, caption: str) -> set[tuple[str, str, str]]:
         ("a man who is holding a baby", {("man", "hold", "baby")}),
         ("the table that the cat is sitting on", {("cat", "sit on", "table")}),
         ("the bench the man sits on", {("man", "sit on", "bench")}),
+        ("rope the man is holding", {("man", "hold", "rope")}),
+        # headline style, read by the parser as a noun modifier
+        ("lady holding baby", {("lady", "hold", "baby")}),
         # there is / are
         ("there is a cat on the mat", {("cat", "on", "mat")}),
         ("there are two dogs in the grass", {("dog", "in", "grass")}),
@@ -76,6 +79,7 @@ def keys(parser: CaptionParser, caption: str) -> set[tuple[str, str, str]]:
         ("the bird has a beak", {("bird", "have", "beak")}),
         # one spelling per spatial relation
         ("trees are at the top of the hill", {("tree", "on top of", "hill")}),
+        ("a field beneath the plane", {("field", "under", "plane")}),
     ],
 )
 def test_phenomena(parser: CaptionParser, caption: str, expected: set) -> None:
