@@ -219,3 +219,34 @@ def test_cli_dry_run_trial_shards_and_metrics(dataset, tmp_path):
     bad = runner.invoke(app, ["run", str(recipe), "--set", "output.samples_per_shard=zero", "--set", "run.wrkers=1"])
     assert bad.exit_code == 2
     assert "output.samples_per_shard: expected int" in bad.output and "run.workers" in bad.output
+
+
+def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path):
+    """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, through Ray."""
+    from sgpipe.models.verifier import Verifier, tiny_config
+    from tests.helpers.tiny_models import build_tiny_blip
+
+    blip = build_tiny_blip(tmp_path / "blip")
+    checkpoint = Verifier.build(tiny_config(prior_prob=0.3)).save_pretrained(tmp_path / "verifier")
+    config = tiny_run_config(
+        dataset, tmp_path / "out", caption__enabled=True, caption__model=str(blip),
+        caption__captions_per_image=2, caption__max_length=8, caption__min_length=2,
+        verify__enabled=True, verify__checkpoint=str(checkpoint), verify__store_threshold=0.0,
+    )
+    run_pipeline(config, QUIET)
+    records = [json.loads(s["json"]) for s in wds.WebDataset(str(tmp_path / "out" / "{00000..00002}.tar"),
+                                                              shardshuffle=False)]
+    assert len(records) == 3
+    for record in records:
+        validate(record, "scene_graph")
+        sources = [c["source"] for c in record["captions"]]
+        assert sources.count("model") == 2 and sources.count("annotation") == 3
+        model_caption = next(c for c in record["captions"] if c["source"] == "model")
+        assert model_caption["model"] == str(blip) and model_caption["decoding"]["top_p"] == 0.9
+        assert record["relations"], "file captions give candidates"
+        for relation in record["relations"]:
+            assert 0.0 <= relation["confidence"] <= 1.0
+            assert relation["kept"] == (relation["confidence"] >= 0.2)
+        assert set(record["provenance"]["models"]) >= {"caption", "verify"}
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["models"]["captioner"] == str(blip) and run["thresholds"] == {"store": 0.0, "keep": 0.2}
