@@ -19,6 +19,7 @@ same batch on the same hardware and software is bitwise reproducible.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from sgpipe.config import CaptionConfig
+
+log = logging.getLogger(__name__)
 
 TOP_K = 50  # transformers' default, in force when RLIPv2 sampled with top_p 0.9
 _MASK32 = 0xFFFFFFFF
@@ -255,27 +258,33 @@ class Captioner:
             raise ModelNotAvailableError(self.model_id, self.role, f"loading it failed: {error}") from error
 
     def _fit_image_size(self) -> None:
-        """Resize inputs to `image_size` (384 for RLIPv2) when the processor takes a height/width size."""
+        """Resize inputs to `image_size` (384 for RLIPv2) when the processor takes a height/width size.
+
+        A model built for another size (position embeddings of a fixed grid) keeps its own: feeding
+        it other sizes would fail every batch, so the setting gives way, with a warning.
+        """
         image_processor = getattr(self.processor, "image_processor", None)
         size = getattr(image_processor, "size", None)
         height = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
         if not self.image_size or height is None:
             return
         native = getattr(getattr(self.model.config, "vision_config", None), "image_size", None)
-        if native is not None and native != self.image_size:
-            raise SgpipeError(
-                f"caption.image_size {self.image_size} differs from the {native} px the model "
-                f"{self.model_id!r} was built for; set caption.image_size={native}"
-            )
-        if height != self.image_size:
-            fields = {"height": self.image_size, "width": self.image_size}
+        wanted = self.image_size
+        if native is not None and native != wanted:
+            log.warning("caption.image_size %d ignored: the model %r takes %d px images", wanted, self.model_id,
+                        native)
+            wanted = native
+        if height != wanted:
+            fields = {"height": wanted, "width": wanted}
             image_processor.size = fields if isinstance(size, dict) else type(size)(**fields)
+        self.image_size = wanted
 
     def describe(self) -> dict[str, Any]:
         return {
             "model": self.model_id,
             "revision": self.revision,
             "dtype": str(self.dtype).removeprefix("torch."),
+            "image_size": self.image_size,
             "decoding": self.decoding.to_dict(),
         }
 

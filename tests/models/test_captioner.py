@@ -97,9 +97,17 @@ def test_lengths_count_the_prompt_as_blip_does(tiny_blip):
     assert not ids[:, 4].eq(tokenizer.sep_token_id).any()
 
 
-def test_wrong_image_size_is_reported_at_load(tiny_blip):
-    with pytest.raises(SgpipeError, match="image_size"):
-        Captioner(tiny_blip, Decoding(), device="cpu", image_size=384).load()
+def test_image_size_follows_a_fixed_size_model(tiny_blip, tmp_path):
+    # the tiny model's grid is 32 px: asking 384 keeps 32 rather than failing every batch
+    captioner = Captioner(tiny_blip, Decoding(num_return_sequences=1), "cpu", image_size=384).load()
+    assert captioner.image_size == 32 and captioner.describe()["image_size"] == 32
+    assert captioner.preprocess([Image.new("RGB", (50, 70))])["pixel_values"].shape[-2:] == (32, 32)
+    # a processor saved with another size is resized to the one asked for
+    captioner.processor.image_processor.size = {"height": 48, "width": 48}
+    captioner.processor.save_pretrained(tmp_path)
+    captioner.model.save_pretrained(tmp_path)
+    resized = Captioner(str(tmp_path), Decoding(num_return_sequences=1), "cpu", image_size=32).load()
+    assert resized.preprocess([Image.new("RGB", (50, 70))])["pixel_values"].shape[-2:] == (32, 32)
 
 
 def test_broken_local_folder_is_not_called_missing(tmp_path):
