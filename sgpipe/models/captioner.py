@@ -271,8 +271,9 @@ class Captioner:
         native = getattr(getattr(self.model.config, "vision_config", None), "image_size", None)
         wanted = self.image_size
         if native is not None and native != wanted:
-            log.warning("caption.image_size %d ignored: the model %r takes %d px images", wanted, self.model_id,
-                        native)
+            log.warning(
+                "caption.image_size %d ignored: the model %r takes %d px images", wanted, self.model_id, native
+            )
             wanted = native
         if height != wanted:
             fields = {"height": wanted, "width": wanted}
