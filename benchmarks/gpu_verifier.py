@@ -75,7 +75,7 @@ def main() -> None:
 
     if args.quick:
         config, device = tiny_config(), torch.device("cpu")
-        args.images, args.batch_size, args.boxes, args.predicates = 4, 2, 5, 4
+        args.images, args.batch_size, args.boxes, args.predicates = 2, 2, 4, 3
     else:
         config = base_config(vision_model="", text_model="")
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
