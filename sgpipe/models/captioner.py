@@ -272,7 +272,8 @@ class Captioner:
         wanted = self.image_size
         if native is not None and native != wanted:
             log.warning(
-                "caption.image_size %d ignored: the model %r takes %d px images", wanted, self.model_id, native
+                "caption.image_size %d ignored: the model %r takes %d px images",
+                wanted, self.model_id, native,
             )
             wanted = native
         if height != wanted:
