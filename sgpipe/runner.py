@@ -55,9 +55,13 @@ class _ShardWorker:
     """Ray actor body: one processor per worker process, reused for every shard it gets."""
 
     def __init__(self, config: PipelineConfig, job: ShardJob):
+        import torch
+
         from sgpipe.pipeline import ShardProcessor
 
         logging.basicConfig(level=logging.WARNING)
+        # one worker per CPU share: intra-op threads beyond it only fight the other workers
+        torch.set_num_threads(max(1, int(config.run.cpus_per_worker)))
         self.processor = ShardProcessor(config, job)
 
     def process(self, index: int) -> dict[str, Any]:
