@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -47,30 +47,46 @@ def split_member_name(name: str) -> tuple[str, str]:
     return key, ext
 
 
+@dataclass(slots=True)
+class KeyMembers:
+    """One sample's raw tar members, `(file name, bytes)` in tar order."""
+
+    key: str
+    members: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any] | None:
+        for name, data in self.members:
+            if split_member_name(name)[1] == "json":
+                return json.loads(data)
+        return None
+
+
+def iter_key_members(urls: list[str]) -> Iterator[KeyMembers]:
+    """Each sample's members, in order; a key's members are adjacent, as the writer puts them."""
+    for url in urls:
+        current: KeyMembers | None = None
+        with tarfile.open(url, mode="r|") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, _ = split_member_name(member.name)
+                if current is None or key != current.key:
+                    if current is not None:
+                        yield current
+                    current = KeyMembers(key)
+                handle = tar.extractfile(member)
+                current.members.append((member.name.rsplit("/", 1)[-1], handle.read() if handle else b""))
+        if current is not None:
+            yield current
+
+
 def iter_shard_samples(urls: list[str] | str) -> Iterator[ShardSample]:
-    """Yield samples in tar order; a key's members are adjacent, as the writer puts them."""
+    """Yield samples in tar order, with the record parsed and the image bytes picked out."""
     if isinstance(urls, (str, Path)):
         urls = expand_urls(urls)
-    for url in urls:
-        yield from _iter_tar(url)
-
-
-def _iter_tar(url: str) -> Iterator[ShardSample]:
-    current: dict[str, Any] = {}
-    current_key: str | None = None
-    with tarfile.open(url, mode="r|") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            key, ext = split_member_name(member.name)
-            if key != current_key and current_key is not None:
-                yield _to_sample(current_key, current)
-                current = {}
-            current_key = key
-            handle = tar.extractfile(member)
-            current[ext] = handle.read() if handle else b""
-    if current_key is not None:
-        yield _to_sample(current_key, current)
+    for item in iter_key_members(urls):
+        members = {split_member_name(name)[1]: data for name, data in item.members}
+        yield _to_sample(item.key, members)
 
 
 def _to_sample(key: str, members: dict[str, bytes]) -> ShardSample:

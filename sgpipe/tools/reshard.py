@@ -8,46 +8,11 @@ then shardindex.json and stats.json are rebuilt. One output shard is held in mem
 
 from __future__ import annotations
 
-import json
-import tarfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from sgpipe.errors import SgpipeError
 from sgpipe.records import Sample
-from sgpipe.shards import expand_urls, split_member_name
-
-
-@dataclass(slots=True)
-class KeyMembers:
-    key: str
-    members: list[tuple[str, bytes]] = field(default_factory=list)
-
-    def record(self) -> dict | None:
-        for name, data in self.members:
-            if split_member_name(name)[1] == "json":
-                return json.loads(data)
-        return None
-
-
-def iter_key_members(urls: list[str]) -> Iterator[KeyMembers]:
-    """Each sample's raw tar members, in order; a key's members are adjacent, as the writer puts them."""
-    for url in urls:
-        current: KeyMembers | None = None
-        with tarfile.open(url, mode="r|") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, _ = split_member_name(member.name)
-                if current is None or key != current.key:
-                    if current is not None:
-                        yield current
-                    current = KeyMembers(key)
-                handle = tar.extractfile(member)
-                current.members.append((member.name.rsplit("/", 1)[-1], handle.read() if handle else b""))
-        if current is not None:
-            yield current
+from sgpipe.shards import KeyMembers, expand_urls, iter_key_members
 
 
 def write_copied_shard(out: Path, index: int, group: list[KeyMembers]) -> dict:
