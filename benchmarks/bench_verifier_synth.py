@@ -38,11 +38,20 @@ def world_candidates(world: Path) -> list[dict]:
         statements[s["image_id"]][(s["subject_id"], s["object_id"], s["predicate"])] = s["holds"]
     records = []
     for image in instances["images"]:
-        relations = [{"subject_id": s, "object_id": o, "predicate": p, "confidence": 1.0 if holds else 0.0}
-                     for (s, o, p), holds in sorted(statements[image["id"]].items())]
-        records.append({"key": f"synth-{image['id']:012d}", "width": image["width"], "height": image["height"],
-                        "objects": boxes[image["id"]], "relations": relations,
-                        "file": str(world / "images" / image["file_name"])})
+        relations = [
+            {"subject_id": s, "object_id": o, "predicate": p, "confidence": 1.0 if holds else 0.0}
+            for (s, o, p), holds in sorted(statements[image["id"]].items())
+        ]
+        records.append(
+            {
+                "key": f"synth-{image['id']:012d}",
+                "width": image["width"],
+                "height": image["height"],
+                "objects": boxes[image["id"]],
+                "relations": relations,
+                "file": str(world / "images" / image["file_name"]),
+            }
+        )
     return records
 
 
@@ -72,8 +81,12 @@ def main() -> None:
     parser.add_argument("--eval-images", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=300.0, help="training time budget")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--recipe", type=Path, default=Path(__file__).parent.parent / "pipelines" / "train_small.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="training recipe override")
+    parser.add_argument(
+        "--recipe", type=Path, default=Path(__file__).parent.parent / "pipelines" / "train_small.yaml"
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="training recipe override"
+    )
     parser.add_argument("--run", default="run", help="training folder name under --work")
     parser.add_argument("--prepare-only", action="store_true", help="write the worlds and shards, then stop")
     parser.add_argument("--output", type=Path, default=None, help="write the results JSON here")
@@ -92,34 +105,53 @@ def main() -> None:
     work = args.work
     train_world, eval_world = work / "train_world", work / "eval_world"
     if not (train_world / "annotations" / "statements.json").is_file():
-        print(generate_world(train_world, n_images=args.train_images, seed=1, first_image_id=1), file=sys.stderr)
+        print(
+            generate_world(train_world, n_images=args.train_images, seed=1, first_image_id=1), file=sys.stderr
+        )
     if not (eval_world / "annotations" / "statements.json").is_file():
-        print(generate_world(eval_world, n_images=args.eval_images, seed=2, first_image_id=10_000_000),
-              file=sys.stderr)
+        print(
+            generate_world(eval_world, n_images=args.eval_images, seed=2, first_image_id=10_000_000),
+            file=sys.stderr,
+        )
     if not (work / "train_shards" / "stats.json").is_file():
         print(convert_synth(train_world, work / "train_shards"), file=sys.stderr)
     if args.prepare_only:
         return
-    config = load_train_config(args.recipe, [
-        f"data.train={work / 'train_shards'}", "data.eval=", f"run.out={work / args.run}", "run.resume=false",
-        f"optim.max_seconds={args.seconds}", "run.device=cpu", *args.overrides,
-    ])
+    config = load_train_config(
+        args.recipe,
+        [
+            f"data.train={work / 'train_shards'}",
+            "data.eval=",
+            f"run.out={work / args.run}",
+            "run.resume=false",
+            f"optim.max_seconds={args.seconds}",
+            "run.device=cpu",
+            *args.overrides,
+        ],
+    )
     shutil.rmtree(work / args.run, ignore_errors=True)
     started = time.perf_counter()
     checkpoint = train(config)
     train_seconds = time.perf_counter() - started
-    steps = [json.loads(x) for x in (work / args.run / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    steps = [
+        json.loads(x) for x in (work / args.run / "metrics.jsonl").read_text().splitlines() if '"loss"' in x
+    ]
     real = evaluate_world(checkpoint, eval_world, config.run.keep_threshold, blank=False)
     blank = evaluate_world(checkpoint, eval_world, config.run.keep_threshold, blank=True)
     results = {
-        "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "device": "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
         "train_seconds": round(train_seconds, 1),  # setup (model build, vocabulary scan) and saving included
         "train_loop_seconds": round(steps[-1]["elapsed_s"], 1) if steps else 0.0,
         "steps": steps[-1]["step"] if steps else 0,
         "train_samples": (steps[-1]["step"] if steps else 0) * config.data.batch_size,
         "final_loss": steps[-1]["loss"] if steps else None,
-        "preset": config.model.preset, "overrides": args.overrides, "keep_threshold": config.run.keep_threshold,
-        "held_out": real, "held_out_blanked_images": blank,
+        "preset": config.model.preset,
+        "overrides": args.overrides,
+        "keep_threshold": config.run.keep_threshold,
+        "held_out": real,
+        "held_out_blanked_images": blank,
     }
     text = json.dumps(results, indent=2)
     print(text)

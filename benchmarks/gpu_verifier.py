@@ -24,8 +24,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-PREDICATES = ["on", "next to", "holding", "riding", "in front of", "behind", "sitting on", "wearing", "under",
-              "looking at", "carrying", "near"]
+PREDICATES = [
+    "on",
+    "next to",
+    "holding",
+    "riding",
+    "in front of",
+    "behind",
+    "sitting on",
+    "wearing",
+    "under",
+    "looking at",
+    "carrying",
+    "near",
+]
 CATEGORIES = ["person", "dog", "bicycle", "car", "cup", "chair", "table", "horse", "bench", "umbrella"]
 
 
@@ -41,9 +53,16 @@ def make_examples(n: int, image_size: int, boxes: int, predicates: int, seed: in
         xy = rng.uniform(0, 400, (boxes, 2))
         wh = rng.uniform(20, 240, (boxes, 2))
         pairs = [(a, b) for a in range(boxes) for b in range(boxes) if a != b]
-        examples.append(Example(image_to_pixels(image, image_size), normalise_boxes(np.hstack([xy, wh]), 640, 480),
-                                [CATEGORIES[int(k)] for k in rng.integers(0, len(CATEGORIES), boxes)], pairs,
-                                list(rng.choice(PREDICATES, predicates, replace=False)), key=str(i)))
+        examples.append(
+            Example(
+                image_to_pixels(image, image_size),
+                normalise_boxes(np.hstack([xy, wh]), 640, 480),
+                [CATEGORIES[int(k)] for k in rng.integers(0, len(CATEGORIES), boxes)],
+                pairs,
+                list(rng.choice(PREDICATES, predicates, replace=False)),
+                key=str(i),
+            )
+        )
     return examples
 
 
@@ -97,17 +116,25 @@ def main() -> None:
             model.score([example], dtype="float32")
 
     fast_dtype = "auto" if device.type == "cuda" else "float32"
-    results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-               "model": "tiny" if args.quick else "base (ResNet-50 + RoBERTa-base, random weights)",
-               "parameters": params, "image_size": config.image_size, "images": len(examples),
-               "boxes_per_image": args.boxes, "pairs_per_image": args.boxes * (args.boxes - 1),
-               "predicates_per_image": args.predicates, "batch_size": args.batch_size,
-               "torch": torch.__version__}
+    results = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "model": "tiny" if args.quick else "base (ResNet-50 + RoBERTa-base, random weights)",
+        "parameters": params,
+        "image_size": config.image_size,
+        "images": len(examples),
+        "boxes_per_image": args.boxes,
+        "pairs_per_image": args.boxes * (args.boxes - 1),
+        "predicates_per_image": args.predicates,
+        "batch_size": args.batch_size,
+        "torch": torch.__version__,
+    }
     model.score(warm, dtype=fast_dtype)  # warm-up: kernels, allocator, label cache
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     seconds = timed(lambda: batched(fast_dtype), device)
-    results["batched_" + ("bf16" if device.type == "cuda" else "fp32") + "_images_per_s"] = len(examples) / seconds
+    results["batched_" + ("bf16" if device.type == "cuda" else "fp32") + "_images_per_s"] = (
+        len(examples) / seconds
+    )
     if device.type == "cuda":
         results["batched_bf16_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
         seconds = timed(lambda: batched("float32"), device)

@@ -33,7 +33,9 @@ def _verify_config(checkpoint: Path, overrides: Sequence[str]) -> tuple[VerifyCo
         keys, value = parse_override(text)
         name = ".".join(keys)
         if len(keys) != 2 or keys[0] not in ("verify", "run") or keys[1] not in ALLOWED:
-            problems.append(f"override {name!r}: reverify takes verify.{{{','.join(ALLOWED[:4])}}} and run.device")
+            problems.append(
+                f"override {name!r}: reverify takes verify.{{{','.join(ALLOWED[:4])}}} and run.device"
+            )
             continue
         if keys[1] == "device":
             device = str(value)
@@ -58,23 +60,34 @@ def _shard_samples(tar: Path) -> tuple[list[Sample], dict]:
     provenance: dict = {}
     for item in iter_shard_samples([str(tar)]):
         if item.image_bytes is None:
-            raise SgpipeError(f"{tar} holds no images (written with output.images false): reverify needs them")
+            raise SgpipeError(
+                f"{tar} holds no images (written with output.images false): reverify needs them"
+            )
         sample = Sample.from_record(item.record)
         sample.image_bytes, sample.image_ext = item.image_bytes, item.image_ext or "jpg"
         sample.image = Image.open(io.BytesIO(item.image_bytes)).convert("RGB")
         by_key[sample.key] = sample
         provenance = item.record.get("provenance", provenance)
     parquet = tar.with_suffix(".parquet")
-    rows = pq.read_table(parquet).to_pylist() if parquet.is_file() else [{"key": k, "status": STATUS_OK}
-                                                                        for k in by_key]
+    rows = (
+        pq.read_table(parquet).to_pylist()
+        if parquet.is_file()
+        else [{"key": k, "status": STATUS_OK} for k in by_key]
+    )
     samples = []
     for row in rows:
         if row["status"] == STATUS_OK:
             sample = by_key[row["key"]]
         else:
             dataset = row["key"].rsplit("-", 1)[0]
-            sample = Sample(key=row["key"], dataset=dataset, image_id=row["image_id"], file_name=row["file_name"],
-                            width=0, height=0)
+            sample = Sample(
+                key=row["key"],
+                dataset=dataset,
+                image_id=row["image_id"],
+                file_name=row["file_name"],
+                width=0,
+                height=0,
+            )
             sample.fail(row["status"], row["error_message"])
         samples.append(sample)
     return samples, provenance
@@ -120,6 +133,9 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
     run.setdefault("models", {})["verifier"] = str(checkpoint)
     run["totals"] = {**stats["totals"], "shards": stats["shards"], "status": stats["status"]}
     write_json_atomic(new_out / "run.json", run)
-    return (f"re-scored {done} shards ({len(tars) - done} already done) with {checkpoint}: {before} stored relations "
-            f"-> {after} at confidence >= {config.store_threshold}, {kept} kept (>= {config.keep_threshold}); "
-            f"wrote {new_out}")
+    return (
+        f"re-scored {done} shards ({len(tars) - done} already done) with {checkpoint}: "
+        f"{before} stored relations -> {after} at confidence >= {config.store_threshold}, "
+        f"{kept} kept (>= {config.keep_threshold}); "
+        f"wrote {new_out}"
+    )

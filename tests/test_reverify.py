@@ -25,18 +25,30 @@ def _out(folder):
     rng = random.Random(0)
     for index in range(2):
         samples = [make_sample(10 * index + i, rng) for i in range(3)]
-        missing = Sample(key=f"synth-{10 * index + 9:012d}", dataset="synth", image_id=10 * index + 9,
-                         file_name="gone.jpg", width=64, height=64)
+        missing = Sample(
+            key=f"synth-{10 * index + 9:012d}",
+            dataset="synth",
+            image_id=10 * index + 9,
+            file_name="gone.jpg",
+            width=64,
+            height=64,
+        )
         missing.fail("failed_missing", "no such file")
-        write_shard(folder, index, samples[:2] + [missing] + samples[2:], {"sgpipe": "0", "models": {"tag": {}}})
+        write_shard(
+            folder, index, samples[:2] + [missing] + samples[2:], {"sgpipe": "0", "models": {"tag": {}}}
+        )
     finalize_outputs(folder, "synth")
     (folder / "run.json").write_text(json.dumps({"config": {"verify": {}}, "models": {}}))
 
 
 def test_reverify_rescores_stored_relations_and_keeps_failures(tmp_path, checkpoint):
     _out(tmp_path / "old")
-    summary = reverify(tmp_path / "old", checkpoint, tmp_path / "new", ["verify.store_threshold=0.0",
-                                                                       "verify.keep_threshold=0.5"])
+    summary = reverify(
+        tmp_path / "old",
+        checkpoint,
+        tmp_path / "new",
+        ["verify.store_threshold=0.0", "verify.keep_threshold=0.5"],
+    )
     assert "re-scored 2 shards" in summary
     old = {s.key: s.record for s in iter_shard_samples(str(tmp_path / "old"))}
     new = {s.key: s for s in iter_shard_samples(str(tmp_path / "new"))}
@@ -44,20 +56,28 @@ def test_reverify_rescores_stored_relations_and_keeps_failures(tmp_path, checkpo
     for key, item in new.items():
         relations = item.record["relations"]
         assert len(relations) == len(old[key]["relations"])
-        assert all(r["confidence"] not in (0.0, 1.0) and r["kept"] == (r["confidence"] >= 0.5) for r in relations)
+        assert all(
+            r["confidence"] not in (0.0, 1.0) and r["kept"] == (r["confidence"] >= 0.5) for r in relations
+        )
         assert item.record["provenance"]["models"]["verify"]["checkpoint"] == str(checkpoint)
     rows = pq.read_table(tmp_path / "new" / "00000.parquet").to_pylist()
     assert [r["status"] for r in rows] == ["ok", "ok", "failed_missing", "ok"]
     run = json.loads((tmp_path / "new" / "run.json").read_text())
     assert run["thresholds"] == {"store": 0.0, "keep": 0.5} and run["totals"]["count"] == 8
     # a second call finds every shard complete
-    assert "re-scored 0 shards (2 already done)" in reverify(tmp_path / "old", checkpoint, tmp_path / "new", [])
+    assert "re-scored 0 shards (2 already done)" in reverify(
+        tmp_path / "old", checkpoint, tmp_path / "new", []
+    )
 
 
 def test_reverify_drops_relations_below_the_new_store_threshold(tmp_path, checkpoint):
     _out(tmp_path / "old")
-    reverify(tmp_path / "old", checkpoint, tmp_path / "new", ["verify.store_threshold=0.99",
-                                                              "verify.keep_threshold=0.99"])
+    reverify(
+        tmp_path / "old",
+        checkpoint,
+        tmp_path / "new",
+        ["verify.store_threshold=0.99", "verify.keep_threshold=0.99"],
+    )
     assert all(not s.record["relations"] for s in iter_shard_samples(str(tmp_path / "new")))
 
 

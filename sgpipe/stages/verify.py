@@ -83,7 +83,9 @@ class VerifyStage(Stage):
             if not sample.relations:
                 continue
             if sample.image is None:
-                raise ValueError(f"{sample.key}: no decoded image to verify {len(sample.relations)} relations on")
+                raise ValueError(
+                    f"{sample.key}: no decoded image to verify {len(sample.relations)} relations on"
+                )
             index = {box.id: i for i, box in enumerate(sample.objects)}
             unknown = {r.subject_id for r in sample.relations} | {r.object_id for r in sample.relations}
             unknown -= set(index)
@@ -91,16 +93,22 @@ class VerifyStage(Stage):
                 raise ValueError(f"{sample.key}: relations refer to unknown box ids {sorted(unknown)}")
             pairs = list(dict.fromkeys((index[r.subject_id], index[r.object_id]) for r in sample.relations))
             predicates = list(dict.fromkeys(r.predicate for r in sample.relations))
-            examples.append(Example(
-                pixels=image_to_pixels(sample.image, self.model.config.image_size),
-                boxes=normalise_boxes([b.bbox for b in sample.objects], sample.width, sample.height),
-                box_labels=[b.category for b in sample.objects], pairs=pairs, predicates=predicates,
-                key=sample.key,
-            ))
+            examples.append(
+                Example(
+                    pixels=image_to_pixels(sample.image, self.model.config.image_size),
+                    boxes=normalise_boxes([b.bbox for b in sample.objects], sample.width, sample.height),
+                    box_labels=[b.category for b in sample.objects],
+                    pairs=pairs,
+                    predicates=predicates,
+                    key=sample.key,
+                )
+            )
             todo.append((sample, index))
         if not examples:
             return
-        for (sample, index), example, scores in zip(todo, examples, self.model.score(examples, self.config.dtype)):
+        for (sample, index), example, scores in zip(
+            todo, examples, self.model.score(examples, self.config.dtype)
+        ):
             self._apply(sample, index, example, scores)
 
     def _apply(self, sample: Sample, index: dict[int, int], example: Any, scores: Any) -> None:

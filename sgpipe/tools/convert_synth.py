@@ -30,8 +30,9 @@ def _captions(data: Any) -> dict[int, list[Caption]]:
     rows = data.get("annotations", []) if isinstance(data, dict) else data
     out: dict[int, list[Caption]] = defaultdict(list)
     for row in rows:
-        out[row["image_id"]].append(Caption(id=row["id"], text=row.get("caption", row.get("text", "")),
-                                            source="annotation"))
+        out[row["image_id"]].append(
+            Caption(id=row["id"], text=row.get("caption", row.get("text", "")), source="annotation")
+        )
     return out
 
 
@@ -48,28 +49,51 @@ def synth_samples(world: Path) -> list[Sample]:
     categories = {c["id"]: c["name"] for c in instances["categories"]}
     boxes: dict[int, list[Box]] = defaultdict(list)
     for a in instances["annotations"]:
-        boxes[a["image_id"]].append(Box(a["id"], categories[a["category_id"]], a["category_id"],
-                                        [float(v) for v in a["bbox"]], int(a.get("iscrowd", 0))))
+        boxes[a["image_id"]].append(
+            Box(
+                a["id"],
+                categories[a["category_id"]],
+                a["category_id"],
+                [float(v) for v in a["bbox"]],
+                int(a.get("iscrowd", 0)),
+            )
+        )
     samples = []
     for image in sorted(instances["images"], key=lambda i: i["id"]):
         image_id = image["id"]
         path = world / "images" / image["file_name"]
         sample = Sample(
-            key=sample_key(DATASET, image_id), dataset=DATASET, image_id=image_id, file_name=image["file_name"],
-            width=image["width"], height=image["height"], objects=boxes[image_id],
-            captions=captions.get(image_id, []), image_bytes=path.read_bytes(),
+            key=sample_key(DATASET, image_id),
+            dataset=DATASET,
+            image_id=image_id,
+            file_name=image["file_name"],
+            width=image["width"],
+            height=image["height"],
+            objects=boxes[image_id],
+            captions=captions.get(image_id, []),
+            image_bytes=path.read_bytes(),
             image_ext=path.suffix.lstrip(".").lower() or "jpg",
         )
         seen: set[tuple[int, int, str]] = set()
-        for rel, truth in [(r, True) for r in true_rel.get(image_id, [])] + [(r, False) for r in false_rel[image_id]]:
+        for rel, truth in [(r, True) for r in true_rel.get(image_id, [])] + [
+            (r, False) for r in false_rel[image_id]
+        ]:
             triple = (rel["subject_id"], rel["object_id"], rel["predicate"])
             if triple in seen:
                 continue  # several captions may state the same false relation
             seen.add(triple)
-            sample.relations.append(Relation(
-                id=len(sample.relations), subject_id=triple[0], object_id=triple[1], predicate=triple[2],
-                triplet_id=0, tag_score=1.0, confidence=1.0 if truth else 0.0, kept=truth,
-            ))
+            sample.relations.append(
+                Relation(
+                    id=len(sample.relations),
+                    subject_id=triple[0],
+                    object_id=triple[1],
+                    predicate=triple[2],
+                    triplet_id=0,
+                    tag_score=1.0,
+                    confidence=1.0 if truth else 0.0,
+                    kept=truth,
+                )
+            )
         samples.append(sample)
     return samples
 
@@ -91,5 +115,7 @@ def convert_synth(world: Path, out: Path, samples_per_shard: int = 100) -> str:
     stats = finalize_outputs(out, DATASET)
     n_true = sum(1 for s in samples for r in s.relations if r.kept)
     n_false = sum(1 for s in samples for r in s.relations if not r.kept)
-    return (f"wrote {stats['shards']} shards, {len(samples)} images, {n_true} true relations "
-            f"(confidence 1.0) and {n_false} hallucinated ones (confidence 0.0, kept false) to {out}")
+    return (
+        f"wrote {stats['shards']} shards, {len(samples)} images, {n_true} true relations "
+        f"(confidence 1.0) and {n_false} hallucinated ones (confidence 0.0, kept false) to {out}"
+    )

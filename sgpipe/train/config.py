@@ -98,8 +98,11 @@ def _build(raw: dict[str, Any], problems: list[str]) -> TrainConfig:
             where = f"{name}.{key}"
             if key not in hints:
                 hint = difflib.get_close_matches(key, hints, n=1)
-                problems.append(f"unknown key {where!r}" + (f" (did you mean '{name}.{hint[0]}'?)" if hint else "")
-                                + f". {_choices(hints)}")
+                problems.append(
+                    f"unknown key {where!r}"
+                    + (f" (did you mean '{name}.{hint[0]}'?)" if hint else "")
+                    + f". {_choices(hints)}"
+                )
             elif hints[key] is dict:
                 if isinstance(value, dict):
                     setattr(section, key, dict(value))
@@ -139,31 +142,43 @@ def _validate(config: TrainConfig, problems: list[str], check_paths: bool) -> No
                     expand_urls(spec)
                 except SgpipeError as error:
                     problems.append(f"data.{key}: {error}")
-    for where, value, low in (("data.batch_size", d.batch_size, 1), ("data.num_workers", d.num_workers, 0),
-                              ("data.shuffle_buffer", d.shuffle_buffer, 0),
-                              ("data.negative_predicates", d.negative_predicates, 0),
-                              ("data.negative_pairs", d.negative_pairs, 0), ("data.max_pairs", d.max_pairs, 1),
-                              ("optim.lr", o.lr, 0.0), ("optim.warmup_steps", o.warmup_steps, 0),
-                              ("optim.grad_accum", o.grad_accum, 1), ("optim.epochs", o.epochs, 1),
-                              ("optim.steps_per_epoch", o.steps_per_epoch, 0), ("optim.max_steps", o.max_steps, 0),
-                              ("optim.max_seconds", o.max_seconds, 0), ("run.log_every", r.log_every, 1),
-                              ("run.checkpoint_every", r.checkpoint_every, 0),
-                              ("run.keep_checkpoints", r.keep_checkpoints, 1), ("run.eval_every", r.eval_every, 0)):
+    for where, value, low in (
+        ("data.batch_size", d.batch_size, 1),
+        ("data.num_workers", d.num_workers, 0),
+        ("data.shuffle_buffer", d.shuffle_buffer, 0),
+        ("data.negative_predicates", d.negative_predicates, 0),
+        ("data.negative_pairs", d.negative_pairs, 0),
+        ("data.max_pairs", d.max_pairs, 1),
+        ("optim.lr", o.lr, 0.0),
+        ("optim.warmup_steps", o.warmup_steps, 0),
+        ("optim.grad_accum", o.grad_accum, 1),
+        ("optim.epochs", o.epochs, 1),
+        ("optim.steps_per_epoch", o.steps_per_epoch, 0),
+        ("optim.max_steps", o.max_steps, 0),
+        ("optim.max_seconds", o.max_seconds, 0),
+        ("run.log_every", r.log_every, 1),
+        ("run.checkpoint_every", r.checkpoint_every, 0),
+        ("run.keep_checkpoints", r.keep_checkpoints, 1),
+        ("run.eval_every", r.eval_every, 0),
+    ):
         _check_range(problems, where, value, low)
     _check_range(problems, "data.min_confidence", d.min_confidence, 0.0, 1.0)
     if d.max_negative_confidence >= d.min_confidence:
         problems.append("data.max_negative_confidence must be below data.min_confidence")
     _check_range(problems, "run.keep_threshold", r.keep_threshold, 0.0, 1.0)
-    for where, value, choices in (("run.device", r.device, ("auto", "cpu", "cuda")),
-                                  ("run.dtype", r.dtype, ("auto", "float32", "bfloat16"))):
+    for where, value, choices in (
+        ("run.device", r.device, ("auto", "cpu", "cuda")),
+        ("run.dtype", r.dtype, ("auto", "float32", "bfloat16")),
+    ):
         if value not in choices:
             problems.append(f"{where}: {value!r} is not valid. {_choices(choices)}")
     if not r.out:
         problems.append("run.out: required")
 
 
-def load_train_config(path: str | Path | None, overrides: typing.Sequence[str] = (),
-                      check_paths: bool = True) -> TrainConfig:
+def load_train_config(
+    path: str | Path | None, overrides: typing.Sequence[str] = (), check_paths: bool = True
+) -> TrainConfig:
     """Build and validate; one ConfigError lists every problem. Relative paths in a recipe are
     relative to the recipe file when they exist there."""
     raw = json.loads(json.dumps(load_raw(path) if path else {}))

@@ -50,8 +50,11 @@ def scan_predicates(urls: Sequence[str], min_confidence: float, limit: int = 0) 
                 if not member.name.endswith(".json"):
                     continue
                 record = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
-                counts.update(r["predicate"] for r in record.get("relations", [])
-                              if (r.get("confidence") or 0.0) >= min_confidence)
+                counts.update(
+                    r["predicate"]
+                    for r in record.get("relations", [])
+                    if (r.get("confidence") or 0.0) >= min_confidence
+                )
                 seen += 1
                 if limit and seen >= limit:
                     return dict(counts.most_common())
@@ -89,7 +92,7 @@ def relation_truth(relation: dict[str, Any], min_confidence: float, max_negative
     return 0.0 if confidence <= max_negative_confidence else IGNORE
 
 
-def decode_image(image_bytes: bytes | None, width: int, height: int) -> Any:
+def decode_image(image_bytes: bytes | None) -> Any:
     from PIL import Image
 
     if image_bytes is None:
@@ -98,10 +101,19 @@ def decode_image(image_bytes: bytes | None, width: int, height: int) -> Any:
 
 
 def record_example(
-    record: dict[str, Any], image: Any, image_size: int, *, min_confidence: float = 0.5,
-    max_negative_confidence: float = 0.0, sampler: PredicateSampler | None = None, rng: random.Random | None = None,
-    negative_predicates: int = 0, negative_pairs: int = 0, max_pairs: int = 64,
-    predicates: Sequence[str] | None = None, blank: bool = False,
+    record: dict[str, Any],
+    image: Any,
+    image_size: int,
+    *,
+    min_confidence: float = 0.5,
+    max_negative_confidence: float = 0.0,
+    sampler: PredicateSampler | None = None,
+    rng: random.Random | None = None,
+    negative_predicates: int = 0,
+    negative_pairs: int = 0,
+    max_pairs: int = 64,
+    predicates: Sequence[str] | None = None,
+    blank: bool = False,
 ) -> Example:
     """A scene-graph record -> one `Example`: its relations' pairs (+ sampled other box pairs) x its
     predicates (+ frequency-sampled other predicates, or the fixed `predicates` list)."""
@@ -112,10 +124,14 @@ def record_example(
     for r in record.get("relations", []):
         if r["subject_id"] in index and r["object_id"] in index and r["subject_id"] != r["object_id"]:
             key = (index[r["subject_id"]], index[r["object_id"]], r["predicate"])
-            truth[key] = max(truth.get(key, IGNORE), relation_truth(r, min_confidence, max_negative_confidence))
+            truth[key] = max(
+                truth.get(key, IGNORE), relation_truth(r, min_confidence, max_negative_confidence)
+            )
     pairs = list(dict.fromkeys((s, o) for s, o, _ in truth))
     if negative_pairs:
-        others = [(s, o) for s in range(len(boxes)) for o in range(len(boxes)) if s != o and (s, o) not in pairs]
+        others = [
+            (s, o) for s in range(len(boxes)) for o in range(len(boxes)) if s != o and (s, o) not in pairs
+        ]
         pairs += rng.sample(others, min(negative_pairs, len(others)))
     if len(pairs) > max_pairs:
         positive = [p for p in pairs if any(truth.get((*p, x)) == 1.0 for x in {k[2] for k in truth})]
@@ -140,7 +156,10 @@ def record_example(
     return Example(
         pixels=image_to_pixels(image, image_size),
         boxes=normalise_boxes([b["bbox"] for b in boxes], record["width"], record["height"]),
-        box_labels=[b["category"] for b in boxes], pairs=pairs, predicates=names, targets=targets,
+        box_labels=[b["category"] for b in boxes],
+        pairs=pairs,
+        predicates=names,
+        targets=targets,
         key=record["key"],
     )
 
@@ -153,9 +172,22 @@ class ShardStream(IterableDataset):
     read round-robin) are dropped before decoding: that is how a resumed run continues mid-epoch.
     """
 
-    def __init__(self, urls: Sequence[str], *, rank: int, world_size: int, seed: int, epoch: int, batch_size: int,
-                 image_size: int, frequencies: dict[str, int], shuffle_buffer: int = 100, skip_batches: int = 0,
-                 passes: int | None = None, example_args: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        rank: int,
+        world_size: int,
+        seed: int,
+        epoch: int,
+        batch_size: int,
+        image_size: int,
+        frequencies: dict[str, int],
+        shuffle_buffer: int = 100,
+        skip_batches: int = 0,
+        passes: int | None = None,
+        example_args: dict[str, Any] | None = None,
+    ):
         super().__init__()
         self.urls = list(urls)
         self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, epoch
@@ -172,10 +204,14 @@ class ShardStream(IterableDataset):
             urls = list(self.urls)
             random.Random(stable_seed(self.seed, self.epoch, pass_index)).shuffle(urls)
             dataset = wds.WebDataset(
-                urls, shardshuffle=False, empty_check=False,
+                urls,
+                shardshuffle=False,
+                empty_check=False,
                 nodesplitter=partial(split_by_rank, rank=self.rank, world_size=self.world_size),
                 workersplitter=partial(split_by_worker_id, worker=worker, num_workers=num_workers),
-            ).shuffle(self.shuffle_buffer, seed=stable_seed(self.seed, self.epoch, pass_index, self.rank, worker))
+            ).shuffle(
+                self.shuffle_buffer, seed=stable_seed(self.seed, self.epoch, pass_index, self.rank, worker)
+            )
             count = 0
             for sample in dataset:
                 count += 1
@@ -197,10 +233,11 @@ class ShardStream(IterableDataset):
         for sample in islice(self._raw(worker, workers, self.passes), skip, None):
             record = json.loads(sample["json"])
             image_key = next((k for k in ("jpg", "jpeg", "png", "webp") if k in sample), None)
-            image = decode_image(sample.get(image_key) if image_key else None, record["width"], record["height"])
+            image = decode_image(sample.get(image_key) if image_key else None)
             rng = random.Random(stable_seed(self.seed, self.epoch, record["key"]))
-            batch.append(record_example(record, image, self.image_size, sampler=sampler, rng=rng,
-                                        **self.example_args))
+            batch.append(
+                record_example(record, image, self.image_size, sampler=sampler, rng=rng, **self.example_args)
+            )
             if len(batch) == self.batch_size:
                 yield collate(batch)
                 batch = []

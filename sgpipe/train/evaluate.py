@@ -67,9 +67,18 @@ def threshold_report(rows: Sequence[ScoredRelation], keep_threshold: float) -> d
     }
 
 
-def score_shards(model: Any, samples: Iterable[Any], image_size: int, *, min_confidence: float = 0.5,
-                 max_negative_confidence: float = 0.0, vocabulary: Sequence[str] = (), batch_size: int = 8,
-                 blank: bool = False, max_samples: int = 0) -> tuple[list[ScoredRelation], list[tuple]]:
+def score_shards(
+    model: Any,
+    samples: Iterable[Any],
+    image_size: int,
+    *,
+    min_confidence: float = 0.5,
+    max_negative_confidence: float = 0.0,
+    vocabulary: Sequence[str] = (),
+    batch_size: int = 8,
+    blank: bool = False,
+    max_samples: int = 0,
+) -> tuple[list[ScoredRelation], list[tuple]]:
     """Score every stored relation of the samples (their own predicates as candidates), and with
     `vocabulary`, every true pair against all its predicates (for recall@K)."""
     from sgpipe.train.data import decode_image, record_example
@@ -79,7 +88,9 @@ def score_shards(model: Any, samples: Iterable[Any], image_size: int, *, min_con
     batch: list[tuple[dict, Any]] = []
 
     def flush() -> None:
-        args = dict(min_confidence=min_confidence, max_negative_confidence=max_negative_confidence, blank=blank)
+        args = dict(
+            min_confidence=min_confidence, max_negative_confidence=max_negative_confidence, blank=blank
+        )
         examples = [record_example(r, img, image_size, rng=random.Random(0), **args) for r, img in batch]
         for (record, _), example, scores in zip(batch, examples, model.score(examples)):
             # only the stored relations count, not every pair x predicate cell of the matrix
@@ -88,8 +99,9 @@ def score_shards(model: Any, samples: Iterable[Any], image_size: int, *, min_con
             for (i, j), score_row, truth_row in zip(example.pairs, scores, example.targets):
                 for name, score, truth in zip(example.predicates, score_row, truth_row):
                     if truth >= 0 and (ids[i], ids[j], name) in stored:
-                        rows.append(ScoredRelation(example.key, ids[i], ids[j], name, bool(truth == 1),
-                                                   float(score)))
+                        rows.append(
+                            ScoredRelation(example.key, ids[i], ids[j], name, bool(truth == 1), float(score))
+                        )
         if vocabulary:
             full = [record_example(r, img, image_size, predicates=vocabulary, **args) for r, img in batch]
             for example in full:
@@ -106,7 +118,7 @@ def score_shards(model: Any, samples: Iterable[Any], image_size: int, *, min_con
         record = sample.record
         if not record.get("relations"):
             continue
-        batch.append((record, decode_image(sample.image_bytes, record["width"], record["height"])))
+        batch.append((record, decode_image(sample.image_bytes)))
         if len(batch) == batch_size:
             flush()
     if batch:
@@ -114,8 +126,15 @@ def score_shards(model: Any, samples: Iterable[Any], image_size: int, *, min_con
     return rows, ranked
 
 
-def evaluate(model: Any, urls: Sequence[str], image_size: int, *, keep_threshold: float = 0.2,
-             ks: Sequence[int] = (1, 3, 5), **kwargs: Any) -> dict[str, Any]:
+def evaluate(
+    model: Any,
+    urls: Sequence[str],
+    image_size: int,
+    *,
+    keep_threshold: float = 0.2,
+    ks: Sequence[int] = (1, 3, 5),
+    **kwargs: Any,
+) -> dict[str, Any]:
     """Metrics on held-out shards: auc, recall@k, and the keep-threshold report."""
     from sgpipe.shards import iter_shard_samples
 

@@ -76,8 +76,9 @@ def _count_samples(urls: Sequence[str]) -> int:
     return total
 
 
-def _save_checkpoint(model: Any, optimizer: torch.optim.Optimizer, state: dict[str, Any], out: Path,
-                     keep: int) -> Path:
+def _save_checkpoint(
+    model: Any, optimizer: torch.optim.Optimizer, state: dict[str, Any], out: Path, keep: int
+) -> Path:
     folder = out / "checkpoints" / f"step-{state['step']:07d}"
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -108,7 +109,9 @@ def _build_model(config: TrainConfig, urls: Sequence[str], resume_from: Path | N
         model = Verifier.build(preset_config(config.model.preset, **config.model.options))
     frequencies = scan_predicates(urls, config.data.min_confidence, config.data.vocab_scan_samples)
     if not frequencies:
-        raise SgpipeError(f"no relation with confidence >= {config.data.min_confidence} in {config.data.train}")
+        raise SgpipeError(
+            f"no relation with confidence >= {config.data.min_confidence} in {config.data.train}"
+        )
     merged = dict(model.config.predicate_frequencies)
     for name, count in frequencies.items():
         merged[name] = merged.get(name, 0) + count
@@ -131,12 +134,21 @@ def _evaluate(model: Any, config: TrainConfig, step: int) -> dict[str, Any]:
     from sgpipe.train.evaluate import evaluate
 
     metrics = evaluate(
-        model, expand_urls(config.data.eval), model.config.image_size, keep_threshold=config.run.keep_threshold,
-        min_confidence=config.data.min_confidence, max_negative_confidence=config.data.max_negative_confidence,
-        vocabulary=sorted(model.config.predicate_frequencies), batch_size=config.data.batch_size,
+        model,
+        expand_urls(config.data.eval),
+        model.config.image_size,
+        keep_threshold=config.run.keep_threshold,
+        min_confidence=config.data.min_confidence,
+        max_negative_confidence=config.data.max_negative_confidence,
+        vocabulary=sorted(model.config.predicate_frequencies),
+        batch_size=config.data.batch_size,
         max_samples=config.run.eval_samples,
     )
-    log.info("eval at step %d: %s", step, {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    log.info(
+        "eval at step %d: %s",
+        step,
+        {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
+    )
     return {"step": step, "eval": metrics}
 
 
@@ -155,8 +167,10 @@ def train(config: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     urls = expand_urls(config.data.train)
     if len(urls) < world:
-        raise SgpipeError(f"{len(urls)} training shards for {world} ranks: reshard into at least one per rank "
-                          "(`sgpipe reshard`)")
+        raise SgpipeError(
+            f"{len(urls)} training shards for {world} ranks: reshard into at least one per rank "
+            "(`sgpipe reshard`)"
+        )
     resume_from = latest_checkpoint(out) if config.run.resume else None
     state = json.loads((resume_from / STATE_NAME).read_text()) if resume_from else {"step": 0}
     torch.manual_seed(config.run.seed)
@@ -164,7 +178,9 @@ def train(config: TrainConfig) -> Path:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     if resume_from is not None:
-        optimizer.load_state_dict(torch.load(resume_from / OPTIMIZER_NAME, map_location=device, weights_only=True))
+        optimizer.load_state_dict(
+            torch.load(resume_from / OPTIMIZER_NAME, map_location=device, weights_only=True)
+        )
         rng = torch.load(resume_from / RNG_NAME, weights_only=True)
         torch.set_rng_state(rng["cpu"])
         if "cuda" in rng and device.type == "cuda":
@@ -173,22 +189,30 @@ def train(config: TrainConfig) -> Path:
     network = model
     if world > 1:
         network = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[local_rank] if device.type == "cuda" else None)
+            model, device_ids=[local_rank] if device.type == "cuda" else None
+        )
     d, o = config.data, config.optim
     per_step = d.batch_size * o.grad_accum
     steps_per_epoch = o.steps_per_epoch or max(1, _count_samples(urls) // (world * per_step))
     total = o.max_steps or o.epochs * steps_per_epoch
     workers = min(d.num_workers, max(1, len(urls) // world))  # an idle worker would break the round-robin
-    autocast_dtype = torch.bfloat16 if (config.run.dtype == "bfloat16" or (
-        config.run.dtype == "auto" and device.type == "cuda")) else None
+    autocast_dtype = (
+        torch.bfloat16
+        if (config.run.dtype == "bfloat16" or (config.run.dtype == "auto" and device.type == "cuda"))
+        else None
+    )
     metrics = _Metrics(out / "metrics.jsonl", rank == 0)
     if rank == 0 and resume_from is None and metrics.path.exists():
         metrics.path.unlink()  # a fresh run: metrics of an earlier one in this folder would mislead
     if rank == 0:
         (out / "train_config.yaml").write_text(dump_config(config))
-    example_args = {"min_confidence": d.min_confidence, "max_negative_confidence": d.max_negative_confidence,
-                    "negative_predicates": d.negative_predicates, "negative_pairs": d.negative_pairs,
-                    "max_pairs": d.max_pairs}
+    example_args = {
+        "min_confidence": d.min_confidence,
+        "max_negative_confidence": d.max_negative_confidence,
+        "negative_predicates": d.negative_predicates,
+        "negative_pairs": d.negative_pairs,
+        "max_pairs": d.max_pairs,
+    }
     step = int(state["step"])
     started = last_log = time.perf_counter()
     images_since_log, loss_since_log, steps_since_log = 0, 0.0, 0
@@ -196,15 +220,28 @@ def train(config: TrainConfig) -> Path:
     while step < total and not stop:
         epoch, in_epoch = divmod(step, steps_per_epoch)
         stream = ShardStream(
-            urls, rank=rank, world_size=world, seed=config.run.seed, epoch=epoch, batch_size=d.batch_size,
-            image_size=model.config.image_size, frequencies=model.config.predicate_frequencies,
-            shuffle_buffer=d.shuffle_buffer, skip_batches=in_epoch * o.grad_accum, passes=None,
+            urls,
+            rank=rank,
+            world_size=world,
+            seed=config.run.seed,
+            epoch=epoch,
+            batch_size=d.batch_size,
+            image_size=model.config.image_size,
+            frequencies=model.config.predicate_frequencies,
+            shuffle_buffer=d.shuffle_buffer,
+            skip_batches=in_epoch * o.grad_accum,
+            passes=None,
             example_args=example_args,
         )
         # its own generator: starting a loader must not draw from the RNG that dropout uses
-        loader = DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda",
-                            prefetch_factor=4 if workers else None,
-                            generator=torch.Generator().manual_seed(stable_seed(config.run.seed, epoch)))
+        loader = DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            prefetch_factor=4 if workers else None,
+            generator=torch.Generator().manual_seed(stable_seed(config.run.seed, epoch)),
+        )
         batches = iter(loader)
         while in_epoch < steps_per_epoch and step < total:
             spent = (time.perf_counter() - started) / o.max_seconds if o.max_seconds else 0.0
@@ -216,9 +253,15 @@ def train(config: TrainConfig) -> Path:
             for micro in range(o.grad_accum):
                 batch = next(batches)
                 keys.extend(batch["keys"])
-                sync = contextlib.nullcontext() if world == 1 or micro == o.grad_accum - 1 else network.no_sync()
-                with sync, torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                          enabled=autocast_dtype is not None):
+                sync = (
+                    contextlib.nullcontext() if world == 1 or micro == o.grad_accum - 1 else network.no_sync()
+                )
+                with (
+                    sync,
+                    torch.autocast(
+                        device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+                    ),
+                ):
                     loss = model.loss(network(batch), batch) / o.grad_accum
                 loss.backward()
                 step_loss += loss.item()
@@ -239,19 +282,53 @@ def train(config: TrainConfig) -> Path:
             if step % config.run.log_every == 0 or step == total or stop:
                 now = time.perf_counter()
                 rate = images_since_log / max(now - last_log, 1e-9)
-                log.info("step %d/%d epoch %d loss %.4f lr %.2e %.1f samples/s", step, total, epoch,
-                         loss_since_log / steps_since_log, lr, rate)
-                metrics.write({"step": step, "epoch": epoch, "loss": loss_since_log / steps_since_log, "lr": lr,
-                               "samples_per_s": rate, "elapsed_s": now - started,
-                               "batch_keys_md5": hashlib.md5("\n".join(keys).encode()).hexdigest()})
+                log.info(
+                    "step %d/%d epoch %d loss %.4f lr %.2e %.1f samples/s",
+                    step,
+                    total,
+                    epoch,
+                    loss_since_log / steps_since_log,
+                    lr,
+                    rate,
+                )
+                metrics.write(
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": loss_since_log / steps_since_log,
+                        "lr": lr,
+                        "samples_per_s": rate,
+                        "elapsed_s": now - started,
+                        "batch_keys_md5": hashlib.md5("\n".join(keys).encode()).hexdigest(),
+                    }
+                )
                 last_log, images_since_log, loss_since_log, steps_since_log = now, 0, 0.0, 0
-            if rank == 0 and (stop or step == total or (config.run.checkpoint_every
-                                                        and step % config.run.checkpoint_every == 0)):
-                _save_checkpoint(model, optimizer, {"step": step, "epoch": epoch, "steps_per_epoch": steps_per_epoch,
-                                                    "seed": config.run.seed, "world_size": world},
-                                 out, config.run.keep_checkpoints)
-            if rank == 0 and config.data.eval and config.run.eval_every and step % config.run.eval_every == 0 \
-                    and step != total and not stop:
+            if rank == 0 and (
+                stop
+                or step == total
+                or (config.run.checkpoint_every and step % config.run.checkpoint_every == 0)
+            ):
+                _save_checkpoint(
+                    model,
+                    optimizer,
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "steps_per_epoch": steps_per_epoch,
+                        "seed": config.run.seed,
+                        "world_size": world,
+                    },
+                    out,
+                    config.run.keep_checkpoints,
+                )
+            if (
+                rank == 0
+                and config.data.eval
+                and config.run.eval_every
+                and step % config.run.eval_every == 0
+                and step != total
+                and not stop
+            ):
                 metrics.write(_evaluate(model, config, step))
             if stop:
                 log.info("time budget of %.0f s reached at step %d", o.max_seconds, step)

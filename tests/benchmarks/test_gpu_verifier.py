@@ -23,10 +23,18 @@ assert not heavy, heavy
 @pytest.mark.slow
 def test_quick_verifier_benchmark_writes_summary(tmp_path):
     out = tmp_path / "verifier.json"
-    command = [sys.executable, "-c", DRIVER, str(ROOT / "benchmarks" / "gpu_verifier.py"), "--quick",
-               "--output", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    command = [
+        sys.executable,
+        "-c",
+        DRIVER,
+        str(ROOT / "benchmarks" / "gpu_verifier.py"),
+        "--quick",
+        "--output",
+        str(out),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(out.read_text())
     assert summary["model"] == "tiny" and summary["pairs_per_image"] == 12

@@ -4,7 +4,14 @@ import torch
 from PIL import Image
 
 from sgpipe.models.verifier import (
-    Example, Verifier, VerifierConfig, collate, focal_loss, image_to_pixels, normalise_boxes, tiny_config,
+    Example,
+    Verifier,
+    VerifierConfig,
+    collate,
+    focal_loss,
+    image_to_pixels,
+    normalise_boxes,
+    tiny_config,
 )
 from sgpipe.models.verifier.decoder import roi_sample
 
@@ -12,11 +19,21 @@ from sgpipe.models.verifier.decoder import roi_sample
 def _example(seed: int, n_boxes: int = 3, predicates=("on", "behind", "next to")) -> Example:
     rng = np.random.default_rng(seed)
     image = Image.fromarray(rng.integers(0, 255, (48, 60, 3), dtype=np.uint8))
-    boxes = [[rng.uniform(0, 30), rng.uniform(0, 20), rng.uniform(5, 30), rng.uniform(5, 28)] for _ in range(n_boxes)]
+    boxes = [
+        [rng.uniform(0, 30), rng.uniform(0, 20), rng.uniform(5, 30), rng.uniform(5, 28)]
+        for _ in range(n_boxes)
+    ]
     pairs = [(a, b) for a in range(n_boxes) for b in range(n_boxes) if a != b]
     targets = (rng.random((len(pairs), len(predicates))) < 0.3).astype(np.float32)
-    return Example(image_to_pixels(image, 64), normalise_boxes(boxes, 60, 48),
-                   ["cat", "dog", "cup", "man"][:n_boxes], pairs, list(predicates), targets, key=f"k{seed}")
+    return Example(
+        image_to_pixels(image, 64),
+        normalise_boxes(boxes, 60, 48),
+        ["cat", "dog", "cup", "man"][:n_boxes],
+        pairs,
+        list(predicates),
+        targets,
+        key=f"k{seed}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +46,11 @@ def test_shapes_and_padding(model):
     batch = collate([_example(0, 3), _example(1, 2, ("on",))])
     logits = model(batch)
     assert logits.shape == (2, 6, 3)
-    assert batch["valid"][1, :2, :1].all() and not batch["valid"][1, 2:].any() and not batch["valid"][1, :, 1:].any()
+    assert (
+        batch["valid"][1, :2, :1].all()
+        and not batch["valid"][1, 2:].any()
+        and not batch["valid"][1, :, 1:].any()
+    )
     scores = model.eval().score([_example(0, 3), _example(1, 2, ("on",))])
     assert [s.shape for s in scores] == [(6, 3), (2, 1)]
     assert all(((s > 0) & (s < 1)).all() for s in scores)
@@ -48,9 +69,20 @@ def test_gradients_reach_every_trainable_part(model):
     model.zero_grad()
     loss = model.loss(model(batch), batch)
     loss.backward()
-    for name in ("vision.backbone", "vision.proj", "labels.text", "labels.proj", "fusion.alif", "fusion.vision",
-                 "fusion.text", "decoder.roi", "decoder.geometry", "decoder.layers", "relation_head",
-                 "predicate_head"):
+    for name in (
+        "vision.backbone",
+        "vision.proj",
+        "labels.text",
+        "labels.proj",
+        "fusion.alif",
+        "fusion.vision",
+        "fusion.text",
+        "decoder.roi",
+        "decoder.geometry",
+        "decoder.layers",
+        "relation_head",
+        "predicate_head",
+    ):
         grads = [p.grad for n, p in model.named_parameters() if n.startswith(name)]
         assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), name
     gates = [p for n, p in model.named_parameters() if n.endswith("_gate")]
@@ -92,7 +124,9 @@ def test_roi_sample_reads_inside_the_box():
     feature[..., :4, :4] = 1.0  # top-left quadrant
     inside = roi_sample(feature, torch.tensor([[[0.0, 0.0, 0.5, 0.5]]]), 2)
     outside = roi_sample(feature, torch.tensor([[[0.5, 0.5, 1.0, 1.0]]]), 2)
-    assert torch.allclose(inside, torch.ones_like(inside)) and torch.allclose(outside, torch.zeros_like(outside))
+    assert torch.allclose(inside, torch.ones_like(inside)) and torch.allclose(
+        outside, torch.zeros_like(outside)
+    )
 
 
 def test_config_rejects_unknown_keys():

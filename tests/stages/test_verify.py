@@ -24,9 +24,19 @@ def checkpoint(tmp_path_factory):
 
 def _sample(image_id: int, relations: list[tuple[int, int, str]], with_image: bool = True) -> Sample:
     rng = np.random.default_rng(image_id)
-    sample = Sample(key=f"t-{image_id:012d}", dataset="t", image_id=image_id, file_name="x.jpg", width=80, height=60,
-                    objects=[Box(1, "cat", 1, [5, 5, 30, 20]), Box(2, "dog", 2, [30, 20, 40, 35]),
-                             Box(3, "cup", 3, [0, 40, 10, 10])])
+    sample = Sample(
+        key=f"t-{image_id:012d}",
+        dataset="t",
+        image_id=image_id,
+        file_name="x.jpg",
+        width=80,
+        height=60,
+        objects=[
+            Box(1, "cat", 1, [5, 5, 30, 20]),
+            Box(2, "dog", 2, [30, 20, 40, 35]),
+            Box(3, "cup", 3, [0, 40, 10, 10]),
+        ],
+    )
     sample.relations = [Relation(i, s, o, p, 0, 0.5) for i, (s, o, p) in enumerate(relations)]
     if with_image:
         sample.image = Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
@@ -49,8 +59,13 @@ def test_every_candidate_is_scored_with_the_models_confidence(checkpoint):
     model = Verifier.from_pretrained(checkpoint)
     from sgpipe.models.verifier import Example, image_to_pixels, normalise_boxes
 
-    example = Example(image_to_pixels(sample.image, 64), normalise_boxes([b.bbox for b in sample.objects], 80, 60),
-                      ["cat", "dog", "cup"], [(0, 1), (1, 0), (2, 0), (0, 2)], ["on", "under", "next to", "left of"])
+    example = Example(
+        image_to_pixels(sample.image, 64),
+        normalise_boxes([b.bbox for b in sample.objects], 80, 60),
+        ["cat", "dog", "cup"],
+        [(0, 1), (1, 0), (2, 0), (0, 2)],
+        ["on", "under", "next to", "left of"],
+    )
     scores = model.score([example])[0]
     expected = [scores[0, 0], scores[1, 1], scores[0, 2], scores[2, 3], scores[3, 0]]
     np.testing.assert_allclose([r.confidence for r in sample.relations], expected, atol=1e-6)
@@ -72,8 +87,12 @@ def test_thresholds_split_stored_and_kept(checkpoint):
 
 
 def test_bad_samples_fail_alone(checkpoint):
-    good, unknown_box, no_image, empty = (_sample(3, RELATIONS), _sample(4, [(1, 99, "on")]),
-                                          _sample(5, RELATIONS, with_image=False), _sample(6, []))
+    good, unknown_box, no_image, empty = (
+        _sample(3, RELATIONS),
+        _sample(4, [(1, 99, "on")]),
+        _sample(5, RELATIONS, with_image=False),
+        _sample(6, []),
+    )
     stage = _stage(checkpoint, store_threshold=0.0)
     stage.handler = lambda error, sample: None
     stage([good, unknown_box, no_image, empty])
@@ -88,13 +107,18 @@ def test_describe_names_checkpoint_and_weights_sha(checkpoint):
     stage.setup()
     described = stage.describe()
     assert described["checkpoint"] == str(checkpoint)
-    assert described["model_sha256"] == hashlib.sha256((checkpoint / "model.safetensors").read_bytes()).hexdigest()
+    assert (
+        described["model_sha256"]
+        == hashlib.sha256((checkpoint / "model.safetensors").read_bytes()).hexdigest()
+    )
 
 
 def test_refuses_without_a_checkpoint(tmp_path):
     with pytest.raises(SgpipeError, match="sgpipe train"):
         VerifyStage(VerifyConfig(enabled=True, checkpoint=str(tmp_path)), device="cpu").setup()
-    raw = {"source": {"instances": str(tmp_path / "i.json"), "images": str(tmp_path), "captions": "c.json"},
-           "verify": {"enabled": True, "checkpoint": ""}}
+    raw = {
+        "source": {"instances": str(tmp_path / "i.json"), "images": str(tmp_path), "captions": "c.json"},
+        "verify": {"enabled": True, "checkpoint": ""},
+    }
     with pytest.raises(ConfigError, match="Train one with `sgpipe convert synth"):
         build_config(raw, check_paths=True)

@@ -10,14 +10,24 @@ def test_convert_synth_writes_true_and_hallucinated_relations(tmp_path):
     summary = convert_synth(tmp_path / "world", tmp_path / "shards", samples_per_shard=2)
     assert "wrote 3 shards, 5 images" in summary
     ann = tmp_path / "world" / "annotations"
-    truth = {(r["subject_id"], r["object_id"], r["predicate"])
-             for row in json.loads((ann / "relations.json").read_text()) for r in row["relations"]}
-    false = {(r["subject_id"], r["object_id"], r["predicate"]) for r in json.loads((ann / "hallucinations.json").read_text())}
+    truth = {
+        (r["subject_id"], r["object_id"], r["predicate"])
+        for row in json.loads((ann / "relations.json").read_text())
+        for r in row["relations"]
+    }
+    false = {
+        (r["subject_id"], r["object_id"], r["predicate"])
+        for r in json.loads((ann / "hallucinations.json").read_text())
+    }
     records = [s for s in iter_shard_samples(str(tmp_path / "shards"))]
     assert [s.key for s in records] == [f"synth-{i:012d}" for i in range(1, 6)]
     assert all(s.image_bytes and s.image_ext == "jpg" for s in records)
-    stored = {(r["subject_id"], r["object_id"], r["predicate"]): r for s in records for r in s.record["relations"]}
+    stored = {
+        (r["subject_id"], r["object_id"], r["predicate"]): r for s in records for r in s.record["relations"]
+    }
     assert {k for k, r in stored.items() if r["kept"] and r["confidence"] == 1.0} == truth
     assert {k for k, r in stored.items() if not r["kept"] and r["confidence"] == 0.0} == false - truth
     assert all(s.record["captions"] for s in records)
-    assert (tmp_path / "shards" / "shardindex.json").is_file() and (tmp_path / "shards" / "stats.json").is_file()
+    assert (tmp_path / "shards" / "shardindex.json").is_file() and (
+        tmp_path / "shards" / "stats.json"
+    ).is_file()

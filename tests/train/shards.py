@@ -31,8 +31,17 @@ def make_sample(image_id: int, rng: random.Random, size: int = 64) -> Sample:
     relations.append(Relation(1, a.id, b.id, false, 0, 1.0, confidence=0.0, kept=False))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
-    return Sample(key=sample_key("synth", image_id), dataset="synth", image_id=image_id, file_name=f"{image_id}.jpg",
-                  width=size, height=size, objects=boxes, relations=relations, image_bytes=buffer.getvalue())
+    return Sample(
+        key=sample_key("synth", image_id),
+        dataset="synth",
+        image_id=image_id,
+        file_name=f"{image_id}.jpg",
+        width=size,
+        height=size,
+        objects=boxes,
+        relations=relations,
+        image_bytes=buffer.getvalue(),
+    )
 
 
 def make_shards(out: Path, n_shards: int, per_shard: int, seed: int = 0, first_id: int = 1) -> list[str]:

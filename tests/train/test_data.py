@@ -1,6 +1,8 @@
+import io
 import random
 from collections import Counter
 
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from sgpipe.train.data import PredicateSampler, ShardStream, record_example, scan_predicates
@@ -8,9 +10,19 @@ from tests.train.shards import make_sample, make_shards
 
 
 def _keys_seen(urls, rank, world_size, workers, epoch=0, skip=0, passes=1):
-    stream = ShardStream(urls, rank=rank, world_size=world_size, seed=3, epoch=epoch, batch_size=2, image_size=32,
-                         frequencies={"left of": 5, "right of": 5}, shuffle_buffer=4, skip_batches=skip,
-                         passes=passes)
+    stream = ShardStream(
+        urls,
+        rank=rank,
+        world_size=world_size,
+        seed=3,
+        epoch=epoch,
+        batch_size=2,
+        image_size=32,
+        frequencies={"left of": 5, "right of": 5},
+        shuffle_buffer=4,
+        skip_batches=skip,
+        passes=passes,
+    )
     loader = DataLoader(stream, batch_size=None, num_workers=workers)
     return [key for batch in loader for key in batch["keys"]]
 
@@ -28,13 +40,22 @@ def test_order_is_deterministic_and_skip_resumes_mid_epoch(tmp_path):
     urls = make_shards(tmp_path, n_shards=4, per_shard=4)
     full = _keys_seen(urls, 0, 1, 2)
     assert full == _keys_seen(urls, 0, 1, 2)
-    assert _keys_seen(urls, 0, 1, 2, skip=3) == full[3 * 2:]
+    assert _keys_seen(urls, 0, 1, 2, skip=3) == full[3 * 2 :]
 
 
 def test_cycling_stream_never_runs_dry(tmp_path):
     urls = make_shards(tmp_path, n_shards=2, per_shard=3)
-    stream = ShardStream(urls, rank=1, world_size=2, seed=0, epoch=0, batch_size=2, image_size=32,
-                         frequencies={"left of": 1}, passes=None)
+    stream = ShardStream(
+        urls,
+        rank=1,
+        world_size=2,
+        seed=0,
+        epoch=0,
+        batch_size=2,
+        image_size=32,
+        frequencies={"left of": 1},
+        passes=None,
+    )
     batches = iter(stream)
     keys = [k for _ in range(6) for k in next(batches)["keys"]]
     # one 3-sample shard per pass on rank 1, passes after passes (shard order reshuffled per pass)
@@ -44,13 +65,11 @@ def test_cycling_stream_never_runs_dry(tmp_path):
 def test_record_example_targets_and_negatives(tmp_path):
     sample = make_sample(7, random.Random(1))
     record = sample.to_record({})
-    from PIL import Image
-    import io
-
     image = Image.open(io.BytesIO(sample.image_bytes))
     sampler = PredicateSampler({"left of": 10, "right of": 10, "above": 5, "on": 1})
-    example = record_example(record, image, 32, sampler=sampler, rng=random.Random(0), negative_predicates=2,
-                             negative_pairs=2)
+    example = record_example(
+        record, image, 32, sampler=sampler, rng=random.Random(0), negative_predicates=2, negative_pairs=2
+    )
     truth = {r.predicate: r.confidence for r in sample.relations}
     assert example.predicates[:2] == list(truth) and len(example.predicates) == 4
     assert len(example.pairs) == 3  # the related pair + two other ordered box pairs

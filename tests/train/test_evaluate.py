@@ -25,7 +25,15 @@ def test_recall_at_k():
 
 
 def test_threshold_report():
-    rows = [ScoredRelation("k", 1, 2, "on", t, s) for t, s in [(True, 0.9), (True, 0.1), (False, 0.5), (False, 0.0)]]
+    rows = [
+        ScoredRelation("k", 1, 2, "on", t, s)
+        for t, s in [(True, 0.9), (True, 0.1), (False, 0.5), (False, 0.0)]
+    ]
     report = threshold_report(rows, 0.2)
-    assert report == {"candidates": 4, "candidate_precision": 0.5, "kept": 2, "kept_precision": 0.5,
-                      "kept_recall": 0.5}
+    assert report == {
+        "candidates": 4,
+        "candidate_precision": 0.5,
+        "kept": 2,
+        "kept_precision": 0.5,
+        "kept_recall": 0.5,
+    }

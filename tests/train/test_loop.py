@@ -12,10 +12,21 @@ from tests.train.shards import make_shards
 
 
 def _config(tmp_path, shards, out, *extra):
-    return load_train_config(None, [
-        "model.preset=tiny", f"data.train={shards}", "data.batch_size=4", "data.shuffle_buffer=8",
-        "optim.lr=3e-3", "optim.warmup_steps=2", f"run.out={out}", "run.log_every=1", "run.seed=1", *extra,
-    ])
+    return load_train_config(
+        None,
+        [
+            "model.preset=tiny",
+            f"data.train={shards}",
+            "data.batch_size=4",
+            "data.shuffle_buffer=8",
+            "optim.lr=3e-3",
+            "optim.warmup_steps=2",
+            f"run.out={out}",
+            "run.log_every=1",
+            "run.seed=1",
+            *extra,
+        ],
+    )
 
 
 def _steps(out):
@@ -73,9 +84,22 @@ def test_lr_schedule_warms_up_then_decays():
 
 def test_config_reports_every_problem_at_once(tmp_path):
     with pytest.raises(ConfigError) as caught:
-        load_train_config(None, ["model.preset=huge", "data.batch_size=0", "optim.lr_max=1", "model.options.d_modl=3",
-                                 f"data.train={tmp_path}/none.tar"])
+        load_train_config(
+            None,
+            [
+                "model.preset=huge",
+                "data.batch_size=0",
+                "optim.lr_max=1",
+                "model.options.d_modl=3",
+                f"data.train={tmp_path}/none.tar",
+            ],
+        )
     text = str(caught.value)
-    for fragment in ("model.preset: 'huge'", "data.batch_size", "unknown key 'optim.lr_max'",
-                     "unknown verifier option 'd_modl'", "not found"):
+    for fragment in (
+        "model.preset: 'huge'",
+        "data.batch_size",
+        "unknown key 'optim.lr_max'",
+        "unknown verifier option 'd_modl'",
+        "not found",
+    ):
         assert fragment in text

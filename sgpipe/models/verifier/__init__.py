@@ -13,6 +13,17 @@ from sgpipe.models.verifier.inputs import Example, collate, image_to_pixels, nor
 from sgpipe.models.verifier.model import WEIGHTS_NAME, Verifier, focal_loss
 
 __all__ = [
-    "PRESETS", "VerifierConfig", "base_config", "preset_config", "small_config", "tiny_config",
-    "Example", "collate", "image_to_pixels", "normalise_boxes", "WEIGHTS_NAME", "Verifier", "focal_loss",
+    "PRESETS",
+    "VerifierConfig",
+    "base_config",
+    "preset_config",
+    "small_config",
+    "tiny_config",
+    "Example",
+    "collate",
+    "image_to_pixels",
+    "normalise_boxes",
+    "WEIGHTS_NAME",
+    "Verifier",
+    "focal_loss",
 ]

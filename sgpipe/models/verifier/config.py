@@ -75,7 +75,9 @@ class VerifierConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown verifier config keys {unknown}. Choose from: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown verifier config keys {unknown}. Choose from: {', '.join(sorted(known))}"
+            )
         return cls(**data)
 
     @classmethod

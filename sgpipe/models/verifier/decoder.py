@@ -26,16 +26,33 @@ def pair_geometry(subj: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
     ih = (torch.minimum(subj[..., 3], obj[..., 3]) - torch.maximum(subj[..., 1], obj[..., 1])).clamp(min=0)
     inter = iw * ih
     union = sw * sh + ow * oh - inter
-    return torch.stack([
-        scx, scy, sw, sh, ocx, ocy, ow, oh,
-        (ocx - scx) / sw, (ocy - scy) / sh, torch.log(ow / sw), torch.log(oh / sh),
-        inter / union, inter / (sw * sh), inter / (ow * oh),
-    ], -1)
+    return torch.stack(
+        [
+            scx,
+            scy,
+            sw,
+            sh,
+            ocx,
+            ocy,
+            ow,
+            oh,
+            (ocx - scx) / sw,
+            (ocy - scy) / sh,
+            torch.log(ow / sw),
+            torch.log(oh / sh),
+            inter / union,
+            inter / (sw * sh),
+            inter / (ow * oh),
+        ],
+        -1,
+    )
 
 
 def roi_boxes(subj: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
     """[B, P, 4] x2 -> [B, P, 4 boxes, 4]: subject, object, union, intersection (a point if empty)."""
-    union = torch.cat([torch.minimum(subj[..., :2], obj[..., :2]), torch.maximum(subj[..., 2:], obj[..., 2:])], -1)
+    union = torch.cat(
+        [torch.minimum(subj[..., :2], obj[..., :2]), torch.maximum(subj[..., 2:], obj[..., 2:])], -1
+    )
     lo = torch.maximum(subj[..., :2], obj[..., :2])
     hi = torch.maximum(torch.minimum(subj[..., 2:], obj[..., 2:]), lo)
     return torch.stack([subj, obj, union, torch.cat([lo, hi], -1)], 2)
@@ -46,7 +63,9 @@ def roi_sample(feature: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.T
     steps = (torch.arange(size, device=boxes.device, dtype=boxes.dtype) + 0.5) / size
     xs = boxes[..., 0:1] + (boxes[..., 2:3] - boxes[..., 0:1]) * steps  # [B, K, S]
     ys = boxes[..., 1:2] + (boxes[..., 3:4] - boxes[..., 1:2]) * steps
-    grid = torch.stack([xs[..., None, :].expand(-1, -1, size, -1), ys[..., :, None].expand(-1, -1, -1, size)], -1)
+    grid = torch.stack(
+        [xs[..., None, :].expand(-1, -1, size, -1), ys[..., :, None].expand(-1, -1, -1, size)], -1
+    )
     grid = grid.flatten(2, 3) * 2 - 1  # [B, K, S*S, 2] in grid_sample's [-1, 1]
     sampled = F.grid_sample(feature, grid.to(feature.dtype), mode="bilinear", align_corners=False)
     return sampled.permute(0, 2, 3, 1)
@@ -70,21 +89,32 @@ class DecoderLayer(nn.Module):
 
 
 class PairDecoder(nn.Module):
-    def __init__(self, d_model: int, num_heads: int, ffn_dim: int, num_layers: int, roi_size: int,
-                 dropout: float = 0.0):
+    def __init__(
+        self, d_model: int, num_heads: int, ffn_dim: int, num_layers: int, roi_size: int, dropout: float = 0.0
+    ):
         super().__init__()
         self.roi_size = roi_size
-        self.geometry = nn.Sequential(nn.Linear(GEOMETRY_DIMS, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.geometry = nn.Sequential(
+            nn.Linear(GEOMETRY_DIMS, d_model), nn.GELU(), nn.Linear(d_model, d_model)
+        )
         self.roi = nn.Sequential(nn.Linear(ROI_BOXES * roi_size * roi_size * d_model, d_model), nn.GELU())
         self.query = nn.Sequential(
             nn.Linear(4 * d_model, d_model), nn.GELU(), nn.Linear(d_model, d_model), nn.LayerNorm(d_model)
         )
-        self.layers = nn.ModuleList(DecoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            DecoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers)
+        )
         self.norm = nn.LayerNorm(d_model)
 
     def forward(
-        self, memory: torch.Tensor, memory_pos: torch.Tensor, fine_map: torch.Tensor,
-        subj_boxes: torch.Tensor, obj_boxes: torch.Tensor, subj_labels: torch.Tensor, obj_labels: torch.Tensor,
+        self,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        fine_map: torch.Tensor,
+        subj_boxes: torch.Tensor,
+        obj_boxes: torch.Tensor,
+        subj_labels: torch.Tensor,
+        obj_labels: torch.Tensor,
         pair_mask: torch.Tensor,
     ) -> torch.Tensor:
         """Boxes [B, P, 4] normalised xyxy, label vectors [B, P, d] -> relation features [B, P, d]."""

@@ -25,12 +25,18 @@ class Attention(nn.Module):
         return x.view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)
 
     def forward(
-        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_mask: torch.Tensor | None = None
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """key_mask [B, Lk] True where the key is real (padding is False)."""
         q, k, v = self._heads(self.q(query)), self._heads(self.k(key)), self._heads(self.v(value))
         mask = None if key_mask is None else key_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.out(out.transpose(1, 2).reshape(query.shape))
 
 
@@ -38,7 +44,10 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, ffn_dim: int, dropout: float = 0.0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.LayerNorm(d_model), nn.Linear(d_model, ffn_dim), nn.GELU(), nn.Dropout(dropout),
+            nn.LayerNorm(d_model),
+            nn.Linear(d_model, ffn_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
             nn.Linear(ffn_dim, d_model),
         )
 
@@ -83,17 +92,30 @@ class ALIFLayer(nn.Module):
 class FusionEncoder(nn.Module):
     """ALIF + vision encoder layer, repeated; then the extra text-side layer."""
 
-    def __init__(self, d_model: int, num_heads: int, ffn_dim: int, num_layers: int, num_levels: int,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        ffn_dim: int,
+        num_layers: int,
+        num_levels: int,
+        dropout: float = 0.0,
+    ):
         super().__init__()
-        self.alif = nn.ModuleList(ALIFLayer(d_model, num_heads, num_levels, dropout) for _ in range(num_layers))
+        self.alif = nn.ModuleList(
+            ALIFLayer(d_model, num_heads, num_levels, dropout) for _ in range(num_layers)
+        )
         self.vision = nn.ModuleList(
             SelfAttentionLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers)
         )
         self.text = SelfAttentionLayer(d_model, num_heads, ffn_dim, dropout)
 
     def forward(
-        self, tokens: torch.Tensor, pos: torch.Tensor, coarse_len: int, labels: torch.Tensor,
+        self,
+        tokens: torch.Tensor,
+        pos: torch.Tensor,
+        coarse_len: int,
+        labels: torch.Tensor,
         label_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens [B, T, d] whose last `coarse_len` are the coarsest level; labels [B, L, d]."""

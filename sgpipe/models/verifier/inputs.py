@@ -54,7 +54,9 @@ def collate(examples: Sequence[Example]) -> dict[str, Any]:
     targets = torch.zeros(b, p, q)
     labels: list[list[str]] = []
     for i, e in enumerate(examples):
-        names = list(dict.fromkeys([e.box_labels[s] for s, _ in e.pairs] + [e.box_labels[o] for _, o in e.pairs]))
+        names = list(
+            dict.fromkeys([e.box_labels[s] for s, _ in e.pairs] + [e.box_labels[o] for _, o in e.pairs])
+        )
         names += [x for x in dict.fromkeys(e.predicates) if x not in names]
         index = {name: j for j, name in enumerate(names)}
         labels.append(names or ["[pad]"])

@@ -24,12 +24,22 @@ from sgpipe.models.verifier.text import LabelEncoder, char_tokenizer, load_pretr
 from sgpipe.models.verifier.vision import OUT_FEATURES, VisionEncoder
 
 WEIGHTS_NAME = "model.safetensors"
-TENSOR_KEYS = ("subj_boxes", "obj_boxes", "subj_label", "obj_label", "pair_mask", "pred_index", "pred_mask",
-               "targets", "valid")
+TENSOR_KEYS = (
+    "subj_boxes",
+    "obj_boxes",
+    "subj_label",
+    "obj_label",
+    "pair_mask",
+    "pred_index",
+    "pred_mask",
+    "targets",
+    "valid",
+)
 
 
-def focal_loss(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, alpha: float,
-               gamma: float) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, alpha: float, gamma: float
+) -> torch.Tensor:
     """Sigmoid focal loss summed over valid (pair, predicate) cells, normalised by the positives."""
     logits, targets = logits.float(), targets.float()
     ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
@@ -51,10 +61,17 @@ class Verifier(nn.Module):
         self.vision = VisionEncoder(config.vision_config, d)
         self.labels = LabelEncoder(config.text_config, d, config.max_label_tokens, config.train_text)
         self.labels.tokenizer = char_tokenizer()
-        self.fusion = FusionEncoder(d, config.num_heads, config.ffn_dim, config.fusion_layers,
-                                    config.num_feature_levels, config.dropout)
-        self.decoder = PairDecoder(d, config.num_heads, config.ffn_dim, config.decoder_layers, config.roi_size,
-                                   config.dropout)
+        self.fusion = FusionEncoder(
+            d,
+            config.num_heads,
+            config.ffn_dim,
+            config.fusion_layers,
+            config.num_feature_levels,
+            config.dropout,
+        )
+        self.decoder = PairDecoder(
+            d, config.num_heads, config.ffn_dim, config.decoder_layers, config.roi_size, config.dropout
+        )
         self.relation_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
         self.predicate_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
         self.logit_bias = nn.Parameter(torch.tensor(-math.log((1 - config.prior_prob) / config.prior_prob)))
@@ -67,16 +84,24 @@ class Verifier(nn.Module):
         config = dataclasses.replace(config)
         vision = text = tokenizer = None
         if pretrained and config.vision_model:
-            vision = load_pretrained("AutoBackbone", config.vision_model, "verifier vision backbone",
-                                     out_features=OUT_FEATURES)
+            vision = load_pretrained(
+                "AutoBackbone", config.vision_model, "verifier vision backbone", out_features=OUT_FEATURES
+            )
             config.vision_config = vision.config.to_diff_dict()
         if pretrained and config.text_model:
             text = load_pretrained("AutoModel", config.text_model, "verifier text encoder")
             tokenizer = load_pretrained("AutoTokenizer", config.text_model, "verifier text encoder")
             config.text_config = text.config.to_diff_dict()
         for settings in (config.vision_config, config.text_config):
-            for key in ("architectures", "transformers_version", "_name_or_path", "out_features", "out_indices",
-                        "dtype", "torch_dtype"):  # weights load as float32 whatever they were saved as
+            for key in (
+                "architectures",
+                "transformers_version",
+                "_name_or_path",
+                "out_features",
+                "out_indices",
+                "dtype",
+                "torch_dtype",
+            ):  # weights load as float32 whatever they were saved as
                 settings.pop(key, None)
         model = cls(config)
         if vision is not None:
@@ -109,7 +134,9 @@ class Verifier(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------------
 
-    def _label_vectors(self, labels: list[list[str]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _label_vectors(
+        self, labels: list[list[str]], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         unique = sorted({x for names in labels for x in names})
         position = {x: i for i, x in enumerate(unique)}
         vectors = self.labels(unique)
@@ -132,10 +159,17 @@ class Verifier(nn.Module):
         tokens, labels = self.fusion(tokens, pos, coarse_len, labels.to(tokens.dtype), label_mask)
         h, w = shapes[0]
         fine = tokens[:, : h * w].transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
-        gather = lambda idx: torch.gather(labels, 1, idx[..., None].expand(-1, -1, labels.shape[-1]))  # noqa: E731
-        relations = self.decoder(tokens, pos, fine, t["subj_boxes"], t["obj_boxes"], gather(t["subj_label"]),
-                                 gather(t["obj_label"]), t["pair_mask"])
-        predicates = gather(t["pred_index"])
+        relations = self.decoder(
+            tokens,
+            pos,
+            fine,
+            t["subj_boxes"],
+            t["obj_boxes"],
+            _take(labels, t["subj_label"]),
+            _take(labels, t["obj_label"]),
+            t["pair_mask"],
+        )
+        predicates = _take(labels, t["pred_index"])
         rel = self.relation_head(relations)
         pred = self.predicate_head(predicates)
         logits = torch.einsum("bpd,bqd->bpq", rel, pred) / math.sqrt(rel.shape[-1])
@@ -143,8 +177,13 @@ class Verifier(nn.Module):
 
     def loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         device = logits.device
-        return focal_loss(logits, batch["targets"].to(device), batch["valid"].to(device),
-                          self.config.focal_alpha, self.config.focal_gamma)
+        return focal_loss(
+            logits,
+            batch["targets"].to(device),
+            batch["valid"].to(device),
+            self.config.focal_alpha,
+            self.config.focal_gamma,
+        )
 
     @torch.no_grad()
     def score(self, examples: Sequence[Example], dtype: str = "auto") -> list[np.ndarray]:
@@ -152,11 +191,18 @@ class Verifier(nn.Module):
         if not examples:
             return []
         device = self.logit_bias.device
-        use = torch.bfloat16 if dtype == "auto" and device.type == "cuda" else _DTYPES.get(dtype, torch.float32)
+        use = (
+            torch.bfloat16 if dtype == "auto" and device.type == "cuda" else _DTYPES.get(dtype, torch.float32)
+        )
         batch = collate(examples)
         with torch.autocast(device.type, dtype=use, enabled=use != torch.float32):
             probs = torch.sigmoid(self(batch)).float().cpu().numpy()
         return [probs[i, : len(e.pairs), : len(e.predicates)] for i, e in enumerate(examples)]
+
+
+def _take(vectors: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """vectors [B, L, d], index [B, K] -> [B, K, d]."""
+    return torch.gather(vectors, 1, index[..., None].expand(-1, -1, vectors.shape[-1]))
 
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

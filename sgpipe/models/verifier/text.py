@@ -50,8 +50,11 @@ def build_text_model(text_config: dict[str, Any]) -> nn.Module:
 
     settings = dict(text_config)
     config = AutoConfig.for_model(settings.pop("model_type"), **settings)
-    return AutoModel.from_config(config, add_pooling_layer=False) if config.model_type in (
-        "bert", "roberta") else AutoModel.from_config(config)
+    return (
+        AutoModel.from_config(config, add_pooling_layer=False)
+        if config.model_type in ("bert", "roberta")
+        else AutoModel.from_config(config)
+    )
 
 
 class LabelEncoder(nn.Module):
@@ -81,9 +84,12 @@ class LabelEncoder(nn.Module):
         self._cache.clear()
 
     def _pooled(self, labels: list[str], device: torch.device) -> torch.Tensor:
-        batch = self.tokenizer(labels, padding=True, truncation=True, max_length=self.max_tokens,
-                               return_tensors="pt").to(device)
-        out = self.text(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        batch = self.tokenizer(
+            labels, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+        ).to(device)
+        out = self.text(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
         return (out * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
