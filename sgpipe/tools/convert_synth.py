@@ -3,6 +3,12 @@
 True relations are stored with confidence 1.0 and kept true; the relations that the captions
 state falsely (hallucinations.json) are stored too, with confidence 0.0 and kept false, so
 training and evaluation have real hard negatives: the mistakes a captioner makes about that image.
+
+The world states 9 canonical predicates, but the pipeline's verifier sees the parser's lemmas of
+the captions' phrasings ("cover", "beside", "to left of", "sit on"). With `paraphrases` (the
+default) every relation is also written in each phrasing that `sgpipe.synth.evaluate` maps back to
+its canonical predicate, with the same truth, so a verifier trained on these shards knows the
+predicate texts it will be asked about.
 """
 
 from __future__ import annotations
@@ -17,6 +23,24 @@ from sgpipe.errors import SgpipeError
 from sgpipe.records import Box, Caption, Relation, Sample, sample_key
 
 DATASET = "synth"
+# Phrasings the parser gives the world's captions; each is kept where canonical_predicate agrees.
+PHRASINGS = (
+    "above", "over", "below", "under", "beneath", "underneath", "left of", "to left of", "right of",
+    "to right of", "next to", "beside", "on", "on top of", "sit on", "rest on", "lie on", "inside", "in",
+    "within", "inside of", "in front of", "cover", "hide", "behind", "hide behind", "cover by", "hide by",
+)
+
+
+def predicate_phrasings() -> dict[str, list[str]]:
+    """Canonical predicate -> its phrasings (the canonical form first)."""
+    from sgpipe.synth.evaluate import canonical_predicate
+
+    out: dict[str, list[str]] = defaultdict(list)
+    for phrase in PHRASINGS:
+        canonical = canonical_predicate(phrase)
+        if canonical is not None:
+            out[canonical].append(phrase)
+    return {c: sorted(phrases, key=lambda p: p != c) for c, phrases in out.items()}
 
 
 def _load(path: Path) -> Any:
@@ -36,7 +60,7 @@ def _captions(data: Any) -> dict[int, list[Caption]]:
     return out
 
 
-def synth_samples(world: Path) -> list[Sample]:
+def synth_samples(world: Path, paraphrases: bool = True) -> list[Sample]:
     """One ground-truth sample per image of the world, in image-id order, image bytes included."""
     world = Path(world)
     ann = world / "annotations"
@@ -58,6 +82,7 @@ def synth_samples(world: Path) -> list[Sample]:
                 int(a.get("iscrowd", 0)),
             )
         )
+    phrasings = predicate_phrasings() if paraphrases else {}
     samples = []
     for image in sorted(instances["images"], key=lambda i: i["id"]):
         image_id = image["id"]
@@ -78,34 +103,35 @@ def synth_samples(world: Path) -> list[Sample]:
         for rel, truth in [(r, True) for r in true_rel.get(image_id, [])] + [
             (r, False) for r in false_rel[image_id]
         ]:
-            triple = (rel["subject_id"], rel["object_id"], rel["predicate"])
-            if triple in seen:
-                continue  # several captions may state the same false relation
-            seen.add(triple)
-            sample.relations.append(
-                Relation(
-                    id=len(sample.relations),
-                    subject_id=triple[0],
-                    object_id=triple[1],
-                    predicate=triple[2],
-                    triplet_id=0,
-                    tag_score=1.0,
-                    confidence=1.0 if truth else 0.0,
-                    kept=truth,
+            for phrase in phrasings.get(rel["predicate"], [rel["predicate"]]):
+                triple = (rel["subject_id"], rel["object_id"], phrase)
+                if triple in seen:
+                    continue  # several captions may state the same false relation
+                seen.add(triple)
+                sample.relations.append(
+                    Relation(
+                        id=len(sample.relations),
+                        subject_id=triple[0],
+                        object_id=triple[1],
+                        predicate=phrase,
+                        triplet_id=0,
+                        tag_score=1.0,
+                        confidence=1.0 if truth else 0.0,
+                        kept=truth,
+                    )
                 )
-            )
         samples.append(sample)
     return samples
 
 
-def convert_synth(world: Path, out: Path, samples_per_shard: int = 100) -> str:
+def convert_synth(world: Path, out: Path, samples_per_shard: int = 100, paraphrases: bool = True) -> str:
     """Write the world's images and relations as shards (`write_shard`), plus shardindex/stats."""
     from sgpipe.stages.finalize import finalize_outputs
     from sgpipe.stages.write import write_shard
 
     if samples_per_shard < 1:
         raise SgpipeError("samples_per_shard must be >= 1")
-    samples = synth_samples(world)
+    samples = synth_samples(world, paraphrases)
     if not samples:
         raise SgpipeError(f"{world}: the world holds no images")
     provenance = {"sgpipe": sgpipe.__version__, "source": "synthetic ground truth", "world": Path(world).name}
@@ -115,7 +141,8 @@ def convert_synth(world: Path, out: Path, samples_per_shard: int = 100) -> str:
     stats = finalize_outputs(out, DATASET)
     n_true = sum(1 for s in samples for r in s.relations if r.kept)
     n_false = sum(1 for s in samples for r in s.relations if not r.kept)
+    phrased = " (each in all its phrasings)" if paraphrases else ""
     return (
         f"wrote {stats['shards']} shards, {len(samples)} images, {n_true} true relations "
-        f"(confidence 1.0) and {n_false} hallucinated ones (confidence 0.0, kept false) to {out}"
+        f"(confidence 1.0) and {n_false} hallucinated ones (confidence 0.0, kept false){phrased} to {out}"
     )
