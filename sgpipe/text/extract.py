@@ -1,9 +1,4 @@
-"""Dependency rules: one parsed caption -> its triplets.
-
-The token attributes are read once into plain lists (`_Parse`), so the rules run on Python
-lists instead of going back to spaCy's token objects for every lookup; that keeps the
-extraction a small fraction of the parse time.
-"""
+"""Dependency rules: one parsed caption -> its triplets."""
 
 from __future__ import annotations
 
@@ -22,93 +17,17 @@ from sgpipe.text.lexicon import (
     RELATIONAL_NOUNS,
     RELATIVE_PRONOUNS,
 )
+from sgpipe.text.tokens import ParsedCaption
 
-_VOWELS = frozenset("aeiou")
-_VOWELS_WXY = frozenset("aeiouwxy")
 NOMINAL = frozenset(("NOUN", "PROPN"))
 SUBJECT_DEPS = frozenset(("nsubj",))
 INHERIT_DEPS = frozenset(("conj", "xcomp", "advcl"))  # verbs that share the subject of their head verb
-NOUN_PLACES = frozenset(("nsubj", "nsubjpass", "dobj", "pobj", "ROOT", "conj"))
-NOUN_MODIFIERS = frozenset(("det", "amod", "compound", "nummod", "poss", "prep"))
 WORN_WITH = frozenset(("in", "with"))  # prepositions that mean "wearing" before a garment
 LOCATIVE_MODIFIERS = frozenset(("advmod", "acomp", "npadvmod", "amod"))  # "next to", "close to"
 
 
-class _Parse:
-    __slots__ = ("text", "lower", "lemma", "pos", "tag", "dep", "head", "kids", "n")
-
-    def __init__(self, doc: Any, lemmas: RuleLemmas | None = None) -> None:
-        self.text: list[str] = []
-        self.lower: list[str] = []
-        self.lemma: list[str] = []
-        self.pos: list[str] = []
-        self.tag: list[str] = []
-        self.dep: list[str] = []
-        self.head: list[int] = []
-        for token in doc:
-            self.text.append(token.text)
-            self.lower.append(token.lower_)
-            self.lemma.append(token.lemma_.lower())
-            self.pos.append(token.pos_)
-            self.tag.append(token.tag_)
-            self.dep.append(token.dep_)
-            self.head.append(token.head.i)
-        self.n = len(self.text)
-        if lemmas is not None:
-            self._repair(lemmas)
-        self.kids: list[list[int]] = [[] for _ in range(self.n)]
-        for i, h in enumerate(self.head):
-            if h != i:
-                self.kids[h].append(i)
-
-    def _repair(self, lemmas: RuleLemmas) -> None:
-        """Undo regular slips of the small English pipeline."""
-        verbs = lemmas.verbs
-        for i in range(self.n):
-            # "fire hydrant" parsed as fire <-amod- hydrant: the second noun is the head of a compound.
-            h = self.head[i]
-            if h == i - 1 and self.dep[i] == "amod" and self.pos[i] == "NOUN" and self.pos[h] == "NOUN":
-                self.dep[i], self.head[i] = self.dep[h], (i if self.head[h] == h else self.head[h])
-                self.dep[h], self.head[h] = "compound", i
-                for j in range(self.n):
-                    if self.head[j] == h and j != h:
-                        self.head[j] = i
-            # "riding" -> "rid": a single consonant after a short vowel is doubled before -ing/-ed
-            # ("ridding"), so a stem ending vowel-consonant takes back its silent e when that is a verb.
-            # "leaves on the trees", "the side windows": a plural noun tagged as a verb. A word with
-            # a determiner or modifier, in a noun's place, and without a subject or object is a noun.
-            if self.tag[i] == "VBZ" and self.dep[i] in NOUN_PLACES:
-                kids = [self.dep[k] for k in range(self.n) if self.head[k] == i and k != i]
-                if (self.dep[i] != "ROOT" or any(d in NOUN_MODIFIERS for d in kids)) and not any(
-                    d in ("nsubj", "dobj", "aux", "attr") for d in kids
-                ):
-                    self.pos[i], self.tag[i] = "NOUN", "NNS"
-                    self.lemma[i] = lemmas.lemma(self.lower[i], "noun")
-                    continue
-            lemma, lower = self.lemma[i], self.lower[i]
-            if self.pos[i] == "VERB" and lower.endswith(("ing", "ed")) and len(lemma) >= 3:
-                if (
-                    lower.startswith(lemma)
-                    and lower[len(lemma)] != lemma[-1]  # "hopping" stays "hop"
-                    and lemma[-1] not in _VOWELS_WXY
-                    and lemma[-2] in _VOWELS
-                    and lemma[-3] not in _VOWELS
-                    and lemma + "e" in verbs
-                ):
-                    self.lemma[i] = lemma + "e"
-
-    def of_object(self, i: int) -> int | None:
-        """The object of an "of" phrase hanging on noun `i`, if any."""
-        for k in self.kids[i]:
-            if self.dep[k] == "prep" and self.lower[k] == "of":
-                for o in self.kids[k]:
-                    if self.dep[o] == "pobj":
-                        return o
-        return None
-
-
 class _Extractor:
-    def __init__(self, parse: _Parse) -> None:
+    def __init__(self, parse: ParsedCaption) -> None:
         self.p = parse
         # (subject token, predicate lemma, predicate surface, object token)
         self.found: list[tuple[int, str, str, int]] = []
@@ -391,7 +310,7 @@ class _Extractor:
         return self.found
 
 
-def _entity_lemma(p: _Parse, i: int) -> str:
+def _entity_lemma(p: ParsedCaption, i: int) -> str:
     if p.pos[i] == "PRON":
         return PERSON_PRONOUNS.get(p.lower[i], p.lower[i])
     parts = [p.lower[k] for k in p.kids[i] if k < i and p.dep[k] == "compound" and p.pos[k] in NOMINAL]
@@ -399,7 +318,7 @@ def _entity_lemma(p: _Parse, i: int) -> str:
     return " ".join(parts)
 
 
-def _entity_text(p: _Parse, i: int) -> str:
+def _entity_text(p: ParsedCaption, i: int) -> str:
     start = i
     todo = [i]
     while todo:
@@ -413,10 +332,10 @@ def _entity_text(p: _Parse, i: int) -> str:
 def extract_triplets(doc: Any, lemmas: RuleLemmas | None = None) -> list[Triplet]:
     """Triplets of one parsed caption, deduplicated on their lemma key, in order of discovery.
 
-    With `lemmas` (the lemmatizer's tables), regular tagging and lemma slips of the small English
-    pipeline are repaired first ("riding" -> "rid", "leaves" tagged as a verb).
+    With `lemmas` (the lemmatizer's tables), lemmas are looked up by tag, so the pipeline may run
+    without its lemmatizer, and regular tagging slips are repaired ("leaves" tagged as a verb).
     """
-    parse = _Parse(doc, lemmas)
+    parse = ParsedCaption(doc, lemmas)
     seen: set[tuple[str, str, str]] = set()
     out: list[Triplet] = []
     found = _Extractor(parse).run()

