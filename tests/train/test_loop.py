@@ -103,3 +103,15 @@ def test_config_reports_every_problem_at_once(tmp_path):
         "not found",
     ):
         assert fragment in text
+
+
+def test_gradient_accumulation_counts_micro_batches_per_step(tmp_path, shards):
+    config = _config(
+        tmp_path, shards, tmp_path / "accum", "optim.grad_accum=3", "optim.epochs=1", "data.num_workers=0"
+    )
+    train(config)
+    steps = _steps(tmp_path / "accum")
+    # 24 samples // (batch 4 x 3 micro-batches) = 2 optimizer steps in the epoch
+    assert [s["step"] for s in steps] == [1, 2]
+    state = json.loads((latest_checkpoint(tmp_path / "accum") / "trainer_state.json").read_text())
+    assert state == {"step": 2, "epoch": 0, "steps_per_epoch": 2, "seed": 1, "world_size": 1}
