@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import random
 import tarfile
 import zlib
@@ -24,7 +25,23 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from sgpipe.models.verifier.inputs import Example, collate, image_to_pixels, normalise_boxes
 
+log = logging.getLogger(__name__)
+
 IGNORE = -1.0  # target value of cells left out of the loss (uncertain pseudo-labels)
+
+
+class CorruptData:
+    """Skips what cannot be read (a truncated shard, a broken member, a record that does not
+    decode) with a warning and a count: one bad shard never ends an epoch."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, error: Exception, where: str = "") -> bool:
+        self.count += 1
+        log.warning("skipping unreadable training data %s(%d so far): %s: %s",
+                    f"in {where} " if where else "", self.count, type(error).__name__, error)
+        return True  # webdataset handler protocol: continue
 
 
 def stable_seed(*parts: Any) -> int:
@@ -44,20 +61,28 @@ def scan_predicates(urls: Sequence[str], min_confidence: float, limit: int = 0) 
     """Predicate -> count of positive relations, read from the shards' JSON members only."""
     counts: Counter[str] = Counter()
     seen = 0
+    corrupt = CorruptData()
     for url in urls:
-        with tarfile.open(url, mode="r|") as tar:
-            for member in tar:
-                if not member.name.endswith(".json"):
-                    continue
-                record = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
-                counts.update(
-                    r["predicate"]
-                    for r in record.get("relations", [])
-                    if (r.get("confidence") or 0.0) >= min_confidence
-                )
-                seen += 1
-                if limit and seen >= limit:
-                    return dict(counts.most_common())
+        try:
+            with tarfile.open(url, mode="r|") as tar:
+                for member in tar:
+                    if not member.name.endswith(".json"):
+                        continue
+                    try:
+                        record = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+                        counts.update(
+                            r["predicate"]
+                            for r in record.get("relations", [])
+                            if (r.get("confidence") or 0.0) >= min_confidence
+                        )
+                    except (ValueError, KeyError, TypeError, AttributeError) as error:
+                        corrupt(error, member.name)
+                        continue
+                    seen += 1
+                    if limit and seen >= limit:
+                        return dict(counts.most_common())
+        except (tarfile.TarError, OSError, EOFError) as error:
+            corrupt(error, url)
     return dict(counts.most_common())
 
 
@@ -195,6 +220,7 @@ class ShardStream(IterableDataset):
         self.frequencies = frequencies
         self.shuffle_buffer, self.skip_batches, self.passes = shuffle_buffer, skip_batches, passes
         self.example_args = example_args or {}
+        self.corrupt = CorruptData()
 
     def _raw(self, worker: int, num_workers: int, passes: int | None) -> Iterator[dict[str, Any]]:
         import webdataset as wds
@@ -207,6 +233,7 @@ class ShardStream(IterableDataset):
                 urls,
                 shardshuffle=False,
                 empty_check=False,
+                handler=self.corrupt,
                 nodesplitter=partial(split_by_rank, rank=self.rank, world_size=self.world_size),
                 workersplitter=partial(split_by_worker_id, worker=worker, num_workers=num_workers),
             ).shuffle(
@@ -231,13 +258,17 @@ class ShardStream(IterableDataset):
         sampler = PredicateSampler(self.frequencies)
         batch: list[Example] = []
         for sample in islice(self._raw(worker, workers, self.passes), skip, None):
-            record = json.loads(sample["json"])
-            image_key = next((k for k in ("jpg", "jpeg", "png", "webp") if k in sample), None)
-            image = decode_image(sample.get(image_key) if image_key else None)
-            rng = random.Random(stable_seed(self.seed, self.epoch, record["key"]))
-            batch.append(
-                record_example(record, image, self.image_size, sampler=sampler, rng=rng, **self.example_args)
-            )
+            try:
+                record = json.loads(sample["json"])
+                image_key = next((k for k in ("jpg", "jpeg", "png", "webp") if k in sample), None)
+                image = decode_image(sample.get(image_key) if image_key else None)
+                rng = random.Random(stable_seed(self.seed, self.epoch, record["key"]))
+                example = record_example(record, image, self.image_size, sampler=sampler, rng=rng,
+                                         **self.example_args)
+            except Exception as error:  # noqa: BLE001 - any unreadable sample is skipped, never fatal
+                self.corrupt(error, sample.get("__key__", ""))
+                continue
+            batch.append(example)
             if len(batch) == self.batch_size:
                 yield collate(batch)
                 batch = []

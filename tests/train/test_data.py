@@ -90,3 +90,19 @@ def test_scan_predicates_counts_positives_only(tmp_path):
     urls = make_shards(tmp_path, n_shards=1, per_shard=5)
     counts = scan_predicates(urls, min_confidence=0.5)
     assert sum(counts.values()) == 5 and set(counts) <= {"left of", "right of"}
+
+
+def test_a_corrupted_shard_is_skipped_with_a_count_and_the_epoch_goes_on(tmp_path, caplog):
+    urls = make_shards(tmp_path, n_shards=3, per_shard=4)
+    data = open(urls[1], "rb").read()
+    open(urls[1], "wb").write(data[: len(data) // 3])  # truncated mid-member
+    with open(urls[2], "r+b") as handle:  # a record that is not JSON
+        content = handle.read()
+        start = content.index(b'{"schema_version"')
+        handle.seek(start)
+        handle.write(b"#" * 20)
+    keys = _keys_seen(urls, 0, 1, 0)
+    assert 4 <= len(keys) < 12 and len(keys) == len(set(keys))
+    assert any("skipping unreadable training data" in r.message for r in caplog.records)
+    counts = scan_predicates(urls, min_confidence=0.5)  # the vocabulary scan survives it too
+    assert counts
