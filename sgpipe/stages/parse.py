@@ -50,9 +50,10 @@ class ParseStage(Stage):
                 prepared.append((caption.id, text))
             prepared_per_sample.append(prepared)
         parsed = self.parser.parse_prepared(list(unique))
-        for sample, prepared in zip(samples, prepared_per_sample):
+        for sample, prepared in zip(samples, prepared_per_sample, strict=True):
             sample.triplets = merge_triplets(
-                (caption_id, parsed[unique[text]] if text is not None else []) for caption_id, text in prepared
+                (caption_id, parsed[unique[text]] if text is not None else [])
+                for caption_id, text in prepared
             )
             sample.count("parse_triplets", len(sample.triplets))
 
@@ -74,7 +75,8 @@ def _read_jsonl(path: Path) -> Iterator[tuple[object, str]]:
                 yield row.get("id"), text
             except (ValueError, KeyError, TypeError, AttributeError) as error:
                 raise errors.SgpipeError(
-                    f'{path}:{number}: expected a JSON object {{"id", "text"}} ({type(error).__name__}: {error})'
+                    f'{path}:{number}: expected a JSON object {{"id", "text"}} '
+                    f"({type(error).__name__}: {error})"
                 ) from None
 
 

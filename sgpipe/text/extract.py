@@ -5,21 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from sgpipe.records import Triplet
+from sgpipe.text.entities import (
+    NOMINAL,
+    antecedent,
+    coordination_root,
+    entities,
+    entity_lemma,
+    entity_text,
+    inside,
+)
 from sgpipe.text.lemmas import RuleLemmas
 from sgpipe.text.lexicon import (
     ANAPHORA,
     CLOTHING_NOUNS,
     CONTAINER_NOUNS,
-    PERSON_PRONOUNS,
-    PREPOSITION_FORMS,
     PREDICATE_LEMMAS,
+    PREPOSITION_FORMS,
     QUANTITY_NOUNS,
     RELATIONAL_NOUNS,
-    RELATIVE_PRONOUNS,
 )
 from sgpipe.text.tokens import ParsedCaption
 
-NOMINAL = frozenset(("NOUN", "PROPN"))
 SUBJECT_DEPS = frozenset(("nsubj",))
 INHERIT_DEPS = frozenset(("conj", "xcomp", "advcl"))  # verbs that share the subject of their head verb
 WORN_WITH = frozenset(("in", "with"))  # prepositions that mean "wearing" before a garment
@@ -31,80 +37,6 @@ class _Extractor:
         self.p = parse
         # (subject token, predicate lemma, predicate surface, object token)
         self.found: list[tuple[int, str, str, int]] = []
-
-    # -- entities --------------------------------------------------------------------------
-
-    def _content(self, i: int) -> int:
-        """Follow quantity nouns to their content noun: "a herd of zebras" -> zebras."""
-        p = self.p
-        for _ in range(4):
-            if p.lemma[i] not in QUANTITY_NOUNS:
-                break
-            o = p.of_object(i)
-            if o is None or p.pos[o] not in NOMINAL:
-                break
-            i = o
-        return i
-
-    def _antecedent(self, i: int, avoid: int | None) -> int | None:
-        p = self.p
-        number = ANAPHORA[p.lower[i]]
-        fallback = None
-        for j in range(i - 1, -1, -1):
-            if p.pos[j] not in NOMINAL or p.lemma[j] in RELATIONAL_NOUNS:
-                continue
-            j = self._content(j)
-            if j == avoid:
-                continue
-            plural = p.tag[j] in ("NNS", "NNPS")
-            if plural == (number == "plural"):
-                return j
-            if fallback is None:
-                fallback = j
-        return fallback
-
-    def _resolve(self, i: int, avoid: int | None = None) -> int | None:
-        p = self.p
-        if p.pos[i] == "PRON":
-            word = p.lower[i]
-            if word in RELATIVE_PRONOUNS:
-                j = i
-                while p.dep[j] != "relcl" and p.head[j] != j:
-                    j = p.head[j]
-                if p.dep[j] != "relcl":
-                    return None
-                return self._resolve(p.head[j], avoid)
-            if word in ANAPHORA:
-                antecedent = self._antecedent(i, avoid)
-                if antecedent is None and word in PERSON_PRONOUNS:
-                    return i  # "he is skiing": the pronoun stands for a person
-                return antecedent
-            return None
-        if p.pos[i] not in NOMINAL:
-            return None
-        return self._content(i)
-
-    def entities(self, i: int, avoid: int | None = None) -> list[int]:
-        """Token `i` resolved, with the nouns coordinated to it: "a man and a woman" -> [man, woman]."""
-        p = self.p
-        head = self._resolve(i, avoid)
-        if head is None:
-            return []
-        out = [head]
-        todo = [head]
-        while todo:
-            for k in p.kids[todo.pop()]:
-                if p.dep[k] == "conj" and p.pos[k] in NOMINAL:
-                    resolved = self._content(k)
-                    out.append(resolved)
-                    todo.append(k)
-        return out
-
-    def _coordination_root(self, i: int) -> int:
-        p = self.p
-        while p.dep[i] == "conj" and p.pos[p.head[i]] in NOMINAL:
-            i = p.head[i]
-        return i
 
     # -- predicates ------------------------------------------------------------------------
 
@@ -151,8 +83,8 @@ class _Extractor:
 
     def _add(self, subject: int, lemma: str, surface: str, obj: int) -> None:
         p = self.p
-        for s in self.entities(subject):
-            for o in self.entities(obj, avoid=s):
+        for s in entities(self.p, subject):
+            for o in entities(self.p, obj, avoid=s):
                 if s == o:
                     continue
                 if lemma in WORN_WITH and p.lemma[o] in CLOTHING_NOUNS:
@@ -171,14 +103,16 @@ class _Extractor:
             return subjects, patients
         dep, head = p.dep[v], p.head[v]
         if dep in ("acl", "relcl") and p.pos[head] in NOMINAL | {"PRON"}:
-            head = self._coordination_root(head)
+            head = coordination_root(self.p, head)
             if p.tag[v] == "VBN":
                 return [], [head]  # "a pizza cut by a man", "boats tied to a dock"
             return [head], []
         if dep in INHERIT_DEPS and head != v and p.pos[head] in ("VERB", "AUX"):
             return self._arguments(head, depth + 1)
         # "woman holding kite" read as a verb with a noun modifier before it: that noun is the subject.
-        return [k for k in p.kids[v] if k < v and p.dep[k] in ("npadvmod", "compound") and p.pos[k] in NOMINAL], []
+        return [
+            k for k in p.kids[v] if k < v and p.dep[k] in ("npadvmod", "compound") and p.pos[k] in NOMINAL
+        ], []
 
     def verb(self, v: int) -> None:
         p = self.p
@@ -225,10 +159,14 @@ class _Extractor:
         if p.dep[v] == "amod" and head > v and p.pos[head] in NOMINAL and subjects and subjects[0] < v:
             return [head]
         if subjects and p.dep[subjects[0]] == "nsubj" and p.head[subjects[0]] == v:
-            return [k for k in p.kids[v] if k < subjects[0] and p.dep[k] == "npadvmod" and p.pos[k] in NOMINAL]
+            return [
+                k for k in p.kids[v] if k < subjects[0] and p.dep[k] == "npadvmod" and p.pos[k] in NOMINAL
+            ]
         return []
 
-    def _stranded(self, v: int, subjects: list[int], actors: list[int], lemma: str, surface: str, is_be: bool) -> None:
+    def _stranded(
+        self, v: int, subjects: list[int], actors: list[int], lemma: str, surface: str, is_be: bool
+    ) -> None:
         """A preposition left without its object: the object is the noun the clause describes.
 
         "the bench the man sits on" (a relative clause), "the paper the doughnut is on" (read as a
@@ -238,7 +176,9 @@ class _Extractor:
         stranded = [
             k
             for k in p.kids[v]
-            if k > v and p.dep[k] == "prep" and not any(p.dep[c] in ("pobj", "prep", "pcomp") for c in p.kids[k])
+            if k > v
+            and p.dep[k] == "prep"
+            and not any(p.dep[c] in ("pobj", "prep", "pcomp") for c in p.kids[k])
         ]
         if not stranded:
             return
@@ -279,25 +219,16 @@ class _Extractor:
         if not preps:
             return
         # A phrase after the last of coordinated nouns speaks of all of them: "a man and a dog on a bed".
-        subject = self._coordination_root(i) if p.dep[i] == "conj" else i
+        subject = coordination_root(self.p, i) if p.dep[i] == "conj" else i
         for words, words_surface, o in preps:
             pred, pred_surface = " ".join(words), " ".join(words_surface)
             if p.pos[o] == "PRON" and p.lower[o] in ANAPHORA:
-                antecedent = self._antecedent(o, i)
-                if antecedent is not None and self._inside(antecedent, i):
+                back = antecedent(self.p, o, i)
+                if back is not None and inside(self.p, back, i):
                     # "a cart with luggage on it": the phrase speaks of the luggage, "it" is the cart.
-                    self._add(antecedent, pred, pred_surface, i)
+                    self._add(back, pred, pred_surface, i)
                     continue
             self._add(subject if o > i else i, pred, pred_surface, o)
-
-    def _inside(self, j: int, i: int) -> bool:
-        """Whether token `j` is in the subtree of token `i`."""
-        p = self.p
-        while p.head[j] != j:
-            j = p.head[j]
-            if j == i:
-                return True
-        return False
 
     def run(self) -> list[tuple[int, str, str, int]]:
         p = self.p
@@ -308,25 +239,6 @@ class _Extractor:
             elif pos in NOMINAL:
                 self.noun(i)
         return self.found
-
-
-def _entity_lemma(p: ParsedCaption, i: int) -> str:
-    if p.pos[i] == "PRON":
-        return PERSON_PRONOUNS.get(p.lower[i], p.lower[i])
-    parts = [p.lower[k] for k in p.kids[i] if k < i and p.dep[k] == "compound" and p.pos[k] in NOMINAL]
-    parts.append(p.lemma[i] if p.pos[i] in NOMINAL else p.lower[i])
-    return " ".join(parts)
-
-
-def _entity_text(p: ParsedCaption, i: int) -> str:
-    start = i
-    todo = [i]
-    while todo:
-        for k in p.kids[todo.pop()]:
-            if k < start and p.dep[k] not in ("conj", "cc", "punct", "prep", "relcl", "acl"):
-                start = k
-                todo.append(k)
-    return " ".join(p.text[start : i + 1])
 
 
 def extract_triplets(doc: Any, lemmas: RuleLemmas | None = None) -> list[Triplet]:
@@ -345,7 +257,7 @@ def extract_triplets(doc: Any, lemmas: RuleLemmas | None = None) -> list[Triplet
     for s, lemma, surface, o in found:
         if lemma == "with" and frozenset((s, o)) in specific:
             continue
-        key = (_entity_lemma(parse, s), lemma, _entity_lemma(parse, o))
+        key = (entity_lemma(parse, s), lemma, entity_lemma(parse, o))
         if key in seen:
             continue
         seen.add(key)
@@ -354,9 +266,9 @@ def extract_triplets(doc: Any, lemmas: RuleLemmas | None = None) -> list[Triplet
                 subject=key[0],
                 predicate=lemma,
                 object=key[2],
-                subject_text=_entity_text(parse, s),
+                subject_text=entity_text(parse, s),
                 predicate_text=surface,
-                object_text=_entity_text(parse, o),
+                object_text=entity_text(parse, o),
             )
         )
     return out

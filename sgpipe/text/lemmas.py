@@ -26,7 +26,9 @@ class RuleLemmas:
         lookups = nlp.get_pipe("lemmatizer").lookups
         if not all(lookups.has_table(t) for t in ("lemma_exc", "lemma_index", "lemma_rules")):
             return None
-        return cls(lookups.get_table("lemma_exc"), lookups.get_table("lemma_index"), lookups.get_table("lemma_rules"))
+        return cls(
+            lookups.get_table("lemma_exc"), lookups.get_table("lemma_index"), lookups.get_table("lemma_rules")
+        )
 
     def lemma(self, word: str, pos: str) -> str:
         """`word` (lowercase) as a `pos` ("noun", "verb", "adj") lemma."""

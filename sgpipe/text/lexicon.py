@@ -59,7 +59,9 @@ PREPOSITION_FORMS = {
     "beneath": ["under"],
     "underneath": ["under"],
     "below": ["under"],
-    **{f"{p} {part} of": ["on", part, "of"] for p in ("at", "in") for part in ("top", "side", "back", "edge")},
+    **{
+        f"{p} {part} of": ["on", part, "of"] for p in ("at", "in") for part in ("top", "side", "back", "edge")
+    },
 }
 
 # FACTUAL writes "lay on" whether the caption says lying or laying.

@@ -30,7 +30,7 @@ def _stop_words() -> tuple[frozenset[str], frozenset[str]]:
 
 
 def looks_english(text: str) -> bool:
-    """False for text with no letters, mostly non-Latin letters, or more foreign than English function words."""
+    """False for text without letters, mostly non-Latin, or with more foreign than English function words."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return False
@@ -72,7 +72,9 @@ def merge_triplets(per_caption: Iterable[tuple[int, Sequence[Triplet]]]) -> list
 class CaptionParser:
     """spaCy + the extraction rules; the pipeline is loaded on first use."""
 
-    def __init__(self, spacy_model: str = "en_core_web_sm", batch_size: int = 256, max_chars: int = MAX_CHARS):
+    def __init__(
+        self, spacy_model: str = "en_core_web_sm", batch_size: int = 256, max_chars: int = MAX_CHARS
+    ):
         self.spacy_model = spacy_model
         self.batch_size = batch_size
         self.max_chars = max_chars
@@ -88,7 +90,10 @@ class CaptionParser:
 
     def describe(self) -> dict:
         meta = self.nlp.meta
-        return {"spacy_model": f"{meta.get('lang')}_{meta.get('name')}", "spacy_model_version": meta.get("version")}
+        return {
+            "spacy_model": f"{meta.get('lang')}_{meta.get('name')}",
+            "spacy_model_version": meta.get("version"),
+        }
 
     def parse_prepared(self, texts: Sequence[str]) -> list[list[Triplet]]:
         """Triplets of texts already passed through `prepare_caption`."""

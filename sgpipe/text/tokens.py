@@ -52,7 +52,9 @@ class ParsedCaption:
             self.lower.append(lower)
             self.tag.append(tag)
             self.pos.append(token.pos_ or TAG_POS.get(tag, "X"))
-            self.lemma.append(lemmas.for_tag(lower, tag) if lemmas is not None else token.lemma_.lower() or lower)
+            self.lemma.append(
+                lemmas.for_tag(lower, tag) if lemmas is not None else token.lemma_.lower() or lower
+            )
             self.dep.append(token.dep_)
             self.head.append(token.head.i)
         self.n = len(self.text)

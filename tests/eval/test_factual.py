@@ -11,12 +11,12 @@ from sgpipe.text import CaptionParser
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "factual"
 
-CSV = '''image_id,region_id,caption,scene_graph
+CSV = """image_id,region_id,caption,scene_graph
 1,1,two dogs lying on a sofa,"( dogs , lay on , sofa ) , ( dogs , is , 2 )"
 2,2,the refrigerator door next to a woman,"( refrigerator door , next to , woman )"
 3,3,a white stove,"( stove , is , white )"
 4,4,a man holds a knife,"( man , hold , knife )"
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -108,17 +108,30 @@ def test_command_with_one_caption() -> None:
 
 def test_command_with_files(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
-    rows = [{"id": "a", "text": "a pizza being cut by a man"}, {"id": 2, "text": ""}, {"id": 3, "text": "a cat"}]
+    rows = [
+        {"id": "a", "text": "a pizza being cut by a man"},
+        {"id": 2, "text": ""},
+        {"id": 3, "text": "a cat"},
+    ]
     source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     target = tmp_path / "out.jsonl"
     result = CliRunner().invoke(app, ["parse", "--input", str(source), "--output", str(target)])
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in target.read_text().splitlines()]
     assert [o["id"] for o in out] == ["a", 2, 3]
-    assert [(t["subject"], t["predicate"], t["object"]) for t in out[0]["triplets"]] == [("man", "cut", "pizza")]
+    assert [(t["subject"], t["predicate"], t["object"]) for t in out[0]["triplets"]] == [
+        ("man", "cut", "pizza")
+    ]
     assert out[1]["triplets"] == [] and out[2]["triplets"] == []
     assert set(out[0]["triplets"][0]) == {
-        "id", "subject", "predicate", "object", "subject_text", "predicate_text", "object_text", "support",
+        "id",
+        "subject",
+        "predicate",
+        "object",
+        "subject_text",
+        "predicate_text",
+        "object_text",
+        "support",
         "caption_ids",
     }
 

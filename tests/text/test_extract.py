@@ -21,7 +21,10 @@ def keys(parser: CaptionParser, caption: str) -> set[tuple[str, str, str]]:
     [
         # coordinated subjects and objects
         ("a man and a woman sitting on a bench", {("man", "sit on", "bench"), ("woman", "sit on", "bench")}),
-        ("a plate containing a lemon and a banana", {("plate", "contain", "lemon"), ("plate", "contain", "banana")}),
+        (
+            "a plate containing a lemon and a banana",
+            {("plate", "contain", "lemon"), ("plate", "contain", "banana")},
+        ),
         # multi-word predicates
         ("a dog sitting next to a cat", {("dog", "sit next to", "cat")}),
         ("a man standing in front of a bus", {("man", "stand in front of", "bus")}),
@@ -69,7 +72,10 @@ def keys(parser: CaptionParser, caption: str) -> set[tuple[str, str, str]]:
         ("a dog laying on a couch", {("dog", "lay on", "couch")}),
         ("the man is wearing black glasses", {("man", "wear", "glass")}),
         # after a direct object, a preposition says where, not how the verb is done
-        ("person riding a skateboard on the road", {("person", "ride", "skateboard"), ("person", "on", "road")}),
+        (
+            "person riding a skateboard on the road",
+            {("person", "ride", "skateboard"), ("person", "on", "road")},
+        ),
         # part-of
         ("the seat of the toilet", {("toilet", "have", "seat")}),
         ("the tail of a horse", {("horse", "have", "tail")}),
