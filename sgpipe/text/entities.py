@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from sgpipe.text.lexicon import ANAPHORA, PERSON_PRONOUNS, QUANTITY_NOUNS, RELATIONAL_NOUNS, RELATIVE_PRONOUNS
+from sgpipe.text.lexicon import ANAPHORA, FRAME_NOUNS, PERSON_PRONOUNS, RELATIONAL_NOUNS, RELATIVE_PRONOUNS
 from sgpipe.text.tokens import ParsedCaption
 
 NOMINAL = frozenset(("NOUN", "PROPN"))
 
 
 def content_noun(p: ParsedCaption, i: int) -> int:
-    """Follow quantity nouns to their content noun: "a herd of zebras" -> zebras."""
+    """Follow quantity and depiction nouns to their content: "a herd of zebras", "a photo of a bus"."""
     for _ in range(4):
-        if p.lemma[i] not in QUANTITY_NOUNS:
+        if p.lemma[i] not in FRAME_NOUNS:
             break
         o = p.of_object(i)
         if o is None or p.pos[o] not in NOMINAL:
@@ -74,6 +74,15 @@ def entities(p: ParsedCaption, i: int, avoid: int | None = None) -> list[int]:
                 out.append(resolved)
                 todo.append(k)
     return out
+
+
+def reciprocal(p: ParsedCaption, i: int) -> bool:
+    """Whether token `i` is "each other" / "one another"."""
+    word = p.lower[i]
+    if word not in ("other", "one"):
+        return False
+    partner = "each" if word == "other" else "another"
+    return any(p.lower[k] == partner for k in p.kids[i])
 
 
 def coordination_root(p: ParsedCaption, i: int) -> int:

@@ -13,15 +13,17 @@ from sgpipe.text.entities import (
     entity_lemma,
     entity_text,
     inside,
+    reciprocal,
+    resolve,
 )
 from sgpipe.text.lemmas import RuleLemmas
 from sgpipe.text.lexicon import (
     ANAPHORA,
     CLOTHING_NOUNS,
     CONTAINER_NOUNS,
+    FRAME_NOUNS,
     PREDICATE_LEMMAS,
     PREPOSITION_FORMS,
-    QUANTITY_NOUNS,
     RELATIONAL_NOUNS,
 )
 from sgpipe.text.tokens import ParsedCaption
@@ -81,9 +83,22 @@ class _Extractor:
 
     # -- relations -------------------------------------------------------------------------
 
-    def _add(self, subject: int, lemma: str, surface: str, obj: int) -> None:
+    def _add(self, subject: int, lemma: str, surface: str, obj: int, alone: bool = False) -> None:
+        """Record subject-predicate-object for the entities the two tokens stand for; `alone`
+        leaves out the nouns coordinated with the subject."""
         p = self.p
-        for s in entities(self.p, subject):
+        if alone:
+            head = resolve(p, subject)
+            subjects = [] if head is None else [head]
+        else:
+            subjects = entities(p, subject)
+        if reciprocal(p, obj):
+            if len(subjects) > 1:  # "a man and a woman facing each other"
+                self.found.extend((s, lemma, surface, o) for s in subjects for o in subjects if s != o)
+            elif subjects and p.tag[subjects[0]] in ("NNS", "NNPS"):  # "two giraffes next to each other"
+                self.found.append((subjects[0], lemma, surface, subjects[0]))
+            return
+        for s in subjects:
             for o in entities(self.p, obj, avoid=s):
                 if s == o:
                     continue
@@ -202,7 +217,7 @@ class _Extractor:
             if dep == "poss" and p.pos[k] in NOMINAL:  # "the man's hat" -> man have hat
                 self._add(k, "have", p.text[k + 1] if k + 1 < p.n else "'s", i)
             elif dep == "prep" and p.lower[k] == "of":
-                if lemma in QUANTITY_NOUNS or lemma in RELATIONAL_NOUNS:
+                if lemma in FRAME_NOUNS or lemma in RELATIONAL_NOUNS:
                     continue
                 for o in p.kids[k]:
                     if p.dep[o] != "pobj":
@@ -218,8 +233,14 @@ class _Extractor:
         preps = self._preps_of(i)
         if not preps:
             return
-        # A phrase after the last of coordinated nouns speaks of all of them: "a man and a dog on a bed".
-        subject = coordination_root(self.p, i) if p.dep[i] == "conj" else i
+        # A phrase after the last of coordinated nouns speaks of all of them ("a man and a dog on a
+        # bed") unless another of them has a phrase of its own ("a man with a hat and a woman with a
+        # bag"); a phrase before the next of them speaks of its own noun only.
+        shared = False
+        if p.dep[i] == "conj":
+            root = coordination_root(p, i)
+            shared = not any(self._has_prep(m) for m in entities(p, root) if m != i)
+        later = [c for c in p.kids[i] if p.dep[c] == "conj" and p.pos[c] in NOMINAL]
         for words, words_surface, o in preps:
             pred, pred_surface = " ".join(words), " ".join(words_surface)
             if p.pos[o] == "PRON" and p.lower[o] in ANAPHORA:
@@ -228,7 +249,14 @@ class _Extractor:
                     # "a cart with luggage on it": the phrase speaks of the luggage, "it" is the cart.
                     self._add(back, pred, pred_surface, i)
                     continue
-            self._add(subject if o > i else i, pred, pred_surface, o)
+            if shared and o > i:
+                self._add(root, pred, pred_surface, o)
+            else:
+                self._add(i, pred, pred_surface, o, alone=any(c > o for c in later))
+
+    def _has_prep(self, i: int) -> bool:
+        p = self.p
+        return any(p.dep[k] == "prep" and p.lower[k] != "of" for k in p.kids[i])
 
     def run(self) -> list[tuple[int, str, str, int]]:
         p = self.p

@@ -10,6 +10,15 @@ QUANTITY_NOUNS = frozenset(
     "amount plenty majority part alot".split()
 )
 
+# "a picture of a dog": the depicted noun is the entity (BLIP captions begin "a picture of").
+DEPICTION_NOUNS = frozenset(
+    "picture photo photograph image view closeup close-up shot snapshot drawing painting illustration "
+    "portrait scene".split()
+)
+
+# Nouns whose "of" phrase names the entity instead: "a herd of zebras", "a photo of a bus".
+FRAME_NOUNS = QUANTITY_NOUNS | DEPICTION_NOUNS
+
 # "in front of", "on top of", "at the side of": the noun is part of the preposition.
 RELATIONAL_NOUNS = frozenset(
     "front top side back middle edge corner bottom center centre end left right inside outside base rear "

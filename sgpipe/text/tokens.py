@@ -64,6 +64,8 @@ class ParsedCaption:
         for i, h in enumerate(self.head):
             if h != i:
                 self.kids[h].append(i)
+        if lemmas is not None:
+            self._repair_with_lists()
 
     def _repair(self, lemmas: RuleLemmas) -> None:
         for i in range(self.n):
@@ -84,6 +86,39 @@ class ParsedCaption:
                 ):
                     self.pos[i], self.tag[i] = "NOUN", "NNS"
                     self.lemma[i] = lemmas.lemma(self.lower[i], "noun")
+
+    def _repair_with_lists(self) -> None:
+        """Coordination after "with", attached where captions almost never mean it.
+
+        "a kitchen with a stove and a refrigerator": the parser may coordinate the refrigerator with
+        the kitchen; it belongs to the stove. "a man with a hat and a woman with a bag": a noun with
+        its own "with" phrase coordinated to the hat belongs to the man.
+        """
+        for k in range(self.n):
+            if self.dep[k] != "prep" or self.lower[k] != "with":
+                continue
+            owner = self.head[k]
+            objects = [o for o in self.kids[k] if self.dep[o] == "pobj"]
+            if not objects or self.pos[owner] not in ("NOUN", "PROPN"):
+                continue
+            o = objects[0]
+            for c in list(self.kids[owner]):
+                if self.dep[c] == "conj" and c > o and not self._has_prep(c):
+                    self._move(c, o)
+            for c in list(self.kids[o]):
+                if self.dep[c] == "conj" and any(
+                    self.dep[x] == "prep" and self.lower[x] == "with" for x in self.kids[c]
+                ):
+                    self._move(c, owner)
+
+    def _has_prep(self, i: int) -> bool:
+        return any(self.dep[x] == "prep" for x in self.kids[i])
+
+    def _move(self, i: int, new_head: int) -> None:
+        self.kids[self.head[i]].remove(i)
+        self.head[i] = new_head
+        self.kids[new_head].append(i)
+        self.kids[new_head].sort()
 
     def of_object(self, i: int) -> int | None:
         """The object of an "of" phrase hanging on noun `i`, if any."""
