@@ -108,8 +108,8 @@ def run(
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the synthetic world and the shards."),
     images: int = typer.Option(48, "--images", help="Images in the validation world."),
-    train_images: int = typer.Option(400, "--train-images", help="Images in the training world."),
-    train_seconds: int = typer.Option(150, "--train-seconds", help="CPU time budget for the verifier."),
+    train_images: int = typer.Option(1000, "--train-images", help="Images in the training world."),
+    train_seconds: int = typer.Option(300, "--train-seconds", help="CPU time budget for the verifier."),
 ) -> None:
     """Offline end-to-end demo on CPU: synthetic world -> train verifier -> full pipeline -> report."""
     from sgpipe.demo import run_demo

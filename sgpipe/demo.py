@@ -43,7 +43,7 @@ def _format(metrics: dict) -> str:
             f"({metrics['predicted']} relations, {metrics['true_positives']} true)")
 
 
-def run_demo(out: Path, n_images: int = 48, n_train_images: int = 400, train_seconds: int = 150) -> str:
+def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_seconds: int = 300) -> str:
     from sgpipe.synth.evaluate import evaluate_relations, load_truth
     from sgpipe.synth.world import generate_world
     from sgpipe.tools.convert_synth import convert_synth
