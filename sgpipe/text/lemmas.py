@@ -13,9 +13,10 @@ from typing import Any
 class RuleLemmas:
     def __init__(self, exceptions: Any, index: Any, rules: Any):
         self.exceptions = exceptions
-        self.index = index
+        # The tables hold lists, keyed by string hashes: sets of the parts of speech used, for lookups.
+        self.index = {pos: frozenset(index.get(pos, ())) for pos in ("noun", "verb", "adj", "adv")}
         self.rules = rules
-        self.verbs = frozenset(index.get("verb", ()))
+        self.verbs = self.index.get("verb", frozenset())
         self._cache: dict[tuple[str, str], str] = {}
 
     @classmethod
@@ -58,7 +59,7 @@ class RuleLemmas:
                 return found
         # Without a tag to say "plural", a suffix rule that lands on a known lemma wins over the
         # word itself ("legs" is in the noun index too).
-        index = self.index.get(pos, ())
+        index = self.index.get(pos, frozenset())
         for old, new in self.rules.get(pos, ()):
             if word.endswith(old):
                 form = word[: len(word) - len(old)] + new

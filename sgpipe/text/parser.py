@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+from pathlib import Path
 from functools import lru_cache
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -18,15 +19,27 @@ _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _OTHER_LANGUAGES = ("fr", "de", "es", "it", "pt", "nl")
 
 
+def _language_stop_words(lang: str) -> frozenset[str]:
+    # Loaded from the file: importing the `spacy.lang.xx` package would compile its tokenizer
+    # exceptions (seconds for French) to read one word list.
+    import importlib.util
+
+    import spacy
+
+    path = Path(spacy.__file__).parent / "lang" / lang / "stop_words.py"
+    spec = importlib.util.spec_from_file_location(f"_sgpipe_stop_words_{lang}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return frozenset(module.STOP_WORDS)
+
+
 @lru_cache(maxsize=1)
 def _stop_words() -> tuple[frozenset[str], frozenset[str]]:
-    import importlib
-
-    english = importlib.import_module("spacy.lang.en.stop_words").STOP_WORDS
+    english = _language_stop_words("en")
     foreign: set[str] = set()
     for lang in _OTHER_LANGUAGES:
-        foreign |= importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS
-    return frozenset(english), frozenset(foreign - english)
+        foreign |= _language_stop_words(lang)
+    return english, frozenset(foreign - english)
 
 
 def looks_english(text: str) -> bool:
