@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from sgpipe.records import Triplet
