@@ -71,22 +71,75 @@ def bench_write(samples: list[Sample], work: Path, per_shard: int) -> dict:
                     "hashes, fsyncs and renames"}
 
 
+def best_of(repeats: int, work) -> tuple[float, int]:
+    """Fastest of a few timed runs (the page cache is warm after the first)."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        count = work()
+        timings.append(time.perf_counter() - started)
+    return min(timings), count
+
+
 def bench_read(urls: list[str]) -> dict:
     import webdataset as wds
 
-    started = time.perf_counter()
-    n_raw = 0
-    for url in urls:
-        with tarfile.open(url, "r|") as tar:
-            for member in tar:
-                tar.extractfile(member).read()
-                n_raw += 1
-    raw = time.perf_counter() - started
-    started = time.perf_counter()
-    n_wds = sum(len(s) - 2 for s in wds.WebDataset(urls, shardshuffle=False))
-    ours = time.perf_counter() - started
+    def raw_iteration() -> int:
+        count = 0
+        for url in urls:
+            with tarfile.open(url, "r|") as tar:
+                for member in tar:
+                    tar.extractfile(member).read()
+                    count += 1
+        return count
+
+    raw, n_raw = best_of(3, raw_iteration)
+    ours, n_wds = best_of(3, lambda: sum(sum(1 for k in s if not k.startswith("__"))
+                                         for s in wds.WebDataset(urls, shardshuffle=False)))
     return {"members": n_raw, "raw_tar_members_s": round(n_raw / raw), "webdataset_members_s": round(n_wds / ours),
             "ratio": round(raw / ours, 3)}
+
+
+def bench_loader(urls: list[str], image_size: int = 192) -> dict:
+    """The trainer's ShardStream (webdataset, shuffle buffer, per-sample decode and example building,
+    collation) against a plain loop over the same tars doing the same per-sample work."""
+    from torch.utils.data import DataLoader
+
+    from sgpipe.models.verifier import collate
+    from sgpipe.train.data import PredicateSampler, ShardStream, decode_image, record_example
+
+    frequencies = {"next to": 1}
+
+    def plain_loop() -> int:
+        n_plain, batch = 0, []
+        sampler = PredicateSampler(frequencies)
+        for url in urls:
+            with tarfile.open(url, "r|") as tar:
+                members = {}
+                for member in tar:
+                    members[member.name.rsplit(".", 1)[1]] = tar.extractfile(member).read()
+                    if "json" in members and "jpg" in members:
+                        record = json.loads(members["json"])
+                        batch.append(record_example(record, decode_image(members["jpg"]), image_size,
+                                                    sampler=sampler, rng=random.Random(n_plain)))
+                        members, n_plain = {}, n_plain + 1
+                        if len(batch) == 16:
+                            collate(batch)
+                            batch = []
+        return n_plain
+
+    plain, n_plain = best_of(2, plain_loop)
+    results = {"plain_loop_samples_s": round(n_plain / plain, 1)}
+    for workers in (0, 2):
+        def stream_pass() -> int:
+            stream = ShardStream(urls, rank=0, world_size=1, seed=0, epoch=0, batch_size=16,
+                                 image_size=image_size, frequencies=frequencies, shuffle_buffer=200, passes=1)
+            return sum(len(b["keys"]) for b in DataLoader(stream, batch_size=None, num_workers=workers))
+
+        seconds, n = best_of(2, stream_pass)
+        results[f"shardstream_{workers}_workers_samples_s"] = round(n / seconds, 1)
+    results["ratio_same_process"] = round(results["shardstream_0_workers_samples_s"] / results["plain_loop_samples_s"], 3)
+    return results
 
 
 def main() -> None:
@@ -102,6 +155,7 @@ def main() -> None:
         results = {"write": bench_write(samples, work, args.samples_per_shard)}
         urls = sorted(str(p) for p in (work / "sgpipe").glob("*.tar"))
         results["read"] = bench_read(urls)
+        results["loader"] = bench_loader(urls)
         print(json.dumps(results, indent=2))
     finally:
         shutil.rmtree(work)
