@@ -25,6 +25,7 @@ from sgpipe.text.lexicon import (
     PREDICATE_LEMMAS,
     PREPOSITION_FORMS,
     RELATIONAL_NOUNS,
+    SIDE_WORDS,
 )
 from sgpipe.text.tokens import ParsedCaption
 
@@ -133,6 +134,13 @@ class _Extractor:
         p = self.p
         subjects, patients = self._arguments(v)
         if not subjects and not patients:
+            return
+        side = p.of_object(v) if p.lower[v] in SIDE_WORDS else None
+        if side is not None:
+            # "a ring (that is) left of a square": the small model reads "left" as the verb "leave";
+            # "left of" / "right of" is a complex preposition, like "ahead of".
+            for s in subjects or patients:
+                self._add(s, f"{p.lower[v]} of", f"{p.text[v]} of", side)
             return
         agents = [o for k in p.kids[v] if p.dep[k] == "agent" for o in p.kids[k] if p.dep[o] == "pobj"]
         is_be = p.lemma[v] == "be"

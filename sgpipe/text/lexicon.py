@@ -25,6 +25,9 @@ RELATIONAL_NOUNS = frozenset(
     "surface tip underside part area half".split()
 )
 
+# "left of" / "right of": complex prepositions the small spaCy model reads as "leave" or a noun.
+SIDE_WORDS = frozenset(("left", "right"))
+
 # "a bowl of oranges": the container stays an entity and holds its content ("in"), or bears it ("on").
 CONTAINER_NOUNS = {
     **dict.fromkeys(
