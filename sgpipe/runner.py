@@ -19,6 +19,7 @@ from typing import Any
 
 from sgpipe.config import PipelineConfig
 from sgpipe.errors import ErrorRateExceeded, SgpipeError
+from sgpipe.estimate import estimate
 from sgpipe.outdir import OutputLock, check_resume
 from sgpipe.pipeline import ShardJob
 from sgpipe.runinfo import finish_run_json, start_run_json
@@ -129,7 +130,7 @@ class Progress:
                 f"images_per_s={snap['images_per_s']} failures={failures}")
 
 
-def describe_plan(plan: SourcePlan, todo: list[int], config: PipelineConfig) -> str:
+def describe_plan(plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]) -> str:
     stages = ["decode"] + (["caption"] if config.caption.enabled else []) + ["parse", "tag"] + (
         ["verify"] if config.verify.enabled else [])
     models = []
@@ -143,8 +144,19 @@ def describe_plan(plan: SourcePlan, todo: list[int], config: PipelineConfig) -> 
         f"to run: {len(todo)} shards ({sum(plan.shard_sizes[i] for i in todo)} images); "
         f"{plan.n_shards - len(todo)} already complete or outside --shards",
         f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
+        f"resources: {resources['workers']} workers, {resources['cpus']:g} CPUs, {resources['gpus']:g} GPUs",
+        estimate(config, **resources).describe(sum(plan.shard_sizes[i] for i in todo)),
         f"output: {config.output.dir}",
     ])
+
+
+def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]:
+    """Workers, CPUs and GPUs the run would use, from the config alone (a dry run starts no Ray)."""
+    cpus = float(os.cpu_count() or 1)
+    workers = config.run.workers or max(1, int(cpus // max(config.run.cpus_per_worker, 0.01)))
+    workers = max(1, min(workers, max(n_shards, 1)))
+    return {"workers": workers, "cpus": min(cpus, workers * max(config.run.cpus_per_worker, 1.0)),
+            "gpus": workers * config.run.gpus_per_worker}
 
 
 def run_pipeline(config: PipelineConfig, options: RunOptions = RunOptions()) -> str:
@@ -158,7 +170,7 @@ def run_pipeline(config: PipelineConfig, options: RunOptions = RunOptions()) -> 
         selected = select_shards(plan.n_shards, options.shard_range)
         todo = [i for i in selected if not is_shard_complete(out_dir, i)]
         if options.dry_run:
-            return describe_plan(plan, todo, config)
+            return describe_plan(plan, todo, config, planned_resources(config, len(todo)))
         start_run_json(out_dir, config, plan)
         for index in todo:
             remove_partial_shard(out_dir, index)

@@ -206,6 +206,7 @@ def test_cli_dry_run_trial_shards_and_metrics(dataset, tmp_path):
     dry = runner.invoke(app, ["run", str(recipe), "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "5 images in 3 shards" in dry.output and "parse -> tag" in dry.output
+    assert "time estimate:" in dry.output and "images/s" in dry.output
     assert not list((tmp_path / "out").glob("*.tar"))
 
     metrics = tmp_path / "metrics.jsonl"
