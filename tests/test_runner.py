@@ -248,6 +248,11 @@ def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path):
             assert 0.0 <= relation["confidence"] <= 1.0
             assert relation["kept"] == (relation["confidence"] >= 0.2)
         assert set(record["provenance"]["models"]) >= {"caption", "verify"}
+    rows = {r["key"]: r for r in pq.read_table(sorted((tmp_path / "out").glob("*.parquet"))).to_pylist()}
+    for record in records:
+        row = rows[record["key"]]
+        assert row["n_candidates"] == len(record["relations"])  # store threshold 0: every candidate stored
+        assert row["n_kept"] == sum(r["kept"] for r in record["relations"])
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["models"]["captioner"] == str(blip) and run["thresholds"] == {"store": 0.0, "keep": 0.2}
 

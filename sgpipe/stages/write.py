@@ -150,7 +150,8 @@ def status_rows(samples: list[Sample]) -> pa.Table:
         columns["n_objects"].append(len(s.objects))
         columns["n_captions"].append(len(s.captions))
         columns["n_triplets"].append(len(s.triplets))
-        columns["n_candidates"].append(s.counters.get("n_candidates", len(s.relations)))
+        # candidates as the tag stage made them: the verify stage keeps only those it stores
+        columns["n_candidates"].append(s.counters.get("tag_candidates", len(s.relations)))
         columns["n_kept"].append(sum(1 for r in s.relations if r.kept))
     return pa.table(columns, schema=PARQUET_SCHEMA)
 
