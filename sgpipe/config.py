@@ -133,6 +133,16 @@ def _choices(names: typing.Iterable[str]) -> str:
 
 def _coerce(value: Any, kind: Any, where: str, problems: list[str]) -> Any:
     """Check `value` against the annotated type; strings from `--set` are parsed as YAML first."""
+    if kind is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        problems.append(f"{where}: expected a mapping, got {value!r}")
+        return None
+    if kind is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
+        except ValueError:
+            pass
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -151,15 +161,16 @@ def _coerce(value: Any, kind: Any, where: str, problems: list[str]) -> Any:
     return None
 
 
-def _build(raw: dict[str, Any], problems: list[str]) -> PipelineConfig:
-    config = PipelineConfig()
+def fill_sections(config: Any, raw: dict[str, Any], problems: list[str]) -> None:
+    """Set `raw`'s `section: {key: value}` entries on the dataclass `config`, collecting every problem."""
+    sections = typing.get_type_hints(type(config))
     for section_name, section_values in raw.items():
-        if section_name not in SECTIONS:
-            hint = difflib.get_close_matches(section_name, SECTIONS, n=1)
+        if section_name not in sections:
+            hint = difflib.get_close_matches(section_name, sections, n=1)
             problems.append(
                 f"unknown section {section_name!r}"
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f". {_choices(SECTIONS)}"
+                + f". {_choices(sections)}"
             )
             continue
         if section_values is None:
@@ -182,6 +193,11 @@ def _build(raw: dict[str, Any], problems: list[str]) -> PipelineConfig:
             coerced = _coerce(value, hints[key], where, problems)
             if coerced is not None:
                 setattr(section, key, coerced)
+
+
+def _build(raw: dict[str, Any], problems: list[str]) -> PipelineConfig:
+    config = PipelineConfig()
+    fill_sections(config, raw, problems)
     return config
 
 

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import difflib
 import json
 import os
 import typing
@@ -15,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sgpipe.config import _check_range, _choices, _coerce, load_raw, parse_override
+from sgpipe.config import _check_range, _choices, fill_sections, load_raw, parse_override
 from sgpipe.errors import ConfigError
 
 
@@ -85,36 +83,7 @@ SECTIONS = typing.get_type_hints(TrainConfig)
 
 def _build(raw: dict[str, Any], problems: list[str]) -> TrainConfig:
     config = TrainConfig()
-    for name, values in raw.items():
-        if name not in SECTIONS:
-            problems.append(f"unknown section {name!r}. {_choices(SECTIONS)}")
-            continue
-        if not isinstance(values, dict):
-            problems.append(f"{name}: expected a mapping of keys, got {values!r}")
-            continue
-        section = getattr(config, name)
-        hints = typing.get_type_hints(type(section))
-        for key, value in values.items():
-            where = f"{name}.{key}"
-            if key not in hints:
-                hint = difflib.get_close_matches(key, hints, n=1)
-                problems.append(
-                    f"unknown key {where!r}"
-                    + (f" (did you mean '{name}.{hint[0]}'?)" if hint else "")
-                    + f". {_choices(hints)}"
-                )
-            elif hints[key] is dict:
-                if isinstance(value, dict):
-                    setattr(section, key, dict(value))
-                else:
-                    problems.append(f"{where}: expected a mapping, got {value!r}")
-            else:
-                if hints[key] is float and isinstance(value, str):
-                    with contextlib.suppress(ValueError):
-                        value = float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
-                coerced = _coerce(value, hints[key], where, problems)
-                if coerced is not None:
-                    setattr(section, key, coerced)
+    fill_sections(config, raw, problems)
     return config
 
 
