@@ -41,14 +41,20 @@ def pipeline_config(assets: dict[str, str], out: Path, workers: int):
     from sgpipe.config import build_config
 
     world = Path(assets["world"])
-    return build_config({
-        "source": {"name": "synth", "instances": str(world / "annotations/instances.json"),
-                   "images": str(world / "images"), "captions": str(world / "annotations/captions.json")},
-        "caption": {"enabled": True, "model": assets["blip"], "captions_per_image": 10, "batch_size": 16},
-        "verify": {"enabled": True, "checkpoint": assets["verifier"]},
-        "output": {"dir": str(out), "samples_per_shard": 64},
-        "run": {"workers": workers, "decode_threads": 2},
-    })
+    return build_config(
+        {
+            "source": {
+                "name": "synth",
+                "instances": str(world / "annotations/instances.json"),
+                "images": str(world / "images"),
+                "captions": str(world / "annotations/captions.json"),
+            },
+            "caption": {"enabled": True, "model": assets["blip"], "captions_per_image": 10, "batch_size": 16},
+            "verify": {"enabled": True, "checkpoint": assets["verifier"]},
+            "output": {"dir": str(out), "samples_per_shard": 64},
+            "run": {"workers": workers, "decode_threads": 2},
+        }
+    )
 
 
 def plain_loop(config) -> tuple[float, float, dict[str, float]]:
@@ -71,12 +77,14 @@ def plain_loop(config) -> tuple[float, float, dict[str, float]]:
         for start in range(0, len(entries), 64):
             if start == 64:
                 warm_started = time.perf_counter()  # after the first chunk: models loaded, caches warm
-            chunk = [entry_to_sample(e, config.source.name) for e in entries[start:start + 64]]
+            chunk = [entry_to_sample(e, config.source.name) for e in entries[start : start + 64]]
             for stage in stages:
                 stage(chunk)
             for sample in chunk:
-                for name, data in ((f"{sample.key}.jpg", sample.image_bytes or b""),
-                                   (f"{sample.key}.json", json.dumps(sample.to_record(provenance)).encode())):
+                for name, data in (
+                    (f"{sample.key}.jpg", sample.image_bytes or b""),
+                    (f"{sample.key}.json", json.dumps(sample.to_record(provenance)).encode()),
+                ):
                     info = tarfile.TarInfo(name)
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
@@ -103,7 +111,9 @@ def sgpipe_run(config) -> tuple[float, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
@@ -129,7 +139,7 @@ def main() -> None:
         "plain_stage_seconds": plain_stages,
         "sgpipe_stage_seconds": {k: v["seconds"] for k, v in one_stats["throughput"]["stages"].items()},
         "note": "wall: end to end, planning, Ray start-up and the worker's imports included; steady: every "
-                "64-image shard (chunk) after the first, from the workers' _stats.json",
+        "64-image shard (chunk) after the first, from the workers' _stats.json",
     }
     print(json.dumps(result, indent=2))
 

@@ -47,17 +47,49 @@ def blip_config(quick: bool):
     from transformers import BlipConfig
 
     if quick:
-        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      image_size=32, patch_size=8)
-        text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                    encoder_hidden_size=32, max_position_embeddings=64,
-                    vocab_size=128, bos_token_id=120, pad_token_id=0, sep_token_id=3, eos_token_id=2)
+        vision = dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        )
+        text = dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            encoder_hidden_size=32,
+            max_position_embeddings=64,
+            vocab_size=128,
+            bos_token_id=120,
+            pad_token_id=0,
+            sep_token_id=3,
+            eos_token_id=2,
+        )
     else:  # Salesforce/blip-image-captioning-large
-        vision = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                      image_size=384, patch_size=16)
-        text = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                    encoder_hidden_size=1024, max_position_embeddings=512,
-                    vocab_size=30524, bos_token_id=30522, pad_token_id=0, sep_token_id=102, eos_token_id=2)
+        vision = dict(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=384,
+            patch_size=16,
+        )
+        text = dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            encoder_hidden_size=1024,
+            max_position_embeddings=512,
+            vocab_size=30524,
+            bos_token_id=30522,
+            pad_token_id=0,
+            sep_token_id=102,
+            eos_token_id=2,
+        )
     return BlipConfig(vision_config=vision, text_config=text, projection_dim=256 if quick else 512)
 
 
@@ -71,7 +103,9 @@ class GpuSampler:
             return
         self.process = subprocess.Popen(
             ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "200"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -168,14 +202,21 @@ def main() -> None:
     def rlipv2_batch_fn(inputs):
         with torch.inference_mode():
             return model.generate(
-                **inputs, do_sample=True, top_p=0.9, top_k=50, num_return_sequences=args.captions,
-                max_length=args.max_length, min_length=args.max_length, repetition_penalty=1.1,
+                **inputs,
+                do_sample=True,
+                top_p=0.9,
+                top_k=50,
+                num_return_sequences=args.captions,
+                max_length=args.max_length,
+                min_length=args.max_length,
+                repetition_penalty=1.1,
             )
 
     def sgpipe_fn(captioner: Captioner):
         def run(inputs):
             seeds = list(range(inputs["pixel_values"].shape[0]))
             return captioner.generate_from_inputs(inputs, seeds)
+
         return run
 
     def captioner_for(dtype_name: str) -> Captioner:
@@ -210,8 +251,13 @@ def main() -> None:
         "model": f"BLIP {'tiny' if args.quick else 'large'} size, random weights, "
         f"{params / 1e6:.0f}M parameters",
         "decoding": {
-            "captions_per_image": args.captions, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1,
-            "max_length": args.max_length, "min_length": args.max_length, "forced_length": True,
+            "captions_per_image": args.captions,
+            "top_p": 0.9,
+            "top_k": 50,
+            "repetition_penalty": 1.1,
+            "max_length": args.max_length,
+            "min_length": args.max_length,
+            "forced_length": True,
         },
         "results": results,
         "best_sgpipe": best,
@@ -226,12 +272,16 @@ def main() -> None:
             print(f"{r['variant']:8} {r['dtype']:9} {r['batch_size']:>5} {r['error']}")
             continue
         util = "-" if r.get("gpu_util_mean") is None else r["gpu_util_mean"]
-        print(f"{r['variant']:8} {r['dtype']:9} {r['batch_size']:>5} {r['images_per_s']:>9} "
-              f"{r['captions_per_s']:>9} {r['seconds_per_batch']:>8} {util:>6} "
-              f"{r.get('peak_memory_gib', '-'):>6}")
+        print(
+            f"{r['variant']:8} {r['dtype']:9} {r['batch_size']:>5} {r['images_per_s']:>9} "
+            f"{r['captions_per_s']:>9} {r['seconds_per_batch']:>8} {util:>6} "
+            f"{r.get('peak_memory_gib', '-'):>6}"
+        )
     if summary["speedup_vs_rlipv2"]:
-        print(f"\nsgpipe best ({best['dtype']}, batch {best['batch_size']}): "
-              f"{summary['speedup_vs_rlipv2']}x RLIPv2's images/s")
+        print(
+            f"\nsgpipe best ({best['dtype']}, batch {best['batch_size']}): "
+            f"{summary['speedup_vs_rlipv2']}x RLIPv2's images/s"
+        )
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
 

@@ -64,8 +64,12 @@ def synth(
 
     try:
         summary = generate_world(
-            out, n_images=images, seed=seed, hallucination_rate=hallucination_rate,
-            image_size=image_size, first_image_id=first_id,
+            out,
+            n_images=images,
+            seed=seed,
+            hallucination_rate=hallucination_rate,
+            image_size=image_size,
+            first_image_id=first_id,
         )
     except (SgpipeError, ValueError) as error:
         _fail(error)
@@ -79,10 +83,14 @@ def run(
     force: bool = typer.Option(False, "--force", help="Resume even if OUT was written with another config."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (else RAY_ADDRESS)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Process only the first N images (trial run)."),
-    shards: Optional[str] = typer.Option(None, "--shards", help="Only shards a:b (Python slice of shard ids)."),
+    shards: Optional[str] = typer.Option(
+        None, "--shards", help="Only shards a:b (Python slice of shard ids)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate everything and print what would run."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Periodic progress line."),
-    metrics: Optional[Path] = typer.Option(None, "--metrics", help="Append one JSON line per finished shard here."),
+    metrics: Optional[Path] = typer.Option(
+        None, "--metrics", help="Append one JSON line per finished shard here."
+    ),
 ) -> None:
     """Run a pipeline recipe: source -> caption -> parse -> tag -> verify -> shards (resumable)."""
     from sgpipe.config import load_config
@@ -96,8 +104,14 @@ def run(
     try:
         cfg = load_config(config, overrides)
         summary = run_pipeline(
-            cfg, RunOptions(force=force, shard_range=shards, dry_run=dry_run, progress=progress,
-                            metrics_path=str(metrics) if metrics else None)
+            cfg,
+            RunOptions(
+                force=force,
+                shard_range=shards,
+                dry_run=dry_run,
+                progress=progress,
+                metrics_path=str(metrics) if metrics else None,
+            ),
         )
     except SgpipeError as error:
         _fail(error)
@@ -106,7 +120,9 @@ def run(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the synthetic world and the shards."),
+    out: Path = typer.Option(
+        Path("demo-out"), "--out", help="Folder for the synthetic world and the shards."
+    ),
     images: int = typer.Option(48, "--images", help="Images in the validation world."),
     train_images: int = typer.Option(1000, "--train-images", help="Images in the training world."),
     train_seconds: int = typer.Option(300, "--train-seconds", help="CPU time budget for the verifier."),
@@ -199,16 +215,22 @@ def reshard(
 @convert_app.command("vg")
 def convert_vg(
     images: Path = typer.Option(..., "--images", help="Visual Genome image folder."),
-    scene_graphs: Path = typer.Option(..., "--scene-graphs", help="scene_graphs.json (or relationships.json)."),
+    scene_graphs: Path = typer.Option(
+        ..., "--scene-graphs", help="scene_graphs.json (or relationships.json)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for training shards."),
-    image_data: Optional[Path] = typer.Option(None, "--image-data", help="image_data.json (sizes, file names)."),
+    image_data: Optional[Path] = typer.Option(
+        None, "--image-data", help="image_data.json (sizes, file names)."
+    ),
     samples_per_shard: int = typer.Option(1000, "--samples-per-shard"),
 ) -> None:
     """Visual Genome scene graphs -> training shards."""
     from sgpipe.tools.convert import convert_vg as run_convert
 
     try:
-        typer.echo(run_convert(images, scene_graphs, out, image_data=image_data, samples_per_shard=samples_per_shard))
+        typer.echo(
+            run_convert(images, scene_graphs, out, image_data=image_data, samples_per_shard=samples_per_shard)
+        )
     except SgpipeError as error:
         _fail(error)
 
@@ -233,7 +255,9 @@ def export(
     out: Path = typer.Argument(..., help="An sgpipe output folder."),
     format: str = typer.Option("rlipv2", "--format", help="rlipv2 | parquet"),
     output: Path = typer.Option(..., "--output", help="File to write."),
-    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Drop relations below this."),
+    min_confidence: Optional[float] = typer.Option(
+        None, "--min-confidence", help="Drop relations below this."
+    ),
 ) -> None:
     """Export shards as RLIPv2/VG-style JSON (+ vocabulary file) or a flat relations parquet."""
     from sgpipe.tools.export import export as run_export

@@ -206,7 +206,9 @@ def _check_choice(problems: list[str], where: str, value: str, choices: tuple[st
         problems.append(f"{where}: {value!r} is not valid. {_choices(choices)}")
 
 
-def _check_range(problems: list[str], where: str, value: float, low: float, high: float | None = None) -> None:
+def _check_range(
+    problems: list[str], where: str, value: float, low: float, high: float | None = None
+) -> None:
     if value < low or (high is not None and value > high):
         span = f">= {low}" if high is None else f"in [{low}, {high}]"
         problems.append(f"{where}: {value} must be {span}")
@@ -214,7 +216,12 @@ def _check_range(problems: list[str], where: str, value: float, low: float, high
 
 def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
     src, cap, tag, ver, out, run = (
-        config.source, config.caption, config.tag, config.verify, config.output, config.run,
+        config.source,
+        config.caption,
+        config.tag,
+        config.verify,
+        config.output,
+        config.run,
     )
     if not DATASET_NAME_PATTERN.match(src.name or ""):
         problems.append(f"source.name: {src.name!r} may hold letters, digits and '_' only")
@@ -244,7 +251,9 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     _check_range(problems, "caption.top_p", cap.top_p, 0.0, 1.0)
     _check_range(problems, "caption.min_length", cap.min_length, 0)
     if cap.max_length <= cap.min_length:
-        problems.append(f"caption.max_length: {cap.max_length} must exceed caption.min_length {cap.min_length}")
+        problems.append(
+            f"caption.max_length: {cap.max_length} must exceed caption.min_length {cap.min_length}"
+        )
     _check_range(problems, "parse.batch_size", config.parse.batch_size, 1)
     _check_range(problems, "tag.max_pairs_per_triplet", tag.max_pairs_per_triplet, 1)
     _check_range(problems, "tag.min_box_area", tag.min_box_area, 0)
@@ -254,7 +263,8 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     _check_range(problems, "verify.keep_threshold", ver.keep_threshold, 0.0, 1.0)
     if ver.keep_threshold < ver.store_threshold:
         problems.append(
-            f"verify.keep_threshold {ver.keep_threshold} is below verify.store_threshold {ver.store_threshold}: "
+            f"verify.keep_threshold {ver.keep_threshold} is below "
+            f"verify.store_threshold {ver.store_threshold}: "
             "relations are kept only among those stored"
         )
     _check_choice(problems, "verify.dtype", ver.dtype, ("auto", "float32", "bfloat16", "float16"))
@@ -317,10 +327,19 @@ def _wants_str(path: list[str]) -> bool:
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Relative paths in a recipe are relative to the recipe file, as users expect."""
-    for section, key in (("source", "instances"), ("source", "images"), ("source", "captions"),
-                         ("verify", "checkpoint")):
+    for section, key in (
+        ("source", "instances"),
+        ("source", "images"),
+        ("source", "captions"),
+        ("verify", "checkpoint"),
+    ):
         value = (raw.get(section) or {}).get(key)
-        if isinstance(value, str) and value and not os.path.isabs(value) and not value.startswith(("s3:", "gs:")):
+        if (
+            isinstance(value, str)
+            and value
+            and not os.path.isabs(value)
+            and not value.startswith(("s3:", "gs:"))
+        ):
             candidate = base / value
             if candidate.exists():
                 raw[section][key] = str(candidate)
@@ -361,4 +380,3 @@ def load_config(
     if path:
         _resolve_paths(raw, Path(path).resolve().parent)
     return build_config(raw, overrides, check_paths)
-

@@ -26,7 +26,9 @@ VAL_FIRST_ID = 1_000_001
 def _recipe(name: str) -> Path:
     path = RECIPES / name
     if not path.is_file():
-        raise SgpipeError(f"recipe {path} not found: run the demo from a checkout of sgpipe (pip install -e .)")
+        raise SgpipeError(
+            f"recipe {path} not found: run the demo from a checkout of sgpipe (pip install -e .)"
+        )
     return path
 
 
@@ -38,9 +40,11 @@ def _format(metrics: dict) -> str:
     def number(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
-    return (f"precision {number(metrics['precision'])}  recall of stated {number(metrics['recall_stated'])}  "
-            f"hallucinations passed {number(metrics['hallucinations_predicted'])}  "
-            f"({metrics['predicted']} relations, {metrics['true_positives']} true)")
+    return (
+        f"precision {number(metrics['precision'])}  recall of stated {number(metrics['recall_stated'])}  "
+        f"hallucinations passed {number(metrics['hallucinations_predicted'])}  "
+        f"({metrics['predicted']} relations, {metrics['true_positives']} true)"
+    )
 
 
 def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_seconds: int = 300) -> str:
@@ -61,17 +65,22 @@ def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_se
 
     _say(f"[3/5] training the small verifier for at most {train_seconds} s on CPU")
     checkpoint = out / "verifier"
-    train_config = load_train_config(_recipe("train_small.yaml"), [
-        f"data.train={out / 'train-shards'}",
-        "data.eval=",
-        f"run.out={checkpoint}",
-        f"optim.max_seconds={train_seconds}",
-    ])
+    train_config = load_train_config(
+        _recipe("train_small.yaml"),
+        [
+            f"data.train={out / 'train-shards'}",
+            "data.eval=",
+            f"run.out={checkpoint}",
+            f"optim.max_seconds={train_seconds}",
+        ],
+    )
     final = train(train_config)
 
-    _say("[4/5] the pipeline on the validation world: captions from its file (offline demo: no captioner "
-         "weights; the file includes hallucinated captions, as a captioner would produce) -> parse -> tag -> "
-         "verify -> shards")
+    _say(
+        "[4/5] the pipeline on the validation world: captions from its file (offline demo: no captioner "
+        "weights; the file includes hallucinated captions, as a captioner would produce) -> parse -> tag -> "
+        "verify -> shards"
+    )
     candidates, shards = out / "candidates", out / "shards"
     overrides = [
         f"source.instances={val_world / 'annotations' / 'instances.json'}",
@@ -80,13 +89,17 @@ def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_se
     ]
     unverified = load_config(_recipe("demo.yaml"), [*overrides, f"output.dir={candidates}"])
     run_pipeline(unverified, RunOptions(progress=False))
-    verified = load_config(_recipe("demo.yaml"), [
-        *overrides, f"output.dir={shards}", "verify.enabled=true", f"verify.checkpoint={final}"])
+    verified = load_config(
+        _recipe("demo.yaml"),
+        [*overrides, f"output.dir={shards}", "verify.enabled=true", f"verify.checkpoint={final}"],
+    )
     _say("      " + run_pipeline(verified, RunOptions(progress=False)))
 
     _say("[5/5] relations against the synthetic truth")
     truth = load_truth(val_world)
-    before = evaluate_relations((s.record for s in iter_shard_samples(str(candidates))), truth, kept_only=False)
+    before = evaluate_relations(
+        (s.record for s in iter_shard_samples(str(candidates))), truth, kept_only=False
+    )
     after = evaluate_relations((s.record for s in iter_shard_samples(str(shards))), truth, kept_only=True)
     lines = [
         f"candidates (parse + tag, unverified): {_format(before)}",

@@ -29,18 +29,23 @@ class Estimate:
         if self.images_per_s is None:
             return f"time estimate: none ({', '.join(self.missing)} not benchmarked on this device)"
         hours = n_images / self.images_per_s / 3600
-        text = (f"time estimate: {self.images_per_s:.0f} images/s, {hours:.2f} h for {n_images} images "
-                f"(bound by {self.bottleneck}; from docs/BENCHMARKS.md rates)")
+        text = (
+            f"time estimate: {self.images_per_s:.0f} images/s, {hours:.2f} h for {n_images} images "
+            f"(bound by {self.bottleneck}; from docs/BENCHMARKS.md rates)"
+        )
         return text + (f"; not included: {', '.join(self.missing)}" if self.missing else "")
 
 
 def estimate(config: PipelineConfig, workers: int, cpus: float, gpus: float) -> Estimate:
     """Images/s of a run with `workers` actors over `cpus` cores and `gpus` GPUs in all."""
     captions = (config.caption.captions_per_image if config.caption.enabled else 0) + (
-        FILE_CAPTIONS_PER_IMAGE if config.source.captions else 0)
+        FILE_CAPTIONS_PER_IMAGE if config.source.captions else 0
+    )
     rates = {name: rate * cpus for name, rate in CPU_IMAGES_PER_S.items()}
     rates["parse"] = PARSE_CAPTIONS_PER_S / max(captions, 1) * cpus
-    gpu_stages = [s for s, on in (("caption", config.caption.enabled), ("verify", config.verify.enabled)) if on]
+    gpu_stages = [
+        s for s, on in (("caption", config.caption.enabled), ("verify", config.verify.enabled)) if on
+    ]
     missing = []
     if gpu_stages and gpus <= 0:
         missing = [f"{stage} on CPU" for stage in gpu_stages]

@@ -57,7 +57,8 @@ def check_resume(out_dir: Path, config_hash: str, force: bool) -> dict | None:
     previous = json.loads(path.read_text())
     if previous.get("config_hash") != config_hash and not force:
         raise ConfigMismatchError(
-            f"{str(out_dir)!r} holds a run with config hash {previous.get('config_hash')} but this config hashes "
+            f"{str(out_dir)!r} holds a run with config hash {previous.get('config_hash')} "
+            "but this config hashes "
             f"to {config_hash}: its shards would mix two configurations. Use another output.dir, or --force "
             "to resume anyway (complete shards are kept as they are)"
         )

@@ -34,8 +34,12 @@ class ShardJob:
 def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
     """The recipe's stages in order. Imports are local: a worker loads only what it runs."""
     stages: list[Stage] = [
-        DecodeStage(config.source.images, config.source.max_pixels, config.run.decode_threads,
-                    keep_bytes=config.output.images)
+        DecodeStage(
+            config.source.images,
+            config.source.max_pixels,
+            config.run.decode_threads,
+            keep_bytes=config.output.images,
+        )
     ]
     if config.caption.enabled:
         from sgpipe.stages.caption import CaptionStage
@@ -67,7 +71,9 @@ def entry_to_sample(entry: ImageEntry, dataset: str) -> Sample:
     for reason, count in entry.dropped_boxes.items():
         sample.count(reason, count)
     if entry.duplicate:
-        sample.fail(errors.FAILED_DUPLICATE_ID, f"image id {entry.image_id} repeated; its first entry is kept")
+        sample.fail(
+            errors.FAILED_DUPLICATE_ID, f"image id {entry.image_id} repeated; its first entry is kept"
+        )
     return sample
 
 
@@ -109,4 +115,6 @@ class ShardProcessor:
             "stages": {s.name: round(s.seconds - before[s.name], 4) for s in self.stages},
         }
         timings["wall_seconds"] = round(time.perf_counter() - started, 4)
-        return write_shard(self.out_dir, index, samples, self.provenance(), self.config.output.images, timings)
+        return write_shard(
+            self.out_dir, index, samples, self.provenance(), self.config.output.images, timings
+        )

@@ -49,7 +49,9 @@ def select_shards(n_shards: int, shard_range: str | None) -> list[int]:
             parts = [parts[0], parts[0] + 1 if parts[0] is not None else None]
         return list(range(n_shards))[slice(*parts[:3])]
     except (ValueError, TypeError):
-        raise SgpipeError(f"--shards {shard_range!r}: expected a:b (shard ids, like a Python slice)") from None
+        raise SgpipeError(
+            f"--shards {shard_range!r}: expected a:b (shard ids, like a Python slice)"
+        ) from None
 
 
 class _ShardWorker:
@@ -77,8 +79,12 @@ def _init_ray(address: str) -> bool:
         return False
     address = address or os.environ.get("RAY_ADDRESS", "")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                              "configure_logging": True, "log_to_driver": True}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.WARNING,
+        "configure_logging": True,
+        "log_to_driver": True,
+    }
     if address:
         ray.init(address=address, **kwargs)
     else:
@@ -112,42 +118,60 @@ class Progress:
         now = time.monotonic()
         if self.metrics_path:
             with open(self.metrics_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"time": time.time(), "shard": shard_stats["shard"], **self.snapshot()}) + "\n")
+                handle.write(
+                    json.dumps({"time": time.time(), "shard": shard_stats["shard"], **self.snapshot()}) + "\n"
+                )
         if self.enabled and (now - self.last >= PROGRESS_EVERY_S or self.shards == self.total):
             self.last = now
             log.info("progress %s", self.line())
 
     def snapshot(self) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        return {"shards_done": self.shards, "shards_total": self.total, "images": self.images,
-                "images_per_s": round(self.images / elapsed, 2), "failures": dict(sorted(self.statuses.items()))}
+        return {
+            "shards_done": self.shards,
+            "shards_total": self.total,
+            "images": self.images,
+            "images_per_s": round(self.images / elapsed, 2),
+            "failures": dict(sorted(self.statuses.items())),
+        }
 
     def line(self) -> str:
         """key=value fields, so log collectors can parse the line."""
         snap = self.snapshot()
         failures = ",".join(f"{k}:{v}" for k, v in snap["failures"].items()) or "none"
-        return (f"shards={snap['shards_done']}/{snap['shards_total']} images={snap['images']} "
-                f"images_per_s={snap['images_per_s']} failures={failures}")
+        return (
+            f"shards={snap['shards_done']}/{snap['shards_total']} images={snap['images']} "
+            f"images_per_s={snap['images_per_s']} failures={failures}"
+        )
 
 
-def describe_plan(plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]) -> str:
-    stages = ["decode"] + (["caption"] if config.caption.enabled else []) + ["parse", "tag"] + (
-        ["verify"] if config.verify.enabled else [])
+def describe_plan(
+    plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]
+) -> str:
+    stages = (
+        ["decode"]
+        + (["caption"] if config.caption.enabled else [])
+        + ["parse", "tag"]
+        + (["verify"] if config.verify.enabled else [])
+    )
     models = []
     if config.caption.enabled:
         models.append(f"captioner {config.caption.model}")
     if config.verify.enabled:
         models.append(f"verifier {config.verify.checkpoint}")
-    return "\n".join([
-        f"dataset {plan.dataset}: {plan.n_images} images in {plan.n_shards} shards "
-        f"({config.output.samples_per_shard} per shard), indexed with {plan.method}",
-        f"to run: {len(todo)} shards ({sum(plan.shard_sizes[i] for i in todo)} images); "
-        f"{plan.n_shards - len(todo)} already complete or outside --shards",
-        f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
-        f"resources: {resources['workers']} workers, {resources['cpus']:g} CPUs, {resources['gpus']:g} GPUs",
-        estimate(config, **resources).describe(sum(plan.shard_sizes[i] for i in todo)),
-        f"output: {config.output.dir}",
-    ])
+    return "\n".join(
+        [
+            f"dataset {plan.dataset}: {plan.n_images} images in {plan.n_shards} shards "
+            f"({config.output.samples_per_shard} per shard), indexed with {plan.method}",
+            f"to run: {len(todo)} shards ({sum(plan.shard_sizes[i] for i in todo)} images); "
+            f"{plan.n_shards - len(todo)} already complete or outside --shards",
+            f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
+            f"resources: {resources['workers']} workers, {resources['cpus']:g} CPUs, "
+            f"{resources['gpus']:g} GPUs",
+            estimate(config, **resources).describe(sum(plan.shard_sizes[i] for i in todo)),
+            f"output: {config.output.dir}",
+        ]
+    )
 
 
 def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]:
@@ -155,8 +179,11 @@ def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]
     cpus = float(os.cpu_count() or 1)
     workers = config.run.workers or max(1, int(cpus // max(config.run.cpus_per_worker, 0.01)))
     workers = max(1, min(workers, max(n_shards, 1)))
-    return {"workers": workers, "cpus": min(cpus, workers * max(config.run.cpus_per_worker, 1.0)),
-            "gpus": workers * config.run.gpus_per_worker}
+    return {
+        "workers": workers,
+        "cpus": min(cpus, workers * max(config.run.cpus_per_worker, 1.0)),
+        "gpus": workers * config.run.gpus_per_worker,
+    }
 
 
 def run_pipeline(config: PipelineConfig, options: RunOptions = RunOptions()) -> str:
@@ -184,11 +211,15 @@ def run_pipeline(config: PipelineConfig, options: RunOptions = RunOptions()) -> 
         raise SgpipeError(f"{len(failed_shards)} shard(s) failed and can be redone by rerunning: {details}")
     totals = stats["totals"]
     status = ", ".join(f"{k}={v}" for k, v in stats["status"].items())
-    return (f"wrote {stats['shards']} shards to {out_dir}: {totals['count']} images ({status}), "
-            f"{totals['n_triplets']} triplets, {totals['n_relations']} relations, {totals['n_kept']} kept")
+    return (
+        f"wrote {stats['shards']} shards to {out_dir}: {totals['count']} images ({status}), "
+        f"{totals['n_triplets']} triplets, {totals['n_relations']} relations, {totals['n_kept']} kept"
+    )
 
 
-def _process(config: PipelineConfig, plan: SourcePlan, todo: list[int], options: RunOptions) -> dict[int, str]:
+def _process(
+    config: PipelineConfig, plan: SourcePlan, todo: list[int], options: RunOptions
+) -> dict[int, str]:
     import ray
 
     started_ray = _init_ray(config.run.address)

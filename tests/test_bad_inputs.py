@@ -1,4 +1,4 @@
-"""Every case of the bad-input corpus through the real stages: each entry gets its status, the rest is written."""
+"""Every case of the bad-input corpus through the real stages: each entry gets its status."""
 
 import json
 

@@ -24,20 +24,25 @@ def test_relative_paths_resolve_next_to_the_recipe(recipe):
 
 
 def test_overrides_are_typed(recipe):
-    config = load_config(recipe, ["output.samples_per_shard=7", "verify.keep_threshold=0.3", "source.name=o365"])
+    config = load_config(
+        recipe, ["output.samples_per_shard=7", "verify.keep_threshold=0.3", "source.name=o365"]
+    )
     assert config.output.samples_per_shard == 7 and config.verify.keep_threshold == 0.3
     assert config.source.name == "o365"
 
 
 def test_every_problem_is_reported_at_once(recipe):
     with pytest.raises(ConfigError) as caught:
-        load_config(recipe, [
-            "output.samples_per_shrad=5",   # typo
-            "caption.batch_size=big",      # wrong type
-            "tag.vocabulary=klingon",      # not a choice
-            "verify.keep_threshold=1.5",   # out of range
-            "bogus.key=1",                 # unknown section
-        ])
+        load_config(
+            recipe,
+            [
+                "output.samples_per_shrad=5",  # typo
+                "caption.batch_size=big",  # wrong type
+                "tag.vocabulary=klingon",  # not a choice
+                "verify.keep_threshold=1.5",  # out of range
+                "bogus.key=1",  # unknown section
+            ],
+        )
     problems = caught.value.problems
     assert len(problems) == 5, problems
     text = str(caught.value)
@@ -59,7 +64,9 @@ def test_bad_yaml_and_missing_files(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
     with pytest.raises(ConfigError) as caught:
-        load_config(None, ["source.instances=/nope.json", "source.images=/nope", "source.captions=/nope.json"])
+        load_config(
+            None, ["source.instances=/nope.json", "source.images=/nope", "source.captions=/nope.json"]
+        )
     assert sum("no such" in p for p in caught.value.problems) == 3
 
 

@@ -6,8 +6,20 @@ from sgpipe.cli import app
 
 
 def test_demo_runs_every_step_and_reports_before_and_after(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--images", "4",
-                                      "--train-images", "8", "--train-seconds", "3"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "demo",
+            "--out",
+            str(tmp_path / "demo"),
+            "--images",
+            "4",
+            "--train-images",
+            "8",
+            "--train-seconds",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     output = result.output
     for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):

@@ -120,16 +120,26 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("kill_after_shards", [2] + [pytest.param(k, marks=pytest.mark.slow) for k in (0, 1, 3, 4)])
+@pytest.mark.parametrize(
+    "kill_after_shards", [2] + [pytest.param(k, marks=pytest.mark.slow) for k in (0, 1, 3, 4)]
+)
 def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, kill_after_shards):
     reference = tmp_path / "reference"
     run_pipeline(tiny_run_config(dataset, reference, run__workers=1, output__samples_per_shard=1), QUIET)
     out = tmp_path / "killed"
-    args = [sys.executable, "-c", KILL_SCRIPT, str(dataset["instances"]), str(dataset["images"]),
-            str(dataset["captions"]), str(out)]
+    args = [
+        sys.executable,
+        "-c",
+        KILL_SCRIPT,
+        str(dataset["instances"]),
+        str(dataset["images"]),
+        str(dataset["captions"]),
+        str(out),
+    ]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    process = subprocess.Popen(args, env=env, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("*_stats.json"))) < kill_after_shards:
         time.sleep(0.05)
@@ -167,7 +177,8 @@ def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
     def run():
         try:
             outcome["summary"] = run_pipeline(
-                tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1), QUIET)
+                tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1), QUIET
+            )
         except Exception as error:  # noqa: BLE001 - reported by the assertion below
             outcome["error"] = error
 
@@ -210,32 +221,45 @@ def test_cli_dry_run_trial_shards_and_metrics(dataset, tmp_path):
     assert not list((tmp_path / "out").glob("*.tar"))
 
     metrics = tmp_path / "metrics.jsonl"
-    trial = runner.invoke(app, ["run", str(recipe), "--shards", "1:2", "--no-progress", "--metrics", str(metrics)])
+    trial = runner.invoke(
+        app, ["run", str(recipe), "--shards", "1:2", "--no-progress", "--metrics", str(metrics)]
+    )
     assert trial.exit_code == 0, trial.output
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tar")) == ["00001.tar"]
     line = json.loads(metrics.read_text().splitlines()[-1])
     assert line["shard"] == "00001" and line["shards_done"] == 1 and line["images"] == 2
 
-    bad = runner.invoke(app, ["run", str(recipe), "--set", "output.samples_per_shard=zero", "--set", "run.wrkers=1"])
+    bad = runner.invoke(
+        app, ["run", str(recipe), "--set", "output.samples_per_shard=zero", "--set", "run.wrkers=1"]
+    )
     assert bad.exit_code == 2
     assert "output.samples_per_shard: expected int" in bad.output and "run.workers" in bad.output
 
 
 def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path):
-    """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, through Ray."""
+    """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, on Ray."""
     from sgpipe.models.verifier import Verifier, tiny_config
     from tests.helpers.tiny_models import build_tiny_blip
 
     blip = build_tiny_blip(tmp_path / "blip")
     checkpoint = Verifier.build(tiny_config(prior_prob=0.3)).save_pretrained(tmp_path / "verifier")
     config = tiny_run_config(
-        dataset, tmp_path / "out", caption__enabled=True, caption__model=str(blip),
-        caption__captions_per_image=2, caption__max_length=8, caption__min_length=2,
-        verify__enabled=True, verify__checkpoint=str(checkpoint), verify__store_threshold=0.0,
+        dataset,
+        tmp_path / "out",
+        caption__enabled=True,
+        caption__model=str(blip),
+        caption__captions_per_image=2,
+        caption__max_length=8,
+        caption__min_length=2,
+        verify__enabled=True,
+        verify__checkpoint=str(checkpoint),
+        verify__store_threshold=0.0,
     )
     run_pipeline(config, QUIET)
-    records = [json.loads(s["json"]) for s in wds.WebDataset(str(tmp_path / "out" / "{00000..00002}.tar"),
-                                                              shardshuffle=False)]
+    records = [
+        json.loads(s["json"])
+        for s in wds.WebDataset(str(tmp_path / "out" / "{00000..00002}.tar"), shardshuffle=False)
+    ]
     assert len(records) == 3
     for record in records:
         validate(record, "scene_graph")
@@ -285,5 +309,7 @@ def test_resume_from_every_state_a_kill_can_leave(dataset, tmp_path):
     run_pipeline(tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1), QUIET)
     assert _shard_bytes(out) == _shard_bytes(reference)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".0")]
-    assert json.loads((out / "shardindex.json").read_text()) == json.loads((reference / "shardindex.json").read_text())
+    assert json.loads((out / "shardindex.json").read_text()) == json.loads(
+        (reference / "shardindex.json").read_text()
+    )
     assert json.loads((out / "run.json").read_text())["ended"] is not None

@@ -273,7 +273,9 @@ class Captioner:
         if native is not None and native != wanted:
             log.warning(
                 "caption.image_size %d ignored: the model %r takes %d px images",
-                wanted, self.model_id, native,
+                wanted,
+                self.model_id,
+                native,
             )
             wanted = native
         if height != wanted:

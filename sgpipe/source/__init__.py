@@ -1,1 +1,1 @@
-"""The source: COCO-format annotation files -> deterministic, sharded `ImageEntry` plans -> decoded samples."""
+"""The source: COCO-format annotation files -> sharded `ImageEntry` plans -> decoded samples."""

@@ -17,7 +17,9 @@ def load_captions(path: str | Path) -> dict[int, list[Caption]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SourceError(f"captions file {str(path)!r} is not readable JSON: {error}") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
-        raise SourceError(f"captions file {str(path)!r}: expected COCO captions format with an 'annotations' list")
+        raise SourceError(
+            f"captions file {str(path)!r}: expected COCO captions format with an 'annotations' list"
+        )
     by_image: dict[int, list[Caption]] = defaultdict(list)
     for position, annotation in enumerate(data["annotations"]):
         if not isinstance(annotation, dict) or not isinstance(annotation.get("caption"), str):

@@ -22,7 +22,9 @@ def load_instances_json(path: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SourceError(f"instances file {str(path)!r} is not valid JSON: {error}") from None
     if not isinstance(data, dict):
-        raise SourceError(f"instances file {str(path)!r}: expected a JSON object with 'images' and 'annotations'")
+        raise SourceError(
+            f"instances file {str(path)!r}: expected a JSON object with 'images' and 'annotations'"
+        )
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key, []), list):
             raise SourceError(f"instances file {str(path)!r}: '{key}' must be a list")
@@ -98,7 +100,9 @@ def load_coco_entries(
     rows, counters["images_unusable"] = ordered_images(data["images"])
     entries = []
     for image_id, file_name, width, height, duplicate in rows:
-        entry = ImageEntry(image_id=image_id, file_name=file_name, width=width, height=height, duplicate=duplicate)
+        entry = ImageEntry(
+            image_id=image_id, file_name=file_name, width=width, height=height, duplicate=duplicate
+        )
         if not duplicate:
             for annotation in coco.imgToAnns.get(image_id, []):
                 box = sanitize_box(annotation, names, width, height, entry.dropped_boxes)

@@ -21,8 +21,15 @@ from sgpipe import errors
 from sgpipe.records import Sample
 from sgpipe.stages.base import Stage
 
-FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif",
-                     "MPO": "jpg"}
+FORMAT_EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "TIFF": "tif",
+    "MPO": "jpg",
+}
 
 # The pixel guard is ours (max_pixels): PIL's own bomb check would raise before we can say why.
 Image.MAX_IMAGE_PIXELS = None
@@ -53,7 +60,10 @@ def resolve_image_path(root: Path, file_name: str) -> tuple[Path | None, str]:
         path = root.joinpath(*candidate_parts)
         if path.is_file():
             return path, rule
-    return None, f"no file {file_name!r} under {str(root)!r} (tried the name, its last two parts, its base name)"
+    return (
+        None,
+        f"no file {file_name!r} under {str(root)!r} (tried the name, its last two parts, its base name)",
+    )
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -89,14 +99,18 @@ def decode_sample(sample: Sample, root: Path, max_pixels: int, keep_bytes: bool)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
-                sample.fail(errors.FAILED_TOO_LARGE, f"{width}x{height} = {width * height} pixels > {max_pixels}")
+                sample.fail(
+                    errors.FAILED_TOO_LARGE, f"{width}x{height} = {width * height} pixels > {max_pixels}"
+                )
                 return
             image.load()
     except UnidentifiedImageError:
         sample.fail(errors.FAILED_DECODE, "not a readable image: unknown format")
         return
     except Exception as error:  # noqa: BLE001 - PIL raises many types for bad files
-        sample.fail(errors.FAILED_DECODE, f"not a readable image: {type(error).__name__}: {_plain(error)}"[:500])
+        sample.fail(
+            errors.FAILED_DECODE, f"not a readable image: {type(error).__name__}: {_plain(error)}"[:500]
+        )
         return
     extension = FORMAT_EXTENSIONS.get(image.format or "")
     if extension is None:
@@ -119,7 +133,9 @@ def decode_sample(sample: Sample, root: Path, max_pixels: int, keep_bytes: bool)
     try:
         sample.image = to_rgb(image)
     except Exception as error:  # noqa: BLE001
-        sample.fail(errors.FAILED_DECODE, f"cannot convert to RGB: {type(error).__name__}: {_plain(error)}"[:500])
+        sample.fail(
+            errors.FAILED_DECODE, f"cannot convert to RGB: {type(error).__name__}: {_plain(error)}"[:500]
+        )
         return
     sample.image_ext = extension
     sample.image_bytes = data if keep_bytes else None
@@ -150,5 +166,3 @@ class DecodeStage(Stage):
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-
-

@@ -43,17 +43,28 @@ def box_json(box: Box) -> str:
     """A box as the JSON text `_dumps(box.to_json())` gives, formatted directly: the streaming
     index formats millions of boxes, so this is its hot path."""
     x, y, w, h = (round(float(v), 2) for v in box.bbox)
-    return (f'{{"id":{box.id},"category":{_dumps(box.category)},"category_id":{box.category_id},'
-            f'"bbox":[{x!r},{y!r},{w!r},{h!r}],"iscrowd":{box.iscrowd}}}')
+    return (
+        f'{{"id":{box.id},"category":{_dumps(box.category)},"category_id":{box.category_id},'
+        f'"bbox":[{x!r},{y!r},{w!r},{h!r}],"iscrowd":{box.iscrowd}}}'
+    )
 
 
 def entry_line(entry: ImageEntry, box_jsons: list[str]) -> str:
     """One line of an entries file; `box_jsons` are the entry's boxes already formatted."""
-    head = _dumps({"image_id": entry.image_id, "file_name": entry.file_name, "width": entry.width,
-                   "height": entry.height, "duplicate": entry.duplicate})
+    head = _dumps(
+        {
+            "image_id": entry.image_id,
+            "file_name": entry.file_name,
+            "width": entry.width,
+            "height": entry.height,
+            "duplicate": entry.duplicate,
+        }
+    )
     captions = _dumps([{"id": c.id, "text": c.text} for c in entry.captions])
     dropped = _dumps(dict(sorted(entry.dropped_boxes.items())))
-    return f'{head[:-1]},"objects":[{",".join(box_jsons)}],"captions":{captions},"dropped_boxes":{dropped}}}\n'
+    return (
+        f'{head[:-1]},"objects":[{",".join(box_jsons)}],"captions":{captions},"dropped_boxes":{dropped}}}\n'
+    )
 
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:

@@ -52,7 +52,12 @@ class CaptionStage(Stage):
             for offset, text in enumerate(captions):
                 # all N are kept, duplicates included: the parse stage merges them with a support count
                 sample.captions.append(
-                    Caption(id=next_id + offset, text=text, source="model", model=self.config.model,
-                            decoding=dict(settings))
+                    Caption(
+                        id=next_id + offset,
+                        text=text,
+                        source="model",
+                        model=self.config.model,
+                        decoding=dict(settings),
+                    )
                 )
             sample.count("captions_generated", len(captions))

@@ -28,8 +28,11 @@ def now_iso() -> str:
 def git_sha() -> str | None:
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(sgpipe.__file__).parent,
-            capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(sgpipe.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -70,8 +73,17 @@ def _sum_counters(shard_stats: list[dict[str, Any]], field: str) -> dict[str, in
 
 
 def aggregate_stats(shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
-    numbers = ("count", "successes", "failed_to_process", "nsamples", "n_objects", "n_captions",
-               "n_triplets", "n_relations", "n_kept")
+    numbers = (
+        "count",
+        "successes",
+        "failed_to_process",
+        "nsamples",
+        "n_objects",
+        "n_captions",
+        "n_triplets",
+        "n_relations",
+        "n_kept",
+    )
     totals = {name: sum(s.get(name, 0) for s in shard_stats) for name in numbers}
     stage_seconds: Counter[str] = Counter()
     wall = 0.0

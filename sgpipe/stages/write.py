@@ -130,7 +130,9 @@ def _write_tar_atomic(path: Path, members: Iterable[tuple[str, bytes]]) -> tuple
     return writer.size, writer.md5.hexdigest()
 
 
-def tar_members(samples: list[Sample], provenance: dict[str, Any], write_images: bool) -> Iterable[tuple[str, bytes]]:
+def tar_members(
+    samples: list[Sample], provenance: dict[str, Any], write_images: bool
+) -> Iterable[tuple[str, bytes]]:
     for sample in samples:
         if not sample.ok:
             continue
@@ -232,7 +234,9 @@ def write_shard(
     timings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write one shard atomically and return its `_stats.json` content."""
-    return commit_shard(out_dir, shard_index, tar_members(samples, provenance, write_images), samples, timings)
+    return commit_shard(
+        out_dir, shard_index, tar_members(samples, provenance, write_images), samples, timings
+    )
 
 
 def read_shard_stats(out_dir: Path) -> list[dict[str, Any]]:

@@ -124,7 +124,11 @@ def _pick(rng: random.Random, triples: list[Triple], weights: dict[str, float], 
 
 
 def write_captions(
-    rng: random.Random, names: list[str], truth: set[Triple], false: list[Triple], n_captions: int,
+    rng: random.Random,
+    names: list[str],
+    truth: set[Triple],
+    false: list[Triple],
+    n_captions: int,
     n_false: int,
 ) -> list[CaptionDraft]:
     """`n_captions` captions, the first `n_false` of a random choice stating one false relation each."""

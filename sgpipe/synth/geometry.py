@@ -23,8 +23,12 @@ from sgpipe.synth.shapes import Box
 
 PREDICATES = ("above", "below", "left of", "right of", "next to", "on", "inside", "in front of", "behind")
 INVERSE = {
-    "above": "below", "below": "above", "left of": "right of", "right of": "left of",
-    "in front of": "behind", "behind": "in front of",
+    "above": "below",
+    "below": "above",
+    "left of": "right of",
+    "right of": "left of",
+    "in front of": "behind",
+    "behind": "in front of",
 }
 ON_MAX_GAP = 2
 MIN_OVERLAP_PX = 30
@@ -80,9 +84,7 @@ def contains(a: Box, b: Box) -> bool:
 
 
 def in_front(a: Box, b: Box, overlap_px: int, a_rank: int, b_rank: int) -> bool:
-    return (
-        overlap_px >= MIN_OVERLAP_PX and not contains(a, b) and not contains(b, a) and a_rank > b_rank
-    )
+    return overlap_px >= MIN_OVERLAP_PX and not contains(a, b) and not contains(b, a) and a_rank > b_rank
 
 
 def box_predicates(a: Box, b: Box) -> list[str]:

@@ -80,8 +80,10 @@ def _container(rng: random.Random, palette: _Palette, scale: float) -> list[Shap
     slack = (room - inner) / 2
     cx = size / 2 + rng.uniform(-slack, slack)
     cy = size / 2 + rng.uniform(-slack, slack)
-    return [Shape(outer_cat, outer_color, (0, 0, size, size), 0),
-            Shape(inner_cat, inner_color, _box(cx, cy, inner, inner), 1)]
+    return [
+        Shape(outer_cat, outer_color, (0, 0, size, size), 0),
+        Shape(inner_cat, inner_color, _box(cx, cy, inner, inner), 1),
+    ]
 
 
 def _overlap(rng: random.Random, palette: _Palette, scale: float) -> list[Shape] | None:
@@ -106,19 +108,27 @@ def _overlap(rng: random.Random, palette: _Palette, scale: float) -> list[Shape]
         if shared < max(60, 0.1 * smaller) or shared > 0.45 * smaller:
             continue
         front = rng.random() < 0.5
-        return [Shape(first_cat, first_color, a, int(front)),
-                Shape(second_cat, second_color, b, int(not front))]
+        return [
+            Shape(first_cat, first_color, a, int(front)),
+            Shape(second_cat, second_color, b, int(not front)),
+        ]
     return None
 
 
 def _bounds(unit: list[Shape]) -> Box:
-    return (min(s.box[0] for s in unit), min(s.box[1] for s in unit),
-            max(s.box[2] for s in unit), max(s.box[3] for s in unit))
+    return (
+        min(s.box[0] for s in unit),
+        min(s.box[1] for s in unit),
+        max(s.box[2] for s in unit),
+        max(s.box[3] for s in unit),
+    )
 
 
 def _shift(unit: list[Shape], dx: int, dy: int) -> list[Shape]:
-    return [Shape(s.category, s.color, (s.box[0] + dx, s.box[1] + dy, s.box[2] + dx, s.box[3] + dy), s.rank)
-            for s in unit]
+    return [
+        Shape(s.category, s.color, (s.box[0] + dx, s.box[1] + dy, s.box[2] + dx, s.box[3] + dy), s.rank)
+        for s in unit
+    ]
 
 
 def _clear(box: Box, placed: list[Box], size: int) -> bool:

@@ -25,9 +25,34 @@ from sgpipe.records import Box, Caption, Relation, Sample, sample_key
 DATASET = "synth"
 # Phrasings the parser gives the world's captions; each is kept where canonical_predicate agrees.
 PHRASINGS = (
-    "above", "over", "below", "under", "beneath", "underneath", "left of", "to left of", "right of",
-    "to right of", "next to", "beside", "on", "on top of", "sit on", "rest on", "lie on", "inside", "in",
-    "within", "inside of", "in front of", "cover", "hide", "behind", "hide behind", "cover by", "hide by",
+    "above",
+    "over",
+    "below",
+    "under",
+    "beneath",
+    "underneath",
+    "left of",
+    "to left of",
+    "right of",
+    "to right of",
+    "next to",
+    "beside",
+    "on",
+    "on top of",
+    "sit on",
+    "rest on",
+    "lie on",
+    "inside",
+    "in",
+    "within",
+    "inside of",
+    "in front of",
+    "cover",
+    "hide",
+    "behind",
+    "hide behind",
+    "cover by",
+    "hide by",
 )
 
 

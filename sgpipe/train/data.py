@@ -39,8 +39,13 @@ class CorruptData:
 
     def __call__(self, error: Exception, where: str = "") -> bool:
         self.count += 1
-        log.warning("skipping unreadable training data %s(%d so far): %s: %s",
-                    f"in {where} " if where else "", self.count, type(error).__name__, error)
+        log.warning(
+            "skipping unreadable training data %s(%d so far): %s: %s",
+            f"in {where} " if where else "",
+            self.count,
+            type(error).__name__,
+            error,
+        )
         return True  # webdataset handler protocol: continue
 
 
@@ -263,8 +268,9 @@ class ShardStream(IterableDataset):
                 image_key = next((k for k in ("jpg", "jpeg", "png", "webp") if k in sample), None)
                 image = decode_image(sample.get(image_key) if image_key else None)
                 rng = random.Random(stable_seed(self.seed, self.epoch, record["key"]))
-                example = record_example(record, image, self.image_size, sampler=sampler, rng=rng,
-                                         **self.example_args)
+                example = record_example(
+                    record, image, self.image_size, sampler=sampler, rng=rng, **self.example_args
+                )
             except Exception as error:  # noqa: BLE001 - any unreadable sample is skipped, never fatal
                 self.corrupt(error, sample.get("__key__", ""))
                 continue

@@ -21,12 +21,29 @@ assert not heavy, heavy
 def test_quick_benchmark_writes_summary(tmp_path):
     out = tmp_path / "caption.json"
     command = [
-        sys.executable, "-c", DRIVER, str(ROOT / "benchmarks" / "gpu_caption.py"), "--quick",
-        "--batches", "1", "--warmup", "0", "--batch-sizes", "2", "--rlipv2-batch", "2",
-        "--captions", "2", "--max-length", "8", "--out", str(out),
+        sys.executable,
+        "-c",
+        DRIVER,
+        str(ROOT / "benchmarks" / "gpu_caption.py"),
+        "--quick",
+        "--batches",
+        "1",
+        "--warmup",
+        "0",
+        "--batch-sizes",
+        "2",
+        "--rlipv2-batch",
+        "2",
+        "--captions",
+        "2",
+        "--max-length",
+        "8",
+        "--out",
+        str(out),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(out.read_text())
     assert summary["quick"] is True and summary["decoding"]["forced_length"] is True

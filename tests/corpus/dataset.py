@@ -37,9 +37,19 @@ BOX_CASES = {  # image id: (boxes, expected kept boxes, expected counters)
     30: ([], 0, {}),
     31: ([(1, [2, 2, 10, 10])], 1, {}),
     32: ([(1 + (i % 2) * 17, [(i * 7) % 30, (i * 3) % 20, 8, 8]) for i in range(500)], 500, {}),
-    33: ([(1, [-5, -5, 10, 10]), (18, [35, 25, 20, 20]), (1, [1, 1, -3, 4]), (1, [1, 1, 0, 4]),
-          (1, [math.nan, 1, 3, 4]), (99, [1, 1, 3, 4]), (1, [100, 100, 5, 5])], 2,
-         {"box_clipped": 2, "box_zero_area": 2, "box_nan": 1, "box_unknown_category": 1, "box_outside": 1}),
+    33: (
+        [
+            (1, [-5, -5, 10, 10]),
+            (18, [35, 25, 20, 20]),
+            (1, [1, 1, -3, 4]),
+            (1, [1, 1, 0, 4]),
+            (1, [math.nan, 1, 3, 4]),
+            (99, [1, 1, 3, 4]),
+            (1, [100, 100, 5, 5]),
+        ],
+        2,
+        {"box_clipped": 2, "box_zero_area": 2, "box_nan": 1, "box_unknown_category": 1, "box_outside": 1},
+    ),
 }
 DUPLICATE_ID = 1  # a second entry for image 1: failed_duplicate_id
 
@@ -58,8 +68,16 @@ def make_bad_dataset(root: Path) -> dict[str, Path]:
     next_id = iter(range(1, 10**6))
 
     def add_box(image_id: int, category: int, bbox: list[float]) -> None:
-        annotations.append({"id": next(next_id), "image_id": image_id, "category_id": category, "bbox": bbox,
-                            "area": 1.0, "iscrowd": 0})
+        annotations.append(
+            {
+                "id": next(next_id),
+                "image_id": image_id,
+                "category_id": category,
+                "bbox": bbox,
+                "area": 1.0,
+                "iscrowd": 0,
+            }
+        )
 
     for image_id, (name, _) in IMAGE_CASES.items():
         if name in CASES:
@@ -86,7 +104,8 @@ def make_bad_dataset(root: Path) -> dict[str, Path]:
         if image["id"] not in CAPTION_CASES:
             captions.append({"id": next(next_id) + 10**6, "image_id": image["id"], "caption": GOOD_CAPTION})
     paths = {"images": images_dir, "instances": root / "instances.json", "captions": root / "captions.json"}
-    paths["instances"].write_text(json.dumps({"images": images, "annotations": annotations,
-                                              "categories": CATEGORIES}))
+    paths["instances"].write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": CATEGORIES})
+    )
     paths["captions"].write_text(json.dumps({"annotations": captions}))
     return paths

@@ -11,7 +11,9 @@ import numpy as np
 from PIL import Image
 
 
-def jpeg_bytes(width: int = 40, height: int = 30, mode: str = "RGB", exif_orientation: int | None = None) -> bytes:
+def jpeg_bytes(
+    width: int = 40, height: int = 30, mode: str = "RGB", exif_orientation: int | None = None
+) -> bytes:
     color = (0, 0, 0, 0) if mode == "CMYK" else (200, 30, 60)
     image = Image.new(mode, (width, height), color[: len(mode)] if mode != "L" else 128)
     buffer = io.BytesIO()
@@ -39,8 +41,14 @@ def png_bytes(width: int = 40, height: int = 30, mode: str = "RGBA") -> bytes:
 
 def bomb_png_bytes(width: int = 100_000, height: int = 100_000) -> bytes:
     """A tiny file whose header declares a gigapixel image (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     body = zlib.compress(b"\x00" * 1000)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from PIL import Image
 
-CATEGORIES = [{"id": 1, "name": "person", "supercategory": "person"},
-              {"id": 18, "name": "dog", "supercategory": "animal"},
-              {"id": 2, "name": "bicycle", "supercategory": "vehicle"}]
+CATEGORIES = [
+    {"id": 1, "name": "person", "supercategory": "person"},
+    {"id": 18, "name": "dog", "supercategory": "animal"},
+    {"id": 2, "name": "bicycle", "supercategory": "vehicle"},
+]
 
 CAPTIONS = [
     "a man riding a bicycle next to a dog",
@@ -26,8 +28,9 @@ def write_image(path: Path, width: int, height: int, seed: int, fmt: str = "JPEG
     image.save(path, format=fmt, quality=90)
 
 
-def make_coco(root: Path, n_images: int = 6, width: int = 64, height: int = 48, subdir: str = "",
-              captions: bool = True) -> dict[str, Path]:
+def make_coco(
+    root: Path, n_images: int = 6, width: int = 64, height: int = 48, subdir: str = "", captions: bool = True
+) -> dict[str, Path]:
     """Write `root/images/...`, `root/instances.json`, `root/captions.json`; returns their paths.
 
     Image ids are 10, 20, ...; each image gets a person, a dog and a bicycle box and 3 captions.
@@ -38,9 +41,19 @@ def make_coco(root: Path, n_images: int = 6, width: int = 64, height: int = 48, 
         file_name = f"{subdir}{image_id:012d}.jpg"
         write_image(root / "images" / file_name, width, height, seed=i + 1)
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
-        for j, (category, bbox) in enumerate([(1, [2, 2, 20, 30]), (18, [30, 20, 16, 12]), (2, [10, 25, 30, 20])]):
-            annotations.append({"id": image_id * 100 + j, "image_id": image_id, "category_id": category,
-                                "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0})
+        for j, (category, bbox) in enumerate(
+            [(1, [2, 2, 20, 30]), (18, [30, 20, 16, 12]), (2, [10, 25, 30, 20])]
+        ):
+            annotations.append(
+                {
+                    "id": image_id * 100 + j,
+                    "image_id": image_id,
+                    "category_id": category,
+                    "bbox": bbox,
+                    "area": bbox[2] * bbox[3],
+                    "iscrowd": 0,
+                }
+            )
         for k, text in enumerate(CAPTIONS):
             caption_rows.append({"id": image_id * 10 + k, "image_id": image_id, "caption": text})
     instances = {"info": {}, "images": images, "annotations": annotations, "categories": CATEGORIES}

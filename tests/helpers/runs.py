@@ -10,8 +10,12 @@ from sgpipe.config import PipelineConfig, build_config
 def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> PipelineConfig:
     """Captions from the file, no models beyond spaCy and the shipped MiniLM; 2 workers."""
     raw = {
-        "source": {"name": "t", "instances": str(paths["instances"]), "images": str(paths["images"]),
-                   "captions": str(paths["captions"])},
+        "source": {
+            "name": "t",
+            "instances": str(paths["instances"]),
+            "images": str(paths["images"]),
+            "captions": str(paths["captions"]),
+        },
         "output": {"dir": str(out), "samples_per_shard": 2},
         "run": {"workers": 2, "decode_threads": 2},
         "tag": {"embedding_model": "none"},

@@ -80,18 +80,21 @@ def tiny_blip(tmp_path_factory):
 def test_lengths_count_the_prompt_as_blip_does(tiny_blip):
     image = Image.new("RGB", (40, 40), (10, 200, 30))
     # min_length == max_length: every sequence is exactly max_length, [DEC] + "a picture of" included
-    fixed = Captioner(tiny_blip, Decoding(num_return_sequences=3, max_length=12, min_length=12), "cpu",
-                      image_size=32).load()
+    fixed = Captioner(
+        tiny_blip, Decoding(num_return_sequences=3, max_length=12, min_length=12), "cpu", image_size=32
+    ).load()
     ids = fixed.generate_ids([image, image], [5, 6])
     tokenizer = fixed.processor.tokenizer
     prompt = [tokenizer.convert_tokens_to_ids("[DEC]")] + tokenizer("a picture of", add_special_tokens=False)[
-        "input_ids"]
+        "input_ids"
+    ]
     assert ids.shape == (6, 12)
     assert ids[:, :4].tolist() == [prompt] * 6
     assert not ids.eq(tokenizer.sep_token_id).any()
     # min_length 5 = the 4 prompt tokens + at least one word: [SEP] never comes first
-    free = Captioner(tiny_blip, Decoding(num_return_sequences=50, max_length=8, min_length=5), "cpu",
-                     image_size=32).load()
+    free = Captioner(
+        tiny_blip, Decoding(num_return_sequences=50, max_length=8, min_length=5), "cpu", image_size=32
+    ).load()
     ids = free.generate_ids([image], [1])
     assert ids.shape[1] <= 8
     assert not ids[:, 4].eq(tokenizer.sep_token_id).any()

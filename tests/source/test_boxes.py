@@ -7,7 +7,9 @@ CATS = {1: "person"}
 
 def _box(bbox, **kw):
     dropped = {}
-    box = sanitize_box({"id": 5, "category_id": kw.get("category_id", 1), "bbox": bbox}, CATS, 100, 80, dropped)
+    box = sanitize_box(
+        {"id": 5, "category_id": kw.get("category_id", 1), "bbox": bbox}, CATS, 100, 80, dropped
+    )
     return box, dropped
 
 

@@ -22,7 +22,9 @@ EXPECTED = {
 
 
 def _sample(name, size):
-    return Sample(key="t-000000000001", dataset="t", image_id=1, file_name=name, width=size[0], height=size[1])
+    return Sample(
+        key="t-000000000001", dataset="t", image_id=1, file_name=name, width=size[0], height=size[1]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -53,7 +55,10 @@ def test_objects365_patch_paths_resolve(tmp_path):
     (tmp_path / "patch7").mkdir()
     (tmp_path / "patch7" / "obj365_1.jpg").write_bytes(jpeg_bytes())
     (tmp_path / "flat.jpg").write_bytes(jpeg_bytes())
-    assert resolve_image_path(tmp_path, "images/v2/patch7/obj365_1.jpg") == (tmp_path / "patch7" / "obj365_1.jpg", "last_two")
+    assert resolve_image_path(tmp_path, "images/v2/patch7/obj365_1.jpg") == (
+        tmp_path / "patch7" / "obj365_1.jpg",
+        "last_two",
+    )
     assert resolve_image_path(tmp_path, "train/deep/flat.jpg") == (tmp_path / "flat.jpg", "basename")
     assert resolve_image_path(tmp_path, "patch7/obj365_1.jpg")[1] == "direct"
 

@@ -9,8 +9,13 @@ from tests.helpers.coco_fixture import make_coco
 
 
 def _source(paths, **kw):
-    return SourceConfig(name="t", instances=str(paths["instances"]), images=str(paths["images"]),
-                        captions=str(paths.get("captions", "")), **kw)
+    return SourceConfig(
+        name="t",
+        instances=str(paths["instances"]),
+        images=str(paths["images"]),
+        captions=str(paths.get("captions", "")),
+        **kw,
+    )
 
 
 def _all_entries(plan_dir, plan):
@@ -35,14 +40,20 @@ def test_stream_index_gives_the_same_plan_as_pycocotools(tmp_path):
     data["images"].append(dict(data["images"][2]))
     data["annotations"].append({"id": 99999, "image_id": 10, "category_id": 1, "bbox": [1, 1, 0, 5]})
     data["annotations"].append({"image_id": 10, "category_id": 1, "bbox": [1, 1, 3, 5]})
-    reordered = {"annotations": data["annotations"], "categories": data["categories"], "images": data["images"]}
+    reordered = {
+        "annotations": data["annotations"],
+        "categories": data["categories"],
+        "images": data["images"],
+    }
     paths["instances"].write_text(json.dumps(reordered))
     small = build_plan(_source(paths, index="pycocotools"), 3, tmp_path / "p1")
     streamed = build_plan(_source(paths, index="stream"), 3, tmp_path / "p2")
     assert small.shard_sizes == streamed.shard_sizes == [3, 3, 2]
     assert small.counters == streamed.counters == {"annotations_malformed": 1, "images_unusable": 0}
     for i in range(small.n_shards):
-        assert (tmp_path / "p1" / f"{i:05d}.jsonl").read_bytes() == (tmp_path / "p2" / f"{i:05d}.jsonl").read_bytes()
+        assert (tmp_path / "p1" / f"{i:05d}.jsonl").read_bytes() == (
+            tmp_path / "p2" / f"{i:05d}.jsonl"
+        ).read_bytes()
     entries = _all_entries(tmp_path / "p1", small)
     assert [e.duplicate for e in entries].count(True) == 1
     assert entries[0].dropped_boxes == {"box_zero_area": 1}

@@ -5,7 +5,9 @@ from sgpipe.stages.base import Stage, reraise
 
 
 def _samples(n):
-    return [Sample(key=f"t-{i:012d}", dataset="t", image_id=i, file_name="", width=1, height=1) for i in range(n)]
+    return [
+        Sample(key=f"t-{i:012d}", dataset="t", image_id=i, file_name="", width=1, height=1) for i in range(n)
+    ]
 
 
 class FlakyStage(Stage):

@@ -23,15 +23,25 @@ def make_samples(n, start=0):
     samples = []
     for i in range(start, start + n):
         image = Image.new("RGB", (48 + 8 * i, 40), (37 * i % 256, 90, 200 - 11 * i % 200))
-        samples.append(Sample(key=f"coco-{i:012d}", dataset="coco", image_id=i, file_name=f"{i}.jpg",
-                              width=image.width, height=image.height, image=image))
+        samples.append(
+            Sample(
+                key=f"coco-{i:012d}",
+                dataset="coco",
+                image_id=i,
+                file_name=f"{i}.jpg",
+                width=image.width,
+                height=image.height,
+                image=image,
+            )
+        )
     return samples
 
 
 def make_stage(model, seed=0, **overrides):
     # short captions keep the tests fast; the RLIPv2 lengths are checked in the first test
-    config = CaptionConfig(enabled=True, model=model, image_size=32, batch_size=4, captions_per_image=5,
-                           max_length=12)
+    config = CaptionConfig(
+        enabled=True, model=model, image_size=32, batch_size=4, captions_per_image=5, max_length=12
+    )
     for key, value in overrides.items():
         setattr(config, key, value)
     stage = CaptionStage(config, device="cpu", seed=seed)

@@ -15,12 +15,20 @@ PROVENANCE = {"sgpipe": "0", "config_hash": "0" * 16, "models": {}}
 
 
 def _samples():
-    good = Sample(key="t-000000000001", dataset="t", image_id=1, file_name="a.jpg", width=10, height=10,
-                  objects=[Box(7, "dog", 18, [1, 1, 4, 4]), Box(8, "person", 1, [5, 5, 4, 4])],
-                  captions=[Caption(0, "a dog next to a person", "annotation")],
-                  triplets=[Triplet("dog", "next to", "person", "dog", "next to", "person", 0, 1, [0])],
-                  relations=[Relation(0, 7, 8, "next to", 0, 0.5, 0.9, True)],
-                  image_bytes=b"\xff\xd8fakejpeg", image_ext="jpg")
+    good = Sample(
+        key="t-000000000001",
+        dataset="t",
+        image_id=1,
+        file_name="a.jpg",
+        width=10,
+        height=10,
+        objects=[Box(7, "dog", 18, [1, 1, 4, 4]), Box(8, "person", 1, [5, 5, 4, 4])],
+        captions=[Caption(0, "a dog next to a person", "annotation")],
+        triplets=[Triplet("dog", "next to", "person", "dog", "next to", "person", 0, 1, [0])],
+        relations=[Relation(0, 7, 8, "next to", 0, 0.5, 0.9, True)],
+        image_bytes=b"\xff\xd8fakejpeg",
+        image_ext="jpg",
+    )
     bad = Sample(key="t-000000000002", dataset="t", image_id=2, file_name="b.jpg", width=10, height=10)
     bad.fail("failed_missing", "no file")
     return [good, bad]
@@ -34,7 +42,9 @@ def test_shard_holds_ok_samples_and_a_row_per_entry(tmp_path):
         assert all(m.mtime == 0 for m in tar.getmembers())
     rows = pq.read_table(paths["parquet"]).to_pylist()
     assert [(r["key"], r["status"], r["n_kept"]) for r in rows] == [
-        ("t-000000000001", "ok", 1), ("t-000000000002", "failed_missing", 0)]
+        ("t-000000000001", "ok", 1),
+        ("t-000000000002", "failed_missing", 0),
+    ]
     assert stats["status"] == {"failed_missing": 1, "ok": 1} and stats["nsamples"] == 1
     validate(json.loads(paths["stats"].read_text()), "shard_stats")
     record = next(iter_shard_samples(str(paths["tar"]))).record
@@ -48,7 +58,10 @@ def test_same_samples_same_bytes_whatever_the_timings(tmp_path):
     write_shard(tmp_path / "a", 0, _samples(), PROVENANCE, timings={"wall_seconds": 1.0})
     write_shard(tmp_path / "b", 0, _samples(), PROVENANCE, timings={"wall_seconds": 9.0})
     for kind in ("tar", "parquet"):
-        assert shard_paths(tmp_path / "a", 0)[kind].read_bytes() == shard_paths(tmp_path / "b", 0)[kind].read_bytes()
+        assert (
+            shard_paths(tmp_path / "a", 0)[kind].read_bytes()
+            == shard_paths(tmp_path / "b", 0)[kind].read_bytes()
+        )
 
 
 def test_label_only_shards_omit_images(tmp_path):

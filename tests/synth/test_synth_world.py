@@ -34,7 +34,9 @@ def _objects(world: Path) -> dict[int, dict[int, dict]]:
     for a in inst["annotations"]:
         x, y, w, h = a["bbox"]
         out.setdefault(a["image_id"], {})[a["id"]] = {
-            "box": (x, y, x + w, y + h), "category": names[a["category_id"]], "color": a["color"],
+            "box": (x, y, x + w, y + h),
+            "category": names[a["category_id"]],
+            "color": a["color"],
         }
     return out
 
@@ -132,8 +134,10 @@ def _erode(mask: np.ndarray, r: int) -> np.ndarray:
 
 def test_relations_are_exactly_those_the_geometry_defines(world):
     objects = _objects(world)
-    listed = {e["image_id"]: {(r["subject_id"], r["object_id"], r["predicate"]) for r in e["relations"]}
-              for e in _load(world, "relations.json")}
+    listed = {
+        e["image_id"]: {(r["subject_id"], r["object_id"], r["predicate"]) for r in e["relations"]}
+        for e in _load(world, "relations.json")
+    }
     predicates = Counter()
     n_depth = 0
     for image_id, objs in objects.items():
@@ -162,8 +166,17 @@ def test_relations_are_exactly_those_the_geometry_defines(world):
                     front, back = np.array(COLORS[a["color"]]), np.array(COLORS[b["color"]])
                     assert np.abs(colour - front).sum() + 40 < np.abs(colour - back).sum()
     assert n_depth >= 5
-    assert set(predicates) == {"above", "below", "left of", "right of", "next to", "on", "inside",
-                               "in front of", "behind"}
+    assert set(predicates) == {
+        "above",
+        "below",
+        "left of",
+        "right of",
+        "next to",
+        "on",
+        "inside",
+        "in front of",
+        "behind",
+    }
 
 
 def test_depth_order_is_independent_of_geometry():
@@ -182,8 +195,10 @@ def test_depth_order_is_independent_of_geometry():
 
 def test_captions_name_their_statements_and_hallucinations_are_false(world):
     objects = _objects(world)
-    truth = {e["image_id"]: {(r["subject_id"], r["object_id"], r["predicate"]) for r in e["relations"]}
-             for e in _load(world, "relations.json")}
+    truth = {
+        e["image_id"]: {(r["subject_id"], r["object_id"], r["predicate"]) for r in e["relations"]}
+        for e in _load(world, "relations.json")
+    }
     captions = {c["id"]: c for c in _load(world, "captions.json")["annotations"]}
     statements = _load(world, "statements.json")
     hallucinations = _load(world, "hallucinations.json")
@@ -218,7 +233,10 @@ def test_synth_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert "3 images" in result.output
     assert sorted(p.name for p in (tmp_path / "w" / "images").iterdir()) == [
-        "000000000007.jpg", "000000000008.jpg", "000000000009.jpg"]
+        "000000000007.jpg",
+        "000000000008.jpg",
+        "000000000009.jpg",
+    ]
     bad = runner.invoke(app, ["synth", str(tmp_path / "x"), "--hallucination-rate", "1.5"])
     assert bad.exit_code == 2
     assert "hallucination_rate" in bad.output

@@ -143,11 +143,14 @@ def test_word_soup_never_breaks_the_rules(parser: CaptionParser) -> None:
     assert found > 50
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("a purple ring is left of a yellow square", [("ring", "left of", "square")]),
-    ("There is a red cross left of an orange circle.", [("cross", "left of", "circle")]),
-    ("a black star that is right of a red square", [("star", "right of", "square")]),
-    ("food left on a plate", [("food", "leave on", "plate")]),  # the verb, not the side
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a purple ring is left of a yellow square", [("ring", "left of", "square")]),
+        ("There is a red cross left of an orange circle.", [("cross", "left of", "circle")]),
+        ("a black star that is right of a red square", [("star", "right of", "square")]),
+        ("food left on a plate", [("food", "leave on", "plate")]),  # the verb, not the side
+    ],
+)
 def test_left_and_right_of_are_prepositions(parser: CaptionParser, text: str, expected: list) -> None:
     assert keys(parser, text) == set(expected)

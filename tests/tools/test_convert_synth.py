@@ -21,11 +21,15 @@ def test_convert_synth_writes_true_and_hallucinated_relations(tmp_path):
     records = list(iter_shard_samples(str(tmp_path / "shards")))
     assert [s.key for s in records] == [f"synth-{i:012d}" for i in range(1, 6)]
     assert all(s.image_bytes and s.image_ext == "jpg" for s in records)
-    stored = {(r["subject_id"], r["object_id"], r["predicate"]): r for s in records for r in s.record["relations"]}
+    stored = {
+        (r["subject_id"], r["object_id"], r["predicate"]): r for s in records for r in s.record["relations"]
+    }
     assert {k for k, r in stored.items() if r["kept"] and r["confidence"] == 1.0} == truth
     assert {k for k, r in stored.items() if not r["kept"] and r["confidence"] == 0.0} == false - truth
     assert all(s.record["captions"] for s in records)
-    assert (tmp_path / "shards" / "shardindex.json").is_file() and (tmp_path / "shards" / "stats.json").is_file()
+    assert (tmp_path / "shards" / "shardindex.json").is_file() and (
+        tmp_path / "shards" / "stats.json"
+    ).is_file()
 
 
 def test_paraphrases_repeat_each_relation_in_the_parsers_phrasings(tmp_path):
@@ -41,4 +45,7 @@ def test_paraphrases_repeat_each_relation_in_the_parsers_phrasings(tmp_path):
         assert r["kept"] == ((r["subject_id"], r["object_id"], canonical_predicate(r["predicate"])) in truth)
     expected = {(s, o, phrase) for s, o, p in truth for phrase in predicate_phrasings()[p]}
     assert {k for k in _triples(rows) if k in expected} == expected
-    assert predicate_phrasings()["in front of"][0] == "in front of" and "cover" in predicate_phrasings()["in front of"]
+    assert (
+        predicate_phrasings()["in front of"][0] == "in front of"
+        and "cover" in predicate_phrasings()["in front of"]
+    )
