@@ -6,6 +6,7 @@ Heavy modules are imported inside each command so `sgpipe --help` stays instant.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -18,7 +19,11 @@ app = typer.Typer(
     help=(
         "Turn object-detection datasets (COCO, Objects365) into grounded scene-graph corpora: "
         "caption -> parse -> tag -> verify -> WebDataset shards.\n\n"
-        "Start with `sgpipe demo --out demo-out` (offline, CPU), then `sgpipe run pipelines/coco.yaml`."
+        "Start with `sgpipe demo --out demo-out` (offline, CPU), then `sgpipe run pipelines/coco.yaml`.\n\n"
+        "Typical work: `sgpipe run RECIPE --dry-run` (validate, count, estimate) -> `sgpipe run RECIPE` "
+        "(rerun the same command to resume) -> `sgpipe stats OUT` / `sgpipe report OUT --output r.html` -> "
+        "`sgpipe export OUT --format rlipv2 --output labels.json`. Training the verifier: `sgpipe convert` "
+        "-> `sgpipe train pipelines/train_small.yaml` -> `sgpipe reverify`."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -46,6 +51,8 @@ def _setup_logging(verbose: bool) -> None:
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     _setup_logging(verbose)
+    # batch jobs log lines, not per-file download/loading bars (they flood cluster logs)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 @app.command()

@@ -63,6 +63,7 @@ class _ShardWorker:
         from sgpipe.pipeline import ShardProcessor
 
         logging.basicConfig(level=logging.WARNING)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # a cluster's workers do not inherit ours
         # one worker per CPU share: intra-op threads beyond it only fight the other workers
         torch.set_num_threads(max(1, int(config.run.cpus_per_worker)))
         self.processor = ShardProcessor(config, job)
