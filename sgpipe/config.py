@@ -271,8 +271,10 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     if ver.enabled and check_paths and not _is_checkpoint(ver.checkpoint):
         problems.append(
             f"verify.checkpoint: {ver.checkpoint!r} is not a verifier checkpoint folder (config.json + "
-            "model.safetensors). Train one with `sgpipe convert synth SYNTH_DIR --out TRAIN_SHARDS` and "
-            "`sgpipe train pipelines/train_small.yaml --set data.train=TRAIN_SHARDS/{00000..00003}.tar`, "
+            "model.safetensors). Train one: `sgpipe convert vg --images VG/images --scene-graphs "
+            "VG/scene_graphs.json --out vg-shards` then `sgpipe train pipelines/train_base.yaml --set "
+            "data.train=vg-shards` (offline: `sgpipe synth`, `sgpipe convert synth` and "
+            "pipelines/train_small.yaml), and pass its OUT/final folder; "
             "or run with --set verify.enabled=false to write unverified candidates"
         )
     if not out.dir:

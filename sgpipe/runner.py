@@ -22,6 +22,7 @@ from sgpipe.errors import ErrorRateExceeded, SgpipeError
 from sgpipe.estimate import estimate
 from sgpipe.outdir import OutputLock, check_resume
 from sgpipe.pipeline import ShardJob
+from sgpipe.preflight import check_models
 from sgpipe.runinfo import finish_run_json, start_run_json
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
 from sgpipe.stages.finalize import finalize_outputs
@@ -194,6 +195,7 @@ def run_pipeline(config: PipelineConfig, options: RunOptions = RunOptions()) -> 
     with OutputLock(out_dir):
         config_hash = config.content_hash()
         check_resume(out_dir, config_hash, options.force)
+        check_models(config)
         plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(out_dir))
         selected = select_shards(plan.n_shards, options.shard_range)
         todo = [i for i in selected if not is_shard_complete(out_dir, i)]
