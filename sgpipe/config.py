@@ -93,7 +93,7 @@ class RunConfig:
     workers: int = 0  # 0: one per CPU (capped by the number of shards)
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
-    max_error_rate: float = 0.5
+    max_error_rate: float = 0.25  # a wrong images folder fails ~100%; real datasets a fraction of 1%
     min_samples_for_error_rate: int = 100
     decode_threads: int = 4
     seed: int = 0
