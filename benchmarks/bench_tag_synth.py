@@ -31,20 +31,10 @@ from sgpipe.records import Box, Caption, Sample, sample_key
 from sgpipe.stages.base import reraise
 from sgpipe.stages.parse import ParseStage
 from sgpipe.stages.tag import TagStage
-from sgpipe.synth.evaluate import canonical_predicate
-from sgpipe.synth.geometry import INVERSE
+from sgpipe.synth.evaluate import canonical_predicate, same_claims
 from sgpipe.synth.world import generate_world
 
 Triple = tuple[int, int, str]
-
-
-def converse_forms(t: Triple) -> set[Triple]:
-    s, o, p = t
-    if p in INVERSE:
-        return {t, (o, s, INVERSE[p])}
-    if p == "next to":
-        return {t, (o, s, p)}
-    return {t}
 
 
 def load_samples(world: Path) -> tuple[list[Sample], list[str]]:
@@ -99,7 +89,7 @@ def recall(truth: dict[int, set[Triple]], predicted: dict[int, set[Triple]]) -> 
     for image_id, triples in truth.items():
         for t in triples:
             total += 1
-            hits += bool(converse_forms(t) & predicted.get(image_id, set()))
+            hits += bool(same_claims(t) & predicted.get(image_id, set()))
     return hits, total
 
 
@@ -119,7 +109,7 @@ def parsed_statements(samples: list[Sample], matcher) -> dict[int, set[Triple]]:
             for a in s.objects:
                 for b in s.objects:
                     if a is not b and a.category in subjects and b.category in objects:
-                        out.setdefault(s.image_id, set()).update(converse_forms((a.id, b.id, p)))
+                        out.setdefault(s.image_id, set()).update(same_claims((a.id, b.id, p)))
     return out
 
 
@@ -173,7 +163,7 @@ def main() -> None:
     hit_stated, n_stated = recall(stated, predicted)
     hit_every, n_every = recall(every, predicted)
     parsed = parsed_statements(samples, tag.matcher)
-    groundable = {i: {t for t in ts if converse_forms(t) & parsed.get(i, set())} for i, ts in stated.items()}
+    groundable = {i: {t for t in ts if same_claims(t) & parsed.get(i, set())} for i, ts in stated.items()}
     hit_groundable, n_groundable = recall(groundable, predicted)
     result = {
         "images": len(samples),

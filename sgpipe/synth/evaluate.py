@@ -108,7 +108,7 @@ def _triple(row: dict[str, Any]) -> Triple:
     return (int(row["subject_id"]), int(row["object_id"]), str(row["predicate"]))
 
 
-def _same_claims(t: Triple) -> set[Triple]:
+def same_claims(t: Triple) -> set[Triple]:
     """A statement and its converse wording ("a behind b" = "b in front of a").
 
     A parser may give either: it turns "a star is covered by a circle" into (circle, cover, star).
@@ -176,9 +176,9 @@ def evaluate_relations(records: Iterable[dict[str, Any]], truth: Truth, kept_onl
         fp += len(predicted - true)
         n_truth += len(true)
         n_stated += len(stated)
-        tp_stated += sum(bool(predicted & _same_claims(t)) for t in stated)
+        tp_stated += sum(bool(predicted & same_claims(t)) for t in stated)
         n_false += len(false)
-        false_hit += sum(bool(predicted & _same_claims(t)) for t in false)
+        false_hit += sum(bool(predicted & same_claims(t)) for t in false)
         for _, _, p in hits:
             per_predicate[p]["tp"] += 1
         for _, _, p in predicted - true:
