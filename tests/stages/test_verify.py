@@ -120,5 +120,5 @@ def test_refuses_without_a_checkpoint(tmp_path):
         "source": {"instances": str(tmp_path / "i.json"), "images": str(tmp_path), "captions": "c.json"},
         "verify": {"enabled": True, "checkpoint": ""},
     }
-    with pytest.raises(ConfigError, match="Train one with `sgpipe convert synth"):
+    with pytest.raises(ConfigError, match="Train one: `sgpipe convert vg"):
         build_config(raw, check_paths=True)
