@@ -142,7 +142,7 @@ def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, kill_afte
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("*_stats.json"))) < kill_after_shards:
-        time.sleep(0.05)
+        time.sleep(0.002)
     os.killpg(process.pid, signal.SIGKILL)  # the driver and its Ray workers, at once
     process.wait()
     assert len(list(out.glob("*_stats.json"))) < 5, "killed before the end"
