@@ -14,7 +14,7 @@ from sgpipe.config import PipelineConfig
 # Measured (docs/BENCHMARKS.md): real-size models on one H200 in bf16; CPU rates per core on the
 # 2-core development machine.
 GPU_IMAGES_PER_S = {"caption": 181.0, "verify": 154.0}  # BLIP-large, 10 captions, batch 128; verifier base
-CPU_IMAGES_PER_S = {"decode": 600.0, "tag": 1000.0}
+CPU_IMAGES_PER_S = {"decode": 500.0, "tag": 1000.0}  # bench_decode.py (COCO JPEGs), bench_tag_synth.py
 PARSE_CAPTIONS_PER_S = 2500.0  # per core, spaCy small
 FILE_CAPTIONS_PER_IMAGE = 5  # COCO captions files hold about five per image
 
