@@ -1,5 +1,11 @@
 from sgpipe.config import build_config
-from sgpipe.estimate import GPU_IMAGES_PER_S, estimate
+from sgpipe.estimate import (
+    CPU_IMAGES_PER_S,
+    FILE_CAPTIONS_PER_IMAGE,
+    GPU_IMAGES_PER_S,
+    PARSE_CAPTIONS_PER_S,
+    estimate,
+)
 
 
 def _config(**sections):
@@ -23,5 +29,7 @@ def test_models_on_cpu_are_named_not_guessed():
 
 def test_cpu_only_run_is_bound_by_its_slowest_stage():
     result = estimate(_config(), workers=2, cpus=2, gpus=0)
-    assert result.bottleneck == "parse" and result.images_per_s > 0
+    rates = {**CPU_IMAGES_PER_S, "parse": PARSE_CAPTIONS_PER_S / FILE_CAPTIONS_PER_IMAGE}
+    assert result.images_per_s == 2 * min(rates.values())
+    assert rates[result.bottleneck] == min(rates.values())
     assert "h for 1000 images" in result.describe(1000)
