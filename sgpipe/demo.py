@@ -48,6 +48,7 @@ def _format(metrics: dict) -> str:
 
 
 def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_seconds: int = 300) -> str:
+    from sgpipe.reverify import reverify
     from sgpipe.synth.evaluate import evaluate_relations, load_truth
     from sgpipe.synth.world import generate_world
     from sgpipe.tools.convert_synth import convert_synth
@@ -79,21 +80,20 @@ def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_se
     _say(
         "[4/5] the pipeline on the validation world: captions from its file (offline demo: no captioner "
         "weights; the file includes hallucinated captions, as a captioner would produce) -> parse -> tag -> "
-        "verify -> shards"
+        "candidate shards; then `sgpipe reverify` scores every candidate with the trained verifier"
     )
     candidates, shards = out / "candidates", out / "shards"
-    overrides = [
-        f"source.instances={val_world / 'annotations' / 'instances.json'}",
-        f"source.images={val_world / 'images'}",
-        f"source.captions={val_world / 'annotations' / 'captions.json'}",
-    ]
-    unverified = load_config(_recipe("demo.yaml"), [*overrides, f"output.dir={candidates}"])
-    run_pipeline(unverified, RunOptions(progress=False))
-    verified = load_config(
+    unverified = load_config(
         _recipe("demo.yaml"),
-        [*overrides, f"output.dir={shards}", "verify.enabled=true", f"verify.checkpoint={final}"],
+        [
+            f"source.instances={val_world / 'annotations' / 'instances.json'}",
+            f"source.images={val_world / 'images'}",
+            f"source.captions={val_world / 'annotations' / 'captions.json'}",
+            f"output.dir={candidates}",
+        ],
     )
-    _say("      " + run_pipeline(verified, RunOptions(progress=False)))
+    _say("      " + run_pipeline(unverified, RunOptions(progress=False)))
+    _say("      " + reverify(candidates, final, shards, []))
 
     _say("[5/5] relations against the synthetic truth")
     truth = load_truth(val_world)

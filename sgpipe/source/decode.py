@@ -162,7 +162,3 @@ class DecodeStage(Stage):
     def process(self, samples: list[Sample]) -> None:
         assert self._pool is not None
         list(self._pool.map(lambda s: decode_sample(s, self.root, self.max_pixels, self.keep_bytes), samples))
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
