@@ -311,10 +311,25 @@ class Captioner:
         return self.generate_from_inputs(self.preprocess(images), seeds)
 
     def preprocess(self, images: list["Image.Image"]) -> dict[str, "torch.Tensor"]:
-        """Processor outputs (pixels and the tokenized prompt) on the model's device and dtype."""
-        inputs = self.processor(images=images, text=[self.decoding.prompt] * len(images), return_tensors="pt")
+        """Model inputs (pixels and the tokenized prompt) on the model's device and dtype.
+
+        For BLIP the pixels are resized and normalised on the device (`sgpipe.models.pixels`),
+        which costs the host ~1 ms per image instead of the processor's ~13; other models go
+        through their own processor."""
+        recipe = device_pixel_recipe(self.processor)
+        if recipe is None:
+            inputs = self.processor(
+                images=images, text=[self.decoding.prompt] * len(images), return_tensors="pt"
+            )
+        else:
+            inputs = self.processor(text=[self.decoding.prompt] * len(images), return_tensors="pt")
         inputs = {name: value.to(self.device) for name, value in inputs.items()}
-        if "pixel_values" in inputs:
+        if recipe is not None:
+            from sgpipe.models.pixels import resize_batch, to_tensor
+
+            resized = resize_batch([to_tensor(image) for image in images], recipe.size, recipe.mode, self.device)
+            inputs["pixel_values"] = recipe.apply(resized, self.dtype)
+        elif "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         return inputs
 
@@ -340,6 +355,52 @@ class Captioner:
             options["logits_processor"] = LogitsProcessorList([sampler])
         with torch.inference_mode():
             return self.model.generate(**inputs, **options)
+
+
+@dataclass(frozen=True)
+class DevicePixelRecipe:
+    """What a BLIP image processor does, redone on the device: squash-resize, rescale, normalise."""
+
+    size: tuple[int, int]
+    mode: str
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def apply(self, pixels: "torch.Tensor", dtype: "torch.dtype") -> "torch.Tensor":
+        from sgpipe.models.pixels import normalise
+
+        return normalise(pixels, self.scale, self.mean, self.std, dtype)
+
+
+_RESAMPLE_MODES = {2: "bilinear", 3: "bicubic"}  # PIL's BILINEAR, BICUBIC
+
+
+def device_pixel_recipe(processor: Any) -> DevicePixelRecipe | None:
+    """The recipe of a `BlipProcessor` whose image processor only resizes, rescales and
+    normalises; None for anything else (crops, padding, other processors keep their own path)."""
+    images = getattr(processor, "image_processor", None)
+    if type(processor).__name__ != "BlipProcessor" or images is None:
+        return None
+    size = getattr(images, "size", None)
+    height = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
+    width = size.get("width") if isinstance(size, dict) else getattr(size, "width", None)
+    mode = _RESAMPLE_MODES.get(int(getattr(images, "resample", -1) or -1))
+    if (
+        not getattr(images, "do_resize", False)
+        or not height
+        or not width
+        or mode is None
+        or getattr(images, "do_center_crop", None)
+        or getattr(images, "do_pad", None)
+    ):
+        return None
+    scale = float(images.rescale_factor) if getattr(images, "do_rescale", False) else 1.0
+    if getattr(images, "do_normalize", False):
+        mean, std = tuple(images.image_mean), tuple(images.image_std)
+    else:
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    return DevicePixelRecipe((int(height), int(width)), mode, scale, mean, std)
 
 
 def strip_prompt(text: str, prompt: str) -> str:

@@ -76,7 +76,8 @@ class VerifyStage(Stage):
         }
 
     def process(self, samples: list[Sample]) -> None:
-        from sgpipe.models.verifier import Example, image_to_pixels, normalise_boxes
+        from sgpipe.models.pixels import resize_batch, to_tensor
+        from sgpipe.models.verifier import Example, normalise_boxes
 
         todo, examples = [], []
         for sample in samples:
@@ -95,7 +96,7 @@ class VerifyStage(Stage):
             predicates = list(dict.fromkeys(r.predicate for r in sample.relations))
             examples.append(
                 Example(
-                    pixels=image_to_pixels(sample.image, self.model.config.image_size),
+                    pixels=to_tensor(sample.image),  # full size here; resized below on the device
                     boxes=normalise_boxes([b.bbox for b in sample.objects], sample.width, sample.height),
                     box_labels=[b.category for b in sample.objects],
                     pairs=pairs,
@@ -106,6 +107,11 @@ class VerifyStage(Stage):
             todo.append((sample, index))
         if not examples:
             return
+        # squashed to the model's square input on its device, as the trainer's image_to_pixels does on the host
+        size = self.model.config.image_size
+        pixels = resize_batch([e.pixels for e in examples], (size, size), "bilinear", self.model.logit_bias.device)
+        for example, resized in zip(examples, pixels):
+            example.pixels = resized
         for (sample, index), example, scores in zip(
             todo, examples, self.model.score(examples, self.config.dtype)
         ):

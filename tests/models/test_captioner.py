@@ -5,13 +5,14 @@ import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageFilter  # noqa: E402
 
 from sgpipe.errors import SgpipeError  # noqa: E402
 from sgpipe.models.captioner import (  # noqa: E402
     Captioner,
     Decoding,
     SeededNucleusSampler,
+    device_pixel_recipe,
     resolve_dtype,
     row_keys,
     strip_prompt,
@@ -116,3 +117,32 @@ def test_image_size_follows_a_fixed_size_model(tiny_blip, tmp_path):
 def test_broken_local_folder_is_not_called_missing(tmp_path):
     with pytest.raises(SgpipeError, match="cannot be loaded"):
         Captioner(str(tmp_path), Decoding(), device="cpu").load()
+
+
+def _photo(width: int, height: int, seed: int) -> Image.Image:
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (height, width, 3), generator=generator, dtype=torch.uint8)
+    return Image.fromarray(pixels.numpy()).filter(ImageFilter.GaussianBlur(2))
+
+
+def test_blip_pixels_prepared_on_the_device_match_the_processor(tiny_blip):
+    captioner = Captioner(tiny_blip, Decoding(num_return_sequences=1), "cpu", image_size=32).load()
+    assert device_pixel_recipe(captioner.processor) is not None
+    images = [_photo(64, 48, 0), _photo(37, 90, 1), _photo(20, 20, 2).convert("L")]
+    images.append(_photo(40, 30, 3).convert("RGBA"))
+    ours = captioner.preprocess(images)
+    theirs = captioner.processor(images=images, text=["a picture of "] * len(images), return_tensors="pt")
+    assert sorted(ours) == sorted(theirs)
+    assert torch.equal(ours["input_ids"], theirs["input_ids"])
+    # one grey level of rounding, divided by the smallest std: 1 / 255 / 0.261
+    difference = (ours["pixel_values"] - theirs["pixel_values"]).abs()
+    assert difference.max() <= 0.016 and difference.mean() < 0.002
+
+
+def test_processors_that_crop_or_pad_keep_their_own_path(tiny_blip):
+    captioner = Captioner(tiny_blip, Decoding(num_return_sequences=1), "cpu", image_size=32).load()
+    captioner.processor.image_processor.do_center_crop = True
+    captioner.processor.image_processor.crop_size = {"height": 32, "width": 32}
+    assert device_pixel_recipe(captioner.processor) is None
+    assert captioner.preprocess([Image.new("RGB", (50, 70))])["pixel_values"].shape[-2:] == (32, 32)
+    assert device_pixel_recipe(object()) is None
