@@ -1,0 +1,44 @@
+"""A worker's chunks: never smaller than a model stage's batch, so the GPU sees the batch asked for."""
+
+from sgpipe.pipeline import CHUNK_SIZE, ShardJob, ShardProcessor, chunk_size
+from sgpipe.source.plan import build_plan, plan_dir_of
+from sgpipe.stages.base import Stage
+from tests.helpers.coco_fixture import make_coco
+from tests.helpers.runs import tiny_run_config
+
+
+class BatchRecorder(Stage):
+    name = "recorder"
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+        self.batches: list[int] = []
+
+    def process(self, samples):
+        self.batches.append(len(samples))
+
+
+def test_chunk_size_follows_the_largest_model_batch(tmp_path):
+    paths = make_coco(tmp_path / "data", n_images=1)
+    config = tiny_run_config(paths, tmp_path / "out")
+    assert chunk_size(config) == CHUNK_SIZE
+    config = tiny_run_config(paths, tmp_path / "out", caption__enabled=True, caption__batch_size=128)
+    assert chunk_size(config) == 128
+    config.verify.enabled, config.verify.batch_size = True, 200  # (a checkpoint is not needed here)
+    assert chunk_size(config) == 200
+    # a disabled stage's batch size does not count
+    assert chunk_size(tiny_run_config(paths, tmp_path / "out", caption__batch_size=512)) == CHUNK_SIZE
+
+
+def test_a_model_stage_gets_full_batches_across_chunks(tmp_path):
+    n = CHUNK_SIZE + 6
+    paths = make_coco(tmp_path / "data", n_images=n, width=8, height=8)
+    config = tiny_run_config(
+        paths, tmp_path / "out", caption__enabled=True, caption__batch_size=n, output__samples_per_shard=n
+    )
+    plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(tmp_path / "out"))
+    recorder = BatchRecorder(batch_size=n)
+    processor = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories)), stages=[recorder])
+    processor.process_shard(0)
+    assert recorder.batches == [n]  # not [CHUNK_SIZE, 6]
