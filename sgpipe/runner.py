@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sgpipe.config import PipelineConfig
 from sgpipe.errors import ErrorRateExceeded, SgpipeError
@@ -25,11 +25,16 @@ from sgpipe.pipeline import ShardJob
 from sgpipe.preflight import check_models
 from sgpipe.runinfo import finish_run_json, start_run_json
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
+from sgpipe.stages.base import Stage
 from sgpipe.stages.finalize import finalize_outputs
 from sgpipe.stages.write import is_shard_complete, read_shard_stats, remove_partial_shard
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 10.0
+
+# (config, category names) -> the stages a worker runs; the default is `pipeline.build_stages`.
+# Called on the worker, so it must be picklable (a module-level function).
+StageFactory = Callable[[PipelineConfig, list[str]], list[Stage]]
 
 
 @dataclass
@@ -58,7 +63,7 @@ def select_shards(n_shards: int, shard_range: str | None) -> list[int]:
 class _ShardWorker:
     """Ray actor body: one processor per worker process, reused for every shard it gets."""
 
-    def __init__(self, config: PipelineConfig, job: ShardJob):
+    def __init__(self, config: PipelineConfig, job: ShardJob, stage_factory: StageFactory | None = None):
         import torch
 
         from sgpipe.pipeline import ShardProcessor
@@ -67,7 +72,8 @@ class _ShardWorker:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # a cluster's workers do not inherit ours
         # one worker per CPU share: intra-op threads beyond it only fight the other workers
         torch.set_num_threads(max(1, int(config.run.cpus_per_worker)))
-        self.processor = ShardProcessor(config, job)
+        stages = stage_factory(config, list(job.categories)) if stage_factory else None
+        self.processor = ShardProcessor(config, job, stages)
 
     def process(self, index: int) -> dict[str, Any]:
         return self.processor.process_shard(index)
@@ -188,8 +194,12 @@ def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]
     }
 
 
-def run_pipeline(config: PipelineConfig, options: RunOptions = RunOptions()) -> str:
-    """Plan, process every incomplete shard on Ray, finalise. Safe to rerun: complete shards are kept."""
+def run_pipeline(
+    config: PipelineConfig, options: RunOptions = RunOptions(), stage_factory: StageFactory | None = None
+) -> str:
+    """Plan, process every incomplete shard on Ray, finalise. Safe to rerun: complete shards are kept.
+
+    `stage_factory` replaces the recipe's stages (benchmarks that simulate a device use it)."""
     out_dir = Path(config.output.dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with OutputLock(out_dir):
@@ -205,7 +215,7 @@ def run_pipeline(config: PipelineConfig, options: RunOptions = RunOptions()) -> 
         for index in todo:
             remove_partial_shard(out_dir, index)
         try:
-            failed_shards = _process(config, plan, todo, options) if todo else {}
+            failed_shards = _process(config, plan, todo, options, stage_factory) if todo else {}
         finally:  # an interrupted run still leaves its complete shards indexed
             stats = finalize_outputs(out_dir, plan.dataset)
             finish_run_json(out_dir, stats)
@@ -221,7 +231,11 @@ def run_pipeline(config: PipelineConfig, options: RunOptions = RunOptions()) -> 
 
 
 def _process(
-    config: PipelineConfig, plan: SourcePlan, todo: list[int], options: RunOptions
+    config: PipelineConfig,
+    plan: SourcePlan,
+    todo: list[int],
+    options: RunOptions,
+    stage_factory: StageFactory | None,
 ) -> dict[int, str]:
     import ray
 
@@ -238,7 +252,7 @@ def _process(
             max_task_retries=3,
         )
         job = ShardJob(plan.dataset, tuple(plan.categories))
-        workers = [actor_class.remote(config, job) for _ in range(n_workers)]
+        workers = [actor_class.remote(config, job, stage_factory) for _ in range(n_workers)]
         return _schedule(config, workers, todo, options, plan.n_images)
     finally:
         if started_ray:

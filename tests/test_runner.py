@@ -16,7 +16,7 @@ from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedEr
 from sgpipe.outdir import OutputLock
 from sgpipe.runner import RunOptions, run_pipeline
 from tests.helpers.coco_fixture import make_coco
-from tests.helpers.runs import tiny_run_config
+from tests.helpers.runs import MARKER_CAPTION, stages_with_a_marker, tiny_run_config
 from tests.helpers.schemas import validate
 
 QUIET = RunOptions(progress=False)
@@ -113,7 +113,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
     from sgpipe.runner import RunOptions, run_pipeline
-    from tests.helpers.runs import tiny_run_config
+    from tests.helpers.runs import MARKER_CAPTION, stages_with_a_marker, tiny_run_config
     paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
     run_pipeline(tiny_run_config(paths, Path(sys.argv[4]), run__workers=1, output__samples_per_shard=1),
                  RunOptions(progress=False))
@@ -313,3 +313,15 @@ def test_resume_from_every_state_a_kill_can_leave(dataset, tmp_path):
         (reference / "shardindex.json").read_text()
     )
     assert json.loads((out / "run.json").read_text())["ended"] is not None
+
+
+
+def test_a_stage_factory_replaces_the_recipes_stages(dataset, tmp_path):
+    run_pipeline(tiny_run_config(dataset, tmp_path / "out"), QUIET, stage_factory=stages_with_a_marker)
+    urls = sorted(str(p) for p in (tmp_path / "out").glob("*.tar"))
+    samples = wds.WebDataset(urls, shardshuffle=False)
+    records = [json.loads(s["json"]) for s in samples]
+    assert len(records) == 3
+    for record in records:
+        assert record["captions"][-1]["text"] == MARKER_CAPTION
+        assert any(t["predicate"] == "on" and t["object"] == "mat" for t in record["triplets"])

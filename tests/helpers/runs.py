@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sgpipe.config import PipelineConfig, build_config
+from sgpipe.pipeline import build_stages
+from sgpipe.records import Caption, Sample
+from sgpipe.stages.base import Stage
 
 
 def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> PipelineConfig:
@@ -23,3 +26,22 @@ def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> P
     }
     settings = [f"{key}={value}" for key, value in overrides.items()]
     return build_config(raw, [s.replace("__", ".", 1) for s in settings])
+
+
+MARKER_CAPTION = "a cat on a mat from the factory"
+
+
+class MarkerStage(Stage):
+    """Stands in for a model stage: one recognisable caption per image."""
+
+    name = "marker"
+
+    def process(self, samples: list[Sample]) -> None:
+        for sample in samples:
+            sample.captions.append(Caption(99, MARKER_CAPTION, "model"))
+
+
+def stages_with_a_marker(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    """The recipe's stages with `MarkerStage` after decode (a `run_pipeline` stage factory)."""
+    stages = build_stages(config, categories)
+    return stages[:1] + [MarkerStage()] + stages[1:]
