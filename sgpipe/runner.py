@@ -182,10 +182,46 @@ def describe_plan(
     )
 
 
+def placeable_workers(config: PipelineConfig, resources: dict[str, float]) -> int:
+    """`run.workers`, or as many as the CPUs and GPUs hold. An actor that cannot be placed would
+    wait forever with a shard, so asking for GPUs the cluster lacks is an error, and more workers
+    than the resources hold only a warning (an autoscaling cluster may still grow)."""
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    fits = int(cpus // max(config.run.cpus_per_worker, 0.01))
+    if config.run.gpus_per_worker > 0:
+        if gpus <= 0:
+            raise SgpipeError(
+                f"run.gpus_per_worker is {config.run.gpus_per_worker:g} but Ray sees no GPU "
+                "(set run.gpus_per_worker=0 to run the models on CPUs)"
+            )
+        fits = min(fits, int(gpus / config.run.gpus_per_worker + 1e-9))
+    if config.run.workers and config.run.workers > fits:
+        log.warning(
+            "run.workers=%d but the cluster now holds %d (CPU %g, GPU %g): the rest wait for resources",
+            config.run.workers,
+            fits,
+            cpus,
+            gpus,
+        )
+    return config.run.workers or max(1, fits)
+
+
+def local_gpu_count() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count()
+
+
 def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]:
-    """Workers, CPUs and GPUs the run would use, from the config alone (a dry run starts no Ray)."""
+    """Workers, CPUs and GPUs the run would use on this machine (a dry run starts no Ray)."""
     cpus = float(os.cpu_count() or 1)
-    workers = config.run.workers or max(1, int(cpus // max(config.run.cpus_per_worker, 0.01)))
+    gpus = float(local_gpu_count()) if config.run.gpus_per_worker > 0 else 0.0
+    try:
+        workers = placeable_workers(config, {"CPU": cpus, "GPU": gpus})
+    except SgpipeError:  # a dry run on a machine without the GPUs of the cluster it is for
+        workers = config.run.workers or 1
     workers = max(1, min(workers, max(n_shards, 1)))
     return {
         "workers": workers,
@@ -241,10 +277,8 @@ def _process(
 
     started_ray = _init_ray(config.run.address)
     try:
-        cpus = ray.available_resources().get("CPU", 1.0)
-        per_worker = max(config.run.cpus_per_worker, 0.01)
-        n_workers = config.run.workers or max(1, int(cpus // per_worker))
-        n_workers = max(1, min(n_workers, len(todo)))
+        resources = ray.cluster_resources()
+        n_workers = max(1, min(placeable_workers(config, resources), len(todo)))
         actor_class = ray.remote(_ShardWorker).options(
             num_cpus=config.run.cpus_per_worker,
             num_gpus=config.run.gpus_per_worker,

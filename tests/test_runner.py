@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedError
+from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedError, SgpipeError
 from sgpipe.outdir import OutputLock
-from sgpipe.runner import RunOptions, run_pipeline
+from sgpipe.runner import RunOptions, placeable_workers, run_pipeline
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import MARKER_CAPTION, stages_with_a_marker, tiny_run_config
 from tests.helpers.schemas import validate
@@ -112,7 +112,7 @@ def test_wrong_images_folder_trips_the_error_rate(dataset, tmp_path):
 KILL_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from sgpipe.runner import RunOptions, run_pipeline
+    from sgpipe.runner import RunOptions, placeable_workers, run_pipeline
     from tests.helpers.runs import MARKER_CAPTION, stages_with_a_marker, tiny_run_config
     paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
     run_pipeline(tiny_run_config(paths, Path(sys.argv[4]), run__workers=1, output__samples_per_shard=1),
@@ -325,3 +325,24 @@ def test_a_stage_factory_replaces_the_recipes_stages(dataset, tmp_path):
     for record in records:
         assert record["captions"][-1]["text"] == MARKER_CAPTION
         assert any(t["predicate"] == "on" and t["object"] == "mat" for t in record["triplets"])
+
+
+def test_workers_fit_the_gpus_as_well_as_the_cpus(dataset, tmp_path, caplog):
+    def config(**run):
+        return tiny_run_config(dataset, tmp_path / "o", **{f"run__{k}": v for k, v in run.items()})
+
+    node = {"CPU": 16.0, "GPU": 1.0}
+    assert placeable_workers(config(workers=0, cpus_per_worker=4), node) == 4
+    assert placeable_workers(config(workers=0, cpus_per_worker=4, gpus_per_worker=1), node) == 1
+    assert placeable_workers(config(workers=0, cpus_per_worker=4, gpus_per_worker=0.5), node) == 2
+    assert placeable_workers(config(workers=0, cpus_per_worker=2, gpus_per_worker=1 / 3), node) == 3
+    # asked for explicitly: kept (a cluster may grow), with a warning
+    assert placeable_workers(config(workers=3, cpus_per_worker=4, gpus_per_worker=1), node) == 3
+    assert "the rest wait for resources" in caplog.text
+
+
+def test_gpu_workers_without_gpus_fail_at_once_instead_of_waiting(dataset, tmp_path):
+    # the module's Ray has 2 CPUs and no GPU: a GPU actor could never be placed
+    config = tiny_run_config(dataset, tmp_path / "out", run__gpus_per_worker=1)
+    with pytest.raises(SgpipeError, match="Ray sees no GPU"):
+        run_pipeline(config, QUIET)
