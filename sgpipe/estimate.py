@@ -1,8 +1,11 @@
 """A time estimate for `sgpipe run --dry-run`, from the rates measured in docs/BENCHMARKS.md.
 
-Each stage's rate (images/s) is multiplied by the units that run it (GPUs or CPU cores); the slowest
-stage bounds the run, and the GPU stages share their GPU. Stages with no measured rate on the chosen
-device are named instead of guessed.
+A worker runs its stages one after another on each chunk: per image it spends `device` seconds in
+its model stages and `host` seconds in the rest (decoding, model inputs, parsing, tagging, writing),
+and its GPU waits during the host part. With k workers sharing a GPU (`run.gpus_per_worker` 1/k),
+one worker's host part overlaps another's model stages, so a GPU runs at
+min(1 / device, k / (device + host)) images/s; the node's cores also bound the host work. Stages
+with no measured rate on the chosen device are named instead of guessed.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from dataclasses import dataclass
 
 from sgpipe.config import PipelineConfig
 
-# Measured (docs/BENCHMARKS.md): real-size models on one H200 in bf16; CPU rates per core on the
-# 2-core development machine.
+# Real-size models on one H200 in bf16 (gpu_caption.py, gpu_verifier.py): images/s with the GPU alone.
 GPU_IMAGES_PER_S = {"caption": 181.0, "verify": 154.0}  # BLIP-large, 10 captions, batch 128; verifier base
-CPU_IMAGES_PER_S = {"decode": 500.0, "tag": 1000.0}  # bench_decode.py (COCO JPEGs), bench_tag_synth.py
-PARSE_CAPTIONS_PER_S = 2500.0  # per core, spaCy small
+# Host milliseconds per image on one core of the development machine: decoding COCO JPEGs
+# (bench_decode.py); the model stages' host part, pixels being resized on the GPU, and tagging
+# (bench_gpu_worker.py); writing ~160 KB JPEGs + records at ~100 MB/s (bench_io.py).
+HOST_MS_PER_IMAGE = {"decode": 2.0, "caption": 1.5, "tag": 0.8, "verify": 1.7, "write": 1.5}
+PARSE_MS_PER_CAPTION = 0.6  # spaCy small on COCO captions (10.3 words): bench_parse.py --coco-captions
 FILE_CAPTIONS_PER_IMAGE = 5  # COCO captions files hold about five per image
 
 
@@ -29,30 +34,41 @@ class Estimate:
         if self.images_per_s is None:
             return f"time estimate: none ({', '.join(self.missing)} not benchmarked on this device)"
         hours = n_images / self.images_per_s / 3600
-        text = (
+        return (
             f"time estimate: {self.images_per_s:.0f} images/s, {hours:.2f} h for {n_images} images "
             f"(bound by {self.bottleneck}; from docs/BENCHMARKS.md rates)"
         )
-        return text + (f"; not included: {', '.join(self.missing)}" if self.missing else "")
+
+
+def host_seconds_per_image(config: PipelineConfig) -> float:
+    """One worker's host time per image, model stages' input preparation included."""
+    captions = (config.caption.captions_per_image if config.caption.enabled else 0) + (
+        FILE_CAPTIONS_PER_IMAGE if config.source.captions else 0
+    )
+    stages = ["decode", "tag", "write"] + [s for s in ("caption", "verify") if _enabled(config, s)]
+    return (sum(HOST_MS_PER_IMAGE[s] for s in stages) + PARSE_MS_PER_CAPTION * captions) / 1000.0
+
+
+def _enabled(config: PipelineConfig, stage: str) -> bool:
+    return bool(getattr(config, stage).enabled)
 
 
 def estimate(config: PipelineConfig, workers: int, cpus: float, gpus: float) -> Estimate:
     """Images/s of a run with `workers` actors over `cpus` cores and `gpus` GPUs in all."""
-    captions = (config.caption.captions_per_image if config.caption.enabled else 0) + (
-        FILE_CAPTIONS_PER_IMAGE if config.source.captions else 0
-    )
-    rates = {name: rate * cpus for name, rate in CPU_IMAGES_PER_S.items()}
-    rates["parse"] = PARSE_CAPTIONS_PER_S / max(captions, 1) * cpus
-    gpu_stages = [
-        s for s, on in (("caption", config.caption.enabled), ("verify", config.verify.enabled)) if on
-    ]
-    missing = []
-    if gpu_stages and gpus <= 0:
-        missing = [f"{stage} on CPU" for stage in gpu_stages]
-    elif gpu_stages:
-        # the model stages share each GPU: their times per image add up
-        rates["+".join(gpu_stages)] = gpus / sum(1.0 / GPU_IMAGES_PER_S[s] for s in gpu_stages)
-    if missing and config.caption.enabled:
-        return Estimate(None, "", missing)
+    model_stages = [s for s in ("caption", "verify") if _enabled(config, s)]
+    host = host_seconds_per_image(config)
+    cores = max(cpus, 1.0)
+    if model_stages and gpus <= 0:
+        return Estimate(None, "", [f"{stage} on CPU" for stage in model_stages])
+    if not model_stages:
+        rates = {"the workers' serial work": min(workers, cores) / host, "CPU cores": cores / host}
+    else:
+        device = sum(1.0 / GPU_IMAGES_PER_S[s] for s in model_stages)
+        per_gpu = workers / gpus
+        rates = {
+            f"the GPU ({'+'.join(model_stages)})": gpus / device,
+            f"the workers' serial work ({per_gpu:g} per GPU)": workers / (device + host),
+            "CPU cores": cores / host,
+        }
     bottleneck = min(rates, key=rates.get)
-    return Estimate(rates[bottleneck], bottleneck, missing)
+    return Estimate(rates[bottleneck], bottleneck, [])
