@@ -118,7 +118,9 @@ class SimulatedVerify(Stage):
                     pixels=pixels,
                     boxes=normalise_boxes([b.bbox for b in sample.objects], sample.width, sample.height),
                     box_labels=[b.category for b in sample.objects],
-                    pairs=list(dict.fromkeys((index[r.subject_id], index[r.object_id]) for r in sample.relations)),
+                    pairs=list(
+                        dict.fromkeys((index[r.subject_id], index[r.object_id]) for r in sample.relations)
+                    ),
                     predicates=list(dict.fromkeys(r.predicate for r in sample.relations)),
                 )
             )
@@ -212,7 +214,9 @@ def run(world: Path, out: Path, inputs: str, workers_per_gpu: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=1280)
     parser.add_argument("--image-size", type=int, default=640, help="synthetic images are square")
     parser.add_argument("--work", type=Path, default=None)

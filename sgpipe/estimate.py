@@ -16,6 +16,7 @@ from sgpipe.config import PipelineConfig
 
 # Real-size models on one H200 in bf16 (gpu_caption.py, gpu_verifier.py): images/s with the GPU alone.
 GPU_IMAGES_PER_S = {"caption": 181.0, "verify": 154.0}  # BLIP-large, 10 captions, batch 128; verifier base
+CAPTION_IMAGES_PER_S_BY_BATCH = {32: 120.1, 64: 160.2, 128: 181.3, 256: 189.4, 512: 204.1}
 # Host milliseconds per image on one core of the development machine: decoding COCO JPEGs
 # (bench_decode.py); the model stages' host part, pixels being resized on the GPU, and tagging
 # (bench_gpu_worker.py); writing ~160 KB JPEGs + records at ~100 MB/s (bench_io.py).
@@ -49,6 +50,15 @@ def host_seconds_per_image(config: PipelineConfig) -> float:
     return (sum(HOST_MS_PER_IMAGE[s] for s in stages) + PARSE_MS_PER_CAPTION * captions) / 1000.0
 
 
+def gpu_images_per_s(config: PipelineConfig, stage: str) -> float:
+    """The measured rate of a model stage; the captioner's at the largest measured batch that
+    does not exceed `caption.batch_size` (below 32: the batch-32 rate, an overestimate)."""
+    if stage != "caption":
+        return GPU_IMAGES_PER_S[stage]
+    batches = [b for b in CAPTION_IMAGES_PER_S_BY_BATCH if b <= config.caption.batch_size]
+    return CAPTION_IMAGES_PER_S_BY_BATCH[max(batches, default=min(CAPTION_IMAGES_PER_S_BY_BATCH))]
+
+
 def _enabled(config: PipelineConfig, stage: str) -> bool:
     return bool(getattr(config, stage).enabled)
 
@@ -63,7 +73,7 @@ def estimate(config: PipelineConfig, workers: int, cpus: float, gpus: float) -> 
     if not model_stages:
         rates = {"the workers' serial work": min(workers, cores) / host, "CPU cores": cores / host}
     else:
-        device = sum(1.0 / GPU_IMAGES_PER_S[s] for s in model_stages)
+        device = sum(1.0 / gpu_images_per_s(config, s) for s in model_stages)
         per_gpu = workers / gpus
         rates = {
             f"the GPU ({'+'.join(model_stages)})": gpus / device,

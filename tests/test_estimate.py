@@ -1,14 +1,16 @@
 from sgpipe.config import build_config
 from sgpipe.estimate import (
+    CAPTION_IMAGES_PER_S_BY_BATCH,
     FILE_CAPTIONS_PER_IMAGE,
     GPU_IMAGES_PER_S,
     HOST_MS_PER_IMAGE,
     PARSE_MS_PER_CAPTION,
     estimate,
+    gpu_images_per_s,
     host_seconds_per_image,
 )
 
-GPU_BOUND = 1 / (1 / GPU_IMAGES_PER_S["caption"] + 1 / GPU_IMAGES_PER_S["verify"])
+GPU_BOUND = 1 / (1 / CAPTION_IMAGES_PER_S_BY_BATCH[128] + 1 / GPU_IMAGES_PER_S["verify"])
 
 
 def _config(**sections):
@@ -17,8 +19,11 @@ def _config(**sections):
 
 
 def _model_config():
-    return _config(source={"instances": "i.json", "images": "im", "captions": ""},
-                   caption={"enabled": True}, verify={"enabled": True, "checkpoint": "x"})
+    return _config(
+        source={"instances": "i.json", "images": "im", "captions": ""},
+        caption={"enabled": True, "batch_size": 128},
+        verify={"enabled": True, "checkpoint": "x"},
+    )
 
 
 def test_host_time_counts_every_caption_and_each_enabled_stage():
@@ -34,7 +39,7 @@ def test_host_time_counts_every_caption_and_each_enabled_stage():
 def test_one_worker_per_gpu_leaves_the_gpu_waiting_on_its_host_work():
     config = _model_config()
     one = estimate(config, workers=1, cpus=16, gpus=1)
-    serial = 1 / (1 / GPU_IMAGES_PER_S["caption"] + 1 / GPU_IMAGES_PER_S["verify"] + host_seconds_per_image(config))
+    serial = 1 / (1 / GPU_BOUND + host_seconds_per_image(config))
     assert one.bottleneck.startswith("the workers' serial work (1 per GPU)")
     assert abs(one.images_per_s - serial) < 1e-9 and serial < GPU_BOUND
 
@@ -62,3 +67,12 @@ def test_cpu_only_run_is_bound_by_its_workers_host_work():
     result = estimate(config, workers=2, cpus=2, gpus=0)
     assert abs(result.images_per_s - 2 / host_seconds_per_image(config)) < 1e-9
     assert "h for 1000 images" in result.describe(1000)
+
+
+def test_caption_rate_follows_the_batch_size():
+    def rate(batch):
+        return gpu_images_per_s(_config(caption={"enabled": True, "batch_size": batch}), "caption")
+
+    assert rate(64) == rate(100) == CAPTION_IMAGES_PER_S_BY_BATCH[64]
+    assert rate(4096) == CAPTION_IMAGES_PER_S_BY_BATCH[512]
+    assert rate(8) == CAPTION_IMAGES_PER_S_BY_BATCH[32]

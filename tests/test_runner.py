@@ -315,7 +315,6 @@ def test_resume_from_every_state_a_kill_can_leave(dataset, tmp_path):
     assert json.loads((out / "run.json").read_text())["ended"] is not None
 
 
-
 def test_a_stage_factory_replaces_the_recipes_stages(dataset, tmp_path):
     run_pipeline(tiny_run_config(dataset, tmp_path / "out"), QUIET, stage_factory=stages_with_a_marker)
     urls = sorted(str(p) for p in (tmp_path / "out").glob("*.tar"))

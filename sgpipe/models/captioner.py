@@ -327,7 +327,9 @@ class Captioner:
         if recipe is not None:
             from sgpipe.models.pixels import resize_batch, to_tensor
 
-            resized = resize_batch([to_tensor(image) for image in images], recipe.size, recipe.mode, self.device)
+            resized = resize_batch(
+                [to_tensor(image) for image in images], recipe.size, recipe.mode, self.device
+            )
             inputs["pixel_values"] = recipe.apply(resized, self.dtype)
         elif "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)

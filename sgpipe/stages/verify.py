@@ -109,7 +109,9 @@ class VerifyStage(Stage):
             return
         # squashed to the model's square input on its device, as the trainer's image_to_pixels does on the host
         size = self.model.config.image_size
-        pixels = resize_batch([e.pixels for e in examples], (size, size), "bilinear", self.model.logit_bias.device)
+        pixels = resize_batch(
+            [e.pixels for e in examples], (size, size), "bilinear", self.model.logit_bias.device
+        )
         for example, resized in zip(examples, pixels):
             example.pixels = resized
         for (sample, index), example, scores in zip(

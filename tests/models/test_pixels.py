@@ -13,7 +13,9 @@ def _photo(width: int, height: int, seed: int) -> Image.Image:
     return Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(1.5))
 
 
-@pytest.mark.parametrize("mode, pil", [("bilinear", Image.Resampling.BILINEAR), ("bicubic", Image.Resampling.BICUBIC)])
+@pytest.mark.parametrize(
+    "mode, pil", [("bilinear", Image.Resampling.BILINEAR), ("bicubic", Image.Resampling.BICUBIC)]
+)
 def test_resize_matches_pil_within_one_grey_level(mode, pil):
     images = [_photo(640, 480, 0), _photo(97, 211, 1), _photo(30, 20, 2)]  # down, mixed, up
     out = resize_batch([to_tensor(i) for i in images], (96, 128), mode, "cpu")
