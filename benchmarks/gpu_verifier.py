@@ -3,6 +3,7 @@ one image at a time in fp32 and encodes its label texts in every forward).
 
     python benchmarks/gpu_verifier.py                  # real size (ResNet-50 + RoBERTa-base), CUDA
     python benchmarks/gpu_verifier.py --quick          # tiny model on CPU: a smoke run
+    python benchmarks/gpu_verifier.py --images 256 --batch-sizes 16,32,64,128   # batch-size sweep
 
 Random weights (built from configs, nothing downloaded); random images. Each image has 20 boxes
 and 10 candidate predicates, and every ordered box pair (20 x 19 = 380) is scored against every
@@ -84,6 +85,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny model on CPU, a handful of images")
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--batch-sizes",
+        default="",
+        help="also time the fast path at these batch sizes, e.g. 16,32,64 (images: at least the largest)",
+    )
     parser.add_argument("--boxes", type=int, default=20)
     parser.add_argument("--predicates", type=int, default=10)
     parser.add_argument("--image-size", type=int, default=0, help="0: the config's (512 for the real size)")
@@ -106,9 +112,9 @@ def main() -> None:
     examples = make_examples(args.images, config.image_size, args.boxes, args.predicates)
     warm = examples[: args.batch_size]
 
-    def batched(dtype: str):
-        for start in range(0, len(examples), args.batch_size):
-            model.score(examples[start : start + args.batch_size], dtype=dtype)
+    def batched(dtype: str, batch_size: int = args.batch_size):
+        for start in range(0, len(examples), batch_size):
+            model.score(examples[start : start + batch_size], dtype=dtype)
 
     def one_by_one_fp32():
         for example in examples:
@@ -139,6 +145,22 @@ def main() -> None:
         results["batched_bf16_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
         seconds = timed(lambda: batched("float32"), device)
         results["batched_fp32_images_per_s"] = len(examples) / seconds
+    sweep = {}
+    for size in [int(b) for b in args.batch_sizes.split(",") if b.strip()]:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            model.score(examples[:size], dtype=fast_dtype)  # warm-up at this size
+            seconds = timed(lambda size=size: batched(fast_dtype, size), device)
+        except torch.OutOfMemoryError:
+            sweep[size] = "out of memory"
+            break
+        sweep[size] = {"images_per_s": len(examples) / seconds}
+        if device.type == "cuda":
+            sweep[size]["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    if sweep:
+        results["batch_size_sweep"] = sweep
     model.score(warm[:1], dtype="float32")
     seconds = timed(one_by_one_fp32, device)
     results["batch1_fp32_images_per_s"] = len(examples) / seconds

@@ -29,6 +29,8 @@ def test_quick_verifier_benchmark_writes_summary(tmp_path):
         DRIVER,
         str(ROOT / "benchmarks" / "gpu_verifier.py"),
         "--quick",
+        "--batch-sizes",
+        "1,2",
         "--output",
         str(out),
     ]
@@ -39,3 +41,5 @@ def test_quick_verifier_benchmark_writes_summary(tmp_path):
     summary = json.loads(out.read_text())
     assert summary["model"] == "tiny" and summary["pairs_per_image"] == 12
     assert summary["batched_fp32_images_per_s"] > 0 and summary["batch1_fp32_images_per_s"] > 0
+    assert set(summary["batch_size_sweep"]) == {"1", "2"}
+    assert all(row["images_per_s"] > 0 for row in summary["batch_size_sweep"].values())
