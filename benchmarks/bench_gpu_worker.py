@@ -158,7 +158,7 @@ def stage_milliseconds(out: Path) -> dict[str, float]:
     return {name: round(1000 * seconds / images, 2) for name, seconds in totals.items()}
 
 
-def run(world: Path, out: Path, inputs: str, workers_per_gpu: int) -> dict:
+def run(world: Path, out: Path, inputs: str, workers_per_gpu: int, samples_per_shard: int = 128) -> dict:
     import ray
 
     from sgpipe.config import build_config
@@ -172,7 +172,7 @@ def run(world: Path, out: Path, inputs: str, workers_per_gpu: int) -> dict:
                 "images": str(world / "images"),
                 "captions": str(world / "annotations/captions.json"),  # replaced by SimulatedCaption
             },
-            "output": {"dir": str(out), "samples_per_shard": 128},
+            "output": {"dir": str(out), "samples_per_shard": samples_per_shard},
             "run": {
                 "workers": workers_per_gpu,
                 "gpus_per_worker": 1 / workers_per_gpu,
@@ -201,6 +201,10 @@ def run(world: Path, out: Path, inputs: str, workers_per_gpu: int) -> dict:
     steady_images = images - warm["images"]
     steady_seconds = lines[-1]["time"] - warm["time"]
     device_seconds_per_image = 1 / CAPTION_IMAGES_PER_S + 1 / VERIFY_IMAGES_PER_S
+    if steady_images <= 0 or steady_seconds <= 0:
+        raise SystemExit(
+            f"too few shards for a steady state with {workers_per_gpu} workers: pass more --images"
+        )
     steady_rate = steady_images / steady_seconds
     return {
         "stage_ms_per_image": stage_milliseconds(out),
@@ -220,7 +224,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1280)
     parser.add_argument("--image-size", type=int, default=640, help="synthetic images are square")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON summary here")
     parser.add_argument("--workers-per-gpu", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--samples-per-shard", type=int, default=128, help="the chunk: caption batch 128")
     args = parser.parse_args()
     from sgpipe.synth.world import generate_world
 
@@ -235,19 +241,17 @@ def main() -> None:
             if out.exists():  # a rerun in the same --work folder starts clean (a resume would skip shards)
                 shutil.rmtree(out)
                 (work / f"{out.name}.metrics.jsonl").unlink(missing_ok=True)
-            results.append(run(world, out, inputs, workers_per_gpu))
+            results.append(run(world, out, inputs, workers_per_gpu, args.samples_per_shard))
             print(json.dumps(results[-1]), flush=True)
     device_bound = 1 / (1 / CAPTION_IMAGES_PER_S + 1 / VERIFY_IMAGES_PER_S)
-    print(
-        json.dumps(
-            {
-                "device_bound_images_per_s": round(device_bound, 1),
-                "results": results,
-                "machine_cores": os.cpu_count(),
-            },
-            indent=2,
-        )
-    )
+    summary = {
+        "device_bound_images_per_s": round(device_bound, 1),
+        "results": results,
+        "machine_cores": os.cpu_count(),
+    }
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":
