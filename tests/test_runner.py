@@ -112,11 +112,12 @@ def test_wrong_images_folder_trips_the_error_rate(dataset, tmp_path):
 KILL_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from sgpipe.runner import RunOptions, placeable_workers, run_pipeline
-    from tests.helpers.runs import MARKER_CAPTION, stages_with_a_marker, tiny_run_config
+    from sgpipe.runner import RunOptions, run_pipeline
+    from tests.helpers.runs import stages_with_a_pause, tiny_run_config
     paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
+    # each shard pauses, so the test's polling cannot miss the moment to kill, however busy the machine
     run_pipeline(tiny_run_config(paths, Path(sys.argv[4]), run__workers=1, output__samples_per_shard=1),
-                 RunOptions(progress=False))
+                 RunOptions(progress=False), stage_factory=stages_with_a_pause)
 """)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sgpipe.config import PipelineConfig, build_config
@@ -45,3 +46,17 @@ def stages_with_a_marker(config: PipelineConfig, categories: list[str]) -> list[
     """The recipe's stages with `MarkerStage` after decode (a `run_pipeline` stage factory)."""
     stages = build_stages(config, categories)
     return stages[:1] + [MarkerStage()] + stages[1:]
+
+
+class PauseStage(Stage):
+    """Adds time to every batch and nothing to the records (kill-timing tests)."""
+
+    name = "pause"
+
+    def process(self, samples: list[Sample]) -> None:
+        time.sleep(0.25)
+
+
+def stages_with_a_pause(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    """The recipe's stages, then `PauseStage`: the same shard bytes, written more slowly."""
+    return build_stages(config, categories) + [PauseStage()]
