@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections import Counter
@@ -175,7 +176,10 @@ def describe_plan(
             f"{plan.n_shards - len(todo)} already complete or outside --shards",
             f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
             f"resources: {resources['workers']} workers, {resources['cpus']:g} CPUs, "
-            f"{resources['gpus']:g} GPUs",
+            f"{resources['gpus']:g} GPUs"
+            + (
+                " (none visible here: planned for one)" if resources["gpus"] and not local_gpu_count() else ""
+            ),
             estimate(config, **resources).describe(sum(plan.shard_sizes[i] for i in todo)),
             f"output: {config.output.dir}",
         ]
@@ -215,18 +219,15 @@ def local_gpu_count() -> int:
 
 
 def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]:
-    """Workers, CPUs and GPUs the run would use on this machine (a dry run starts no Ray)."""
+    """Workers, CPUs and GPUs the run would use on this machine (a dry run starts no Ray). A GPU
+    recipe checked on a machine without GPUs is planned for one GPU."""
     cpus = float(os.cpu_count() or 1)
-    gpus = float(local_gpu_count()) if config.run.gpus_per_worker > 0 else 0.0
-    try:
-        workers = placeable_workers(config, {"CPU": cpus, "GPU": gpus})
-    except SgpipeError:  # a dry run on a machine without the GPUs of the cluster it is for
-        workers = config.run.workers or 1
-    workers = max(1, min(workers, max(n_shards, 1)))
+    gpus = float(max(local_gpu_count(), 1)) if config.run.gpus_per_worker > 0 else 0.0
+    workers = max(1, min(placeable_workers(config, {"CPU": cpus, "GPU": gpus}), max(n_shards, 1)))
     return {
         "workers": workers,
         "cpus": min(cpus, workers * max(config.run.cpus_per_worker, 1.0)),
-        "gpus": workers * config.run.gpus_per_worker,
+        "gpus": min(gpus, math.ceil(workers * config.run.gpus_per_worker - 1e-9)),  # whole cards in use
     }
 
 

@@ -346,3 +346,17 @@ def test_gpu_workers_without_gpus_fail_at_once_instead_of_waiting(dataset, tmp_p
     config = tiny_run_config(dataset, tmp_path / "out", run__gpus_per_worker=1)
     with pytest.raises(SgpipeError, match="Ray sees no GPU"):
         run_pipeline(config, QUIET)
+
+
+def test_a_dry_run_plans_whole_gpus(dataset, tmp_path, monkeypatch):
+    from sgpipe import runner
+
+    config = tiny_run_config(
+        dataset, tmp_path / "o", run__workers=0, run__cpus_per_worker=0.25, run__gpus_per_worker=0.33
+    )
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(runner, "local_gpu_count", lambda: 0)  # a GPU recipe checked on a laptop
+    assert runner.planned_resources(config, 100) == {"workers": 3, "cpus": 2.0, "gpus": 1}
+    monkeypatch.setattr(runner, "local_gpu_count", lambda: 2)
+    assert runner.planned_resources(config, 100) == {"workers": 6, "cpus": 2.0, "gpus": 2}
+    assert runner.planned_resources(config, 4)["gpus"] == 2  # 4 shards: 4 workers on 2 cards
