@@ -199,6 +199,14 @@ def placeable_workers(config: PipelineConfig, resources: dict[str, float]) -> in
                 "(set run.gpus_per_worker=0 to run the models on CPUs)"
             )
         fits = min(fits, int(gpus / config.run.gpus_per_worker + 1e-9))
+    if not config.run.workers and fits < 1:
+        needs = f"run.cpus_per_worker={config.run.cpus_per_worker:g} CPUs"
+        sees = f"{cpus:g} CPUs"
+        if gpus:
+            needs += f" and run.gpus_per_worker={config.run.gpus_per_worker:g} GPUs"
+            sees += f" and {gpus:g} GPUs"
+        hint = "lower them or set run.workers"
+        raise SgpipeError(f"no worker fits: each needs {needs}, Ray sees {sees} ({hint})")
     if config.run.workers and config.run.workers > fits:
         log.warning(
             "run.workers=%d but the cluster now holds %d (CPU %g, GPU %g): the rest wait for resources",
@@ -207,7 +215,7 @@ def placeable_workers(config: PipelineConfig, resources: dict[str, float]) -> in
             cpus,
             gpus,
         )
-    return config.run.workers or max(1, fits)
+    return config.run.workers or fits
 
 
 def local_gpu_count() -> int:
@@ -223,7 +231,11 @@ def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]
     recipe checked on a machine without GPUs is planned for one GPU."""
     cpus = float(os.cpu_count() or 1)
     gpus = float(max(local_gpu_count(), 1)) if config.run.gpus_per_worker > 0 else 0.0
-    workers = max(1, min(placeable_workers(config, {"CPU": cpus, "GPU": gpus}), max(n_shards, 1)))
+    try:
+        workers = placeable_workers(config, {"CPU": cpus, "GPU": gpus})
+    except SgpipeError:  # a recipe for bigger machines, checked here: plan one worker
+        workers = 1
+    workers = max(1, min(workers, max(n_shards, 1)))
     return {
         "workers": workers,
         "cpus": min(cpus, workers * max(config.run.cpus_per_worker, 1.0)),

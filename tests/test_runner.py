@@ -339,6 +339,9 @@ def test_workers_fit_the_gpus_as_well_as_the_cpus(dataset, tmp_path, caplog):
     # asked for explicitly: kept (a cluster may grow), with a warning
     assert placeable_workers(config(workers=3, cpus_per_worker=4, gpus_per_worker=1), node) == 3
     assert "the rest wait for resources" in caplog.text
+    # none fits: an error that says why, rather than an actor waiting forever
+    with pytest.raises(SgpipeError, match="no worker fits: each needs run.cpus_per_worker=32 CPUs"):
+        placeable_workers(config(workers=0, cpus_per_worker=32, gpus_per_worker=1), node)
 
 
 def test_gpu_workers_without_gpus_fail_at_once_instead_of_waiting(dataset, tmp_path):

@@ -107,7 +107,7 @@ class VerifyStage(Stage):
             todo.append((sample, index))
         if not examples:
             return
-        # squashed to the model's square input on its device, as the trainer's image_to_pixels does on the host
+        # squashed to the model's square input on its device (the trainer does it on the host)
         size = self.model.config.image_size
         pixels = resize_batch(
             [e.pixels for e in examples], (size, size), "bilinear", self.model.logit_bias.device
