@@ -38,3 +38,11 @@ def test_normalise_in_float32_then_cast():
     out = normalise(pixels, 1 / 255, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.bfloat16)
     assert out.dtype == torch.bfloat16
     assert out.float().flatten().tolist() == [-2.0, 2.0] * 3
+
+
+def test_degenerate_sizes_resize_without_error():
+    for size in [(1, 1), (1, 300), (3000, 1)]:
+        image = Image.new("RGB", size, (10, 20, 30))
+        for mode in ("bilinear", "bicubic"):
+            out = resize_batch([to_tensor(image)], (16, 16), mode, "cpu")
+            assert out.shape == (1, 3, 16, 16) and out[0, :, 5, 5].tolist() == [10, 20, 30]
