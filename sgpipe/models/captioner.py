@@ -314,7 +314,7 @@ class Captioner:
         """Model inputs (pixels and the tokenized prompt) on the model's device and dtype.
 
         For BLIP the pixels are resized and normalised on the device (`sgpipe.models.pixels`),
-        which costs the host ~1 ms per image instead of the processor's ~13; other models go
+        which costs the host ~1 ms per image instead of the processor's ~9; other models go
         through their own processor."""
         recipe = device_pixel_recipe(self.processor)
         if recipe is None:

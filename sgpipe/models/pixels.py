@@ -1,8 +1,9 @@
 """Decoded images -> fixed-size model inputs, resized on the model's device.
 
 Resizing on the host is the costliest per-image work of a GPU worker: transformers' BLIP processor
-takes ~13 ms per COCO-sized image on one core (PIL resize, then numpy float maths) and the
-verifier's PIL resize ~5 ms, against ~12 ms of GPU time per image for both models together. Here
+takes ~9 ms per COCO-sized image on one core (PIL resize, then numpy float maths) and the
+verifier's PIL resize ~4 ms (benchmarks/bench_inputs.py), against ~12 ms of GPU time per image for
+both models together. Here
 the host only turns each image into a uint8 tensor; resizing (antialiased, as PIL does: within one
 grey level of PIL's result) and normalisation run where the model runs.
 """
