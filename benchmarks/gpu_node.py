@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue
 import sys
 import time
 from pathlib import Path
@@ -109,7 +110,16 @@ def measure(args: argparse.Namespace, processes: int, host_ms: float) -> dict:
     workers = [ctx.Process(target=worker, args=(r, run_args, barrier, results)) for r in range(processes)]
     for process in workers:
         process.start()
-    done = [results.get() for _ in workers]
+    done = []
+    while len(done) < processes:
+        try:
+            done.append(results.get(timeout=5))
+        except queue.Empty:
+            failed = [p.exitcode for p in workers if p.exitcode not in (None, 0)]
+            if failed:  # out of memory, say: the others would wait at the barrier for ever
+                for process in workers:
+                    process.terminate()
+                raise SystemExit(f"{processes} workers per GPU: a worker exited with {failed[0]}")
     for process in workers:
         process.join()
     images = sum(n for n, _, _ in done)

@@ -378,6 +378,15 @@ class DevicePixelRecipe:
 _RESAMPLE_MODES = {2: "bilinear", 3: "bicubic"}  # PIL's BILINEAR, BICUBIC
 
 
+def _resample_mode(resample: Any) -> str | None:
+    """PIL's resampling code, or an enum named after the filter (torchvision's) -> a torch mode."""
+    try:
+        return _RESAMPLE_MODES.get(int(resample))
+    except (TypeError, ValueError):
+        name = str(getattr(resample, "value", resample)).lower()
+        return name if name in ("bilinear", "bicubic") else None
+
+
 def device_pixel_recipe(processor: Any) -> DevicePixelRecipe | None:
     """The recipe of a `BlipProcessor` whose image processor only resizes, rescales and
     normalises; None for anything else (crops, padding, other processors keep their own path)."""
@@ -387,7 +396,7 @@ def device_pixel_recipe(processor: Any) -> DevicePixelRecipe | None:
     size = getattr(images, "size", None)
     height = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
     width = size.get("width") if isinstance(size, dict) else getattr(size, "width", None)
-    mode = _RESAMPLE_MODES.get(int(getattr(images, "resample", -1) or -1))
+    mode = _resample_mode(getattr(images, "resample", None))
     if (
         not getattr(images, "do_resize", False)
         or not height

@@ -146,3 +146,19 @@ def test_processors_that_crop_or_pad_keep_their_own_path(tiny_blip):
     assert device_pixel_recipe(captioner.processor) is None
     assert captioner.preprocess([Image.new("RGB", (50, 70))])["pixel_values"].shape[-2:] == (32, 32)
     assert device_pixel_recipe(object()) is None
+
+
+def test_resample_given_as_a_named_enum_is_understood(tiny_blip):
+    import enum
+
+    class Interpolation(enum.Enum):  # how torchvision names its filters
+        BICUBIC = "bicubic"
+        NEAREST = "nearest"
+
+    captioner = Captioner(tiny_blip, Decoding(num_return_sequences=1), "cpu", image_size=32).load()
+    captioner.processor.image_processor.resample = Interpolation.BICUBIC
+    assert device_pixel_recipe(captioner.processor).mode == "bicubic"
+    captioner.processor.image_processor.resample = Interpolation.NEAREST
+    assert device_pixel_recipe(captioner.processor) is None
+    captioner.processor.image_processor.resample = None
+    assert device_pixel_recipe(captioner.processor) is None
