@@ -101,29 +101,16 @@ class SimulatedVerify(Stage):
 
     def process(self, samples: list[Sample]) -> None:
         from sgpipe.models.pixels import to_tensor
-        from sgpipe.models.verifier import Example, image_to_pixels, normalise_boxes
+        from sgpipe.models.verifier import image_to_pixels
+        from sgpipe.stages.verify import candidate_example
 
         todo = [s for s in samples if s.relations and s.image is not None]
-        examples = []
         # the verify stage's host work before the model (collation is inside the measured H200 rate)
         for sample in todo:
-            index = {box.id: i for i, box in enumerate(sample.objects)}
-            pixels = (
-                image_to_pixels(sample.image, self.image_size)
-                if self.inputs == "processor"
-                else to_tensor(sample.image)
-            )
-            examples.append(
-                Example(
-                    pixels=pixels,
-                    boxes=normalise_boxes([b.bbox for b in sample.objects], sample.width, sample.height),
-                    box_labels=[b.category for b in sample.objects],
-                    pairs=list(
-                        dict.fromkeys((index[r.subject_id], index[r.object_id]) for r in sample.relations)
-                    ),
-                    predicates=list(dict.fromkeys(r.predicate for r in sample.relations)),
-                )
-            )
+            if self.inputs == "processor":
+                candidate_example(sample, image_to_pixels(sample.image, self.image_size))
+            else:
+                candidate_example(sample, to_tensor(sample.image))
         self.device.run(len(samples) / VERIFY_IMAGES_PER_S)
         for sample in todo:
             for relation in sample.relations:

@@ -40,6 +40,29 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def candidate_example(sample: Sample, pixels: Any) -> tuple[Any, dict[int, int]]:
+    """A sample's candidate relations as one model `Example` (distinct box pairs x distinct
+    predicates), and the index of each box id among the example's boxes."""
+    from sgpipe.models.verifier import Example, normalise_boxes
+
+    if pixels is None:
+        raise ValueError(f"{sample.key}: no decoded image to verify {len(sample.relations)} relations on")
+    index = {box.id: i for i, box in enumerate(sample.objects)}
+    unknown = {r.subject_id for r in sample.relations} | {r.object_id for r in sample.relations}
+    unknown -= set(index)
+    if unknown:
+        raise ValueError(f"{sample.key}: relations refer to unknown box ids {sorted(unknown)}")
+    example = Example(
+        pixels=pixels,
+        boxes=normalise_boxes([b.bbox for b in sample.objects], sample.width, sample.height),
+        box_labels=[b.category for b in sample.objects],
+        pairs=list(dict.fromkeys((index[r.subject_id], index[r.object_id]) for r in sample.relations)),
+        predicates=list(dict.fromkeys(r.predicate for r in sample.relations)),
+        key=sample.key,
+    )
+    return example, index
+
+
 class VerifyStage(Stage):
     name = "verify"
     failure_status = errors.FAILED_VERIFY
@@ -77,33 +100,15 @@ class VerifyStage(Stage):
 
     def process(self, samples: list[Sample]) -> None:
         from sgpipe.models.pixels import resize_batch, to_tensor
-        from sgpipe.models.verifier import Example, normalise_boxes
 
         todo, examples = [], []
         for sample in samples:
             if not sample.relations:
                 continue
-            if sample.image is None:
-                raise ValueError(
-                    f"{sample.key}: no decoded image to verify {len(sample.relations)} relations on"
-                )
-            index = {box.id: i for i, box in enumerate(sample.objects)}
-            unknown = {r.subject_id for r in sample.relations} | {r.object_id for r in sample.relations}
-            unknown -= set(index)
-            if unknown:
-                raise ValueError(f"{sample.key}: relations refer to unknown box ids {sorted(unknown)}")
-            pairs = list(dict.fromkeys((index[r.subject_id], index[r.object_id]) for r in sample.relations))
-            predicates = list(dict.fromkeys(r.predicate for r in sample.relations))
-            examples.append(
-                Example(
-                    pixels=to_tensor(sample.image),  # full size here; resized below on the device
-                    boxes=normalise_boxes([b.bbox for b in sample.objects], sample.width, sample.height),
-                    box_labels=[b.category for b in sample.objects],
-                    pairs=pairs,
-                    predicates=predicates,
-                    key=sample.key,
-                )
-            )
+            # full size here; resized below on the device
+            pixels = to_tensor(sample.image) if sample.image is not None else None
+            example, index = candidate_example(sample, pixels)
+            examples.append(example)
             todo.append((sample, index))
         if not examples:
             return

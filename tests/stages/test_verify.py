@@ -106,7 +106,7 @@ def test_bad_samples_fail_alone(checkpoint):
     stage([good, unknown_box, no_image, empty])
     assert good.ok and all(r.confidence is not None for r in good.relations)
     assert unknown_box.status == errors.FAILED_VERIFY and "unknown box ids [99]" in unknown_box.error_message
-    assert no_image.status == errors.FAILED_VERIFY
+    assert no_image.status == errors.FAILED_VERIFY and "no decoded image" in no_image.error_message
     assert empty.ok
 
 
