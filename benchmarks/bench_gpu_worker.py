@@ -134,7 +134,7 @@ def simulated_stages(config, categories, lock_path: str, inputs: str) -> list[St
 def stage_milliseconds(out: Path) -> dict[str, float]:
     """Each stage's worker time per image, over every shard but each worker's first; the model
     stages' figures include their simulated device time (and, with shared GPUs, lock waits)."""
-    from sgpipe.stages.write import read_shard_stats
+    from sgpipe.output.writer import read_shard_stats
 
     shards = read_shard_stats(out)[1:]
     images = sum(s["count"] for s in shards)

@@ -60,7 +60,7 @@ def pipeline_config(assets: dict[str, str], out: Path, workers: int):
 def plain_loop(config) -> tuple[float, float, dict[str, float]]:
     """The same stages over the same chunks, one process, one tarfile: no plan, no Ray, no commit protocol."""
     from sgpipe.pipeline import build_stages, entry_to_sample
-    from sgpipe.source.captions import load_captions
+    from sgpipe.source.coco_captions import load_captions
     from sgpipe.source.coco import load_coco_entries
 
     import torch
@@ -95,7 +95,7 @@ def plain_loop(config) -> tuple[float, float, dict[str, float]]:
 
 def steady_seconds(out: Path) -> float:
     """Worker time of every shard but the first (which pays for imports and model loading)."""
-    from sgpipe.stages.write import read_shard_stats
+    from sgpipe.output.writer import read_shard_stats
 
     return sum(s["timings"]["wall_seconds"] for s in read_shard_stats(out)[1:])
 

@@ -150,7 +150,7 @@ def inspect(
     render: Optional[Path] = typer.Option(None, "--render", help="Write PNG renderings of records here."),
 ) -> None:
     """Print records and counts of shards; optionally render boxes and relations as PNGs."""
-    from sgpipe.inspect import inspect_shards
+    from sgpipe.tools.inspect_shards import inspect_shards
 
     try:
         typer.echo(inspect_shards(path, limit=limit, render_dir=render))

@@ -1,7 +1,7 @@
 """Typed records that flow between stages. Imports nothing from sgpipe.
 
-A `Sample` is one input image entry; every stage reads and fills fields of it, and the
-write stage turns it into a tar member (`KEY.json` + image bytes) and one parquet row.
+A `Sample` is one input image entry; every stage reads and fills fields of it, and the shard
+writer (`output/writer.py`) turns it into a tar member (`KEY.json` + image bytes) and one parquet row.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from sgpipe.models.verifier import Verifier, tiny_config
 from sgpipe.records import Sample
 from sgpipe.reverify import reverify
 from sgpipe.shards import iter_shard_samples
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import write_shard
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.writer import write_shard
 from tests.train.shards import make_sample
 
 

@@ -13,7 +13,7 @@ import pytest
 import webdataset as wds
 
 from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedError, SgpipeError
-from sgpipe.outdir import OutputLock
+from sgpipe.output.guards import OutputLock
 from sgpipe.runner import RunOptions, placeable_workers, run_pipeline
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import MARKER_CAPTION, stages_with_a_marker, tiny_run_config

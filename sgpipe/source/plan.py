@@ -13,11 +13,11 @@ from pathlib import Path
 
 from sgpipe.config import SourceConfig
 from sgpipe.records import ImageEntry
-from sgpipe.source.captions import load_captions
+from sgpipe.source.coco_captions import load_captions
 from sgpipe.source.coco import load_coco_entries
 from sgpipe.source.entries import read_entries, write_entries
 from sgpipe.source.stream_index import stream_index
-from sgpipe.stages.write import write_json_atomic
+from sgpipe.output.writer import write_json_atomic
 
 
 @dataclass

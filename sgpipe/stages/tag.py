@@ -15,7 +15,7 @@ from sgpipe import errors
 from sgpipe.config import TagConfig
 from sgpipe.records import Box, Relation, Sample
 from sgpipe.stages.base import Stage
-from sgpipe.stages.tag_score import tag_scores
+from sgpipe.vocab.tag_score import tag_scores
 from sgpipe.vocab.lexicon import Lexicon
 from sgpipe.vocab.matcher import EMBEDDING, EntityMatcher
 

@@ -17,7 +17,7 @@ from sgpipe.text.entities import (
     resolve,
 )
 from sgpipe.text.lemmas import RuleLemmas
-from sgpipe.text.lexicon import (
+from sgpipe.text.word_classes import (
     ANAPHORA,
     CLOTHING_NOUNS,
     CONTAINER_NOUNS,

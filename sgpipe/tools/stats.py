@@ -18,8 +18,8 @@ TOP = 15
 
 def load_stats(out: Path) -> dict[str, Any]:
     """stats.json, or the same aggregate computed from the complete shards when it is missing."""
-    from sgpipe.stages.finalize import aggregate_stats
-    from sgpipe.stages.write import read_shard_stats
+    from sgpipe.output.finalize import aggregate_stats
+    from sgpipe.output.writer import read_shard_stats
 
     out = Path(out)
     if not out.is_dir():

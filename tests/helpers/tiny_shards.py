@@ -8,8 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from sgpipe.records import Box, Caption, Relation, Sample, Triplet, sample_key
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import write_shard
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.writer import write_shard
 
 PROVENANCE = {"sgpipe": "0.1.0", "config_hash": "0" * 16, "models": {}}
 

@@ -6,7 +6,7 @@ import pytest
 
 from sgpipe.records import Caption
 from sgpipe.shards import expand_urls
-from sgpipe.stages.write import write_shard
+from sgpipe.output.writer import write_shard
 from tests.helpers.tiny_shards import PROVENANCE, make_sample
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

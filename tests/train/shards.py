@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from sgpipe.records import Box, Relation, Sample, sample_key
-from sgpipe.stages.write import write_shard
+from sgpipe.output.writer import write_shard
 
 COLORS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
 

@@ -7,8 +7,8 @@ import webdataset as wds
 
 from sgpipe.records import Box, Caption, Relation, Sample, Triplet
 from sgpipe.shards import iter_shard_samples
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import is_shard_complete, shard_paths, write_shard
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.writer import is_shard_complete, shard_paths, write_shard
 from tests.helpers.schemas import validate
 
 PROVENANCE = {"sgpipe": "0", "config_hash": "0" * 16, "models": {}}
@@ -71,7 +71,7 @@ def test_label_only_shards_omit_images(tmp_path):
 
 
 def test_a_failed_write_leaves_no_complete_looking_shard(tmp_path, monkeypatch):
-    import sgpipe.stages.write as write
+    import sgpipe.output.writer as write
 
     real = write.atomic_write_bytes
 

@@ -9,8 +9,8 @@ from typing import Any
 from sgpipe.config import PipelineConfig
 from sgpipe.records import SCHEMA_VERSION
 from sgpipe.source.plan import SourcePlan
-from sgpipe.stages.finalize import LICENCE_NOTES, git_sha, now_iso, software_versions
-from sgpipe.stages.write import write_json_atomic
+from sgpipe.output.finalize import LICENCE_NOTES, git_sha, now_iso, software_versions
+from sgpipe.output.writer import write_json_atomic
 
 
 def _models(config: PipelineConfig) -> dict[str, Any]:

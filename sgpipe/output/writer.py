@@ -1,4 +1,4 @@
-"""The write stage: one shard = `NNNNN.tar` + `NNNNN.parquet` + `NNNNN_stats.json`, committed atomically.
+"""The shard writer: one shard = `NNNNN.tar` + `NNNNN.parquet` + `NNNNN_stats.json`, committed atomically.
 
 The tar and parquet hold no timings and no wall-clock values (fixed mtimes, stable member order, fixed
 JSON formatting), so a shard's bytes depend only on its inputs: a resumed run rewrites an interrupted

@@ -1,7 +1,7 @@
 from PIL import Image
 
-from sgpipe.inspect import inspect_shards
-from sgpipe.tools.render import DROPPED_COLOUR, KEPT_COLOUR, _offset, render_record
+from sgpipe.tools.inspect_shards import inspect_shards
+from sgpipe.tools.render_record import DROPPED_COLOUR, KEPT_COLOUR, _offset, render_record
 from tests.helpers.tiny_shards import make_output, make_sample
 
 

@@ -45,7 +45,7 @@ def format_record(record: dict[str, Any], has_image: bool) -> str:
 
 def inspect_shards(path: str | Path, limit: int = 3, render_dir: Path | None = None) -> str:
     """Summarise the shards at `path` (.tar, folder or brace pattern); render the first `limit`."""
-    from sgpipe.tools.render import png_bytes, render_record
+    from sgpipe.tools.render_record import png_bytes, render_record
 
     urls = expand_urls(path)
     counts = {"samples": 0, "with_images": 0, "objects": 0, "triplets": 0, "relations": 0, "kept": 0}
