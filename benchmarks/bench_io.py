@@ -20,8 +20,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from sgpipe.records import Box, Caption, Relation, Sample, Triplet
 from sgpipe.output.writer import write_shard
+from sgpipe.records import Box, Caption, Relation, Sample, Triplet
 
 PROVENANCE = {"sgpipe": "bench", "config_hash": "0" * 16, "models": {}}
 

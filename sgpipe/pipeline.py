@@ -14,11 +14,11 @@ from typing import Any
 import sgpipe
 from sgpipe import errors
 from sgpipe.config import PipelineConfig
+from sgpipe.output.writer import write_shard
 from sgpipe.records import ImageEntry, Sample, sample_key
 from sgpipe.source.decode import DecodeStage
 from sgpipe.source.plan import plan_dir_of, read_shard_entries
 from sgpipe.stages.base import ErrorHandler, Stage, warn_and_continue
-from sgpipe.output.writer import write_shard
 
 CHUNK_SIZE = 64  # images decoded and held at once: bounds memory, fixes batch composition
 

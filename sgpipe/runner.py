@@ -21,14 +21,14 @@ from typing import Any, Callable
 from sgpipe.config import PipelineConfig
 from sgpipe.errors import ErrorRateExceeded, SgpipeError
 from sgpipe.estimate import estimate
+from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.guards import OutputLock, check_resume
+from sgpipe.output.runinfo import finish_run_json, start_run_json
+from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard
 from sgpipe.pipeline import ShardJob
 from sgpipe.preflight import check_models
-from sgpipe.output.runinfo import finish_run_json, start_run_json
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
 from sgpipe.stages.base import Stage
-from sgpipe.output.finalize import finalize_outputs
-from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 10.0

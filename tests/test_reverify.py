@@ -7,11 +7,11 @@ import torch
 
 from sgpipe.errors import ConfigError, SgpipeError
 from sgpipe.models.verifier import Verifier, tiny_config
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.writer import write_shard
 from sgpipe.records import Sample
 from sgpipe.reverify import reverify
 from sgpipe.shards import iter_shard_samples
-from sgpipe.output.finalize import finalize_outputs
-from sgpipe.output.writer import write_shard
 from tests.train.shards import make_sample
 
 

@@ -15,9 +15,9 @@ from sgpipe import errors
 from sgpipe.config import TagConfig
 from sgpipe.records import Box, Relation, Sample
 from sgpipe.stages.base import Stage
-from sgpipe.vocab.tag_score import tag_scores
 from sgpipe.vocab.lexicon import Lexicon
 from sgpipe.vocab.matcher import EMBEDDING, EntityMatcher
+from sgpipe.vocab.tag_score import tag_scores
 
 NONE = "none"
 

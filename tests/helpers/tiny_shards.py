@@ -7,9 +7,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from sgpipe.records import Box, Caption, Relation, Sample, Triplet, sample_key
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.writer import write_shard
+from sgpipe.records import Box, Caption, Relation, Sample, Triplet, sample_key
 
 PROVENANCE = {"sgpipe": "0.1.0", "config_hash": "0" * 16, "models": {}}
 

@@ -5,10 +5,10 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from sgpipe.records import Box, Caption, Relation, Sample, Triplet
-from sgpipe.shards import iter_shard_samples
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.writer import is_shard_complete, shard_paths, write_shard
+from sgpipe.records import Box, Caption, Relation, Sample, Triplet
+from sgpipe.shards import iter_shard_samples
 from tests.helpers.schemas import validate
 
 PROVENANCE = {"sgpipe": "0", "config_hash": "0" * 16, "models": {}}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from sgpipe.records import Box, Relation, Sample, sample_key
 from sgpipe.output.writer import write_shard
+from sgpipe.records import Box, Relation, Sample, sample_key
 
 COLORS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
 
