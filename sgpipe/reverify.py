@@ -95,9 +95,10 @@ def _shard_samples(tar: Path) -> tuple[list[Sample], dict]:
 
 def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -> str:
     """Re-score every shard of OUT into NEW; returns a summary for the CLI."""
+    from sgpipe.output.atomic import write_json_atomic
     from sgpipe.output.finalize import finalize_outputs, now_iso
+    from sgpipe.output.writer import is_shard_complete, write_shard
     from sgpipe.stages.verify import VerifyStage
-    from sgpipe.output.writer import is_shard_complete, write_json_atomic, write_shard
 
     out, new_out = Path(out), Path(new_out)
     if out.resolve() == new_out.resolve():

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import sgpipe
+from sgpipe.output.atomic import write_json_atomic
+from sgpipe.output.writer import read_shard_stats
 from sgpipe.records import SCHEMA_VERSION
-from sgpipe.output.writer import read_shard_stats, write_json_atomic
 
 LICENCE_NOTES = {
     "coco": "COCO annotations CC BY 4.0; images under their Flickr licences (COCO terms of use).",

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from sgpipe.config import PipelineConfig
+from sgpipe.output.atomic import write_json_atomic
+from sgpipe.output.finalize import LICENCE_NOTES, git_sha, now_iso, software_versions
 from sgpipe.records import SCHEMA_VERSION
 from sgpipe.source.plan import SourcePlan
-from sgpipe.output.finalize import LICENCE_NOTES, git_sha, now_iso, software_versions
-from sgpipe.output.writer import write_json_atomic
 
 
 def _models(config: PipelineConfig) -> dict[str, Any]:

@@ -8,19 +8,18 @@ shard byte for byte. Each file is written under a temporary name, flushed to dis
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import os
 import tarfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sgpipe.output.atomic import atomic_file, atomic_write_bytes, fsync_folder, write_json_atomic
 from sgpipe.records import Sample, shard_name
 
 TAR_MTIME = 0  # fixed so tars are reproducible
@@ -71,30 +70,6 @@ def remove_partial_shard(out_dir: Path, index: int) -> None:
     prefix = f".{shard_name(index)}."
     for leftover in out_dir.glob(prefix + "*"):
         leftover.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Write to a temporary sibling, fsync, rename: readers see the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_file(path) as handle:
-        handle.write(data)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 class _HashingWriter:
@@ -212,6 +187,7 @@ def commit_shard(
     remove_partial_shard(out_dir, shard_index)
     size, md5 = _write_tar_atomic(paths["tar"], members)
     atomic_write_bytes(paths["parquet"], _parquet_bytes(status_rows(samples)))
+    fsync_folder(out_dir)  # tar and parquet are in place on disk before the marker says so
     stats = {
         "shard": shard_name(shard_index),
         "url": paths["tar"].name,
@@ -221,7 +197,7 @@ def commit_shard(
         **shard_content_stats(samples),
         "timings": timings or {},
     }
-    write_json_atomic(paths["stats"], stats)  # last: marks the shard complete
+    write_json_atomic(paths["stats"], stats, sync_folder=True)  # last: marks the shard complete
     return stats
 
 

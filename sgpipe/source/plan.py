@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sgpipe.config import SourceConfig
+from sgpipe.output.atomic import fsync_folder, write_json_atomic
 from sgpipe.records import ImageEntry
-from sgpipe.source.coco_captions import load_captions
 from sgpipe.source.coco import load_coco_entries
+from sgpipe.source.coco_captions import load_captions
 from sgpipe.source.entries import read_entries, write_entries
 from sgpipe.source.stream_index import stream_index
-from sgpipe.output.writer import write_json_atomic
 
 
 @dataclass
@@ -98,5 +98,6 @@ def build_plan(config: SourceConfig, samples_per_shard: int, plan_dir: Path) -> 
             write_entries(shard_file(index), chunk)
             sizes.append(len(chunk))
     plan = SourcePlan(config.name, method, categories, sizes, counters, fingerprint)
-    write_json_atomic(manifest, asdict(plan))
+    fsync_folder(plan_dir)  # the entry files are on disk before the manifest that lists them
+    write_json_atomic(manifest, asdict(plan), sync_folder=True)
     return plan

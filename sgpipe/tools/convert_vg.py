@@ -210,8 +210,9 @@ def convert_vg(
     images: Path, scene_graphs: Path, out: Path, image_data: Path | None = None, samples_per_shard: int = 1000
 ) -> str:
     """Convert Visual Genome scene graphs (+ images) into standard shards under `out`."""
+    from sgpipe.output.atomic import write_json_atomic
     from sgpipe.output.finalize import finalize_outputs
-    from sgpipe.output.writer import write_json_atomic, write_shard
+    from sgpipe.output.writer import write_shard
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")

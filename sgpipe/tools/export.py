@@ -17,12 +17,12 @@ renumbered across the export so they are unique, object ids stay the source anno
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
 from sgpipe.errors import SgpipeError
+from sgpipe.output.atomic import atomic_file
 from sgpipe.shards import expand_urls, iter_shard_samples
 
 FORMATS = ("rlipv2", "parquet")
@@ -94,25 +94,6 @@ def vocab_freq(relationships: Counter[str], objects: Counter[str]) -> dict[str, 
     }
 
 
-class _AtomicText:
-    """A text file written under a temporary name and renamed when complete."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-    def __enter__(self):
-        self.handle = open(self.tmp, "w", encoding="utf-8")
-        return self.handle
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.handle.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-
-
 def _records(out: Path | str) -> Iterator[dict[str, Any]]:
     for sample in iter_shard_samples(expand_urls(out)):
         if sample.record:
@@ -123,7 +104,7 @@ def export_rlipv2(out: Path | str, output: Path, min_confidence: float | None = 
     relationship_counts: Counter[str] = Counter()
     object_counts: Counter[str] = Counter()
     n_images = n_relations = 0
-    with _AtomicText(output) as handle:
+    with atomic_file(output, "w") as handle:
         handle.write("[")
         for record in _records(out):
             relations = select_relations(record, min_confidence)
@@ -134,7 +115,7 @@ def export_rlipv2(out: Path | str, output: Path, min_confidence: float | None = 
             relationship_counts.update(r["predicate"] for r in relations)
             object_counts.update(o["category"] for o in record.get("objects", []))
         handle.write("\n]\n")
-    with _AtomicText(vocab_path(output)) as handle:
+    with atomic_file(vocab_path(output), "w") as handle:
         json.dump(vocab_freq(relationship_counts, object_counts), handle, ensure_ascii=False)
     return {"images": n_images, "relations": n_relations}
 
@@ -191,11 +172,10 @@ def export_parquet(out: Path | str, output: Path, min_confidence: float | None =
     import pyarrow.parquet as pq
 
     schema = relations_schema()
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
     n_images = n_relations = 0
     rows: list[dict[str, Any]] = []
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+    with atomic_file(output) as handle:
+        with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
             for record in _records(out):
                 n_images += 1
                 rows.extend(
@@ -208,10 +188,6 @@ def export_parquet(out: Path | str, output: Path, min_confidence: float | None =
             if rows:
                 writer.write_table(pa.Table.from_pylist(rows, schema=schema))
                 n_relations += len(rows)
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return {"images": n_images, "relations": n_relations}
 
 

@@ -6,6 +6,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from sgpipe.output.atomic import atomic_write_bytes
+
 TOP = 25
 
 
@@ -100,6 +102,6 @@ def write_plots(out: Path, stats: dict[str, Any], plots_dir: Path) -> list[Path]
     written = []
     for name, png in plot_pngs(out, stats).items():
         path = plots_dir / f"{name}.png"
-        path.write_bytes(png)
+        atomic_write_bytes(path, png)
         written.append(path)
     return written

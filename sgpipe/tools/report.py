@@ -15,8 +15,8 @@ from typing import Any
 
 from PIL import Image
 
+from sgpipe.output.atomic import atomic_write_bytes
 from sgpipe.shards import expand_urls, iter_shard_samples
-from sgpipe.output.writer import atomic_write_bytes
 from sgpipe.tools.stats import load_run, load_stats, run_seconds
 
 THUMB_SIDE = 480  # gallery renders are shrunk to this longer side to keep the page small
