@@ -166,10 +166,10 @@ def parse(
     spacy_model: str = typer.Option("en_core_web_sm", "--spacy-model", help="spaCy pipeline name."),
 ) -> None:
     """Parse captions into subject-predicate-object triplets (one JSON line per triplet)."""
-    from sgpipe.stages.parse import parse_command
+    from sgpipe.tools.parse_captions import parse_captions
 
     try:
-        parse_command(text=text, input_path=input, output_path=output, spacy_model=spacy_model)
+        parse_captions(text=text, input_path=input, output_path=output, spacy_model=spacy_model)
     except SgpipeError as error:
         _fail(error)
 
