@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sgpipe.errors import ModelNotAvailableError, SgpipeError
+from sgpipe.models.device import resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -133,24 +134,6 @@ class SeededNucleusSampler:
         chosen = tokens.gather(1, choice[:, None])
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(1, chosen, 0.0)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SgpipeError("run.device is 'cuda' but torch sees no CUDA device")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
 def hub_endpoint() -> str:

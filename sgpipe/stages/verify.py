@@ -32,14 +32,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def candidate_example(sample: Sample, pixels: Any) -> tuple[Any, dict[int, int]]:
     """A sample's candidate relations as one model `Example` (distinct box pairs x distinct
     predicates), and the index of each box id among the example's boxes."""
@@ -76,6 +68,7 @@ class VerifyStage(Stage):
         self._sha: str | None = None
 
     def setup(self) -> None:
+        from sgpipe.models.device import resolve_device
         from sgpipe.models.verifier import WEIGHTS_NAME, Verifier
 
         folder = Path(self.config.checkpoint) if self.config.checkpoint else None

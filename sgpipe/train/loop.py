@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import torch
 
 from sgpipe.errors import SgpipeError
+from sgpipe.models.device import resolve_device
 from sgpipe.train.config import TrainConfig, dump_config, load_train_config
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,7 @@ def _distributed() -> tuple[int, int, int]:
 
 
 def _device(name: str, local_rank: int) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise SgpipeError("run.device is cuda but no CUDA device is visible")
+    if resolve_device(name) == "cuda":
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return torch.device("cpu")

@@ -13,7 +13,6 @@ from sgpipe.models.captioner import (  # noqa: E402
     Decoding,
     SeededNucleusSampler,
     device_pixel_recipe,
-    resolve_dtype,
     row_keys,
     strip_prompt,
 )
@@ -65,12 +64,6 @@ def test_strip_prompt():
     assert strip_prompt("A Picture of cats", "a picture of ") == "cats"
     assert strip_prompt("two dogs", "a picture of ") == "two dogs"
     assert strip_prompt(" two dogs ", "") == "two dogs"
-
-
-def test_dtype_auto():
-    assert resolve_dtype("auto", "cpu") == torch.float32
-    assert resolve_dtype("auto", "cuda") == torch.bfloat16
-    assert resolve_dtype("float16", "cuda") == torch.float16
 
 
 @pytest.fixture(scope="module")
