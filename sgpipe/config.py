@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from sgpipe.errors import ConfigError
+from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
 
 DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-large"
@@ -268,14 +269,10 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
             "relations are kept only among those stored"
         )
     _check_choice(problems, "verify.dtype", ver.dtype, ("auto", "float32", "bfloat16", "float16"))
-    if ver.enabled and check_paths and not _is_checkpoint(ver.checkpoint):
+    if ver.enabled and check_paths and not is_checkpoint(ver.checkpoint):
         problems.append(
-            f"verify.checkpoint: {ver.checkpoint!r} is not a verifier checkpoint folder (config.json + "
-            "model.safetensors). Train one: `sgpipe convert vg --images VG/images --scene-graphs "
-            "VG/scene_graphs.json --out vg-shards` then `sgpipe train pipelines/train_base.yaml --set "
-            "data.train=vg-shards` (offline: `sgpipe synth`, `sgpipe convert synth` and "
-            "pipelines/train_small.yaml), and pass its OUT/final folder; "
-            "or run with --set verify.enabled=false to write unverified candidates"
+            not_a_checkpoint("verify.checkpoint", ver.checkpoint)
+            + "; or run with --set verify.enabled=false to write unverified candidates"
         )
     if not out.dir:
         problems.append("output.dir: required")
@@ -286,11 +283,6 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     _check_range(problems, "run.max_error_rate", run.max_error_rate, 0.0, 1.0)
     _check_range(problems, "run.decode_threads", run.decode_threads, 1)
     _check_choice(problems, "run.device", run.device, ("auto", "cpu", "cuda"))
-
-
-def _is_checkpoint(path: str) -> bool:
-    folder = Path(path) if path else None
-    return bool(folder and (folder / "config.json").is_file() and (folder / "model.safetensors").is_file())
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -15,13 +15,10 @@ from typing import Any
 
 from sgpipe import errors
 from sgpipe.config import VerifyConfig
+from sgpipe.models.checkpoint import WEIGHTS_NAME, is_checkpoint, not_a_checkpoint
 from sgpipe.records import Sample
 from sgpipe.stages.base import Stage
 
-TRAIN_HINT = (
-    "Train one with `sgpipe convert synth SYNTH_DIR --out TRAIN_SHARDS` and "
-    "`sgpipe train pipelines/train_small.yaml --set data.train=TRAIN_SHARDS`"
-)
 
 
 def file_sha256(path: Path) -> str:
@@ -69,21 +66,18 @@ class VerifyStage(Stage):
 
     def setup(self) -> None:
         from sgpipe.models.device import resolve_device
-        from sgpipe.models.verifier import WEIGHTS_NAME, Verifier
+        from sgpipe.models.verifier import Verifier
 
-        folder = Path(self.config.checkpoint) if self.config.checkpoint else None
-        if folder is None or not (folder / "config.json").is_file() or not (folder / WEIGHTS_NAME).is_file():
-            raise errors.SgpipeError(
-                f"verify.checkpoint {self.config.checkpoint!r} is not a verifier checkpoint folder "
-                f"(config.json + {WEIGHTS_NAME}). {TRAIN_HINT}"
-            )
+        if not is_checkpoint(self.config.checkpoint):
+            raise errors.SgpipeError(not_a_checkpoint("verify.checkpoint", self.config.checkpoint))
+        folder = Path(self.config.checkpoint)
         self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))
         self._sha = file_sha256(folder / WEIGHTS_NAME)
 
     def describe(self) -> dict:
         folder = Path(self.config.checkpoint) if self.config.checkpoint else None
-        if self._sha is None and folder is not None and (folder / "model.safetensors").is_file():
-            self._sha = file_sha256(folder / "model.safetensors")
+        if self._sha is None and folder is not None and (folder / WEIGHTS_NAME).is_file():
+            self._sha = file_sha256(folder / WEIGHTS_NAME)
         return {
             "checkpoint": self.config.checkpoint,
             "model_sha256": self._sha,

@@ -15,6 +15,7 @@ import yaml
 
 from sgpipe.config import _check_range, _choices, fill_sections, load_raw, parse_override
 from sgpipe.errors import ConfigError
+from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 
 
 @dataclass
@@ -96,8 +97,8 @@ def _validate(config: TrainConfig, problems: list[str], check_paths: bool) -> No
     known = {f.name for f in dataclasses.fields(VerifierConfig)} - {"preset", "predicate_frequencies"}
     for key in sorted(set(m.options) - known):
         problems.append(f"model.options: unknown verifier option {key!r}. {_choices(known)}")
-    if check_paths and m.init and not (Path(m.init) / "config.json").is_file():
-        problems.append(f"model.init: {m.init!r} is not a verifier checkpoint folder")
+    if check_paths and m.init and not is_checkpoint(m.init):
+        problems.append(not_a_checkpoint("model.init", m.init))
     if not d.train:
         problems.append("data.train: required (training shards: a folder, a .tar or a brace pattern)")
     if check_paths:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgpipe.models.checkpoint import WEIGHTS_NAME
 from sgpipe.models.device import resolve_dtype
 from sgpipe.models.verifier.config import VerifierConfig
 from sgpipe.models.verifier.decoder import PairDecoder
@@ -24,7 +25,6 @@ from sgpipe.models.verifier.inputs import Example, collate
 from sgpipe.models.verifier.text import LabelEncoder, char_tokenizer, load_pretrained
 from sgpipe.models.verifier.vision import OUT_FEATURES, VisionEncoder
 
-WEIGHTS_NAME = "model.safetensors"
 TENSOR_KEYS = (
     "subj_boxes",
     "obj_boxes",
