@@ -20,7 +20,6 @@ from sgpipe.records import Sample
 from sgpipe.stages.base import Stage
 
 
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
