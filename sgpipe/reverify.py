@@ -18,8 +18,8 @@ from typing import Sequence
 import pyarrow.parquet as pq
 
 from sgpipe.config import VerifyConfig, _coerce, parse_override
-from sgpipe.errors import ConfigError, SgpipeError
-from sgpipe.records import STATUS_OK, Sample
+from sgpipe.errors import OK, ConfigError, SgpipeError
+from sgpipe.records import Sample
 from sgpipe.shards import iter_shard_samples
 
 ALLOWED = ("store_threshold", "keep_threshold", "batch_size", "dtype", "device")
@@ -72,11 +72,11 @@ def _shard_samples(tar: Path) -> tuple[list[Sample], dict]:
     rows = (
         pq.read_table(parquet).to_pylist()
         if parquet.is_file()
-        else [{"key": k, "status": STATUS_OK} for k in by_key]
+        else [{"key": k, "status": OK} for k in by_key]
     )
     samples = []
     for row in rows:
-        if row["status"] == STATUS_OK:
+        if row["status"] == OK:
             sample = by_key[row["key"]]
         else:
             dataset = row["key"].rsplit("-", 1)[0]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sgpipe.config import PipelineConfig
-from sgpipe.errors import ErrorRateExceeded, SgpipeError
+from sgpipe.errors import OK, ErrorRateExceeded, SgpipeError
 from sgpipe.estimate import estimate
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.guards import OutputLock, check_resume
@@ -123,7 +123,7 @@ class Progress:
     def update(self, shard_stats: dict[str, Any]) -> None:
         self.shards += 1
         self.images += shard_stats["count"]
-        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k != "ok"})
+        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k != OK})
         now = time.monotonic()
         if self.metrics_path:
             with open(self.metrics_path, "a", encoding="utf-8") as handle:
@@ -346,7 +346,7 @@ def _schedule(
                 ray.cancel(ref_left, force=True)
             statuses = Counter()
             for s in done_stats:
-                statuses.update({k: v for k, v in s["status"].items() if k != "ok"})
+                statuses.update({k: v for k, v in s["status"].items() if k != OK})
             raise ErrorRateExceeded(
                 f"{failures} of {processed} images failed ({failures / processed:.0%} > run.max_error_rate "
                 f"{config.run.max_error_rate:.0%}): {dict(statuses)}. Something is systematically wrong "

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sgpipe.errors import OK
 from sgpipe.output.atomic import atomic_file, atomic_write_bytes, fsync_folder, write_json_atomic
 from sgpipe.records import Sample, shard_name
 
@@ -158,8 +159,8 @@ def shard_content_stats(samples: list[Sample]) -> dict[str, Any]:
     ok = [s for s in samples if s.ok]
     return {
         "count": len(samples),
-        "successes": statuses.get("ok", 0),
-        "failed_to_process": len(samples) - statuses.get("ok", 0),
+        "successes": statuses.get(OK, 0),
+        "failed_to_process": len(samples) - statuses.get(OK, 0),
         "status": dict(sorted(statuses.items())),
         "counters": dict(sorted(counters.items())),
         "n_objects": sum(len(s.objects) for s in ok),

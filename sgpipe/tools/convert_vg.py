@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import sgpipe
-from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, SgpipeError
+from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, OK, SgpipeError
 from sgpipe.records import Box, Relation, Sample, Triplet, sample_key
 
 DATASET = "vg"
@@ -265,6 +265,6 @@ def convert_vg(
     totals = stats["totals"]
     return (
         f"wrote {stats['shards']} shards to {out}: {totals['count']} images ({totals['successes']} ok, "
-        f"{dict((k, v) for k, v in stats['status'].items() if k != 'ok')} failed), "
+        f"{dict((k, v) for k, v in stats['status'].items() if k != OK)} failed), "
         f"{totals['n_objects']} boxes of {len(vocab.ids)} categories, {totals['n_relations']} relations"
     )

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from sgpipe.errors import OK
 from sgpipe.output.atomic import atomic_write_bytes
 
 TOP = 25
@@ -52,7 +53,7 @@ def _per_image_counts(out: Path) -> dict[str, list[int]]:
     for path in sorted(Path(out).glob("[0-9][0-9][0-9][0-9][0-9].parquet")):
         table = pq.read_table(path, columns=["status", "n_candidates", "n_kept"])
         for status, candidates, kept in zip(*(table.column(c).to_pylist() for c in table.column_names)):
-            if status == "ok":
+            if status == OK:
                 counts["candidates"].append(candidates)
                 counts["kept"].append(kept)
     return counts
