@@ -25,7 +25,7 @@ from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.guards import OutputLock, check_resume
 from sgpipe.output.runinfo import finish_run_json, start_run_json
 from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard
-from sgpipe.pipeline import ShardJob
+from sgpipe.pipeline import ShardJob, build_stages
 from sgpipe.preflight import check_models
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
 from sgpipe.stages.base import Stage
@@ -157,12 +157,7 @@ class Progress:
 def describe_plan(
     plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]
 ) -> str:
-    stages = (
-        ["decode"]
-        + (["caption"] if config.caption.enabled else [])
-        + ["parse", "tag"]
-        + (["verify"] if config.verify.enabled else [])
-    )
+    stages = [stage.name for stage in build_stages(config, plan.categories)]  # cheap: no model loads
     models = []
     if config.caption.enabled:
         models.append(f"captioner {config.caption.model}")

@@ -237,6 +237,20 @@ def test_cli_dry_run_trial_shards_and_metrics(dataset, tmp_path):
     assert "output.samples_per_shard: expected int" in bad.output and "run.workers" in bad.output
 
 
+
+def test_the_dry_run_names_the_stages_a_worker_builds(dataset, tmp_path):
+    from sgpipe.pipeline import build_stages
+    from sgpipe.runner import describe_plan
+    from sgpipe.source.plan import SourcePlan
+
+    config = tiny_run_config(dataset, tmp_path / "o")
+    config.caption.enabled = config.verify.enabled = True
+    plan = SourcePlan("t", "pycocotools", ["cat"], [2, 1], {}, {})
+    text = describe_plan(plan, [0, 1], config, {"workers": 1, "cpus": 1.0, "gpus": 0.0})
+    names = [stage.name for stage in build_stages(config, plan.categories)]
+    assert names == ["decode", "caption", "parse", "tag", "verify"]
+    assert f"stages: {' -> '.join(names)}; models: captioner " in text
+
 def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path):
     """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, on Ray."""
     from sgpipe.models.verifier import Verifier, tiny_config
