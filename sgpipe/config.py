@@ -14,13 +14,15 @@ import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from sgpipe.errors import ConfigError
 from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
+
+C = TypeVar("C")
 
 DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-large"
 
@@ -124,10 +126,6 @@ class PipelineConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
-SECTIONS = {name: typing.get_type_hints(PipelineConfig)[name] for name in SECTIONS}
-
-
 def _choices(names: typing.Iterable[str]) -> str:
     return "Choose from: " + ", ".join(sorted(names))
 
@@ -196,8 +194,14 @@ def fill_sections(config: Any, raw: dict[str, Any], problems: list[str]) -> None
                 setattr(section, key, coerced)
 
 
-def _build(raw: dict[str, Any], problems: list[str]) -> PipelineConfig:
-    config = PipelineConfig()
+def build_sections(
+    config_type: type[C], raw: dict[str, Any], overrides: typing.Sequence[str], problems: list[str]
+) -> C:
+    """A fresh `config_type` filled from a private copy of `raw` with `overrides` on top; every
+    problem is collected in `problems` (shared by the pipeline and the training config)."""
+    raw = json.loads(json.dumps(raw))
+    apply_overrides(raw, overrides, problems, typing.get_type_hints(config_type))
+    config = config_type()
     fill_sections(config, raw, problems)
     return config
 
@@ -294,40 +298,46 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: typing.Sequence[str], problems: list[str]) -> None:
+def apply_overrides(
+    raw: dict[str, Any], overrides: typing.Sequence[str], problems: list[str], sections: dict[str, Any]
+) -> None:
+    """Set `section.key=value` overrides in `raw`; `section.key.name=value` sets one entry of a
+    mapping-valued key (`model.options.d_model=96`). `sections`: section name -> its dataclass."""
     for text in overrides:
         try:
             path, value = parse_override(text)
         except ConfigError as error:
             problems.extend(error.problems)
             continue
-        if len(path) != 2:
+        hints = typing.get_type_hints(sections[path[0]]) if path[0] in sections else {}
+        kind = hints.get(path[1]) if len(path) > 1 else None
+        if len(path) != 2 and not (len(path) == 3 and kind is dict):
             problems.append(f"override {text!r}: keys have the form section.key")
             continue
         section = raw.setdefault(path[0], {})
         if not isinstance(section, dict):
             problems.append(f"override {text!r}: {path[0]} is not a section")
             continue
+        if len(path) == 3:
+            mapping = section.setdefault(path[1], {})
+            if not isinstance(mapping, dict):
+                problems.append(f"override {text!r}: {path[0]}.{path[1]} is not a mapping")
+                continue
+            mapping[path[2]] = value
+            continue
         # a key that wants a string keeps the text as typed ("00001" stays "00001", not 1)
-        section[path[1]] = text.partition("=")[2] if _wants_str(path) else value
+        section[path[1]] = text.partition("=")[2] if kind is str else value
 
 
-def _wants_str(path: list[str]) -> bool:
-    section_type = SECTIONS.get(path[0])
-    if section_type is None:
-        return False
-    return typing.get_type_hints(section_type).get(path[1]) is str
+PATH_KEYS = (("source", "instances"), ("source", "images"), ("source", "captions"), ("verify", "checkpoint"))
 
 
-def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
-    """Relative paths in a recipe are relative to the recipe file, as users expect."""
-    for section, key in (
-        ("source", "instances"),
-        ("source", "images"),
-        ("source", "captions"),
-        ("verify", "checkpoint"),
-    ):
-        value = (raw.get(section) or {}).get(key)
+def resolve_paths(raw: dict[str, Any], base: Path, keys: typing.Iterable[tuple[str, str]]) -> None:
+    """Relative paths in a recipe are relative to the recipe file, as users expect (when they exist
+    there; object-store URLs are left alone)."""
+    for section, key in keys:
+        values = raw.get(section)
+        value = values.get(key) if isinstance(values, dict) else None
         if (
             isinstance(value, str)
             and value
@@ -336,7 +346,16 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         ):
             candidate = base / value
             if candidate.exists():
-                raw[section][key] = str(candidate)
+                values[key] = str(candidate)
+
+
+def read_recipe(path: str | Path | None, path_keys: typing.Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A recipe's raw sections with its relative paths resolved; no recipe: no sections."""
+    if not path:
+        return {}
+    raw = load_raw(path)
+    resolve_paths(raw, Path(path).resolve().parent, path_keys)
+    return raw
 
 
 def load_raw(path: str | Path) -> dict[str, Any]:
@@ -357,10 +376,8 @@ def build_config(
     raw: dict[str, Any], overrides: typing.Sequence[str] = (), check_paths: bool = True
 ) -> PipelineConfig:
     """Build and validate; raises one ConfigError listing every problem."""
-    raw = json.loads(json.dumps(raw))  # a private deep copy
     problems: list[str] = []
-    apply_overrides(raw, overrides, problems)
-    config = _build(raw, problems)
+    config = build_sections(PipelineConfig, raw, overrides, problems)
     _validate(config, problems, check_paths)
     if problems:
         raise ConfigError(problems)
@@ -370,7 +387,4 @@ def build_config(
 def load_config(
     path: str | Path | None, overrides: typing.Sequence[str] = (), check_paths: bool = True
 ) -> PipelineConfig:
-    raw = load_raw(path) if path else {}
-    if path:
-        _resolve_paths(raw, Path(path).resolve().parent)
-    return build_config(raw, overrides, check_paths)
+    return build_config(read_recipe(path, PATH_KEYS), overrides, check_paths)
