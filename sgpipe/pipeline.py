@@ -25,7 +25,7 @@ CHUNK_SIZE = 64  # images decoded and held at once: bounds memory, fixes batch c
 
 def chunk_size(config: PipelineConfig) -> int:
     """Images per chunk: at least `CHUNK_SIZE`, and never fewer than a model stage's batch, or the
-    GPU would only ever see chunk-sized batches (caption batch 128 runs 13% faster than 64)."""
+    GPU would only ever see chunk-sized batches (larger caption batches run faster: docs/BENCHMARKS.md)."""
     sizes = [CHUNK_SIZE]
     if config.caption.enabled:
         sizes.append(config.caption.batch_size)

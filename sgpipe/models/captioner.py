@@ -297,8 +297,8 @@ class Captioner:
         """Model inputs (pixels and the tokenized prompt) on the model's device and dtype.
 
         For BLIP the pixels are resized and normalised on the device (`sgpipe.models.pixels`),
-        which costs the host ~1 ms per image instead of the processor's ~9; other models go
-        through their own processor."""
+        which costs the host a fraction of what the processor does (docs/BENCHMARKS.md); other
+        models go through their own processor."""
         recipe = device_pixel_recipe(self.processor)
         if recipe is None:
             inputs = self.processor(
