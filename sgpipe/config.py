@@ -160,17 +160,23 @@ def _coerce(value: Any, kind: Any, where: str, problems: list[str]) -> Any:
     return None
 
 
+def _unknown(kind: str, name: str, known: typing.Iterable[str], section: str = "") -> str:
+    """`unknown key 'run.wrkers' (did you mean 'run.workers'?). Choose from: ...`"""
+    prefix = f"{section}." if section else ""
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    return (
+        f"unknown {kind} {prefix + name!r}"
+        + (f" (did you mean {prefix + hint[0]!r}?)" if hint else "")
+        + f". {_choices(known)}"
+    )
+
+
 def fill_sections(config: Any, raw: dict[str, Any], problems: list[str]) -> None:
     """Set `raw`'s `section: {key: value}` entries on the dataclass `config`, collecting every problem."""
     sections = typing.get_type_hints(type(config))
     for section_name, section_values in raw.items():
         if section_name not in sections:
-            hint = difflib.get_close_matches(section_name, sections, n=1)
-            problems.append(
-                f"unknown section {section_name!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f". {_choices(sections)}"
-            )
+            problems.append(_unknown("section", section_name, sections))
             continue
         if section_values is None:
             continue
@@ -182,12 +188,7 @@ def fill_sections(config: Any, raw: dict[str, Any], problems: list[str]) -> None
         for key, value in section_values.items():
             where = f"{section_name}.{key}"
             if key not in hints:
-                hint = difflib.get_close_matches(key, hints, n=1)
-                problems.append(
-                    f"unknown key {where!r}"
-                    + (f" (did you mean '{section_name}.{hint[0]}'?)" if hint else "")
-                    + f". {_choices(hints)}"
-                )
+                problems.append(_unknown("key", key, hints, section_name))
                 continue
             coerced = _coerce(value, hints[key], where, problems)
             if coerced is not None:
