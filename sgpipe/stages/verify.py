@@ -16,7 +16,7 @@ from typing import Any
 from sgpipe import errors
 from sgpipe.config import VerifyConfig
 from sgpipe.records import Sample
-from sgpipe.stages.base import Stage
+from sgpipe.stages.base import Resources, Stage
 
 TRAIN_HINT = (
     "Train one with `sgpipe convert synth SYNTH_DIR --out TRAIN_SHARDS` and "
@@ -67,11 +67,10 @@ class VerifyStage(Stage):
     name = "verify"
     failure_status = errors.FAILED_VERIFY
 
-    def __init__(self, config: VerifyConfig, device: str = "auto"):
-        super().__init__()
+    def __init__(self, config: VerifyConfig, device: str = "auto", gpus: float = 0.0):
+        super().__init__(config.batch_size, Resources(cpus=1.0, gpus=gpus))
         self.config = config
         self.device = device
-        self.batch_size = config.batch_size
         self.model: Any = None
         self._sha: str | None = None
 
@@ -87,6 +86,9 @@ class VerifyStage(Stage):
         self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))
         self._sha = file_sha256(folder / WEIGHTS_NAME)
 
+    def teardown(self) -> None:
+        self.model = None
+
     def describe(self) -> dict:
         folder = Path(self.config.checkpoint) if self.config.checkpoint else None
         if self._sha is None and folder is not None and (folder / "model.safetensors").is_file():
@@ -99,6 +101,7 @@ class VerifyStage(Stage):
         }
 
     def process(self, samples: list[Sample]) -> None:
+        assert self.model is not None, "setup() loads the verifier"
         from sgpipe.models.pixels import resize_batch, to_tensor
 
         todo, examples = [], []

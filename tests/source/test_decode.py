@@ -32,7 +32,9 @@ def test_each_image_case_gets_its_status(tmp_path, name):
     size = write_case(tmp_path, name)
     sample = _sample(name, size)
     stage = DecodeStage(tmp_path, max_pixels=50_000_000, threads=2)
+    stage.setup()
     stage([sample])
+    stage.teardown()
     status, ext = EXPECTED[name]
     assert sample.status == status, sample.error_message
     if status == errors.OK:
@@ -46,7 +48,10 @@ def test_one_bad_image_does_not_touch_the_others(tmp_path):
     for name in ("good.jpg", "truncated.jpg", "gray.png"):
         write_case(tmp_path, name)
     samples = [_sample(n, (40, 30)) for n in ("good.jpg", "truncated.jpg", "missing.jpg", "gray.png")]
-    DecodeStage(tmp_path, max_pixels=10**8)(samples)
+    stage = DecodeStage(tmp_path, max_pixels=10**8)
+    stage.setup()
+    stage(samples)
+    stage.teardown()
     assert [s.status for s in samples] == ["ok", "failed_decode", "failed_missing", "ok"]
     assert "missing.jpg" in samples[2].error_message
 

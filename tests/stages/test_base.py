@@ -15,10 +15,9 @@ class FlakyStage(Stage):
 
     name = "flaky"
     failure_status = "failed_tag"
-    batch_size = 8
 
     def __init__(self, poisoned):
-        super().__init__()
+        super().__init__(batch_size=8)
         self.poisoned = poisoned
         self.calls = []
 

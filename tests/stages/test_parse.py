@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -17,10 +18,12 @@ from sgpipe.stages.parse import ParseStage
 
 
 @pytest.fixture(scope="module")
-def stage() -> ParseStage:
+def stage() -> Iterator[ParseStage]:
     stage = ParseStage(ParseConfig(batch_size=4))
     stage.handler = reraise
-    return stage
+    stage.setup()
+    yield stage
+    stage.teardown()
 
 
 def make_sample(image_id: int, texts: list[str]) -> Sample:

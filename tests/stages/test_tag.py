@@ -54,6 +54,7 @@ def run(samples, categories=COCO, **overrides) -> list[Sample]:
     config = TagConfig(**{"embedding_model": "none", **overrides})
     stage = TagStage(config, categories)
     stage.handler = reraise
+    stage.setup()
     return stage(samples)
 
 
@@ -187,11 +188,13 @@ def test_stage_contract():
     stage = TagStage(TagConfig(embedding_model="none"), COCO)
     assert stage.name == "tag" and stage.failure_status == errors.FAILED_TAG
     assert stage.matcher is None  # nothing loaded before setup()
+    stage.setup()
     failed = sample([box(1, "person", 0, 0)], [triplet(0, "man", "hold", "dog")])
     failed.fail(errors.FAILED_PARSE, "parse failed")
     stage([failed])
     assert failed.relations == [] and failed.status == errors.FAILED_PARSE
-    assert stage.describe()["vocabulary"] == "coco"
+    stage.teardown()
+    assert stage.matcher is None and stage.describe()["vocabulary"] == "coco"
 
 
 @pytest.fixture(scope="module")
@@ -199,8 +202,8 @@ def minilm_stage():
     stage = TagStage(TagConfig(embedding_model="minilm", embedding_threshold=0.55), COCO)
     stage.handler = reraise
     stage.setup()
-    stage._ready = True
-    return stage
+    yield stage
+    stage.teardown()
 
 
 def test_embedding_fallback_with_real_minilm(minilm_stage):

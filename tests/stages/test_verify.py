@@ -12,6 +12,7 @@ from sgpipe.models.verifier import Verifier, tiny_config
 from sgpipe.records import Box, Relation, Sample
 from sgpipe.stages.base import reraise
 from sgpipe.stages.verify import VerifyStage
+from tests.helpers.stages import run_stage
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def _stage(checkpoint, **kw) -> VerifyStage:
 
 def test_every_candidate_is_scored_with_the_models_confidence(checkpoint):
     sample = _sample(1, RELATIONS)
-    _stage(checkpoint, store_threshold=0.0, keep_threshold=0.0)([sample])
+    run_stage(_stage(checkpoint, store_threshold=0.0, keep_threshold=0.0), [sample])
     assert sample.ok and len(sample.relations) == len(RELATIONS)
     model = Verifier.from_pretrained(checkpoint)
     from sgpipe.models.pixels import resize_batch, to_tensor
@@ -82,12 +83,12 @@ def test_every_candidate_is_scored_with_the_models_confidence(checkpoint):
 
 def test_thresholds_split_stored_and_kept(checkpoint):
     probe = _sample(2, RELATIONS)
-    _stage(checkpoint, store_threshold=0.0, keep_threshold=0.0)([probe])
+    run_stage(_stage(checkpoint, store_threshold=0.0, keep_threshold=0.0), [probe])
     confidences = sorted(r.confidence for r in probe.relations)
     store, keep = confidences[1], confidences[3]  # drop the lowest, keep the top two
     sample = _sample(2, RELATIONS)
     stage = _stage(checkpoint, store_threshold=store, keep_threshold=keep)
-    stage([sample])
+    run_stage(stage, [sample])
     assert len(sample.relations) == 4 and all(r.confidence >= store for r in sample.relations)
     assert [r.kept for r in sample.relations] == [r.confidence >= keep for r in sample.relations]
     assert sum(r.kept for r in sample.relations) == 2
@@ -103,7 +104,7 @@ def test_bad_samples_fail_alone(checkpoint):
     )
     stage = _stage(checkpoint, store_threshold=0.0)
     stage.handler = lambda error, sample: None
-    stage([good, unknown_box, no_image, empty])
+    run_stage(stage, [good, unknown_box, no_image, empty])
     assert good.ok and all(r.confidence is not None for r in good.relations)
     assert unknown_box.status == errors.FAILED_VERIFY and "unknown box ids [99]" in unknown_box.error_message
     assert no_image.status == errors.FAILED_VERIFY and "no decoded image" in no_image.error_message
