@@ -56,11 +56,8 @@ def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
     if config.caption.enabled:
         from sgpipe.stages.caption import CaptionStage
 
-        stages.append(
-            CaptionStage(
-                config.caption, device=config.run.device, seed=config.run.seed, gpus=config.run.gpus_per_worker
-            )
-        )
+        run = config.run
+        stages.append(CaptionStage(config.caption, device=run.device, seed=run.seed, gpus=run.gpus_per_worker))
     from sgpipe.stages.parse import ParseStage
     from sgpipe.stages.tag import TagStage
 
