@@ -237,13 +237,9 @@ def test_cli_dry_run_trial_shards_and_metrics(dataset, tmp_path):
     assert "output.samples_per_shard: expected int" in bad.output and "run.workers" in bad.output
 
 
-def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path):
+def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path, tiny_blip, tiny_verifier):
     """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, on Ray."""
-    from sgpipe.models.verifier import Verifier, tiny_config
-    from tests.helpers.tiny_models import build_tiny_blip
-
-    blip = build_tiny_blip(tmp_path / "blip")
-    checkpoint = Verifier.build(tiny_config(prior_prob=0.3)).save_pretrained(tmp_path / "verifier")
+    blip, checkpoint = tiny_blip, tiny_verifier
     config = tiny_run_config(
         dataset,
         tmp_path / "out",

@@ -1,13 +1,11 @@
 import pytest
 
-from sgpipe.records import Sample
 from sgpipe.stages.base import Stage, reraise
+from tests.helpers.samples import build_sample
 
 
 def _samples(n):
-    return [
-        Sample(key=f"t-{i:012d}", dataset="t", image_id=i, file_name="", width=1, height=1) for i in range(n)
-    ]
+    return [build_sample(i) for i in range(n)]
 
 
 class FlakyStage(Stage):

@@ -8,33 +8,18 @@ from PIL import Image  # noqa: E402
 
 from sgpipe import errors  # noqa: E402
 from sgpipe.config import CaptionConfig  # noqa: E402
-from sgpipe.records import Caption, Sample  # noqa: E402
+from sgpipe.records import Caption  # noqa: E402
 from sgpipe.stages.base import reraise  # noqa: E402
 from sgpipe.stages.caption import CaptionStage, image_seed  # noqa: E402
+from tests.helpers.samples import build_sample  # noqa: E402
 from tests.helpers.stages import run_stage  # noqa: E402
-from tests.helpers.tiny_models import build_tiny_blip  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_blip(tmp_path_factory):
-    return str(build_tiny_blip(tmp_path_factory.mktemp("tiny_blip")))
 
 
 def make_samples(n, start=0):
     samples = []
     for i in range(start, start + n):
         image = Image.new("RGB", (48 + 8 * i, 40), (37 * i % 256, 90, 200 - 11 * i % 200))
-        samples.append(
-            Sample(
-                key=f"coco-{i:012d}",
-                dataset="coco",
-                image_id=i,
-                file_name=f"{i}.jpg",
-                width=image.width,
-                height=image.height,
-                image=image,
-            )
-        )
+        samples.append(build_sample(i, "coco", width=image.width, height=image.height, image=image))
     return samples
 
 

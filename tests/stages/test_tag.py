@@ -9,6 +9,7 @@ from sgpipe.config import TagConfig
 from sgpipe.records import Box, Sample, Triplet
 from sgpipe.stages.base import reraise
 from sgpipe.stages.tag import TagStage
+from tests.helpers.samples import build_sample
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -38,16 +39,7 @@ def triplet(tid: int, subject: str, predicate: str, object_: str) -> Triplet:
 
 
 def sample(objects: list[Box], triplets: list[Triplet], image_id: int = 1) -> Sample:
-    return Sample(
-        key=f"coco-{image_id:012d}",
-        dataset="coco",
-        image_id=image_id,
-        file_name=f"{image_id}.jpg",
-        width=640,
-        height=480,
-        objects=objects,
-        triplets=triplets,
-    )
+    return build_sample(image_id, "coco", width=640, height=480, objects=objects, triplets=triplets)
 
 
 def run(samples, categories=COCO, **overrides) -> list[Sample]:

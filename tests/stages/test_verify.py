@@ -2,33 +2,28 @@ import hashlib
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from sgpipe import errors
 from sgpipe.config import VerifyConfig, build_config
 from sgpipe.errors import ConfigError, SgpipeError
-from sgpipe.models.verifier import Verifier, tiny_config
+from sgpipe.models.verifier import Verifier
 from sgpipe.records import Box, Relation, Sample
 from sgpipe.stages.base import reraise
 from sgpipe.stages.verify import VerifyStage
+from tests.helpers.samples import build_sample
 from tests.helpers.stages import run_stage
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("verifier") / "ckpt"
-    Verifier.build(tiny_config(prior_prob=0.3)).save_pretrained(folder)
-    return folder
+def checkpoint(tiny_verifier):
+    return tiny_verifier
 
 
 def _sample(image_id: int, relations: list[tuple[int, int, str]], with_image: bool = True) -> Sample:
     rng = np.random.default_rng(image_id)
-    sample = Sample(
-        key=f"t-{image_id:012d}",
-        dataset="t",
-        image_id=image_id,
+    sample = build_sample(
+        image_id,
         file_name="x.jpg",
         width=80,
         height=60,
