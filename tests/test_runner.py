@@ -153,6 +153,23 @@ def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, kill_afte
     assert len(keys) == len(set(keys)) == 5
 
 
+def _parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        # the command sits in parentheses and may hold spaces: the fields after its last ")" are fixed
+        return int(handle.read().rsplit(b")", 1)[1].split()[1])
+
+
+def _is_ours(pid: int) -> bool:
+    """Whether `pid` descends from this test process (the local Ray it started), not from another
+    Ray on the same machine."""
+    me = os.getpid()
+    while pid > 1:
+        pid = _parent_pid(pid)
+        if pid == me:
+            return True
+    return False
+
+
 def _shard_worker_pids():
     """Processes of our Ray actors: Ray titles them after the actor class."""
     pids = []
@@ -160,7 +177,7 @@ def _shard_worker_pids():
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    if b"_ShardWorker" in handle.read():
+                    if b"_ShardWorker" in handle.read() and _is_ours(int(entry)):
                         pids.append(int(entry))
             except OSError:
                 continue
