@@ -65,8 +65,8 @@ class SimulatedCaption(Stage):
     name = "caption"
 
     def __init__(self, device: SimulatedDevice, inputs: str, batch_size: int):
-        super().__init__()
-        self.device, self.inputs, self.batch_size = device, inputs, batch_size
+        super().__init__(batch_size)
+        self.device, self.inputs = device, inputs
         self.processor = None
 
     def setup(self) -> None:
@@ -96,8 +96,8 @@ class SimulatedVerify(Stage):
     name = "verify"
 
     def __init__(self, device: SimulatedDevice, inputs: str, batch_size: int, image_size: int = 512):
-        super().__init__()
-        self.device, self.inputs, self.batch_size, self.image_size = device, inputs, batch_size, image_size
+        super().__init__(batch_size)
+        self.device, self.inputs, self.image_size = device, inputs, image_size
 
     def process(self, samples: list[Sample]) -> None:
         from sgpipe.models.pixels import to_tensor

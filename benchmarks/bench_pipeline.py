@@ -69,6 +69,8 @@ def plain_loop(config) -> tuple[float, float, dict[str, float]]:
     started = time.perf_counter()
     entries, categories, _ = load_coco_entries(config.source.instances, load_captions(config.source.captions))
     stages = build_stages(config, categories)
+    for stage in stages:
+        stage.setup()
     provenance = {"sgpipe": "plain", "config_hash": "", "models": {}}
     out = Path(config.output.dir)
     out.mkdir(parents=True)
@@ -90,6 +92,8 @@ def plain_loop(config) -> tuple[float, float, dict[str, float]]:
                     tar.addfile(info, io.BytesIO(data))
                 sample.image = None
     ended = time.perf_counter()
+    for stage in stages:
+        stage.teardown()
     return ended - started, ended - warm_started, {s.name: round(s.seconds, 2) for s in stages}
 
 

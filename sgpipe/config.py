@@ -1,7 +1,9 @@
 """YAML recipe -> typed config, with `key=value` overrides and validate-all.
 
 Every problem is collected and reported in one `ConfigError` before any work starts: unknown
-keys (with the valid choices), wrong types, out-of-range values, missing files.
+keys (with the valid choices), wrong types, out-of-range values, missing files. A field's valid
+choices or range live on the field itself (`option(default, choices=...)`, `option(default, low=...)`);
+`_validate` checks every field from them, then the rules that involve several fields or the disk.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ from sgpipe.records import DATASET_NAME_PATTERN
 C = TypeVar("C")
 
 DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-large"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def option(
+    default: Any, *, choices: tuple[str, ...] = (), low: float | None = None, high: float | None = None
+) -> Any:
+    """A config field that carries its valid values: one of `choices`, or within [low, high]
+    (either end may be open). `_validate` checks every field that has them."""
+    return field(default=default, metadata={"choices": choices, "range": (low, high)})
 
 
 @dataclass
@@ -33,74 +44,76 @@ class SourceConfig:
     instances: str = ""  # COCO-format instances JSON
     images: str = ""  # folder that file_name is resolved under
     captions: str = ""  # optional COCO captions JSON
-    limit: int = 0  # 0 = every image
-    index: str = "auto"  # auto | pycocotools | stream
+    limit: int = option(0, low=0)  # 0 = every image
+    index: str = option("auto", choices=("auto", "pycocotools", "stream"))
     stream_threshold_mb: int = 512  # auto: stream-index files larger than this
-    max_pixels: int = 89_478_485  # decompression-bomb guard (PIL's default limit)
+    max_pixels: int = option(89_478_485, low=1)  # decompression-bomb guard (PIL's default limit)
 
 
 @dataclass
 class CaptionConfig:
     enabled: bool = False
     model: str = DEFAULT_CAPTION_MODEL
-    captions_per_image: int = 10
-    batch_size: int = 16
+    captions_per_image: int = option(10, low=1)
+    batch_size: int = option(16, low=1)
     prompt: str = "a picture of "
-    decoding: str = "sample"  # sample | beam
-    top_p: float = 0.9
+    decoding: str = option("sample", choices=("sample", "beam"))
+    top_p: float = option(0.9, low=0.0, high=1.0)
     max_length: int = 20
-    min_length: int = 5
+    min_length: int = option(5, low=0)
     repetition_penalty: float = 1.1
     num_beams: int = 3
     image_size: int = 384
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    dtype: str = option("auto", choices=DTYPES)
     trust_remote_code: bool = False
 
 
 @dataclass
 class ParseConfig:
     spacy_model: str = "en_core_web_sm"
-    batch_size: int = 256
+    batch_size: int = option(256, low=1)
 
 
 @dataclass
 class TagConfig:
-    max_pairs_per_triplet: int = 8
-    min_box_area: float = 16.0
+    max_pairs_per_triplet: int = option(8, low=1)
+    min_box_area: float = option(16.0, low=0)
     include_crowd: bool = False
-    vocabulary: str = "auto"  # auto | coco | objects365 | none
+    vocabulary: str = option("auto", choices=("auto", "coco", "objects365", "none"))
     embedding_model: str = "minilm"  # "minilm" (shipped offline), a hub id, a folder, or "none"
-    embedding_threshold: float = 0.65  # at 0.55 about half the fallback matches on COCO captions were wrong
+    # at 0.55 about half the fallback matches on COCO captions were wrong
+    embedding_threshold: float = option(0.65, low=0.0, high=1.0)
 
 
 @dataclass
 class VerifyConfig:
     enabled: bool = False
     checkpoint: str = ""
-    store_threshold: float = 0.05
-    keep_threshold: float = 0.20
-    batch_size: int = 8
-    dtype: str = "auto"
+    store_threshold: float = option(0.05, low=0.0, high=1.0)
+    keep_threshold: float = option(0.20, low=0.0, high=1.0)
+    batch_size: int = option(8, low=1)
+    dtype: str = option("auto", choices=DTYPES)
 
 
 @dataclass
 class OutputConfig:
     dir: str = "out"
-    samples_per_shard: int = 1000
+    samples_per_shard: int = option(1000, low=1)
     images: bool = True
 
 
 @dataclass
 class RunConfig:
     address: str = ""  # empty: RAY_ADDRESS, else a local Ray started in-process
-    workers: int = 0  # 0: one per CPU (capped by the number of shards)
-    gpus_per_worker: float = 0.0
-    cpus_per_worker: float = 1.0
-    max_error_rate: float = 0.25  # a wrong images folder fails ~100%; real datasets a fraction of 1%
+    workers: int = option(0, low=0)  # 0: one per CPU (capped by the number of shards)
+    gpus_per_worker: float = option(0.0, low=0)
+    cpus_per_worker: float = option(1.0, low=0)
+    # a wrong images folder fails ~100%; real datasets a fraction of 1%
+    max_error_rate: float = option(0.25, low=0.0, high=1.0)
     min_samples_for_error_rate: int = 100
-    decode_threads: int = 4
+    decode_threads: int = option(4, low=1)
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = option("auto", choices=("auto", "cpu", "cuda"))
 
 
 @dataclass
@@ -220,20 +233,32 @@ def _check_range(
         problems.append(f"{where}: {value} must be {span}")
 
 
+def check_fields(section: Any, prefix: str, problems: list[str]) -> None:
+    """Each field of the dataclass `section` against the choices and range declared on it."""
+    for spec in dataclasses.fields(section):
+        where, value = f"{prefix}.{spec.name}", getattr(section, spec.name)
+        if spec.metadata.get("choices"):
+            _check_choice(problems, where, value, spec.metadata["choices"])
+        low, high = spec.metadata.get("range", (None, None))
+        if low is not None:
+            _check_range(problems, where, value, low, high)
+
+
 def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
-    src, cap, tag, ver, out, run = (
-        config.source,
-        config.caption,
-        config.tag,
-        config.verify,
-        config.output,
-        config.run,
-    )
+    """Every field's declared choices and range, then the rules across fields and on the disk."""
+    for section_name in SECTIONS:
+        check_fields(getattr(config, section_name), section_name, problems)
+    _check_source(config, problems, check_paths)
+    _check_caption_lengths(config.caption, problems)
+    _check_verify(config.verify, problems, check_paths)
+    if not config.output.dir:
+        problems.append("output.dir: required")
+
+
+def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
+    src = config.source
     if not DATASET_NAME_PATTERN.match(src.name or ""):
         problems.append(f"source.name: {src.name!r} may hold letters, digits and '_' only")
-    _check_choice(problems, "source.index", src.index, ("auto", "pycocotools", "stream"))
-    _check_range(problems, "source.limit", src.limit, 0)
-    _check_range(problems, "source.max_pixels", src.max_pixels, 1)
     if not src.instances:
         problems.append("source.instances: required (a COCO-format instances JSON)")
     if not src.images:
@@ -245,49 +270,32 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
             problems.append(f"source.images: no such folder {src.images!r}")
         if src.captions and not Path(src.captions).is_file():
             problems.append(f"source.captions: no such file {src.captions!r}")
-    if not cap.enabled and not src.captions:
+    if not config.caption.enabled and not src.captions:
         problems.append(
             "caption: with caption.enabled false, source.captions must name a COCO captions JSON "
             "(otherwise images have no captions to parse)"
         )
-    _check_choice(problems, "caption.decoding", cap.decoding, ("sample", "beam"))
-    _check_choice(problems, "caption.dtype", cap.dtype, ("auto", "float32", "bfloat16", "float16"))
-    _check_range(problems, "caption.captions_per_image", cap.captions_per_image, 1)
-    _check_range(problems, "caption.batch_size", cap.batch_size, 1)
-    _check_range(problems, "caption.top_p", cap.top_p, 0.0, 1.0)
-    _check_range(problems, "caption.min_length", cap.min_length, 0)
+
+
+def _check_caption_lengths(cap: CaptionConfig, problems: list[str]) -> None:
     if cap.max_length <= cap.min_length:
         problems.append(
             f"caption.max_length: {cap.max_length} must exceed caption.min_length {cap.min_length}"
         )
-    _check_range(problems, "parse.batch_size", config.parse.batch_size, 1)
-    _check_range(problems, "tag.max_pairs_per_triplet", tag.max_pairs_per_triplet, 1)
-    _check_range(problems, "tag.min_box_area", tag.min_box_area, 0)
-    _check_choice(problems, "tag.vocabulary", tag.vocabulary, ("auto", "coco", "objects365", "none"))
-    _check_range(problems, "tag.embedding_threshold", tag.embedding_threshold, 0.0, 1.0)
-    _check_range(problems, "verify.store_threshold", ver.store_threshold, 0.0, 1.0)
-    _check_range(problems, "verify.keep_threshold", ver.keep_threshold, 0.0, 1.0)
+
+
+def _check_verify(ver: VerifyConfig, problems: list[str], check_paths: bool) -> None:
     if ver.keep_threshold < ver.store_threshold:
         problems.append(
             f"verify.keep_threshold {ver.keep_threshold} is below "
             f"verify.store_threshold {ver.store_threshold}: "
             "relations are kept only among those stored"
         )
-    _check_choice(problems, "verify.dtype", ver.dtype, ("auto", "float32", "bfloat16", "float16"))
     if ver.enabled and check_paths and not is_checkpoint(ver.checkpoint):
         problems.append(
             not_a_checkpoint("verify.checkpoint", ver.checkpoint)
             + "; or run with --set verify.enabled=false to write unverified candidates"
         )
-    if not out.dir:
-        problems.append("output.dir: required")
-    _check_range(problems, "output.samples_per_shard", out.samples_per_shard, 1)
-    _check_range(problems, "run.workers", run.workers, 0)
-    _check_range(problems, "run.gpus_per_worker", run.gpus_per_worker, 0)
-    _check_range(problems, "run.cpus_per_worker", run.cpus_per_worker, 0)
-    _check_range(problems, "run.max_error_rate", run.max_error_rate, 0.0, 1.0)
-    _check_range(problems, "run.decode_threads", run.decode_threads, 1)
-    _check_choice(problems, "run.device", run.device, ("auto", "cpu", "cuda"))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

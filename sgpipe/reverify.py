@@ -109,7 +109,6 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
     config, device = _verify_config(checkpoint, overrides)
     stage = VerifyStage(config, device=device)
     stage.setup()
-    stage._ready = True
     verifier = stage.describe()
     dataset, done, before, after, kept = "", 0, 0, 0, 0
     for tar in tars:
@@ -126,6 +125,7 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
         models["verify"] = verifier
         write_shard(new_out, index, samples, {**provenance, "models": models})
         done += 1
+    stage.teardown()
     stats = finalize_outputs(new_out, dataset or "unknown")
     run_path = out / "run.json"
     run = json.loads(run_path.read_text()) if run_path.is_file() else {}

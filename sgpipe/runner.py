@@ -32,6 +32,7 @@ from sgpipe.stages.base import Stage
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 10.0
+TEARDOWN_TIMEOUT_S = 30.0  # a worker that does not answer by then is ended with the cluster
 
 # (config, category names) -> the stages a worker runs; the default is `pipeline.build_stages`.
 # Called on the worker, so it must be picklable (a module-level function).
@@ -78,6 +79,9 @@ class _ShardWorker:
 
     def process(self, index: int) -> dict[str, Any]:
         return self.processor.process_shard(index)
+
+    def teardown(self) -> None:
+        self.processor.teardown()
 
 
 def _init_ray(address: str) -> bool:
@@ -295,10 +299,25 @@ def _process(
         )
         job = ShardJob(plan.dataset, tuple(plan.categories))
         workers = [actor_class.remote(config, job, stage_factory) for _ in range(n_workers)]
-        return _schedule(config, workers, todo, options, plan.n_images)
+        failed = _schedule(config, workers, todo, options, plan.n_images)
+        _teardown(workers)  # after an error the cluster shutdown below ends the workers anyway
+        return failed
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _teardown(workers: list) -> None:
+    """Ask every worker to free its stages' models and threads; a dead one has nothing left to free."""
+    import ray
+
+    refs = [worker.teardown.remote() for worker in workers]
+    answered, _ = ray.wait(refs, num_returns=len(refs), timeout=TEARDOWN_TIMEOUT_S)
+    for ref in answered:
+        try:
+            ray.get(ref)
+        except Exception as error:  # noqa: BLE001 - the run's outcome is decided already
+            log.warning("a worker's teardown failed: %s", error)
 
 
 def _schedule(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sgpipe import errors
 from sgpipe.config import ParseConfig
 from sgpipe.records import Sample
-from sgpipe.stages.base import Stage
+from sgpipe.stages.base import Resources, Stage
 from sgpipe.text.parser import MAX_CHARS, CaptionParser, merge_triplets, prepare_caption
 
 
@@ -16,9 +16,8 @@ class ParseStage(Stage):
     failure_status = errors.FAILED_PARSE
 
     def __init__(self, config: ParseConfig | None = None) -> None:
-        super().__init__()
         self.config = config or ParseConfig()
-        self.batch_size = self.config.batch_size
+        super().__init__(self.config.batch_size, Resources(cpus=1.0))
         self.parser = CaptionParser(self.config.spacy_model, batch_size=self.config.batch_size)
 
     def setup(self) -> None:

@@ -17,7 +17,7 @@ from sgpipe import errors
 from sgpipe.config import VerifyConfig
 from sgpipe.models.checkpoint import WEIGHTS_NAME, is_checkpoint, not_a_checkpoint
 from sgpipe.records import Sample
-from sgpipe.stages.base import Stage
+from sgpipe.stages.base import Resources, Stage
 
 
 def file_sha256(path: Path) -> str:
@@ -55,11 +55,10 @@ class VerifyStage(Stage):
     name = "verify"
     failure_status = errors.FAILED_VERIFY
 
-    def __init__(self, config: VerifyConfig, device: str = "auto"):
-        super().__init__()
+    def __init__(self, config: VerifyConfig, device: str = "auto", gpus: float = 0.0):
+        super().__init__(config.batch_size, Resources(cpus=1.0, gpus=gpus))
         self.config = config
         self.device = device
-        self.batch_size = config.batch_size
         self.model: Any = None
         self._sha: str | None = None
 
@@ -73,6 +72,9 @@ class VerifyStage(Stage):
         self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))
         self._sha = file_sha256(folder / WEIGHTS_NAME)
 
+    def teardown(self) -> None:
+        self.model = None
+
     def describe(self) -> dict:
         folder = Path(self.config.checkpoint) if self.config.checkpoint else None
         if self._sha is None and folder is not None and (folder / WEIGHTS_NAME).is_file():
@@ -85,6 +87,7 @@ class VerifyStage(Stage):
         }
 
     def process(self, samples: list[Sample]) -> None:
+        assert self.model is not None, "setup() loads the verifier"
         from sgpipe.models.pixels import resize_batch, to_tensor
 
         todo, examples = [], []

@@ -7,18 +7,17 @@ import webdataset as wds
 
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.writer import is_shard_complete, shard_paths, write_shard
-from sgpipe.records import Box, Caption, Relation, Sample, Triplet
+from sgpipe.records import Box, Caption, Relation, Triplet
 from sgpipe.shards import iter_shard_samples
+from tests.helpers.samples import build_sample
 from tests.helpers.schemas import validate
 
 PROVENANCE = {"sgpipe": "0", "config_hash": "0" * 16, "models": {}}
 
 
 def _samples():
-    good = Sample(
-        key="t-000000000001",
-        dataset="t",
-        image_id=1,
+    good = build_sample(
+        1,
         file_name="a.jpg",
         width=10,
         height=10,
@@ -29,7 +28,7 @@ def _samples():
         image_bytes=b"\xff\xd8fakejpeg",
         image_ext="jpg",
     )
-    bad = Sample(key="t-000000000002", dataset="t", image_id=2, file_name="b.jpg", width=10, height=10)
+    bad = build_sample(2, file_name="b.jpg", width=10, height=10)
     bad.fail("failed_missing", "no file")
     return [good, bad]
 

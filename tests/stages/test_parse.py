@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import pytest
 
 from sgpipe import errors
@@ -9,25 +11,21 @@ from sgpipe.config import ParseConfig
 from sgpipe.records import Caption, Sample
 from sgpipe.stages.base import reraise
 from sgpipe.stages.parse import ParseStage
+from tests.helpers.samples import build_sample
 
 
 @pytest.fixture(scope="module")
-def stage() -> ParseStage:
+def stage() -> Iterator[ParseStage]:
     stage = ParseStage(ParseConfig(batch_size=4))
     stage.handler = reraise
-    return stage
+    stage.setup()
+    yield stage
+    stage.teardown()
 
 
 def make_sample(image_id: int, texts: list[str]) -> Sample:
-    return Sample(
-        key=f"coco-{image_id:012d}",
-        dataset="coco",
-        image_id=image_id,
-        file_name=f"{image_id}.jpg",
-        width=10,
-        height=10,
-        captions=[Caption(id=i, text=t, source="model") for i, t in enumerate(texts)],
-    )
+    captions = [Caption(id=i, text=t, source="model") for i, t in enumerate(texts)]
+    return build_sample(image_id, "coco", width=10, height=10, captions=captions)
 
 
 def test_stage_identity(stage: ParseStage) -> None:
