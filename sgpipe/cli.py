@@ -265,12 +265,15 @@ def export(
     min_confidence: Optional[float] = typer.Option(
         None, "--min-confidence", help="Drop relations below this."
     ),
+    data_split: Optional[str] = typer.Option(
+        None, "--data-split", help="rlipv2: the items' data_split (default: from the run's source.images)."
+    ),
 ) -> None:
-    """Export shards as RLIPv2/VG-style JSON (+ vocabulary file) or a flat relations parquet."""
+    """Export shards as RLIPv2's pre-training JSON (+ vocabulary, Objects365 paths) or a relations parquet."""
     from sgpipe.tools.export import export as run_export
 
     try:
-        typer.echo(run_export(out, format, output, min_confidence=min_confidence))
+        typer.echo(run_export(out, format, output, min_confidence=min_confidence, data_split=data_split))
     except SgpipeError as error:
         _fail(error)
 
