@@ -257,6 +257,29 @@ def convert_synth(
         _fail(error)
 
 
+@convert_app.command("rlipv2")
+def convert_rlipv2(
+    labels: Path = typer.Argument(..., help="RLIPv2's pseudo-label JSON (COCO or Objects365, or a merge)."),
+    images: Path = typer.Option(
+        ..., "--images", help="RLIPv2's image folder: COCO (train2017/...), Objects365 root, or VG images."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for the shards."),
+    image_paths: Optional[Path] = typer.Option(
+        None, "--image-paths", help="Objects365 image_id_to_filepath.json (default: in --images)."
+    ),
+    samples_per_shard: int = typer.Option(1000, "--samples-per-shard"),
+) -> None:
+    """RLIPv2's released pseudo-labels -> shards (confidence kept, kept at >= 0.20)."""
+    from sgpipe.tools.convert import convert_rlipv2 as run_convert
+
+    try:
+        typer.echo(
+            run_convert(labels, images, out, image_paths=image_paths, samples_per_shard=samples_per_shard)
+        )
+    except SgpipeError as error:
+        _fail(error)
+
+
 @app.command()
 def export(
     out: Path = typer.Argument(..., help="An sgpipe output folder."),

@@ -247,8 +247,10 @@ def export(
     if format == "rlipv2":
         counts = export_rlipv2(out, output, min_confidence, data_split)
         lines = [
-            f"wrote {counts['images']} images and {counts['relations']} relationships to {output}, "
-            f"vocabulary to {vocab_path(output)}",
+            (
+                f"wrote {counts['images']} images and {counts['relations']} relationships to {output}, "
+                f"vocabulary to {vocab_path(output)}"
+            ),
             "  RLIPv2 datasets: "
             + ", ".join(f"{name} {n}" for name, n in counts["datasets"].items())
             + "".join(f"; {name} as data_split {split}" for name, split in counts["splits"].items()),

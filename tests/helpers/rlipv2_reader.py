@@ -98,7 +98,7 @@ class MixedRelReader:
             return self.vg_folder / (str(anno["image_id"]) + ".jpg")
         if anno["dataset"] == "coco2017":
             name = str(anno["image_id"]).zfill(12) + ".jpg"
-            split = anno["data_split"] if "data_split" in anno else "train2017"
+            split = anno.get("data_split", "train2017")
             return self.coco2017_folder / split / name
         if anno["dataset"] == "o365":
             return self.o365_folder / self.o365_paths[str(anno["image_id"])]
@@ -118,7 +118,9 @@ class MixedRelReader:
                 {name: i for i, name in enumerate(self.relationship_names)},
             )
         relationships = anno["relationships"][: self.num_pairs]
-        return name_index_from_items(anno["objects"], "names"), name_index_from_items(relationships, "predicate")
+        return name_index_from_items(anno["objects"], "names"), name_index_from_items(
+            relationships, "predicate"
+        )
 
 
 class CocoRLIPReader(MixedRelReader):
