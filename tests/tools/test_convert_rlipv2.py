@@ -12,13 +12,15 @@ from typer.testing import CliRunner
 from sgpipe.cli import app
 from sgpipe.errors import SgpipeError
 from sgpipe.shards import iter_shard_samples
+from sgpipe.stages.finalize import finalize_outputs
+from sgpipe.stages.write import write_shard
 from sgpipe.tools.convert_rlipv2 import convert_rlipv2
 from sgpipe.tools.export import export
 from sgpipe.tools.report import write_report
 from sgpipe.tools.stats import show_stats
 from sgpipe.train.data import ShardStream
 from tests.helpers.schemas import validate
-from tests.helpers.tiny_shards import make_output
+from tests.helpers.tiny_shards import PROVENANCE, make_output, make_sample
 
 
 def _image(path: Path, width: int, height: int) -> None:
@@ -234,6 +236,30 @@ def test_round_trip_export_convert_gives_the_same_relations(tmp_path):
     assert "relations: 8  kept: 4" in show_stats(tmp_path / "back")
     write_report(tmp_path / "back", tmp_path / "report.html", n_samples=2)
     assert "coco-000000000001" in (tmp_path / "report.html").read_text()
+
+
+def test_round_trip_of_objects365_labels_through_the_image_path_file(tmp_path):
+    samples = [make_sample(i + 1, "o365") for i in range(3)]
+    for sample in samples:
+        sample.file_name = f"images/v2/patch{sample.image_id}/objects365_v2_{sample.image_id:08d}.jpg"
+    write_shard(tmp_path / "own", 0, samples, PROVENANCE)
+    finalize_outputs(tmp_path / "own", "o365")
+    export(tmp_path / "own", "rlipv2", tmp_path / "o365.json", min_confidence=0.05)
+    paths = json.loads((tmp_path / "o365_image_id_to_filepath.json").read_text())
+    for sample in samples:
+        path = tmp_path / "Objects365" / paths[str(sample.image_id)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(sample.image_bytes)
+    convert_rlipv2(
+        tmp_path / "o365.json",
+        tmp_path / "Objects365",
+        tmp_path / "back",
+        image_paths=tmp_path / "o365_image_id_to_filepath.json",
+    )
+    assert _stored_relations(tmp_path / "back") == _stored_relations(tmp_path / "own")
+    assert _objects(tmp_path / "back") == _objects(tmp_path / "own")
+    files = {s.key: s.record["file_name"] for s in iter_shard_samples(str(tmp_path / "back"))}
+    assert files["o365-000000000002"] == "train/patch2/objects365_v2_00000002.jpg"
 
 
 def test_the_trainer_streams_converted_shards(rlipv2):
