@@ -96,6 +96,9 @@ def iter_items(labels: Path) -> Iterator[dict[str, Any]]:
 def build_boxes(item: dict[str, Any], sample: Sample, vocab: CategoryVocabulary) -> None:
     ids: set[int] = set()
     for obj in item.get("objects") or []:
+        if not isinstance(obj, dict):
+            sample.count("rlipv2_boxes_dropped")
+            continue
         name = _text(obj.get("names", obj.get("name")))
         x, y, w, h = (_number(obj.get(k)) for k in ("x", "y", "w", "h"))
         object_id = obj.get("object_id")
@@ -126,10 +129,14 @@ def build_relations(item: dict[str, Any], sample: Sample, store: float, keep: fl
     categories = {b.id: b.category for b in sample.objects}
     best: dict[tuple[int, int, str], tuple[float, str]] = {}
     for rel in item.get("relationships") or []:
+        if not isinstance(rel, dict):
+            sample.count("rlipv2_relations_dropped")
+            continue
         subject_id, object_id = rel.get("subject_id"), rel.get("object_id")
         predicate = _text(rel.get("predicate"))
         confidence = _confidence(rel, sample)
-        if not predicate or subject_id not in categories or object_id not in categories or confidence is None:
+        known = all(isinstance(i, int) and i in categories for i in (subject_id, object_id))
+        if not predicate or not known or confidence is None:
             sample.count("rlipv2_relations_dropped")
             continue
         if confidence < store:

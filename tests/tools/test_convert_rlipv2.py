@@ -55,6 +55,9 @@ def _labels():
                 _obj(100, "person", 1.5, 2.25, 30.0, 40.0),
                 _obj(101, "horse", 20.0, 10.0, 90.0, 50.0),  # reaches past the 100 px wide image: clipped
                 _obj(102, "hat", 5.0, 0.0, 10.0, 8.0),
+                _obj(103, " ", 5.0, 0.0, 10.0, 8.0),  # nameless: dropped
+                _obj(100, "cat", 5.0, 0.0, 10.0, 8.0),  # repeated id: dropped
+                _obj(104, "cat", 500.0, 0.0, 10.0, 8.0),  # outside the image: dropped
             ],
             "relationships": [
                 _rel(0, "riding", 100, 101, 0.91),
@@ -62,6 +65,9 @@ def _labels():
                 _rel(2, "wearing", 100, 102, 0.15),  # stored, not kept
                 _rel(3, "next to", 101, 102, 0.03),  # below the store threshold
                 _rel(4, "on", 100, 999, 0.8),  # unknown object id: dropped
+                _rel(5, "on", 100, [101], 0.8),  # not an id: dropped
+                _rel(6, "on", 100, 101, "high"),  # not a confidence: dropped
+                "on",  # not a relationship: dropped
             ],
         },
         {  # its image is missing
@@ -149,8 +155,9 @@ def test_pseudo_labels_become_standard_shards(rlipv2):
     validate(stats, "stats")
     assert stats["counters"] == {
         "rlipv2_boxes_clipped": 1,
+        "rlipv2_boxes_dropped": 3,
         "rlipv2_relations_below_store_threshold": 1,
-        "rlipv2_relations_dropped": 1,
+        "rlipv2_relations_dropped": 4,
         "rlipv2_relations_duplicate": 1,
         "rlipv2_relations_without_confidence": 1,
     }
