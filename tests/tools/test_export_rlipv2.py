@@ -225,3 +225,16 @@ def test_rlipv2s_own_dataset_loads_the_export(tmp_path, dataset):
         items = json.loads(result.stdout.strip().splitlines()[-1])
         assert {item["image_id"]: item["triplets"] for item in items} == expected
         assert all(item["size"] == [64, 48] for item in items)
+
+
+def test_export_command_takes_the_split(tmp_path):
+    from typer.testing import CliRunner
+
+    from sgpipe.cli import app
+
+    make_output(tmp_path / "out", n_images=1, per_shard=1, dataset="coco", failed=0)
+    args = ["export", str(tmp_path / "out"), "--output", str(tmp_path / "x.json"), "--data-split", "val2017"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "coco as data_split val2017" in result.output
+    assert json.loads((tmp_path / "x.json").read_text())[0]["data_split"] == "val2017"
