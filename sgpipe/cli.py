@@ -254,6 +254,25 @@ def convert_synth(
     typer.echo(run_convert(world, out, samples_per_shard=samples_per_shard))
 
 
+@convert_app.command("rlipv2")
+@_user_errors()
+def convert_rlipv2(
+    labels: Path = typer.Argument(..., help="RLIPv2's pseudo-label JSON (COCO or Objects365, or a merge)."),
+    images: Path = typer.Option(
+        ..., "--images", help="RLIPv2's image folder: COCO (train2017/...), Objects365 root, or VG images."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for the shards."),
+    image_paths: Optional[Path] = typer.Option(
+        None, "--image-paths", help="Objects365 image_id_to_filepath.json (default: in --images)."
+    ),
+    samples_per_shard: int = typer.Option(1000, "--samples-per-shard"),
+) -> None:
+    """RLIPv2's released pseudo-labels -> shards (confidence kept, kept at >= 0.20)."""
+    from sgpipe.tools.convert import convert_rlipv2 as run_convert
+
+    typer.echo(run_convert(labels, images, out, image_paths=image_paths, samples_per_shard=samples_per_shard))
+
+
 @app.command()
 @_user_errors()
 def export(
@@ -263,11 +282,14 @@ def export(
     min_confidence: Optional[float] = typer.Option(
         None, "--min-confidence", help="Drop relations below this."
     ),
+    data_split: Optional[str] = typer.Option(
+        None, "--data-split", help="rlipv2: the items' data_split (default: from the run's source.images)."
+    ),
 ) -> None:
-    """Export shards as RLIPv2/VG-style JSON (+ vocabulary file) or a flat relations parquet."""
+    """Export shards as RLIPv2's pre-training JSON (+ vocabulary, Objects365 paths) or a relations parquet."""
     from sgpipe.tools.export import export as run_export
 
-    typer.echo(run_export(out, format, output, min_confidence=min_confidence))
+    typer.echo(run_export(out, format, output, min_confidence=min_confidence, data_split=data_split))
 
 
 @app.command()
