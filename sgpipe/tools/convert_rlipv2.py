@@ -225,8 +225,9 @@ def convert_rlipv2(
     keep_threshold: float = KEEP_THRESHOLD,
 ) -> str:
     """Convert an RLIPv2 pseudo-label file (+ its images) into standard shards under `out`."""
-    from sgpipe.stages.finalize import finalize_outputs
-    from sgpipe.stages.write import write_json_atomic, write_shard
+    from sgpipe.output.atomic import write_json_atomic
+    from sgpipe.output.finalize import finalize_outputs
+    from sgpipe.output.writer import write_shard
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")

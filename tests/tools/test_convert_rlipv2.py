@@ -12,15 +12,15 @@ from typer.testing import CliRunner
 from sgpipe.cli import app
 from sgpipe.errors import SgpipeError
 from sgpipe.shards import iter_shard_samples
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import write_shard
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.writer import write_shard
 from sgpipe.tools.convert_rlipv2 import convert_rlipv2
 from sgpipe.tools.export import export
 from sgpipe.tools.report import write_report
 from sgpipe.tools.stats import show_stats
 from sgpipe.train.data import ShardStream
 from tests.helpers.schemas import validate
-from tests.helpers.tiny_shards import PROVENANCE, make_output, make_sample
+from tests.helpers.tiny_shards import PROVENANCE, make_output, output_sample
 
 
 def _image(path: Path, width: int, height: int) -> None:
@@ -246,7 +246,7 @@ def test_round_trip_export_convert_gives_the_same_relations(tmp_path):
 
 
 def test_round_trip_of_objects365_labels_through_the_image_path_file(tmp_path):
-    samples = [make_sample(i + 1, "o365") for i in range(3)]
+    samples = [output_sample(i + 1, "o365") for i in range(3)]
     for sample in samples:
         sample.file_name = f"images/v2/patch{sample.image_id}/objects365_v2_{sample.image_id:08d}.jpg"
     write_shard(tmp_path / "own", 0, samples, PROVENANCE)

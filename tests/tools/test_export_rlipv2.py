@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from sgpipe.shards import iter_shard_samples
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import write_shard
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.writer import write_shard
 from sgpipe.tools.export import export
 from tests.helpers.rlipv2_reader import CocoRLIPReader, MixedRelReader, vocabulary_from_annotations
-from tests.helpers.tiny_shards import PROVENANCE, make_output, make_sample
+from tests.helpers.tiny_shards import PROVENANCE, make_output, output_sample
 
 RLIPV2_REPO = os.environ.get("RLIPV2_REPO", "")
 OFFICIAL = Path(__file__).resolve().parents[1] / "helpers" / "rlipv2_official.py"
@@ -22,7 +22,7 @@ OFFICIAL = Path(__file__).resolve().parents[1] / "helpers" / "rlipv2_official.py
 
 def _o365_output(out: Path, n_images: int = 4) -> None:
     """Shards of an `o365` source whose file names are Objects365's own (`images/v2/patchN/...`)."""
-    samples = [make_sample(i + 1, "o365", relations=(i % 3 != 2)) for i in range(n_images)]
+    samples = [output_sample(i + 1, "o365", relations=(i % 3 != 2)) for i in range(n_images)]
     for sample in samples:
         sample.file_name = f"images/v2/patch{sample.image_id % 2}/objects365_v2_{sample.image_id:08d}.jpg"
     write_shard(out, 0, samples[:2], PROVENANCE)
