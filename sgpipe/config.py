@@ -246,8 +246,8 @@ def check_fields(section: Any, prefix: str, problems: list[str]) -> None:
 
 def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
     """Every field's declared choices and range, then the rules across fields and on the disk."""
-    for section_name in SECTIONS:
-        check_fields(getattr(config, section_name), section_name, problems)
+    for section in dataclasses.fields(config):
+        check_fields(getattr(config, section.name), section.name, problems)
     _check_source(config, problems, check_paths)
     _check_caption_lengths(config.caption, problems)
     _check_verify(config.verify, problems, check_paths)
