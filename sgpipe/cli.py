@@ -126,6 +126,36 @@ def run(
 
 
 @app.command()
+def leakage(
+    config: Path = typer.Argument(..., help="A recipe; its source section names the images, as for `run`."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    against: list[str] = typer.Option(
+        ...,
+        "--against",
+        help="Evaluation set (repeatable): an image folder (searched recursively), an image, or a "
+        "COCO-format JSON whose image ids are the source's (COCO 2014/2017, V-COCO, RefCOCO).",
+    ),
+    out: Path = typer.Option(..., "--out", help="JSON list of the matched source images (source.exclude)."),
+    max_distance: Optional[int] = typer.Option(
+        None, "--max-distance", help="Perceptual-hash bits (of 64) still called a copy [default: 10]."
+    ),
+    threads: int = typer.Option(
+        os.cpu_count() or 4, "--threads", help="Threads hashing files and matching hashes."
+    ),
+) -> None:
+    """Find source images that are also evaluation images: same id, same bytes, or a near-copy."""
+    from sgpipe.config import load_config
+    from sgpipe.leakage.scan import DEFAULT_MAX_DISTANCE, find_leakage
+
+    try:
+        cfg = load_config(config, set_, check_paths=False)  # only the source is read: checked there
+        distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
+        typer.echo(find_leakage(cfg, against, out, max_distance=distance, threads=threads))
+    except SgpipeError as error:
+        _fail(error)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(
         Path("demo-out"), "--out", help="Folder for the synthetic world and the shards."

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from sgpipe.errors import ConfigError
+from sgpipe.errors import ConfigError, SourceError
+from sgpipe.leakage.exclude import load_exclusions
 from sgpipe.records import DATASET_NAME_PATTERN
 
 DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-large"
@@ -34,6 +35,7 @@ class SourceConfig:
     index: str = "auto"  # auto | pycocotools | stream
     stream_threshold_mb: int = 512  # auto: stream-index files larger than this
     max_pixels: int = 89_478_485  # decompression-bomb guard (PIL's default limit)
+    exclude: str = ""  # JSON list of images to leave out (`sgpipe leakage --out`); status `excluded`
 
 
 @dataclass
@@ -119,8 +121,20 @@ class PipelineConfig:
         for key in ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device"):
             content["run"].pop(key)
         content["output"].pop("dir")
+        _hash_exclude_file(content["source"])
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _hash_exclude_file(source: dict[str, Any]) -> None:
+    """The excluded images decide the shards, not the file's name: hash its bytes. Without one the key
+    is left out, so the hashes of configs written before it existed stay the same."""
+    path = source.pop("exclude")
+    if path:
+        try:
+            source["exclude_md5"] = hashlib.md5(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            source["exclude_md5"] = path
 
 
 SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
@@ -239,6 +253,13 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
             problems.append(f"source.images: no such folder {src.images!r}")
         if src.captions and not Path(src.captions).is_file():
             problems.append(f"source.captions: no such file {src.captions!r}")
+        if src.exclude and not Path(src.exclude).is_file():
+            problems.append(f"source.exclude: no such file {src.exclude!r} (write one with `sgpipe leakage`)")
+        elif src.exclude:
+            try:
+                load_exclusions(src.exclude)
+            except SourceError as error:
+                problems.append(str(error))
     if not cap.enabled and not src.captions:
         problems.append(
             "caption: with caption.enabled false, source.captions must name a COCO captions JSON "
@@ -333,6 +354,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         ("source", "instances"),
         ("source", "images"),
         ("source", "captions"),
+        ("source", "exclude"),
         ("verify", "checkpoint"),
     ):
         value = (raw.get(section) or {}).get(key)

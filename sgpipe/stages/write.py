@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sgpipe.errors import EXCLUDED
 from sgpipe.records import Sample, shard_name
 
 TAR_MTIME = 0  # fixed so tars are reproducible
@@ -184,7 +185,9 @@ def shard_content_stats(samples: list[Sample]) -> dict[str, Any]:
     return {
         "count": len(samples),
         "successes": statuses.get("ok", 0),
-        "failed_to_process": len(samples) - statuses.get("ok", 0),
+        # excluded images (source.exclude) are neither successes nor failures
+        "failed_to_process": len(samples) - statuses.get("ok", 0) - statuses.get(EXCLUDED, 0),
+        "excluded": statuses.get(EXCLUDED, 0),
         "status": dict(sorted(statuses.items())),
         "counters": dict(sorted(counters.items())),
         "n_objects": sum(len(s.objects) for s in ok),
