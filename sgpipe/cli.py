@@ -137,7 +137,7 @@ def leakage(
     ),
     out: Path = typer.Option(..., "--out", help="JSON list of the matched source images (source.exclude)."),
     max_distance: Optional[int] = typer.Option(
-        None, "--max-distance", help="Perceptual-hash bits (of 256) still called a copy [default: 64]."
+        None, "--max-distance", help="Perceptual-hash bits (of 256) still called a copy [default: 56]."
     ),
     threads: int = typer.Option(
         os.cpu_count() or 4, "--threads", help="Threads hashing files and matching hashes."
