@@ -139,3 +139,12 @@ def test_the_config_hash_follows_the_exclude_file_content_not_its_name(tmp_path)
     second.write_text('[{"image_id": 10}, {"image_id": 20}]')
     changed = tiny_run_config(paths, tmp_path / "o", source__exclude=str(second)).content_hash()
     assert changed != hashes[0]
+
+
+def test_the_schemas_list_every_status_of_the_code():
+    from sgpipe import errors
+    from tests.helpers.schemas import SCHEMAS
+
+    for name in ("shard_stats", "stats"):
+        schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+        assert schema["properties"]["status"]["propertyNames"]["enum"] == list(errors.STATUSES)
