@@ -30,12 +30,11 @@ from sgpipe.leakage.scan import DEFAULT_MAX_DISTANCE
 from sgpipe.records import IMAGE_EXTENSIONS
 from sgpipe.synth.world import generate_world
 
-
 SHOWN = (DEFAULT_MAX_DISTANCE - 8, DEFAULT_MAX_DISTANCE, DEFAULT_MAX_DISTANCE + 8)  # per-kind miss rates
 
 
 def distance(a: int, b: int) -> int:
-    return bin(a ^ b).count("1")
+    return (a ^ b).bit_count()
 
 
 def base_images(args: argparse.Namespace, tmp: Path) -> dict[str, list[Path]]:
@@ -43,7 +42,10 @@ def base_images(args: argparse.Namespace, tmp: Path) -> dict[str, list[Path]]:
     sets = {"synthetic": sorted((tmp / "world" / "images").glob("*.jpg"))}
     if args.negative_images:
         generate_world(
-            tmp / "more", args.negative_images, seed=args.seed + 1, image_size=args.image_size,
+            tmp / "more",
+            args.negative_images,
+            seed=args.seed + 1,
+            image_size=args.image_size,
             first_image_id=args.images + 1,
         )
         sets["more synthetic"] = sorted((tmp / "more" / "images").glob("*.jpg"))
@@ -86,20 +88,26 @@ def print_quality(label: str, positives: dict[str, list[int]], negatives: np.nda
     for name, values in positives.items():
         missed = "  ".join(f"{np.mean(np.array(values) > t):.3f}" for t in SHOWN)
         print(f"  {name:26s} {np.mean(values):5.1f} {max(values):4d}  {missed}")
-    print(f"distinct pairs: min {neg.min()}, 0.1% {np.percentile(neg, 0.1):.0f}, 1% {np.percentile(neg, 1):.0f}, "
-          f"median {np.median(neg):.0f}")
+    print(
+        f"distinct pairs: min {neg.min()}, 0.1% {np.percentile(neg, 0.1):.0f}, "
+        f"1% {np.percentile(neg, 1):.0f}, median {np.median(neg):.0f}"
+    )
     print("threshold  false_negatives  false_positives (per pair)")
     for t in sorted(set(range(0, top + 1, 8)) | set(SHOWN)):
         fn = float(np.mean(all_positives > t))
         fp = float(np.mean(neg <= t))
-        print(f"  {t:3d}      {fn:8.4f} ({int(np.sum(all_positives > t))})   {fp:.2e} ({int(np.sum(neg <= t))})")
+        print(
+            f"  {t:3d}      {fn:8.4f} ({int(np.sum(all_positives > t))})   {fp:.2e} ({int(np.sum(neg <= t))})"
+        )
 
 
 def measure_speed(files: list[Path], threads: int, n: int, m: int) -> None:
     started = time.perf_counter()
     count = sum(1 for _ in bounded_map(hash_file, files, threads))
     seconds = time.perf_counter() - started
-    print(f"\nhashing {count} files of {files[0].parent}: {count / seconds:.0f} images/s with {threads} threads")
+    print(
+        f"\nhashing {count} files of {files[0].parent}: {count / seconds:.0f} images/s with {threads} threads"
+    )
     rng = np.random.default_rng(0)
     queries = rng.integers(0, 2**63, size=(n, WORDS), dtype=np.uint64)
     index = rng.integers(0, 2**63, size=(m, WORDS), dtype=np.uint64)
@@ -107,16 +115,24 @@ def measure_speed(files: list[Path], threads: int, n: int, m: int) -> None:
         started = time.perf_counter()
         nearest(queries, index, 64, threads=t)
         seconds = time.perf_counter() - started
-        print(f"matching {n} x {m} hashes, {t} thread(s): {n * m / seconds / 1e9:.2f} billion pairs/s "
-              f"({seconds:.2f} s)")
+        print(
+            f"matching {n} x {m} hashes, {t} thread(s): {n * m / seconds / 1e9:.2f} billion pairs/s "
+            f"({seconds:.2f} s)"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=300, help="synthetic base images")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--negative-images", type=int, default=0,
-                        help="more synthetic images, for distinct pairs only (n images: n^2/2 pairs)")
+    parser.add_argument(
+        "--negative-images",
+        type=int,
+        default=0,
+        help="more synthetic images, for distinct pairs only (n images: n^2/2 pairs)",
+    )
     parser.add_argument("--image-size", type=int, default=320)
     parser.add_argument("--photos", action="append", default=[], help="a folder of real photos (repeatable)")
     parser.add_argument("--top", type=int, default=100, help="largest threshold printed")
@@ -131,12 +147,20 @@ def main() -> None:
         synthetic_negatives = pair_distances(hashes["synthetic"] + hashes.get("more synthetic", []))
         n_synthetic = len(hashes["synthetic"]) + len(hashes.get("more synthetic", []))
         positives = measure_positives(sets["synthetic"], hashes["synthetic"])
-        print_quality(f"synthetic ({n_synthetic} images, copies of {args.images})", positives,
-                      synthetic_negatives, args.top)
+        print_quality(
+            f"synthetic ({n_synthetic} images, copies of {args.images})",
+            positives,
+            synthetic_negatives,
+            args.top,
+        )
         if "photos" in sets:
             positives = measure_positives(sets["photos"], hashes["photos"])
-            print_quality(f"photos ({len(sets['photos'])} images)", positives, pair_distances(hashes["photos"]),
-                          args.top)
+            print_quality(
+                f"photos ({len(sets['photos'])} images)",
+                positives,
+                pair_distances(hashes["photos"]),
+                args.top,
+            )
         measure_speed(sets["synthetic"], args.threads, args.match_n, args.match_m)
 
 

@@ -29,13 +29,16 @@ def load_exclusions(path: str | Path) -> dict[int, str]:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SourceError(f"source.exclude {str(path)!r} is not valid JSON: {error}") from None
     if not isinstance(data, list):
-        raise SourceError(f"source.exclude {str(path)!r}: expected a JSON list (as `sgpipe leakage --out` writes)")
+        raise SourceError(
+            f"source.exclude {str(path)!r}: expected a JSON list (as `sgpipe leakage --out` writes)"
+        )
     excluded: dict[int, str] = {}
     for position, item in enumerate(data):
         image_id = item.get("image_id") if isinstance(item, dict) else None
         if not isinstance(image_id, int) or isinstance(image_id, bool) or image_id < 0:
             raise SourceError(
-                f"source.exclude {str(path)!r}: item {position} has no non-negative integer 'image_id': {item!r}"[:300]
+                f"source.exclude {str(path)!r}: item {position} has no non-negative integer "
+                f"'image_id': {str(item)[:200]}"
             )
         excluded.setdefault(image_id, exclusion_reason(item))
     return excluded

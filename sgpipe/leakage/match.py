@@ -30,7 +30,9 @@ def to_words(hashes: list[int]) -> np.ndarray:
     return words
 
 
-def _nearest_block(queries: np.ndarray, index_t: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+def _nearest_block(
+    queries: np.ndarray, index_t: np.ndarray, max_distance: int
+) -> tuple[np.ndarray, np.ndarray]:
     best_index = np.full(len(queries), NO_MATCH, dtype=np.int64)
     best_distance = np.full(len(queries), max_distance + 1, dtype=np.int64)
     for start in range(0, index_t.shape[1], INDEX_BLOCK):

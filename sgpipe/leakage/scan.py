@@ -131,21 +131,32 @@ def summarize(
     matches: list[dict], counters: Counter, evaluation: EvaluationSet, max_distance: int, out: Path
 ) -> str:
     lines = [
-        f"evaluation: {counters['against_ids']} image ids from JSON, {counters['against_images']} images "
-        f"hashed, {counters['against_unreadable']} unreadable files skipped",
-        f"source: {counters['source_hashed']} images hashed, {counters['source_missing']} missing, "
-        f"{counters['source_unreadable']} unreadable, {counters['source_duplicates']} repeated ids",
-        f"matched {len(matches)} source images: {counters['matched_bytes']} by bytes, {counters['matched_id']} "
-        f"by id, {counters['matched_phash']} by perceptual hash (distance <= {max_distance} of {HASH_BITS} bits)",
+        (
+            f"evaluation: {counters['against_ids']} image ids from JSON, {counters['against_images']} "
+            f"images hashed, {counters['against_unreadable']} unreadable files skipped"
+        ),
+        (
+            f"source: {counters['source_hashed']} images hashed, {counters['source_missing']} missing, "
+            f"{counters['source_unreadable']} unreadable, {counters['source_duplicates']} repeated ids"
+        ),
+        (
+            f"matched {len(matches)} source images: {counters['matched_bytes']} by bytes, "
+            f"{counters['matched_id']} by id, {counters['matched_phash']} by perceptual hash "
+            f"(distance <= {max_distance} of {HASH_BITS} bits)"
+        ),
         f"wrote {out} (pass it as source.exclude to leave these images out of a run)",
     ]
     distances = [m["distance"] for m in matches if m["how"] == "phash"]
     if distances:
         # false matches pile up just under the threshold: a heavy last bin says lower --max-distance
         bins = Counter(min(d // 16, max_distance // 16) for d in distances)
-        lines.insert(-1, "perceptual-hash matches by distance: " + ", ".join(
-            f"{16 * b}-{min(16 * b + 15, max_distance)}: {bins[b]}" for b in range(max_distance // 16 + 1)
-        ))
+        lines.insert(
+            -1,
+            "perceptual-hash matches by distance: "
+            + ", ".join(
+                f"{16 * b}-{min(16 * b + 15, max_distance)}: {bins[b]}" for b in range(max_distance // 16 + 1)
+            ),
+        )
     if evaluation.unreadable:
         lines.insert(1, "unreadable evaluation files, e.g. " + "; ".join(evaluation.unreadable))
     return "\n".join(lines)

@@ -40,14 +40,23 @@ def runs(tmp_path_factory):
         json.dumps(
             [
                 {"image_id": 20, "file_name": "x", "how": "phash", "against": "/eval/a.jpg", "distance": 12},
-                {"image_id": 40, "file_name": "y", "how": "id", "against": "/eval/val.json", "distance": None},
+                {
+                    "image_id": 40,
+                    "file_name": "y",
+                    "how": "id",
+                    "against": "/eval/val.json",
+                    "distance": None,
+                },
             ]
         )
     )
     plain = _run_in_process(tiny_run_config(paths, root / "plain"))
     # no failure is tolerated: excluded images must not count as failures
     config = tiny_run_config(
-        paths, root / "excluded", source__exclude=str(exclude), run__max_error_rate=0.0,
+        paths,
+        root / "excluded",
+        source__exclude=str(exclude),
+        run__max_error_rate=0.0,
         run__min_samples_for_error_rate=1,
     )
     excluded = run_pipeline(config, QUIET)
@@ -101,7 +110,11 @@ def test_other_images_keep_their_bytes_and_excluded_ones_have_no_members(runs):
     plain, out, _, _ = runs
     before, after = _members(plain), _members(out)
     assert not any(name.startswith(("t-000000000020", "t-000000000040")) for name in after)
-    kept = {name: data for name, data in before.items() if not name.startswith(("t-000000000020", "t-000000000040"))}
+    kept = {
+        name: data
+        for name, data in before.items()
+        if not name.startswith(("t-000000000020", "t-000000000040"))
+    }
     assert set(after) == set(kept)
     for name, data in kept.items():
         if name.endswith(".jpg"):
@@ -134,7 +147,9 @@ def test_the_config_hash_follows_the_exclude_file_content_not_its_name(tmp_path)
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     first.write_text('[{"image_id": 10}]')
     second.write_text('[{"image_id": 10}]')
-    hashes = [tiny_run_config(paths, tmp_path / "o", source__exclude=str(p)).content_hash() for p in (first, second)]
+    hashes = [
+        tiny_run_config(paths, tmp_path / "o", source__exclude=str(p)).content_hash() for p in (first, second)
+    ]
     assert hashes[0] == hashes[1]
     second.write_text('[{"image_id": 10}, {"image_id": 20}]')
     changed = tiny_run_config(paths, tmp_path / "o", source__exclude=str(second)).content_hash()

@@ -80,7 +80,11 @@ def sets(tmp_path_factory) -> dict[str, Path]:
 def _config(sets):
     return build_config(
         {
-            "source": {"name": "t", "instances": str(sets["root"] / "source.json"), "images": str(sets["root"] / "source")},
+            "source": {
+                "name": "t",
+                "instances": str(sets["root"] / "source.json"),
+                "images": str(sets["root"] / "source"),
+            },
             "caption": {"enabled": True},
             "output": {"dir": str(sets["root"] / "out"), "samples_per_shard": 7},
         },
@@ -146,8 +150,18 @@ def test_the_cli_writes_what_source_exclude_reads(sets, tmp_path):
     out = tmp_path / "leak.json"
     result = CliRunner().invoke(
         app,
-        ["leakage", str(sets["recipe"]), "--against", str(sets["eval_images"]), "--against",
-         str(sets["eval_json"]), "--out", str(out), "--threads", "2"],
+        [
+            "leakage",
+            str(sets["recipe"]),
+            "--against",
+            str(sets["eval_images"]),
+            "--against",
+            str(sets["eval_json"]),
+            "--out",
+            str(out),
+            "--threads",
+            "2",
+        ],
     )
     assert result.exit_code == 0, result.output
     excluded = load_exclusions(out)
@@ -160,7 +174,14 @@ def test_the_cli_writes_what_source_exclude_reads(sets, tmp_path):
 def test_a_missing_against_path_is_an_error_before_any_work(sets, tmp_path):
     result = CliRunner().invoke(
         app,
-        ["leakage", str(sets["recipe"]), "--against", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o.json")],
+        [
+            "leakage",
+            str(sets["recipe"]),
+            "--against",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "o.json"),
+        ],
     )
     assert result.exit_code == 2
     assert "no such file or folder" in result.output and "nowhere" in result.output
@@ -183,7 +204,7 @@ def test_a_missing_source_folder_is_an_error(sets, tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [("{}", "expected a JSON list"), ("[{\"image_id\": \"7\"}]", "integer 'image_id'"), ("[", "not valid JSON")],
+    [("{}", "expected a JSON list"), ('[{"image_id": "7"}]', "integer 'image_id'"), ("[", "not valid JSON")],
 )
 def test_malformed_exclude_files_are_refused(tmp_path, content, message):
     path = tmp_path / "x.json"

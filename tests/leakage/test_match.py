@@ -16,7 +16,7 @@ from sgpipe.leakage.match import NO_MATCH, nearest, to_words
 def _reference(queries: list[int], index: list[int], max_distance: int) -> list[tuple[int, int]]:
     result = []
     for query in queries:
-        distances = [bin(query ^ value).count("1") for value in index]
+        distances = [(query ^ value).bit_count() for value in index]
         best = min(range(len(index)), key=lambda i: (distances[i], i))
         result.append((best, distances[best]) if distances[best] <= max_distance else (NO_MATCH, NO_MATCH))
     return result
