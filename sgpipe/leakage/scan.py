@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 # images average 128. Over N x M pairs the false-positive tail matters more than a few crops.
 DEFAULT_MAX_DISTANCE = 56
 MATCH_BLOCK = 4096  # source images matched against the evaluation hashes at once
+PROGRESS_EVERY_S = 30.0
+SEEN = ("source_hashed", "source_missing", "source_unreadable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ def find_leakage(
     counters: Counter = Counter(evaluation.counters)
     matches: list[dict] = []
     root = Path(config.source.images)
+    last_log = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sgpipe-leakage-plan-") as plan_dir:
         entries = _source_entries(config, Path(plan_dir), counters)
         hashed = bounded_map(lambda entry: _hash_source(entry, root), entries, threads)
@@ -122,6 +126,11 @@ def find_leakage(
                 if match is not None:
                     matches.append(match)
                     counters[f"matched_{match['how']}"] += 1
+            if time.monotonic() - last_log >= PROGRESS_EVERY_S:
+                last_log = time.monotonic()
+                log.info(
+                    "leakage: %d source images read, %d matched", sum(map(counters.get, SEEN)), len(matches)
+                )
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, matches)
     return summarize(matches, counters, evaluation, max_distance, out)
