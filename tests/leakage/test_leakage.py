@@ -211,3 +211,25 @@ def test_malformed_exclude_files_are_refused(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(SourceError, match=message):
         load_exclusions(path)
+
+
+REAL_PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco8" / "images" / "train"
+
+
+@pytest.mark.skipif(not REAL_PHOTOS.is_dir(), reason="optional real photos (../shared/data/coco8) absent")
+def test_copies_of_real_photos_are_found_and_the_photos_are_told_apart(tmp_path):
+    from sgpipe.leakage.hashing import hash_bytes, hash_file
+
+    photos = sorted(REAL_PHOTOS.glob("*.jpg"))
+    originals = [hash_file(p).phash for p in photos]
+    for path, original in zip(photos, originals):
+        image = Image.open(path)
+        image.load()
+        for kind in FOUND_KINDS:
+            copy = hash_bytes(COPIES[kind](image)).phash
+            nearest_original = min(originals, key=lambda h: (h ^ copy).bit_count())
+            assert nearest_original == original and (original ^ copy).bit_count() <= DEFAULT_MAX_DISTANCE, (
+                kind
+            )
+    for i, a in enumerate(originals):
+        assert all((a ^ b).bit_count() > DEFAULT_MAX_DISTANCE for b in originals[i + 1 :])
