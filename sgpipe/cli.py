@@ -20,7 +20,9 @@ app = typer.Typer(
         "Turn object-detection datasets (COCO, Objects365) into grounded scene-graph corpora: "
         "caption -> parse -> tag -> verify -> WebDataset shards.\n\n"
         "Start with `sgpipe demo --out demo-out` (offline, CPU), then `sgpipe run pipelines/coco.yaml`.\n\n"
-        "Typical work: `sgpipe run RECIPE --dry-run` (validate, count, estimate) -> `sgpipe run RECIPE` "
+        "Typical work: `sgpipe leakage RECIPE --against EVAL --out leak.json` (evaluation images in the "
+        "source; `--set source.exclude=leak.json` leaves them out) -> "
+        "`sgpipe run RECIPE --dry-run` (validate, count, estimate) -> `sgpipe run RECIPE` "
         "(rerun the same command to resume) -> `sgpipe stats OUT` / `sgpipe report OUT --output r.html` -> "
         "`sgpipe export OUT --format rlipv2 --output labels.json`. Training the verifier: `sgpipe convert` "
         "-> `sgpipe train pipelines/train_small.yaml` -> `sgpipe reverify`."
@@ -137,7 +139,7 @@ def leakage(
     ),
     out: Path = typer.Option(..., "--out", help="JSON list of the matched source images (source.exclude)."),
     max_distance: Optional[int] = typer.Option(
-        None, "--max-distance", help="Perceptual-hash bits (of 256) still called a copy [default: 56]."
+        None, "--max-distance", help="Perceptual-hash bits (of 256) still called a copy (default 56)."
     ),
     threads: int = typer.Option(
         os.cpu_count() or 4, "--threads", help="Threads hashing files and matching hashes."

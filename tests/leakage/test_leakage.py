@@ -233,3 +233,8 @@ def test_copies_of_real_photos_are_found_and_the_photos_are_told_apart(tmp_path)
             )
     for i, a in enumerate(originals):
         assert all((a ^ b).bit_count() > DEFAULT_MAX_DISTANCE for b in originals[i + 1 :])
+
+
+def test_the_cli_help_states_the_default_threshold():
+    result = CliRunner().invoke(app, ["leakage", "--help"], terminal_width=200)
+    assert f"(default {DEFAULT_MAX_DISTANCE})" in " ".join(result.output.split())
