@@ -4,5 +4,5 @@
 with a bounded window; `against.py` indexes the evaluation sets (COCO-format JSON ids, image files);
 `match.py` finds each source hash's nearest evaluation hash with numpy popcounts in blocks; `scan.py`
 walks the source through the recipe's plan and writes the matches; `exclude.py` reads that file back
-for `source.exclude`.
+for `source.exclude`; `copies.py` makes the near-copies the threshold is measured on.
 """

@@ -238,3 +238,11 @@ def test_copies_of_real_photos_are_found_and_the_photos_are_told_apart(tmp_path)
 def test_the_cli_help_states_the_default_threshold():
     result = CliRunner().invoke(app, ["leakage", "--help"], terminal_width=200)
     assert f"(default {DEFAULT_MAX_DISTANCE})" in " ".join(result.output.split())
+
+
+def test_the_streaming_index_gives_the_same_matches(by_pixels, sets, tmp_path):
+    config = _config(sets)
+    config.source.index = "stream"  # how an Objects365-size source is planned
+    out = tmp_path / "streamed.json"
+    find_leakage(config, [str(sets["eval_images"])], out, threads=2)
+    assert json.loads(out.read_text()) == by_pixels[0]
