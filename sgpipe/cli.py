@@ -21,7 +21,9 @@ app = typer.Typer(
         "Turn object-detection datasets (COCO, Objects365) into grounded scene-graph corpora: "
         "caption -> parse -> tag -> verify -> WebDataset shards.\n\n"
         "Start with `sgpipe demo --out demo-out` (offline, CPU), then `sgpipe run pipelines/coco.yaml`.\n\n"
-        "Typical work: `sgpipe run RECIPE --dry-run` (validate, count, estimate) -> `sgpipe run RECIPE` "
+        "Typical work: `sgpipe leakage RECIPE --against EVAL --out leak.json` (evaluation images in the "
+        "source; `--set source.exclude=leak.json` leaves them out) -> "
+        "`sgpipe run RECIPE --dry-run` (validate, count, estimate) -> `sgpipe run RECIPE` "
         "(rerun the same command to resume) -> `sgpipe stats OUT` / `sgpipe report OUT --output r.html` -> "
         "`sgpipe export OUT --format rlipv2 --output labels.json`. Training the verifier: `sgpipe convert` "
         "-> `sgpipe train pipelines/train_small.yaml` -> `sgpipe reverify`."
@@ -136,6 +138,34 @@ def run(
         ),
     )
     typer.echo(summary)
+
+
+@app.command()
+@_user_errors()
+def leakage(
+    config: Path = typer.Argument(..., help="A recipe; its source section names the images, as for `run`."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    against: list[str] = typer.Option(
+        ...,
+        "--against",
+        help="Evaluation set (repeatable): an image folder (searched recursively), an image, or a "
+        "COCO-format JSON whose image ids are the source's (COCO 2014/2017, V-COCO, RefCOCO).",
+    ),
+    out: Path = typer.Option(..., "--out", help="JSON list of the matched source images (source.exclude)."),
+    max_distance: Optional[int] = typer.Option(
+        None, "--max-distance", help="Perceptual-hash bits (of 256) still called a copy (default 56)."
+    ),
+    threads: int = typer.Option(
+        os.cpu_count() or 4, "--threads", help="Threads hashing files and matching hashes."
+    ),
+) -> None:
+    """Find source images that are also evaluation images: same id, same bytes, or a near-copy."""
+    from sgpipe.config import load_config
+    from sgpipe.leakage.scan import DEFAULT_MAX_DISTANCE, find_leakage
+
+    cfg = load_config(config, set_, check_paths=False)  # only the source is read: checked there
+    distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
+    typer.echo(find_leakage(cfg, against, out, max_distance=distance, threads=threads))
 
 
 @app.command()

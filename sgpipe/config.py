@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from sgpipe.errors import ConfigError
+from sgpipe.errors import ConfigError, SourceError
+from sgpipe.leakage.exclude import load_exclusions
 from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
 
@@ -48,6 +49,7 @@ class SourceConfig:
     index: str = option("auto", choices=("auto", "pycocotools", "stream"))
     stream_threshold_mb: int = 512  # auto: stream-index files larger than this
     max_pixels: int = option(89_478_485, low=1)  # decompression-bomb guard (PIL's default limit)
+    exclude: str = ""  # JSON list of images to leave out (`sgpipe leakage --out`); status `excluded`
 
 
 @dataclass
@@ -135,8 +137,20 @@ class PipelineConfig:
         for key in ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device"):
             content["run"].pop(key)
         content["output"].pop("dir")
+        _hash_exclude_file(content["source"])
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _hash_exclude_file(source: dict[str, Any]) -> None:
+    """The excluded images decide the shards, not the file's name: hash its bytes. Without one the key
+    is left out, so the hashes of configs written before it existed stay the same."""
+    path = source.pop("exclude")
+    if path:
+        try:
+            source["exclude_md5"] = hashlib.md5(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            source["exclude_md5"] = path
 
 
 def _choices(names: typing.Iterable[str]) -> str:
@@ -270,6 +284,13 @@ def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool
             problems.append(f"source.images: no such folder {src.images!r}")
         if src.captions and not Path(src.captions).is_file():
             problems.append(f"source.captions: no such file {src.captions!r}")
+        if src.exclude and not Path(src.exclude).is_file():
+            problems.append(f"source.exclude: no such file {src.exclude!r} (write one with `sgpipe leakage`)")
+        elif src.exclude:
+            try:
+                load_exclusions(src.exclude)
+            except SourceError as error:
+                problems.append(str(error))
     if not config.caption.enabled and not src.captions:
         problems.append(
             "caption: with caption.enabled false, source.captions must name a COCO captions JSON "
@@ -338,7 +359,13 @@ def apply_overrides(
         section[path[1]] = text.partition("=")[2] if kind is str else value
 
 
-PATH_KEYS = (("source", "instances"), ("source", "images"), ("source", "captions"), ("verify", "checkpoint"))
+PATH_KEYS = (
+    ("source", "instances"),
+    ("source", "images"),
+    ("source", "captions"),
+    ("source", "exclude"),
+    ("verify", "checkpoint"),
+)
 
 
 def resolve_paths(raw: dict[str, Any], base: Path, keys: typing.Iterable[tuple[str, str]]) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import sgpipe
 from sgpipe import errors
 from sgpipe.config import PipelineConfig
+from sgpipe.leakage.exclude import load_exclusions
 from sgpipe.output.writer import write_shard
 from sgpipe.records import ImageEntry, Sample, sample_key
 from sgpipe.source.decode import DecodeStage
@@ -78,7 +79,7 @@ def worker_resources(stages: list[Stage]) -> Resources:
     )
 
 
-def entry_to_sample(entry: ImageEntry, dataset: str) -> Sample:
+def entry_to_sample(entry: ImageEntry, dataset: str, excluded: Mapping[int, str] | None = None) -> Sample:
     sample = Sample(
         key=sample_key(dataset, entry.image_id),
         dataset=dataset,
@@ -95,6 +96,8 @@ def entry_to_sample(entry: ImageEntry, dataset: str) -> Sample:
         sample.fail(
             errors.FAILED_DUPLICATE_ID, f"image id {entry.image_id} repeated; its first entry is kept"
         )
+    elif excluded and entry.image_id in excluded:
+        sample.fail(errors.EXCLUDED, excluded[entry.image_id])  # a status, not a failure
     return sample
 
 
@@ -110,6 +113,7 @@ class ShardProcessor:
         self.job = job
         self.out_dir = Path(config.output.dir)
         self.plan_dir = plan_dir_of(self.out_dir)
+        self.excluded = load_exclusions(config.source.exclude) if config.source.exclude else {}
         self.stages = stages if stages is not None else build_stages(config, list(job.categories))
         for stage in self.stages:
             stage.handler = handler
@@ -140,7 +144,7 @@ class ShardProcessor:
         started = time.perf_counter()  # the first shard's wall time includes loading the models
         self.setup()
         entries = read_shard_entries(self.plan_dir, index)
-        samples = [entry_to_sample(e, self.job.dataset) for e in entries]
+        samples = [entry_to_sample(e, self.job.dataset, self.excluded) for e in entries]
         before = {s.name: s.seconds for s in self.stages}
         size = chunk_size(self.config)
         for start in range(0, len(samples), size):

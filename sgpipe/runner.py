@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sgpipe.config import PipelineConfig
-from sgpipe.errors import OK, ErrorRateExceeded, SgpipeError
+from sgpipe.errors import NOT_FAILURES, ErrorRateExceeded, SgpipeError
 from sgpipe.estimate import estimate
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.guards import OutputLock, check_resume
@@ -106,7 +106,8 @@ def _init_ray(address: str) -> bool:
 
 
 def _failure_rate(stats: list[dict[str, Any]]) -> tuple[int, int]:
-    processed = sum(s["count"] for s in stats)
+    """(images judged, failed ones); excluded images are neither."""
+    processed = sum(s["count"] - s.get("excluded", 0) for s in stats)
     failed = sum(s["failed_to_process"] for s in stats)
     return processed, failed
 
@@ -127,7 +128,7 @@ class Progress:
     def update(self, shard_stats: dict[str, Any]) -> None:
         self.shards += 1
         self.images += shard_stats["count"]
-        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k != OK})
+        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k not in NOT_FAILURES})
         now = time.monotonic()
         if self.metrics_path:
             with open(self.metrics_path, "a", encoding="utf-8") as handle:
@@ -360,7 +361,7 @@ def _schedule(
                 ray.cancel(ref_left, force=True)
             statuses = Counter()
             for s in done_stats:
-                statuses.update({k: v for k, v in s["status"].items() if k != OK})
+                statuses.update({k: v for k, v in s["status"].items() if k not in NOT_FAILURES})
             raise ErrorRateExceeded(
                 f"{failures} of {processed} images failed ({failures / processed:.0%} > run.max_error_rate "
                 f"{config.run.max_error_rate:.0%}): {dict(statuses)}. Something is systematically wrong "

@@ -78,6 +78,7 @@ def aggregate_stats(shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
         "count",
         "successes",
         "failed_to_process",
+        "excluded",
         "nsamples",
         "n_objects",
         "n_captions",

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sgpipe.errors import OK
+from sgpipe.errors import EXCLUDED, OK
 from sgpipe.output.atomic import atomic_file, atomic_write_bytes, fsync_folder, write_json_atomic
 from sgpipe.records import Sample, shard_name
 
@@ -160,7 +160,9 @@ def shard_content_stats(samples: list[Sample]) -> dict[str, Any]:
     return {
         "count": len(samples),
         "successes": statuses.get(OK, 0),
-        "failed_to_process": len(samples) - statuses.get(OK, 0),
+        # excluded images (source.exclude) are neither successes nor failures
+        "failed_to_process": len(samples) - statuses.get(OK, 0) - statuses.get(EXCLUDED, 0),
+        "excluded": statuses.get(EXCLUDED, 0),
         "status": dict(sorted(statuses.items())),
         "counters": dict(sorted(counters.items())),
         "n_objects": sum(len(s.objects) for s in ok),

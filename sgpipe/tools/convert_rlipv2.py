@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import sgpipe
 from sgpipe.config import VerifyConfig
-from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, SgpipeError
+from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, OK, SgpipeError
 from sgpipe.records import Box, Relation, Sample, Triplet, sample_key
 from sgpipe.tools import rlipv2_format as rf
 from sgpipe.tools.convert_vg import CategoryVocabulary, _header_size
@@ -277,7 +277,7 @@ def convert_rlipv2(
     write_json_atomic(out / "categories.json", vocab.to_json())
     stats = finalize_outputs(out, next(iter(datasets)) if len(datasets) == 1 else "mixed")
     totals = stats["totals"]
-    statuses = [f"{totals['successes']} ok"] + [f"{k} {v}" for k, v in stats["status"].items() if k != "ok"]
+    statuses = [f"{totals['successes']} ok"] + [f"{k} {v}" for k, v in stats["status"].items() if k != OK]
     return (
         f"wrote {stats['shards']} shards to {out}: {totals['count']} images "
         f"({', '.join(f'{k} {v}' for k, v in datasets.items())}; {', '.join(statuses)}), "

@@ -61,6 +61,7 @@ def format_stats(stats: dict[str, Any], run: dict[str, Any]) -> str:
     lines.append(
         f"shards: {stats['shards']}  images: {totals['count']}  ok: {totals['successes']}  "
         f"failed: {totals['failed_to_process']}"
+        + (f"  excluded: {totals['excluded']}" if totals.get("excluded") else "")
     )
     lines.append(
         f"objects: {totals['n_objects']}  captions: {totals['n_captions']}  triplets: {totals['n_triplets']}"
