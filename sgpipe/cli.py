@@ -29,7 +29,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-convert_app = typer.Typer(help="Turn ground-truth scene graphs into training shards.", no_args_is_help=True)
+convert_app = typer.Typer(
+    help="Turn ground-truth scene graphs into training shards; RLIPv2's R-Tagger weights into a model folder.",
+    no_args_is_help=True,
+)
 app.add_typer(convert_app, name="convert")
 
 SET_HELP = "Override a config key, e.g. --set output.samples_per_shard=500 (repeatable)."
@@ -253,6 +256,21 @@ def convert_synth(
 
     try:
         typer.echo(run_convert(world, out, samples_per_shard=samples_per_shard))
+    except SgpipeError as error:
+        _fail(error)
+
+
+@convert_app.command("rtagger")
+def convert_rtagger(
+    checkpoint: Path = typer.Argument(..., help="RLIPv2's R-Tagger checkpoint (checkpoint0019.pth)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write (config.json, model.safetensors, tokenizer)."),
+    tokenizer: str = typer.Option("roberta-base", "--tokenizer", help="Tokenizer folder or hub id."),
+) -> None:
+    """RLIPv2's released R-Tagger weights -> a folder `verify.checkpoint` accepts."""
+    from sgpipe.models.rtagger.convert import convert_rtagger as run_convert
+
+    try:
+        typer.echo(run_convert(checkpoint, out, tokenizer=tokenizer))
     except SgpipeError as error:
         _fail(error)
 

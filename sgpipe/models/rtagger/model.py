@@ -100,6 +100,18 @@ class RTaggerNet(nn.Module):
         self.bias_obj_a = nn.Parameter(torch.zeros(d))
         self.bias_pred_a = nn.Parameter(torch.zeros(d))
 
+    @classmethod
+    def without_init(cls, config: RTaggerConfig) -> "RTaggerNet":
+        """The network with uninitialised weights (no random init of 200M values), for loading or filling."""
+        with torch.device("meta"):
+            net = cls(config)
+        net = net.to_empty(device="cpu")
+        embeddings = net.transformer.text_encoder.embeddings
+        with torch.no_grad():  # the text encoder's two integer buffers are not weights: rebuild them
+            embeddings.position_ids.copy_(torch.arange(embeddings.position_ids.shape[-1]).expand_as(embeddings.position_ids))
+            embeddings.token_type_ids.zero_()
+        return net
+
     # -- text --------------------------------------------------------------------------------------------
     def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """RoBERTa pooler output of each tokenised text -> [texts, 768]."""

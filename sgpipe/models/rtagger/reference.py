@@ -24,7 +24,7 @@ def tagger_for_fixture(fixture: dict, device: str = "cpu") -> RTagger:
         enc_layers=spec["enc_layers"], dec_layers=spec["dec_layers"], min_size=spec["min_size"], max_size=spec["max_size"]
     )
     config = RTaggerConfig.from_dict({**config.to_dict(), "text": spec["text"]})
-    net = RTaggerNet(config)
+    net = RTaggerNet.without_init(config)
     deterministic_fill(net.state_dict(), config.dec_layers)
     with tempfile.TemporaryDirectory() as folder:
         write_byte_tokenizer(folder)

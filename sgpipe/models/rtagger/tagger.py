@@ -37,7 +37,7 @@ class RTagger:
 
         folder = Path(folder)
         config = RTaggerConfig.load(folder)
-        net = RTaggerNet(config)
+        net = RTaggerNet.without_init(config)
         state = load_file(str(folder / "model.safetensors"))
         missing, unexpected = net.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
