@@ -63,7 +63,9 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        what = f"an object of type {found.group(1)}" if found else "something other than tensors"
+        if found is None:  # not a pickle at all (a JSON file, say)
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint file ({error})") from None
+        what = f"an object of type {found.group(1)}"
         raise CheckpointError(
             f"{path} is not an RLIPv2 R-Tagger checkpoint that can be read safely: it holds {what}, and only "
             f"tensors, plain containers and {', '.join(c.__module__ + '.' + c.__name__ for c in ALLOWED_GLOBALS)} "
