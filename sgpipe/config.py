@@ -78,6 +78,7 @@ class VerifyConfig:
     keep_threshold: float = 0.20
     batch_size: int = 8
     dtype: str = "auto"
+    assignment: str = "candidates"  # candidates | all_pairs (RLIPv2's: every candidate pair x every predicate)
 
 
 @dataclass
@@ -268,6 +269,7 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
             "relations are kept only among those stored"
         )
     _check_choice(problems, "verify.dtype", ver.dtype, ("auto", "float32", "bfloat16", "float16"))
+    _check_choice(problems, "verify.assignment", ver.assignment, ("candidates", "all_pairs"))
     if ver.enabled and check_paths and not _is_checkpoint(ver.checkpoint):
         problems.append(
             f"verify.checkpoint: {ver.checkpoint!r} is not a verifier checkpoint folder (config.json + "

@@ -71,7 +71,7 @@ CASES = [
 ]
 
 
-def _load(name: str):
+def load_port_file(name: str):
     spec = importlib.util.spec_from_file_location(name, PORT / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -79,7 +79,7 @@ def _load(name: str):
     return module
 
 
-def _text_encoder_dir(work: Path, fill, layers: int | None) -> Path:
+def text_encoder_dir(work: Path, fill, layers: int | None) -> Path:
     """config.json + tokenizer files for RLIPv2's patched loader (RLIP_TEXT_ENCODER_DIR)."""
     from transformers import RobertaConfig
 
@@ -96,7 +96,7 @@ def _text_encoder_dir(work: Path, fill, layers: int | None) -> Path:
     return folder
 
 
-def _build_official(src: Path, flags: list[str]):
+def build_official(src: Path, flags: list[str]):
     """RLIPv2's model, built as generate_relations_using_verb_tagger.main_tagger builds it."""
     sys.path.insert(0, str(src))
     import transformers
@@ -125,9 +125,9 @@ def _build_official(src: Path, flags: list[str]):
 
 
 def write_keys(src: Path, work: Path, out: Path, keys_module, fill) -> None:
-    os.environ["RLIP_TEXT_ENCODER_DIR"] = str(_text_encoder_dir(work, fill, None))
+    os.environ["RLIP_TEXT_ENCODER_DIR"] = str(text_encoder_dir(work, fill, None))
     with torch.device("meta"):
-        model, _ = _build_official(src, TAGGER_FLAGS)
+        model, _ = build_official(src, TAGGER_FLAGS)
     state = model.state_dict()
     out.write_text(json.dumps({
         "flags": TAGGER_FLAGS,
@@ -144,7 +144,7 @@ def _flags_reduced() -> list[str]:
     return flags
 
 
-def _run_case(model, args, case: dict, fill) -> list[list[float]]:
+def run_case(model, case: dict, fill, categories=CATEGORIES, min_size=MIN_SIZE, max_size=MAX_SIZE) -> list[list[float]]:
     """One image, one candidate group: the steps of verb_tagger_with_text for a group of size 1."""
     import datasets.transforms as T
     from PIL import Image
@@ -159,14 +159,14 @@ def _run_case(model, args, case: dict, fill) -> list[list[float]]:
     boxes[:, 1::2].clamp_(min=0, max=height)
     target = {"boxes": boxes, "labels": torch.as_tensor(case["box_labels"])}
     transform = T.Compose([
-        T.RandomResize([MIN_SIZE], max_size=MAX_SIZE), T.ToTensor(),
+        T.RandomResize([min_size], max_size=max_size), T.ToTensor(),
         T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
     ])
     pixels, target = transform(image, target)
     samples = nested_tensor_from_tensor_list([pixels])
 
-    flat_text = CATEGORIES + ["no objects"] + case["texts"]
-    names_sums = torch.tensor([[len(CATEGORIES) + 1, len(case["texts"])]])
+    flat_text = list(categories) + ["no objects"] + case["texts"]
+    names_sums = torch.tensor([[len(categories) + 1, len(case["texts"])]])
     tokens = model.transformer.tokenizer.batch_encode_plus(flat_text, padding="longest", return_tensors="pt")
     text_memory = model.transformer.text_encoder(**tokens).pooler_output.unsqueeze(1)
     text = (torch.zeros(text_memory.shape[:2]).bool(), text_memory, names_sums)
@@ -183,12 +183,12 @@ def _run_case(model, args, case: dict, fill) -> list[list[float]]:
 
 
 def write_fixture(src: Path, work: Path, out: Path, fill) -> None:
-    os.environ["RLIP_TEXT_ENCODER_DIR"] = str(_text_encoder_dir(work, fill, TINY_TEXT["num_hidden_layers"]))
+    os.environ["RLIP_TEXT_ENCODER_DIR"] = str(text_encoder_dir(work, fill, TINY_TEXT["num_hidden_layers"]))
     torch.set_num_threads(1)  # thread count moves the last digits
-    model, args = _build_official(src, _flags_reduced())
+    model, args = build_official(src, _flags_reduced())
     fill.deterministic_fill(model.state_dict(), REDUCED["dec_layers"])
     text_config = model.transformer.text_encoder.config
-    results = [{**case, "scores": _run_case(model, args, case, fill)} for case in CASES]
+    results = [{**case, "scores": run_case(model, case, fill)} for case in CASES]
     config = {
         "enc_layers": REDUCED["enc_layers"], "dec_layers": REDUCED["dec_layers"], "min_size": MIN_SIZE,
         "max_size": MAX_SIZE,
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--fixture", type=Path, help="where to write the reference scores")
     parser.add_argument("--keys", type=Path, help="where to write the full-size key/shape list")
     options = parser.parse_args()
-    keys_module, fill = _load("keys"), _load("fill")
+    keys_module, fill = load_port_file("keys"), load_port_file("fill")
     src = options.rlipv2_src.resolve()
     if options.keys:
         write_keys(src, options.work, options.keys, keys_module, fill)

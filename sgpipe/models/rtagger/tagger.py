@@ -23,17 +23,18 @@ NO_OBJECT_TEXT = "no objects"
 
 
 class RTagger:
-    def __init__(self, net: RTaggerNet, tokenizer, device: str | torch.device = "cpu"):
+    def __init__(self, net: RTaggerNet, tokenizer, device: str | torch.device = "cpu", bf16: bool = True):
         self.net = net.eval().to(device)
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.config = net.config
+        self.bf16 = bf16 and self.device.type == "cuda"  # bf16 autocast on CUDA; CPU always runs fp32
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None) -> "RTagger":
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None, bf16: bool = True) -> "RTagger":
         """A folder written by `sgpipe convert rtagger` (config.json, model.safetensors, tokenizer files)."""
         from safetensors.torch import load_file
-        from transformers import AutoTokenizer
+        from transformers import RobertaTokenizerFast
 
         folder = Path(folder)
         config = RTaggerConfig.load(folder)
@@ -43,9 +44,20 @@ class RTagger:
         missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
         if missing or unexpected:
             raise ValueError(f"{folder}: weights do not fit the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        tokenizer = RobertaTokenizerFast.from_pretrained(str(folder))
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(net, tokenizer, device)
+        return cls(net, tokenizer, device, bf16)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.save(folder)
+        state = {k: v.detach().float().cpu().contiguous() for k, v in self.net.state_dict().items()
+                 if not k.endswith(("position_ids", "token_type_ids"))}
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        self.tokenizer.save_pretrained(str(folder))
 
     def score(self, image, boxes_xywh, box_labels, pairs, texts, category_names) -> np.ndarray:
         """Sigmoid of the verb logit, [len(pairs), len(texts)] float32."""
@@ -59,7 +71,7 @@ class RTagger:
         active = [i for i, item in enumerate(items) if item.pairs and item.texts]
         if not active:
             return results
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
         with autocast:
             probs = self._forward([items[i] for i in active])
         for index, scores in zip(active, probs):
