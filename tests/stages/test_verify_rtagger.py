@@ -88,3 +88,25 @@ def test_all_pairs_adds_the_predicates_grounding_did_not_propose(folder):
 def test_assignment_is_validated():
     with pytest.raises(ConfigError, match="verify.assignment"):
         build_config({"source": {"name": "coco"}, "verify": {"assignment": "everything"}}, check_paths=False)
+
+
+def test_reverify_accepts_an_rtagger_folder(folder, tmp_path):
+    import json
+    import random
+
+    from sgpipe.reverify import reverify
+    from sgpipe.shards import iter_shard_samples
+    from sgpipe.stages.finalize import finalize_outputs
+    from sgpipe.stages.write import write_shard
+    from tests.train.shards import make_sample
+
+    rng = random.Random(0)
+    write_shard(tmp_path / "old", 0, [make_sample(i, rng) for i in range(2)], {"sgpipe": "0", "models": {}})
+    finalize_outputs(tmp_path / "old", "synth")
+    (tmp_path / "old" / "run.json").write_text(json.dumps({"config": {"verify": {}}, "models": {}}))
+    summary = reverify(tmp_path / "old", folder, tmp_path / "new",
+                       ["verify.store_threshold=0.0", "verify.keep_threshold=0.5", "verify.assignment=all_pairs"])
+    assert "re-scored 1 shards" in summary
+    new = list(iter_shard_samples(str(tmp_path / "new")))
+    assert new and all(r["confidence"] is not None for s in new for r in s.record["relations"])
+    assert new[0].record["provenance"]["models"]["verify"]["assignment"] == "all_pairs"
