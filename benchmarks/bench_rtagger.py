@@ -82,10 +82,11 @@ def run_official(options) -> None:
 
 def _port_tagger(device: str, text_vocab: int | None = None):
     sys.path.insert(0, str(ROOT))
+    from transformers import AutoTokenizer
+
     from sgpipe.models.rtagger import RTagger, RTaggerConfig
     from sgpipe.models.rtagger.fill import deterministic_fill, write_byte_tokenizer
     from sgpipe.models.rtagger.model import RTaggerNet
-    from transformers import AutoTokenizer
 
     folder = Path(tempfile.mkdtemp())
     vocab = write_byte_tokenizer(folder)

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from sgpipe.models.rtagger import RTaggerConfig, TaggerInput
 from sgpipe.models.rtagger.convert import expected_shapes
 from sgpipe.models.rtagger.keys import canonical_key, is_alias
-from sgpipe.models.rtagger.reference import fixture_inputs, load_fixture, tagger_for_fixture
+from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture
 
 FIXTURES = Path(__file__).parent / "rtagger_fixtures"
 REFERENCE = FIXTURES / "reference_scores.json"
@@ -33,9 +32,8 @@ def fixture():
 
 
 @pytest.fixture(scope="module")
-def tagger(fixture):
-    torch.manual_seed(0)
-    return tagger_for_fixture(fixture)
+def tagger():
+    return cached_fixture_tagger(str(REFERENCE))[1]
 
 
 @pytest.fixture(scope="module")

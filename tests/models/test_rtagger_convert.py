@@ -15,10 +15,16 @@ from typer.testing import CliRunner
 
 from sgpipe.cli import app
 from sgpipe.models.rtagger import RTagger, RTaggerConfig
-from sgpipe.models.rtagger.convert import CheckpointError, config_from_checkpoint, convert_rtagger, map_state, read_checkpoint
+from sgpipe.models.rtagger.convert import (
+    CheckpointError,
+    config_from_checkpoint,
+    convert_rtagger,
+    map_state,
+    read_checkpoint,
+)
 from sgpipe.models.rtagger.fill import write_byte_tokenizer
 from sgpipe.models.rtagger.keys import is_alias
-from sgpipe.models.rtagger.reference import fixture_inputs, load_fixture, tagger_for_fixture
+from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture
 
 FIXTURES = Path(__file__).parent / "rtagger_fixtures"
 
@@ -36,14 +42,15 @@ def _official_state(tagger: RTagger) -> dict[str, torch.Tensor]:
 
 
 def _args(config: RTaggerConfig, **changes) -> argparse.Namespace:
-    args = dict(
-        enc_layers=config.enc_layers, dec_layers=config.dec_layers, backbone="resnet50", dilation=False,
-        with_box_refine=True, two_stage=False, fusion_type="GLIP_attn", fusion_last_vis=True, lang_aux_loss=True,
-        verb_tagger=True, gating_mechanism="GLIP", verb_query_tgt_type="vanilla", separate_bidirectional=False,
-        position_embedding="sine", nheads=8, enc_n_points=4, dec_n_points=4, use_no_obj_token=True,
-        stable_softmax_2d=False, clamp_min_for_underflow=False, clamp_max_for_overflow=False,
-        text_encoder_type="roberta-base", lr=1e-4, output_dir="logs/RLIP_PD_v2_Tagger2",
-    )
+    args = {
+        "enc_layers": config.enc_layers, "dec_layers": config.dec_layers, "backbone": "resnet50",
+        "dilation": False, "with_box_refine": True, "two_stage": False, "fusion_type": "GLIP_attn",
+        "fusion_last_vis": True, "lang_aux_loss": True, "verb_tagger": True, "gating_mechanism": "GLIP",
+        "verb_query_tgt_type": "vanilla", "separate_bidirectional": False, "position_embedding": "sine",
+        "nheads": 8, "enc_n_points": 4, "dec_n_points": 4, "use_no_obj_token": True,
+        "stable_softmax_2d": False, "clamp_min_for_underflow": False, "clamp_max_for_overflow": False,
+        "text_encoder_type": "roberta-base", "lr": 1e-4, "output_dir": "logs/RLIP_PD_v2_Tagger2",
+    }
     return argparse.Namespace(**{**args, **changes})
 
 
@@ -53,8 +60,8 @@ def fixture():
 
 
 @pytest.fixture(scope="module")
-def tagger(fixture):
-    return tagger_for_fixture(fixture)
+def tagger():
+    return cached_fixture_tagger(str(FIXTURES / "reference_scores.json"))[1]
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sgpipe.config import build_config
+from sgpipe.config import VerifyConfig, build_config
 from sgpipe.errors import ConfigError
-from sgpipe.config import VerifyConfig
-from sgpipe.records import Box, Relation, Sample
 from sgpipe.models.rtagger import RTagger
-from sgpipe.models.rtagger.reference import load_fixture, tagger_for_fixture
+from sgpipe.models.rtagger.reference import cached_fixture_tagger
+from sgpipe.records import Box, Relation, Sample
 from sgpipe.stages.base import reraise
 from sgpipe.stages.verify import ASSIGNED_BY_VERIFIER, VerifyStage, candidate_example, rtagger_input
 
@@ -23,7 +22,7 @@ RELATIONS = [(1, 2, "ride"), (2, 1, "under"), (1, 2, "next to"), (3, 1, "hold"),
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     path = tmp_path_factory.mktemp("rtagger") / "model"
-    tagger_for_fixture(load_fixture(FIXTURE)).save_pretrained(path)
+    cached_fixture_tagger(str(FIXTURE))[1].save_pretrained(path)
     return path
 
 

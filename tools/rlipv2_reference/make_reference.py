@@ -185,7 +185,7 @@ def run_case(model, case: dict, fill, categories=CATEGORIES, min_size=MIN_SIZE, 
 def write_fixture(src: Path, work: Path, out: Path, fill) -> None:
     os.environ["RLIP_TEXT_ENCODER_DIR"] = str(text_encoder_dir(work, fill, TINY_TEXT["num_hidden_layers"]))
     torch.set_num_threads(1)  # thread count moves the last digits
-    model, args = build_official(src, _flags_reduced())
+    model, _ = build_official(src, _flags_reduced())
     fill.deterministic_fill(model.state_dict(), REDUCED["dec_layers"])
     text_config = model.transformer.text_encoder.config
     results = [{**case, "scores": run_case(model, case, fill)} for case in CASES]

@@ -74,7 +74,7 @@ class RTaggerConfig:
         return {"model_type": "rlipv2-rtagger", **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RTaggerConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RTaggerConfig:
         known = {f.name for f in fields(cls)}
         config = cls(**{k: v for k, v in data.items() if k in known})
         config.text = {**ROBERTA_BASE, **config.text}
@@ -85,7 +85,7 @@ class RTaggerConfig:
         (Path(folder) / "config.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, folder: Path) -> "RTaggerConfig":
+    def load(cls, folder: Path) -> RTaggerConfig:
         path = Path(folder) / "config.json"
         data = json.loads(path.read_text())
         if data.get("model_type") != "rlipv2-rtagger":

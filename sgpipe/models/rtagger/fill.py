@@ -87,7 +87,7 @@ def write_byte_tokenizer(folder: str | Path) -> int:
     return len(vocab)
 
 
-def synthetic_image_array(seed: int, width: int, height: int) -> "torch.Tensor":
+def synthetic_image_array(seed: int, width: int, height: int) -> torch.Tensor:
     """A reproducible RGB image [height, width, 3] uint8: coarse random blocks plus noise."""
     gen = torch.Generator().manual_seed(seed)
     coarse = torch.rand((3, max(1, height // 16), max(1, width // 16)), generator=gen)

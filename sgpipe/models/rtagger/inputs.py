@@ -3,8 +3,8 @@ normalisation, boxes from COCO xywh pixels to cxcywh normalised by the resized s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ def resized_size(width: int, height: int, min_size: int, max_size: int) -> tuple
     size = min_size
     short, long = float(min(width, height)), float(max(width, height))
     if long / short * size > max_size:
-        size = int(round(max_size * short / long))
+        size = round(max_size * short / long)
     if (width <= height and width == size) or (height <= width and height == size):
         return height, width
     if width < height:

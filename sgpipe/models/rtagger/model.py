@@ -101,7 +101,7 @@ class RTaggerNet(nn.Module):
         self.bias_pred_a = nn.Parameter(torch.zeros(d))
 
     @classmethod
-    def without_init(cls, config: RTaggerConfig) -> "RTaggerNet":
+    def without_init(cls, config: RTaggerConfig) -> RTaggerNet:
         """The network with uninitialised weights (no random init of 200M values), for loading or filling."""
         with torch.device("meta"):
             net = cls(config)

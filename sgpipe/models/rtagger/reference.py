@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image
@@ -44,3 +45,10 @@ def fixture_inputs(fixture: dict) -> list[TaggerInput]:
 
 def load_fixture(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+@lru_cache(maxsize=2)
+def cached_fixture_tagger(path: str) -> tuple[dict, RTagger]:
+    """(fixture, its tagger), built once per process: tests share it and must not modify it."""
+    fixture = load_fixture(path)
+    return fixture, tagger_for_fixture(fixture)

@@ -9,15 +9,15 @@ for the released model) is split into consecutive groups of that many pairs, as 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .config import RTaggerConfig
 from .inputs import TaggerInput, image_tensor, normalised_boxes
-from .model import RTaggerNet, Rows
+from .model import Rows, RTaggerNet
 
 NO_OBJECT_TEXT = "no objects"
 
@@ -31,7 +31,7 @@ class RTagger:
         self.bf16 = bf16 and self.device.type == "cuda"  # bf16 autocast on CUDA; CPU always runs fp32
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None, bf16: bool = True) -> "RTagger":
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None, bf16: bool = True) -> RTagger:
         """A folder written by `sgpipe convert rtagger` (config.json, model.safetensors, tokenizer files)."""
         from safetensors.torch import load_file
         from transformers import RobertaTokenizerFast
