@@ -151,6 +151,14 @@ def run_gpu(options) -> None:
         torch.cuda.synchronize()
         return len(items) / (time.perf_counter() - begin)
 
+    import numpy as np
+
+    tagger.bf16 = False
+    exact = [tagger.score_batch([item])[0] for item in items[:8]]
+    tagger.bf16 = True
+    fast = tagger.score_batch(items[:8])
+    drift = max(float(np.abs(a - b).max()) for a, b in zip(exact, fast))
+    print(f"bf16 batch 8 vs fp32 batch 1: max |score difference| {drift:.2e} (deterministic random weights)")
     baseline = rate(1, bf16=False)
     print(f"{torch.cuda.get_device_name()}; {len(items)} images of {options.width}x{options.height}")
     print(f"RLIPv2's loop settings (batch 1, fp32): {baseline:.1f} images/s ({1 / baseline:.3f} s/image; "
