@@ -276,7 +276,8 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
             "model.safetensors). Train one: `sgpipe convert vg --images VG/images --scene-graphs "
             "VG/scene_graphs.json --out vg-shards` then `sgpipe train pipelines/train_base.yaml --set "
             "data.train=vg-shards` (offline: `sgpipe synth`, `sgpipe convert synth` and "
-            "pipelines/train_small.yaml), and pass its OUT/final folder; "
+            "pipelines/train_small.yaml), and pass its OUT/final folder; or convert RLIPv2's released "
+            "R-Tagger: `sgpipe convert rtagger checkpoint0019.pth --out DIR`; "
             "or run with --set verify.enabled=false to write unverified candidates"
         )
     if not out.dir:

@@ -24,7 +24,8 @@ from sgpipe.stages.base import Stage
 
 TRAIN_HINT = (
     "Train one with `sgpipe convert synth SYNTH_DIR --out TRAIN_SHARDS` and "
-    "`sgpipe train pipelines/train_small.yaml --set data.train=TRAIN_SHARDS`"
+    "`sgpipe train pipelines/train_small.yaml --set data.train=TRAIN_SHARDS`, or convert RLIPv2's R-Tagger "
+    "with `sgpipe convert rtagger checkpoint0019.pth --out DIR`"
 )
 
 
