@@ -19,12 +19,18 @@ from PIL import Image
 from sgpipe.models.rtagger import RTaggerConfig, TaggerInput
 from sgpipe.models.rtagger.convert import expected_shapes
 from sgpipe.models.rtagger.keys import canonical_key, is_alias
-from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture
+from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture, one_thread
 
 FIXTURES = Path(__file__).parent / "rtagger_fixtures"
 REFERENCE = FIXTURES / "reference_scores.json"
 TOLERANCE = 1e-4  # fp32 CPU, port vs RLIPv2's code; measured 5e-6
 BATCH_TOLERANCE = 2e-5  # one padded batch of images vs each image alone; measured 4e-6
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from sgpipe.models.rtagger.convert import (
 )
 from sgpipe.models.rtagger.fill import write_byte_tokenizer
 from sgpipe.models.rtagger.keys import is_alias
-from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture
+from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture, one_thread
 
 FIXTURES = Path(__file__).parent / "rtagger_fixtures"
 
@@ -52,6 +52,12 @@ def _args(config: RTaggerConfig, **changes) -> argparse.Namespace:
         "text_encoder_type": "roberta-base", "lr": 1e-4, "output_dir": "logs/RLIP_PD_v2_Tagger2",
     }
     return argparse.Namespace(**{**args, **changes})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,19 @@ from PIL import Image
 from sgpipe.config import VerifyConfig, build_config
 from sgpipe.errors import ConfigError
 from sgpipe.models.rtagger import RTagger
-from sgpipe.models.rtagger.reference import cached_fixture_tagger
+from sgpipe.models.rtagger.reference import cached_fixture_tagger, one_thread
 from sgpipe.records import Box, Relation, Sample
 from sgpipe.stages.base import reraise
 from sgpipe.stages.verify import ASSIGNED_BY_VERIFIER, VerifyStage, candidate_example, rtagger_input
 
 FIXTURE = Path(__file__).parents[1] / "models" / "rtagger_fixtures" / "reference_scores.json"
 RELATIONS = [(1, 2, "ride"), (2, 1, "under"), (1, 2, "next to"), (3, 1, "hold"), (1, 3, "ride")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
