@@ -116,7 +116,8 @@ def test_full_size_key_list_is_exactly_what_the_converter_accepts():
     zero = torch.zeros(1)
     state = {k: zero.expand(shape) for k, shape in official["keys"].items()}  # no memory per tensor
     state["transformer.text_encoder.embeddings.position_ids"] = torch.arange(514)[None]
-    config = config_from_checkpoint(state, {})
+    assert config_from_checkpoint(state, {}) == RTaggerConfig()  # architecture from the tensors alone
+    config = config_from_checkpoint(state, official["args"])  # and with RLIPv2's own parsed arguments
     assert config == RTaggerConfig()
     assert len(map_state(state, config)) == 899
     with pytest.raises(CheckpointError, match="1 missing: transformer.verb_tgt.weight"):

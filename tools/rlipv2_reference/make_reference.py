@@ -10,7 +10,8 @@ for every step). It imports nothing of sgpipe except two torch-only files loaded
 
 Writes:
 - `--keys`: the full-size official model's state-dict keys and shapes (built on the meta device, the flags of
-  `scripts/verb_tagger/test_Tagger_resnet.sh`, RoBERTa-base text encoder), and which keys are aliases.
+  `scripts/verb_tagger/test_Tagger_resnet.sh`, RoBERTa-base text encoder), which keys are aliases, and the
+  parsed `args` (as a checkpoint stores them).
 - `--fixture`: a reduced official model (fewer encoder/decoder layers, a 2-layer RoBERTa text encoder with a
   byte-level vocabulary, small test-time image size; the 768-wide fusion and its RoBERTa layers stay full
   size) filled by `deterministic_fill`, run one image at a time with one candidate group each, exactly as
@@ -127,10 +128,12 @@ def build_official(src: Path, flags: list[str]):
 def write_keys(src: Path, work: Path, out: Path, keys_module, fill) -> None:
     os.environ["RLIP_TEXT_ENCODER_DIR"] = str(text_encoder_dir(work, fill, None))
     with torch.device("meta"):
-        model, _ = build_official(src, TAGGER_FLAGS)
+        model, args = build_official(src, TAGGER_FLAGS)
     state = model.state_dict()
+    plain = (str, int, float, bool, type(None))
     out.write_text(json.dumps({
         "flags": TAGGER_FLAGS,
+        "args": {k: v for k, v in sorted(vars(args).items()) if isinstance(v, plain)},
         "keys": {name: list(tensor.shape) for name, tensor in state.items()},
         "aliases": sorted(name for name in state if keys_module.is_alias(name)),
     }, indent=0) + "\n")
