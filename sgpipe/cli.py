@@ -32,7 +32,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-convert_app = typer.Typer(help="Turn ground-truth scene graphs into training shards.", no_args_is_help=True)
+convert_app = typer.Typer(
+    help="Turn ground-truth scene graphs into training shards; RLIPv2's R-Tagger weights into a model folder.",
+    no_args_is_help=True,
+)
 app.add_typer(convert_app, name="convert")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -301,6 +304,21 @@ def convert_rlipv2(
     from sgpipe.tools.convert import convert_rlipv2 as run_convert
 
     typer.echo(run_convert(labels, images, out, image_paths=image_paths, samples_per_shard=samples_per_shard))
+
+
+@convert_app.command("rtagger")
+def convert_rtagger(
+    checkpoint: Path = typer.Argument(..., help="RLIPv2's R-Tagger checkpoint (checkpoint0019.pth)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write (config.json, model.safetensors, tokenizer)."),
+    tokenizer: str = typer.Option("roberta-base", "--tokenizer", help="Tokenizer folder or hub id."),
+) -> None:
+    """RLIPv2's released R-Tagger weights -> a folder `verify.checkpoint` accepts."""
+    from sgpipe.models.rtagger.convert import convert_rtagger as run_convert
+
+    try:
+        typer.echo(run_convert(checkpoint, out, tokenizer=tokenizer))
+    except SgpipeError as error:
+        _fail(error)
 
 
 @app.command()

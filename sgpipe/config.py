@@ -95,6 +95,8 @@ class VerifyConfig:
     keep_threshold: float = option(0.20, low=0.0, high=1.0)
     batch_size: int = option(8, low=1)
     dtype: str = option("auto", choices=DTYPES)
+    # candidates: the pairs grounding proposed; all_pairs: RLIPv2's every candidate pair x every predicate
+    assignment: str = option("candidates", choices=("candidates", "all_pairs"))
 
 
 @dataclass

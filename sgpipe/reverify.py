@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow.parquet as pq
 
@@ -22,7 +22,7 @@ from sgpipe.errors import OK, ConfigError, SgpipeError
 from sgpipe.records import Sample
 from sgpipe.shards import iter_shard_samples
 
-ALLOWED = ("store_threshold", "keep_threshold", "batch_size", "dtype", "device")
+ALLOWED = ("store_threshold", "keep_threshold", "batch_size", "dtype", "assignment", "device")
 
 
 def _verify_config(checkpoint: Path, overrides: Sequence[str]) -> tuple[VerifyConfig, str]:
@@ -34,7 +34,7 @@ def _verify_config(checkpoint: Path, overrides: Sequence[str]) -> tuple[VerifyCo
         name = ".".join(keys)
         if len(keys) != 2 or keys[0] not in ("verify", "run") or keys[1] not in ALLOWED:
             problems.append(
-                f"override {name!r}: reverify takes verify.{{{','.join(ALLOWED[:4])}}} and run.device"
+                f"override {name!r}: reverify takes verify.{{{','.join(ALLOWED[:-1])}}} and run.device"
             )
             continue
         if keys[1] == "device":
@@ -46,6 +46,8 @@ def _verify_config(checkpoint: Path, overrides: Sequence[str]) -> tuple[VerifyCo
             setattr(config, keys[1], coerced)
     if config.keep_threshold < config.store_threshold:
         problems.append("verify.keep_threshold is below verify.store_threshold")
+    if config.assignment not in ("candidates", "all_pairs"):
+        problems.append(f"verify.assignment {config.assignment!r}: choose from candidates, all_pairs")
     if problems:
         raise ConfigError(problems)
     return config, device
