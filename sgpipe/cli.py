@@ -307,6 +307,7 @@ def convert_rlipv2(
 
 
 @convert_app.command("rtagger")
+@_user_errors()
 def convert_rtagger(
     checkpoint: Path = typer.Argument(..., help="RLIPv2's R-Tagger checkpoint (checkpoint0019.pth)."),
     out: Path = typer.Option(..., "--out", help="Folder to write (config.json, model.safetensors, tokenizer)."),
@@ -315,10 +316,7 @@ def convert_rtagger(
     """RLIPv2's released R-Tagger weights -> a folder `verify.checkpoint` accepts."""
     from sgpipe.models.rtagger.convert import convert_rtagger as run_convert
 
-    try:
-        typer.echo(run_convert(checkpoint, out, tokenizer=tokenizer))
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(run_convert(checkpoint, out, tokenizer=tokenizer))
 
 
 @app.command()

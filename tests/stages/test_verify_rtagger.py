@@ -45,6 +45,7 @@ def _sample(image_id: int, categories=("person", "horse", "cup")) -> Sample:
 def _stage(folder, **kw) -> VerifyStage:
     stage = VerifyStage(VerifyConfig(enabled=True, checkpoint=str(folder), **kw), device="cpu")
     stage.handler = reraise
+    stage.setup()
     return stage
 
 
