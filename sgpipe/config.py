@@ -57,7 +57,17 @@ class CaptionConfig:
 @dataclass
 class ParseConfig:
     spacy_model: str = "en_core_web_sm"
-    batch_size: int = 256
+    batch_size: int = 256  # captions per spaCy batch; with seq2seq, per generate call
+    backend: str = "rules"  # rules | seq2seq
+    # seq2seq only: a text2text model writing FACTUAL-style graphs, e.g. lizhuang144/flan-t5-base-VG-factual-sg
+    model: str = ""
+    prompt: str = "Generate Scene Graph: "
+    num_beams: int = 1  # 1: greedy
+    max_new_tokens: int = 128
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+
+
+SEQ2SEQ_PARSE_KEYS = ("model", "prompt", "num_beams", "max_new_tokens", "dtype")
 
 
 @dataclass
@@ -119,6 +129,9 @@ class PipelineConfig:
         for key in ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device"):
             content["run"].pop(key)
         content["output"].pop("dir")
+        if content["parse"]["backend"] == "rules":  # the rule parser's runs hash as they always did
+            for key in ("backend", *SEQ2SEQ_PARSE_KEYS):
+                content["parse"].pop(key)
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -255,6 +268,15 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
             f"caption.max_length: {cap.max_length} must exceed caption.min_length {cap.min_length}"
         )
     _check_range(problems, "parse.batch_size", config.parse.batch_size, 1)
+    _check_choice(problems, "parse.backend", config.parse.backend, ("rules", "seq2seq"))
+    if config.parse.backend == "seq2seq" and not config.parse.model:
+        problems.append(
+            "parse.model: required with parse.backend seq2seq (a hub id or folder of a text2text model "
+            "writing FACTUAL-style graphs, e.g. lizhuang144/flan-t5-base-VG-factual-sg)"
+        )
+    _check_range(problems, "parse.num_beams", config.parse.num_beams, 1)
+    _check_range(problems, "parse.max_new_tokens", config.parse.max_new_tokens, 1)
+    _check_choice(problems, "parse.dtype", config.parse.dtype, ("auto", "float32", "bfloat16", "float16"))
     _check_range(problems, "tag.max_pairs_per_triplet", tag.max_pairs_per_triplet, 1)
     _check_range(problems, "tag.min_box_area", tag.min_box_area, 0)
     _check_choice(problems, "tag.vocabulary", tag.vocabulary, ("auto", "coco", "objects365", "none"))
@@ -334,6 +356,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         ("source", "images"),
         ("source", "captions"),
         ("verify", "checkpoint"),
+        ("parse", "model"),
     ):
         value = (raw.get(section) or {}).get(key)
         if (

@@ -56,10 +56,16 @@ def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
         from sgpipe.stages.caption import CaptionStage
 
         stages.append(CaptionStage(config.caption, device=config.run.device, seed=config.run.seed))
-    from sgpipe.stages.parse import ParseStage
     from sgpipe.stages.tag import TagStage
 
-    stages.append(ParseStage(config.parse))
+    if config.parse.backend == "seq2seq":
+        from sgpipe.stages.parse_seq2seq import Seq2SeqParseStage
+
+        stages.append(Seq2SeqParseStage(config.parse, device=config.run.device))
+    else:
+        from sgpipe.stages.parse import ParseStage
+
+        stages.append(ParseStage(config.parse))
     stages.append(TagStage(config.tag, categories))
     if config.verify.enabled:
         from sgpipe.stages.verify import VerifyStage

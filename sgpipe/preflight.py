@@ -35,6 +35,8 @@ def check_model(model: str, role: str) -> None:
 def check_models(config: PipelineConfig) -> None:
     if config.caption.enabled:
         check_model(config.caption.model, "caption")
+    if config.parse.backend == "seq2seq":
+        check_model(config.parse.model, "parse")
     embedding = config.tag.embedding_model
     if embedding not in ("none", ""):
         from sgpipe.models.text_embedder import resolve_model_path

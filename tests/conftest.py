@@ -7,3 +7,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_factual_t5(tmp_path_factory):
+    """A tiny T5 taught `FACTUAL_PAIRS` (built once per test session, a few seconds)."""
+    from tests.helpers.tiny_models import FACTUAL_PAIRS, build_tiny_t5
+
+    return build_tiny_t5(tmp_path_factory.mktemp("t5") / "factual-t5", FACTUAL_PAIRS)
