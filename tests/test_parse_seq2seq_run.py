@@ -54,7 +54,8 @@ def _shard_bytes(out):
 
 def test_a_seq2seq_run_writes_grounded_records_from_the_generated_graphs(reference, tiny_factual_t5):
     records = [
-        json.loads(s["json"]) for s in wds.WebDataset(str(reference / "{00000..00001}.tar"), shardshuffle=False)
+        json.loads(s["json"])
+        for s in wds.WebDataset(str(reference / "{00000..00001}.tar"), shardshuffle=False)
     ]
     assert len(records) == 4
     for record in records:

@@ -70,7 +70,9 @@ class GraphTriplets:
     def _entity(self, p: ParsedCaption, phrase: str) -> tuple[str, str]:
         words = phrase.split()
         head, lemma = words[-1], self._noun_lemma(words[-1])
-        matches = [i for i in range(p.n) if p.lower[i] == head or (p.pos[i] in NOMINAL and p.lemma[i] == lemma)]
+        matches = [
+            i for i in range(p.n) if p.lower[i] == head or (p.pos[i] in NOMINAL and p.lemma[i] == lemma)
+        ]
         if matches:
             # the mention whose words before the head match the phrase best ("side window" vs "window")
             i = max(matches, key=lambda i: (_shared_prefix(p, i, words), -i))

@@ -22,13 +22,28 @@ def write_factual_split(path: Path, pairs: list[tuple[str, str]]) -> None:
 
 def test_seq2seq_backend_reports_f1_and_speed(tmp_path, tiny_factual_t5):
     # gold: the taught graphs, except the cut-off one, whose gold is whole
-    gold = [(c, g) for c, g in FACTUAL_PAIRS[:4]] + [(FACTUAL_PAIRS[4][0], "( person , stand behind , bicycle )")]
+    gold = [(c, g) for c, g in FACTUAL_PAIRS[:4]] + [
+        (FACTUAL_PAIRS[4][0], "( person , stand behind , bicycle )")
+    ]
     write_factual_split(tmp_path / "random_dev.csv", gold)
     write_factual_split(tmp_path / "length_dev.csv", gold[:2])
     command = [
-        sys.executable, str(ROOT / "benchmarks" / "bench_parse.py"), "--data", str(tmp_path),
-        "--backend", "seq2seq", "--model", str(tiny_factual_t5), "--spacy-model", "en_core_web_sm",
-        "--max-new-tokens", "40", "--batch-size", "4", "--json", str(tmp_path / "out.json"),
+        sys.executable,
+        str(ROOT / "benchmarks" / "bench_parse.py"),
+        "--data",
+        str(tmp_path),
+        "--backend",
+        "seq2seq",
+        "--model",
+        str(tiny_factual_t5),
+        "--spacy-model",
+        "en_core_web_sm",
+        "--max-new-tokens",
+        "40",
+        "--batch-size",
+        "4",
+        "--json",
+        str(tmp_path / "out.json"),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)

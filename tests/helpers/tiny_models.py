@@ -120,7 +120,11 @@ def build_tiny_t5(
     special = ["<pad>", "</s>", "<unk>"]  # T5's ids: pad 0 (also the decoder start), eos 1
     splitter = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     words = sorted(
-        {w for caption, graph in pairs for w, _ in splitter.pre_tokenize_str(f"{prompt}{caption} {graph}".lower())}
+        {
+            w
+            for caption, graph in pairs
+            for w, _ in splitter.pre_tokenize_str(f"{prompt}{caption} {graph}".lower())
+        }
     )
     backend = Tokenizer(models.WordLevel({t: i for i, t in enumerate(special + words)}, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
@@ -170,7 +174,10 @@ def build_tiny_t5(
 FACTUAL_PAIRS = [
     ("a man riding a bicycle next to a dog", "( man , ride , bicycle ) , ( man , next to , dog )"),
     ("a dog sitting next to a person", "( dog , sit next to , person ) , ( person , is , 2 )"),
-    ("white stove in a kitchen", "( stove , is , white ) , ( stove , in , kitchen ) , ( stove , in , kitchen )"),
+    (
+        "white stove in a kitchen",
+        "( stove , is , white ) , ( stove , in , kitchen ) , ( stove , in , kitchen )",
+    ),
     (
         "trees and bushes growing on green lawn",
         "( bushes , grow on , lawn ) , ( trees , grow on , lawn ) , ( lawn , is , green )",

@@ -77,7 +77,9 @@ def test_a_malformed_generation_keeps_its_good_tuples_and_counts_the_rest(stage)
     sample = make_sample(3, [FACTUAL_PAIRS[4][0]])  # "... , ( bicycle ," cut off
     stage([sample])
     assert sample.ok
-    assert rows(sample) == [("person", "stand behind", "bicycle", "a person", "standing behind", "a bicycle", 1)]
+    assert rows(sample) == [
+        ("person", "stand behind", "bicycle", "a person", "standing behind", "a bicycle", 1)
+    ]
     assert sample.counters["parse_tuples_malformed"] == 1
 
 
@@ -109,7 +111,11 @@ def test_beam_search_reads_the_same_graphs(tiny_factual_t5):
     sample = make_sample(1, [FACTUAL_PAIRS[0][0]])
     stage([sample])
     assert [t.lemma_key for t in sample.triplets] == [("man", "ride", "bicycle"), ("man", "next to", "dog")]
-    assert stage.describe()["decoding"] == {"prompt": "Generate Scene Graph: ", "num_beams": 3, "max_new_tokens": 40}
+    assert stage.describe()["decoding"] == {
+        "prompt": "Generate Scene Graph: ",
+        "num_beams": 3,
+        "max_new_tokens": 40,
+    }
 
 
 def test_describe_names_the_model_and_backend(stage, tiny_factual_t5):
@@ -134,7 +140,7 @@ def test_the_backend_picks_the_stage(tmp_path, tiny_factual_t5):
     rules = build_config(raw, check_paths=False)
     assert type(build_stages(rules, ["dog"])[1]) is ParseStage
     learned = build_config(
-        raw, [f"parse.backend=seq2seq", f"parse.model={tiny_factual_t5}"], check_paths=False
+        raw, ["parse.backend=seq2seq", f"parse.model={tiny_factual_t5}"], check_paths=False
     )
     assert type(build_stages(learned, ["dog"])[1]) is Seq2SeqParseStage
 
@@ -160,5 +166,7 @@ def test_rule_configs_hash_as_before_and_seq2seq_settings_change_the_hash():
     # seq2seq settings do not touch a rules run's hash: its output folders still resume
     assert build_config(raw, ["parse.num_beams=4"], check_paths=False).content_hash() == rules.content_hash()
     learned = build_config(raw, ["parse.backend=seq2seq", "parse.model=m"], check_paths=False)
-    beams = build_config(raw, ["parse.backend=seq2seq", "parse.model=m", "parse.num_beams=4"], check_paths=False)
+    beams = build_config(
+        raw, ["parse.backend=seq2seq", "parse.model=m", "parse.num_beams=4"], check_paths=False
+    )
     assert len({rules.content_hash(), learned.content_hash(), beams.content_hash()}) == 3
