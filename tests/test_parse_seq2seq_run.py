@@ -1,7 +1,13 @@
 """A run with `parse.backend: seq2seq` on Ray: records the tag stage grounds, stats, and resume to the same bytes."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 import webdataset as wds
@@ -28,16 +34,17 @@ def dataset(tmp_path_factory):
     return make_coco(tmp_path_factory.mktemp("coco"), n_images=4)
 
 
-def seq2seq_run_config(dataset, out, model):
+def seq2seq_run_config(dataset, out, model, **overrides):
+    overrides.setdefault("output__samples_per_shard", 2)
     return tiny_run_config(
         dataset,
         out,
         run__workers=1,
-        output__samples_per_shard=2,
         parse__backend="seq2seq",
         parse__model=str(model),
         parse__batch_size=2,  # several generate calls per chunk: batch composition is part of the bytes
         parse__max_new_tokens=40,
+        **overrides,
     )
 
 
@@ -87,4 +94,39 @@ def test_resume_gives_the_same_bytes_with_the_seq2seq_backend(dataset, reference
         (out / name).unlink()
     (out / ".00000.tar.tmp4242").write_bytes(tar0[: len(tar0) // 2])  # killed mid-write
     run_pipeline(seq2seq_run_config(dataset, out, tiny_factual_t5), QUIET)  # both shards redone
+    assert _shard_bytes(out) == _shard_bytes(reference)
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from sgpipe.runner import RunOptions, run_pipeline
+    from tests.helpers.runs import stages_with_a_pause
+    from tests.test_parse_seq2seq_run import seq2seq_run_config
+    paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
+    config = seq2seq_run_config(paths, Path(sys.argv[4]), sys.argv[5], output__samples_per_shard=1)
+    run_pipeline(config, RunOptions(progress=False), stage_factory=stages_with_a_pause)
+""")
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_same_bytes_with_the_seq2seq_backend(
+    dataset, tiny_factual_t5, tmp_path
+):
+    reference = tmp_path / "reference"
+    run_pipeline(seq2seq_run_config(dataset, reference, tiny_factual_t5, output__samples_per_shard=1), QUIET)
+    out = tmp_path / "killed"
+    paths = [str(dataset[k]) for k in ("instances", "images", "captions")]
+    args = [sys.executable, "-c", KILL_SCRIPT, *paths, str(out), str(tiny_factual_t5)]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    process = subprocess.Popen(
+        args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(out.glob("*_stats.json"))) < 2:
+        time.sleep(0.002)
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and its Ray workers, at once
+    process.wait()
+    assert len(list(out.glob("*_stats.json"))) < 4, "killed before the end"
+    run_pipeline(seq2seq_run_config(dataset, out, tiny_factual_t5, output__samples_per_shard=1), QUIET)
     assert _shard_bytes(out) == _shard_bytes(reference)
