@@ -84,6 +84,10 @@ def test_a_seq2seq_run_writes_grounded_records_from_the_generated_graphs(referen
     assert stats["counters"]["parse_tuples_malformed"] == 4
     run = json.loads((reference / "run.json").read_text())
     assert run["models"]["parser"] == str(tiny_factual_t5)
+    for name, schema in (("run.json", "run"), ("stats.json", "stats"), ("shardindex.json", "shardindex")):
+        validate(json.loads((reference / name).read_text()), schema)
+    for path in reference.glob("*_stats.json"):
+        validate(json.loads(path.read_text()), "shard_stats")
 
 
 def test_resume_gives_the_same_bytes_with_the_seq2seq_backend(dataset, reference, tiny_factual_t5, tmp_path):
