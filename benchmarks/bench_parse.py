@@ -161,9 +161,7 @@ def scaling(model: str, captions: list[str], processes: int, rounds: int) -> dic
 def seq2seq_report(args: argparse.Namespace) -> dict:
     """F1 per split and captions/s of the seq2seq backend, from one pass over both splits."""
     from sgpipe.config import ParseConfig
-    from sgpipe.models.graph_generator import SceneGraphGenerator
-    from sgpipe.text.factual_format import read_graph
-    from sgpipe.text.graph_triplets import GraphTriplets
+    from sgpipe.stages.parse_seq2seq import Seq2SeqCaptionParser
     from sgpipe.text.parser import prepare_caption
 
     config = ParseConfig(
@@ -175,17 +173,15 @@ def seq2seq_report(args: argparse.Namespace) -> dict:
         max_new_tokens=args.max_new_tokens,
         dtype=args.dtype,
     )
-    generator = SceneGraphGenerator.from_config(config, device=args.device).load()
-    resolver = GraphTriplets(args.spacy_model, batch_size=args.batch_size)
+    parser = Seq2SeqCaptionParser(config, device=args.device).load()
     counts = {"malformed_tuples": 0, "attributes": 0}
 
     def predict(captions: list[str]) -> list[list[tuple[str, str, str]]]:
         prepared = [prepare_caption(c)[0] for c in captions]
-        texts = [t for t in prepared if t is not None]
-        graphs = [read_graph(g) for g in generator.generate(texts)]
+        triplets, graphs = parser.parse_prepared([t for t in prepared if t is not None])
         counts["malformed_tuples"] += sum(g.malformed for g in graphs)
         counts["attributes"] += sum(len(g.attributes) for g in graphs)
-        parsed = iter(resolver.triplets(texts, graphs))
+        parsed = iter(triplets)
         return [[t.lemma_key for t in next(parsed)] if t is not None else [] for t in prepared]
 
     examples = {split: read_factual(args.data / f"{split}.csv") for split in SPLITS}
@@ -195,7 +191,7 @@ def seq2seq_report(args: argparse.Namespace) -> dict:
     started_cpu, started = time.process_time(), time.perf_counter()
     predicted = predict(captions)
     wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-    norm = Normalizer(resolver.nlp)
+    norm = Normalizer(parser.resolver.nlp)
     quality, offset = {}, 0
     for split in SPLITS:
         n = len(examples[split])
@@ -206,8 +202,8 @@ def seq2seq_report(args: argparse.Namespace) -> dict:
         offset += n
     return {
         "backend": "seq2seq",
-        "parser": generator.describe(),
-        "device": generator.device,
+        "parser": parser.describe(),
+        "device": parser.generator.device,
         "batch_size": args.batch_size,
         "quality": quality,
         "speed": {

@@ -6,7 +6,7 @@ import json
 import sys
 from collections import deque
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 from sgpipe import errors
 from sgpipe.config import ParseConfig
@@ -81,12 +81,18 @@ def _read_jsonl(path: Path) -> Iterator[tuple[object, str]]:
 
 
 def parse_command(
-    text: str | None, input_path: Path | None, output_path: Path | None, spacy_model: str = "en_core_web_sm"
+    text: str | None,
+    input_path: Path | None,
+    output_path: Path | None,
+    spacy_model: str = "en_core_web_sm",
+    parser: Any = None,
 ) -> None:
-    """`sgpipe parse`: one caption to JSON lines of triplets, or a JSONL file of captions to JSONL."""
+    """`sgpipe parse`: one caption to JSON lines of triplets, or a JSONL file of captions to JSONL.
+
+    `parser` (anything with `parse` and `parse_many`) replaces the rule parser."""
     if (text is None) == (input_path is None):
         raise errors.SgpipeError('give either a caption or --input FILE.jsonl (lines {"id", "text"})')
-    parser = CaptionParser(spacy_model)
+    parser = parser or CaptionParser(spacy_model)
     if text is not None:
         out: IO[str] = sys.stdout if output_path is None else output_path.open("w", encoding="utf-8")
         try:

@@ -10,16 +10,60 @@ fragments that were not a readable tuple, `parse_attributes` the attribute tuple
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from typing import Any, Iterable, Iterator, Sequence
 
 from sgpipe import errors
 from sgpipe.config import ParseConfig
 from sgpipe.models.graph_generator import SceneGraphGenerator
-from sgpipe.records import Sample
+from sgpipe.records import Sample, Triplet
 from sgpipe.stages.base import Stage
 from sgpipe.text.factual_format import GeneratedGraph, read_graph
 from sgpipe.text.graph_triplets import GraphTriplets
 from sgpipe.text.parser import MAX_CHARS, merge_triplets, prepare_caption
+
+
+class Seq2SeqCaptionParser:
+    """Captions -> triplets with a text2text model and spaCy; the model is loaded by `load()`.
+
+    The stage, `sgpipe parse --model` and `benchmarks/bench_parse.py` share it.
+    """
+
+    def __init__(self, config: ParseConfig, device: str = "auto") -> None:
+        self.config = config
+        self.device = device
+        self.resolver = GraphTriplets(config.spacy_model, batch_size=config.batch_size)
+        self.generator: SceneGraphGenerator | None = None
+
+    def load(self) -> "Seq2SeqCaptionParser":
+        self.generator = SceneGraphGenerator.from_config(self.config, device=self.device).load()
+        self.resolver.nlp  # noqa: B018 - loads the spaCy pipeline
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"backend": "seq2seq"}
+        if self.generator is None:
+            return {**described, "model": self.config.model}
+        return {**described, **self.generator.describe(), **self.resolver.describe()}
+
+    def parse_prepared(self, texts: Sequence[str]) -> tuple[list[list[Triplet]], list[GeneratedGraph]]:
+        """Triplets and generated graphs of texts already passed through `prepare_caption`."""
+        if self.generator is None:
+            self.load()
+        graphs = [read_graph(g) for g in self.generator.generate(texts)]
+        return self.resolver.triplets(texts, graphs), graphs
+
+    def parse(self, text: str) -> list[Triplet]:
+        return next(self.parse_many([text]))
+
+    def parse_many(self, texts: Iterable[str]) -> Iterator[list[Triplet]]:
+        """Triplets per text, in order (texts that are not English give [])."""
+        iterator = iter(texts)
+        while chunk := list(itertools.islice(iterator, self.config.batch_size)):
+            prepared = [prepare_caption(t, MAX_CHARS)[0] for t in chunk]
+            parsed = iter(self.parse_prepared([t for t in prepared if t is not None])[0])
+            for t in prepared:
+                yield next(parsed) if t is not None else []
 
 
 class Seq2SeqParseStage(Stage):
@@ -29,26 +73,16 @@ class Seq2SeqParseStage(Stage):
     def __init__(self, config: ParseConfig, device: str = "auto") -> None:
         super().__init__()
         self.config = config
-        self.device = device
         self.batch_size = config.batch_size  # samples per call; the model cuts their captions in batches
-        self.resolver = GraphTriplets(config.spacy_model, batch_size=config.batch_size)
-        self.generator: SceneGraphGenerator | None = None
+        self.parser = Seq2SeqCaptionParser(config, device)
 
     def setup(self) -> None:
-        self.generator = SceneGraphGenerator.from_config(self.config, device=self.device).load()
-        self.resolver.nlp  # noqa: B018 - loads the pipeline once per worker
+        self.parser.load()
 
     def describe(self) -> dict[str, Any]:
-        described: dict[str, Any] = {"backend": "seq2seq"}
-        if self.generator is not None:
-            described.update(self.generator.describe())
-            described.update(self.resolver.describe())
-        else:
-            described["model"] = self.config.model
-        return described
+        return self.parser.describe()
 
     def process(self, samples: list[Sample]) -> None:
-        assert self.generator is not None, "setup() loads the model"
         unique: dict[str, int] = {}
         prepared_per_sample = []
         for sample in samples:
@@ -63,9 +97,7 @@ class Seq2SeqParseStage(Stage):
                     unique.setdefault(text, len(unique))
                 prepared.append((caption.id, text))
             prepared_per_sample.append(prepared)
-        texts = list(unique)
-        graphs = [read_graph(g) for g in self.generator.generate(texts)]
-        parsed = self.resolver.triplets(texts, graphs)
+        parsed, graphs = self.parser.parse_prepared(list(unique))
         for sample, prepared in zip(samples, prepared_per_sample, strict=True):
             for _, text in prepared:
                 graph = graphs[unique[text]] if text is not None else GeneratedGraph()

@@ -170,3 +170,30 @@ def test_rule_configs_hash_as_before_and_seq2seq_settings_change_the_hash():
         raw, ["parse.backend=seq2seq", "parse.model=m", "parse.num_beams=4"], check_paths=False
     )
     assert len({rules.content_hash(), learned.content_hash(), beams.content_hash()}) == 3
+
+
+def test_parse_command_with_a_model(tiny_factual_t5, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from sgpipe.cli import app
+
+    result = CliRunner().invoke(app, ["parse", FACTUAL_PAIRS[1][0], "--model", str(tiny_factual_t5)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(x["subject"], x["predicate"], x["object"], x["predicate_text"]) for x in lines] == [
+        ("dog", "sit next to", "person", "sitting next to")
+    ]
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [{"id": "a", "text": FACTUAL_PAIRS[2][0]}, {"id": 2, "text": ""}, {"id": 3, "text": "🐱"}]
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    command = ["parse", "--input", str(source), "--output", str(target), "--model", str(tiny_factual_t5)]
+    result = CliRunner().invoke(app, command + ["--num-beams", "2"])
+    assert result.exit_code == 0, result.output
+    out = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [o["id"] for o in out] == ["a", 2, 3]
+    assert [(t["subject"], t["object_text"]) for t in out[0]["triplets"]] == [("stove", "a kitchen")]
+    assert out[1]["triplets"] == [] and out[2]["triplets"] == []
+    missing = CliRunner().invoke(app, ["parse", "a cat", "--model", "example-org/no-such-parser"])
+    assert missing.exit_code != 0 and "no-such-parser" in missing.output
