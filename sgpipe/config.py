@@ -59,7 +59,7 @@ class ParseConfig:
     spacy_model: str = "en_core_web_sm"
     batch_size: int = 256  # captions per spaCy batch; with seq2seq, per generate call
     backend: str = "rules"  # rules | seq2seq
-    # seq2seq only: a text2text model writing FACTUAL-style graphs, e.g. lizhuang144/flan-t5-base-VG-factual-sg
+    # seq2seq only: a text2text model writing FACTUAL-style graphs (lizhuang144/flan-t5-base-VG-factual-sg)
     model: str = ""
     prompt: str = "Generate Scene Graph: "
     num_beams: int = 1  # 1: greedy
