@@ -1,4 +1,4 @@
-"""A run with `parse.backend: seq2seq` on Ray: records the tag stage grounds, stats, and resume to the same bytes."""
+"""A run with `parse.backend: seq2seq` on Ray: grounded records, stats, resume to the same bytes."""
 
 import json
 import os
