@@ -197,3 +197,18 @@ def test_parse_command_with_a_model(tiny_factual_t5, tmp_path):
     assert out[1]["triplets"] == [] and out[2]["triplets"] == []
     missing = CliRunner().invoke(app, ["parse", "a cat", "--model", "example-org/no-such-parser"])
     assert missing.exit_code != 0 and "no-such-parser" in missing.output
+
+
+def test_a_model_folder_in_a_recipe_is_relative_to_the_recipe(tmp_path):
+    from sgpipe.config import load_config
+
+    (tmp_path / "models" / "parser").mkdir(parents=True)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "source: {instances: i.json, images: img, captions: c.json}\n"
+        "parse: {backend: seq2seq, model: models/parser}\n"
+    )
+    config = load_config(recipe, check_paths=False)
+    assert config.parse.model == str(tmp_path / "models" / "parser")
+    hub = load_config(recipe, ["parse.model=lizhuang144/flan-t5-base-VG-factual-sg"], check_paths=False)
+    assert hub.parse.model == "lizhuang144/flan-t5-base-VG-factual-sg"  # a hub id stays as given
