@@ -207,11 +207,22 @@ def parse(
     input: Optional[Path] = typer.Option(None, "--input", help='JSON lines {"id", "text"}.'),
     output: Optional[Path] = typer.Option(None, "--output", help='JSON lines {"id", "triplets"}.'),
     spacy_model: str = typer.Option("en_core_web_sm", "--spacy-model", help="spaCy pipeline name."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="A text2text scene-graph model (parse.backend seq2seq) instead of the rules."
+    ),
+    num_beams: int = typer.Option(1, "--num-beams", min=1, help="With --model: 1 is greedy."),
 ) -> None:
     """Parse captions into subject-predicate-object triplets (one JSON line per triplet)."""
     from sgpipe.tools.parse_captions import parse_captions
 
-    parse_captions(text=text, input_path=input, output_path=output, spacy_model=spacy_model)
+    parser = None
+    if model:
+        from sgpipe.config import ParseConfig
+        from sgpipe.stages.parse_seq2seq import Seq2SeqCaptionParser
+
+        config = ParseConfig(spacy_model=spacy_model, backend="seq2seq", model=model, num_beams=num_beams)
+        parser = Seq2SeqCaptionParser(config).load()
+    parse_captions(text=text, input_path=input, output_path=output, spacy_model=spacy_model, parser=parser)
 
 
 @app.command()

@@ -74,6 +74,16 @@ class CaptionConfig:
 class ParseConfig:
     spacy_model: str = "en_core_web_sm"
     batch_size: int = option(256, low=1)
+    backend: str = option("rules", choices=("rules", "seq2seq"))
+    # seq2seq only: a text2text model writing FACTUAL-style graphs (lizhuang144/flan-t5-base-VG-factual-sg)
+    model: str = ""
+    prompt: str = "Generate Scene Graph: "
+    num_beams: int = option(1, low=1)  # 1: greedy
+    max_new_tokens: int = option(128, low=1)
+    dtype: str = option("auto", choices=DTYPES)
+
+
+SEQ2SEQ_PARSE_KEYS = ("model", "prompt", "num_beams", "max_new_tokens", "dtype")
 
 
 @dataclass
@@ -140,6 +150,11 @@ class PipelineConfig:
             content["run"].pop(key)
         content["output"].pop("dir")
         _hash_exclude_file(content["source"])
+        if content["parse"]["backend"] == "rules":  # the rule parser's runs hash as they always did
+            for key in ("backend", *SEQ2SEQ_PARSE_KEYS):
+                content["parse"].pop(key)
+        if content["verify"]["assignment"] == "candidates":  # likewise the default assignment
+            content["verify"].pop("assignment")
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -266,6 +281,7 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
         check_fields(getattr(config, section.name), section.name, problems)
     _check_source(config, problems, check_paths)
     _check_caption_lengths(config.caption, problems)
+    _check_parse(config.parse, problems)
     _check_verify(config.verify, problems, check_paths)
     if not config.output.dir:
         problems.append("output.dir: required")
@@ -304,6 +320,14 @@ def _check_caption_lengths(cap: CaptionConfig, problems: list[str]) -> None:
     if cap.max_length <= cap.min_length:
         problems.append(
             f"caption.max_length: {cap.max_length} must exceed caption.min_length {cap.min_length}"
+        )
+
+
+def _check_parse(parse: ParseConfig, problems: list[str]) -> None:
+    if parse.backend == "seq2seq" and not parse.model:
+        problems.append(
+            "parse.model: required with parse.backend seq2seq (a hub id or folder of a text2text model "
+            "writing FACTUAL-style graphs, e.g. lizhuang144/flan-t5-base-VG-factual-sg)"
         )
 
 
@@ -367,6 +391,7 @@ PATH_KEYS = (
     ("source", "captions"),
     ("source", "exclude"),
     ("verify", "checkpoint"),
+    ("parse", "model"),
 )
 
 

@@ -65,6 +65,8 @@ def _enabled(config: PipelineConfig, stage: str) -> bool:
 
 def estimate(config: PipelineConfig, workers: int, cpus: float, gpus: float) -> Estimate:
     """Images/s of a run with `workers` actors over `cpus` cores and `gpus` GPUs in all."""
+    if config.parse.backend == "seq2seq":
+        return Estimate(None, "", ["the seq2seq parser"])  # no real weights measured yet
     model_stages = [s for s in ("caption", "verify") if _enabled(config, s)]
     host = host_seconds_per_image(config)
     cores = max(cpus, 1.0)

@@ -59,10 +59,18 @@ def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
 
         run = config.run
         stages.append(CaptionStage(config.caption, device=run.device, seed=run.seed, gpus=run.gpus_per_worker))
-    from sgpipe.stages.parse import ParseStage
     from sgpipe.stages.tag import TagStage
 
-    stages.append(ParseStage(config.parse))
+    if config.parse.backend == "seq2seq":
+        from sgpipe.stages.parse_seq2seq import Seq2SeqParseStage
+
+        stages.append(
+            Seq2SeqParseStage(config.parse, device=config.run.device, gpus=config.run.gpus_per_worker)
+        )
+    else:
+        from sgpipe.stages.parse import ParseStage
+
+        stages.append(ParseStage(config.parse))
     stages.append(TagStage(config.tag, categories))
     if config.verify.enabled:
         from sgpipe.stages.verify import VerifyStage

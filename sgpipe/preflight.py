@@ -22,7 +22,7 @@ def _in_hf_cache(model: str) -> bool:
 
 def check_model(model: str, role: str) -> None:
     """Raise ModelNotAvailableError unless `model` is a folder, cached, or fetchable from the hub."""
-    from sgpipe.models.captioner import hub_endpoint, hub_reachable
+    from sgpipe.models.loading import hub_endpoint, hub_reachable
 
     if Path(model).expanduser().is_dir() or _in_hf_cache(model):
         return
@@ -35,6 +35,8 @@ def check_model(model: str, role: str) -> None:
 def check_models(config: PipelineConfig) -> None:
     if config.caption.enabled:
         check_model(config.caption.model, "caption")
+    if config.parse.backend == "seq2seq":
+        check_model(config.parse.model, "parse")
     embedding = config.tag.embedding_model
     if embedding not in ("none", ""):
         from sgpipe.models.text_embedder import resolve_model_path

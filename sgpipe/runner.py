@@ -166,6 +166,8 @@ def describe_plan(
     models = []
     if config.caption.enabled:
         models.append(f"captioner {config.caption.model}")
+    if config.parse.backend == "seq2seq":
+        models.append(f"parser {config.parse.model}")
     if config.verify.enabled:
         models.append(f"verifier {config.verify.checkpoint}")
     return "\n".join(

@@ -25,3 +25,11 @@ def tiny_verifier(tmp_path_factory):
     from tests.helpers.tiny_models import save_tiny_verifier
 
     return save_tiny_verifier(tmp_path_factory.mktemp("verifier") / "ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_factual_t5(tmp_path_factory):
+    """A tiny T5 taught `FACTUAL_PAIRS` (built once per test session, a few seconds)."""
+    from tests.helpers.tiny_models import FACTUAL_PAIRS, build_tiny_t5
+
+    return build_tiny_t5(tmp_path_factory.mktemp("t5") / "factual-t5", FACTUAL_PAIRS)

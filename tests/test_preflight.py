@@ -21,3 +21,13 @@ def test_local_folders_and_the_shipped_minilm_pass(tmp_path):
     check_model(str(tmp_path / "model"), "caption")
     paths = make_coco(tmp_path / "d", n_images=1)
     check_models(tiny_run_config(paths, tmp_path / "out", tag__embedding_model="minilm"))
+
+
+def test_a_missing_seq2seq_parser_fails_the_run_at_start_up_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    paths = make_coco(tmp_path / "d", n_images=1)
+    config = tiny_run_config(paths, tmp_path / "out", parse__backend="seq2seq",
+                             parse__model="example-org/no-such-parser")
+    with pytest.raises(ModelNotAvailableError, match="the parse model 'example-org/no-such-parser'"):
+        check_models(config)
+    check_models(tiny_run_config(paths, tmp_path / "out"))  # the rule parser needs no model check

@@ -17,6 +17,8 @@ def _models(config: PipelineConfig) -> dict[str, Any]:
     models: dict[str, Any] = {"spacy": config.parse.spacy_model, "embedding": config.tag.embedding_model}
     if config.caption.enabled:
         models["captioner"] = config.caption.model
+    if config.parse.backend == "seq2seq":
+        models["parser"] = config.parse.model
     if config.verify.enabled:
         models["verifier"] = config.verify.checkpoint
     return models

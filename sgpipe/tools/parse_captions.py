@@ -7,7 +7,7 @@ import json
 import sys
 from collections import deque
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 from sgpipe.errors import SgpipeError
 from sgpipe.output.atomic import atomic_file
@@ -47,12 +47,17 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 
 
 def parse_captions(
-    text: str | None, input_path: Path | None, output_path: Path | None, spacy_model: str = "en_core_web_sm"
+    text: str | None,
+    input_path: Path | None,
+    output_path: Path | None,
+    spacy_model: str = "en_core_web_sm",
+    parser: Any = None,
 ) -> None:
-    """One caption to JSON lines of triplets, or a JSONL file of captions to JSONL."""
+    """One caption to JSON lines of triplets, or a JSONL file of captions to JSONL. `parser` (anything
+    with `parse` and `parse_many`, e.g. the learned parser) replaces the rule parser."""
     if (text is None) == (input_path is None):
         raise SgpipeError('give either a caption or --input FILE.jsonl (lines {"id", "text"})')
-    parser = CaptionParser(spacy_model)
+    parser = parser or CaptionParser(spacy_model)
     with _output(output_path) as out:
         if text is not None:
             for triplet in merge_triplets([(0, parser.parse(text))]):

@@ -7,7 +7,6 @@ import pytest
 from sgpipe.output.writer import write_shard
 from sgpipe.records import Caption
 from sgpipe.shards import expand_urls
-from sgpipe.output.writer import write_shard
 from tests.helpers.tiny_shards import PROVENANCE, output_sample
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
