@@ -16,7 +16,7 @@ from sgpipe.records import Triplet
 from sgpipe.text.entities import NOMINAL, entity_lemma, entity_text
 from sgpipe.text.factual_format import GeneratedGraph
 from sgpipe.text.lemmas import RuleLemmas
-from sgpipe.text.lexicon import PERSON_PRONOUNS, PREDICATE_LEMMAS
+from sgpipe.text.word_classes import PERSON_PRONOUNS, PREDICATE_LEMMAS
 from sgpipe.text.nlp import load_spacy
 from sgpipe.text.tokens import ParsedCaption
 
