@@ -20,6 +20,7 @@ import yaml
 
 from sgpipe.errors import ConfigError
 from sgpipe.records import DATASET_NAME_PATTERN
+from sgpipe.storage import location, protocol_of, url_problem
 
 DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-large"
 
@@ -27,9 +28,10 @@ DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-large"
 @dataclass
 class SourceConfig:
     name: str = "coco"
-    instances: str = ""  # COCO-format instances JSON
+    instances: str = ""  # COCO-format instances JSON (a path or an fsspec URL, like the next two)
     images: str = ""  # folder that file_name is resolved under
     captions: str = ""  # optional COCO captions JSON
+    storage_options: dict = field(default_factory=dict)  # fsspec options for the URLs above
     limit: int = 0  # 0 = every image
     index: str = "auto"  # auto | pycocotools | stream
     stream_threshold_mb: int = 512  # auto: stream-index files larger than this
@@ -82,9 +84,11 @@ class VerifyConfig:
 
 @dataclass
 class OutputConfig:
-    dir: str = "out"
+    dir: str = "out"  # a path or an fsspec URL (s3://bucket/out)
     samples_per_shard: int = 1000
     images: bool = True
+    storage_options: dict = field(default_factory=dict)  # fsspec options for a URL dir (endpoint_url...)
+    lease_seconds: float = 60.0  # remote dir: a killed run's lease lapses after this
 
 
 @dataclass
@@ -118,7 +122,9 @@ class PipelineConfig:
         content = self.to_dict()
         for key in ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device"):
             content["run"].pop(key)
-        content["output"].pop("dir")
+        for key in ("dir", "storage_options", "lease_seconds"):  # where, not what
+            content["output"].pop(key)
+        content["source"].pop("storage_options")
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -232,13 +238,11 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
         problems.append("source.instances: required (a COCO-format instances JSON)")
     if not src.images:
         problems.append("source.images: required (the folder that file_name is resolved under)")
+    bad_urls = _check_urls(config, problems)
     if check_paths:
-        if src.instances and not Path(src.instances).is_file():
-            problems.append(f"source.instances: no such file {src.instances!r}")
-        if src.images and not Path(src.images).is_dir():
-            problems.append(f"source.images: no such folder {src.images!r}")
-        if src.captions and not Path(src.captions).is_file():
-            problems.append(f"source.captions: no such file {src.captions!r}")
+        for key, kind in (("instances", "file"), ("images", "folder"), ("captions", "file")):
+            if getattr(src, key) and f"source.{key}" not in bad_urls:
+                _check_source_path(problems, f"source.{key}", getattr(src, key), kind, src.storage_options)
     if not cap.enabled and not src.captions:
         problems.append(
             "caption: with caption.enabled false, source.captions must name a COCO captions JSON "
@@ -286,6 +290,40 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     _check_range(problems, "run.max_error_rate", run.max_error_rate, 0.0, 1.0)
     _check_range(problems, "run.decode_threads", run.decode_threads, 1)
     _check_choice(problems, "run.device", run.device, ("auto", "cpu", "cuda"))
+
+
+def _check_urls(config: PipelineConfig, problems: list[str]) -> set[str]:
+    """Unknown protocols and missing fsspec backends, named with the package to install."""
+    bad = set()
+    for where, url in (
+        ("source.instances", config.source.instances),
+        ("source.images", config.source.images),
+        ("source.captions", config.source.captions),
+        ("output.dir", config.output.dir),
+    ):
+        problem = url_problem(url, where)
+        if problem:
+            problems.append(problem)
+            bad.add(where)
+    _check_range(problems, "output.lease_seconds", config.output.lease_seconds, 3)
+    return bad
+
+
+def _check_source_path(problems: list[str], where: str, url: str, kind: str, options: dict) -> None:
+    path = location(url, options)
+    if isinstance(path, Path):
+        if not (path.is_dir() if kind == "folder" else path.is_file()):
+            problems.append(f"{where}: no such {kind} {url!r}")
+        return
+    if kind == "folder":  # an object store has no folders to check, and listing one is what we avoid
+        return
+    try:
+        found = path.is_file()
+    except Exception as error:  # noqa: BLE001 - credentials, endpoint, network: all said the same way
+        problems.append(f"{where}: cannot reach {url!r}: {type(error).__name__}: {error}")
+        return
+    if not found:
+        problems.append(f"{where}: no such file {url!r}")
 
 
 def _is_checkpoint(path: str) -> bool:
@@ -340,7 +378,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             isinstance(value, str)
             and value
             and not os.path.isabs(value)
-            and not value.startswith(("s3:", "gs:"))
+            and not protocol_of(value)
         ):
             candidate = base / value
             if candidate.exists():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sgpipe
@@ -19,6 +18,7 @@ from sgpipe.source.decode import DecodeStage
 from sgpipe.source.plan import plan_dir_of, read_shard_entries
 from sgpipe.stages.base import ErrorHandler, Stage, warn_and_continue
 from sgpipe.stages.write import write_shard
+from sgpipe.storage import location
 
 CHUNK_SIZE = 64  # images decoded and held at once: bounds memory, fixes batch composition
 
@@ -46,7 +46,7 @@ def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
     """The recipe's stages in order. Imports are local: a worker loads only what it runs."""
     stages: list[Stage] = [
         DecodeStage(
-            config.source.images,
+            location(config.source.images, config.source.storage_options),
             config.source.max_pixels,
             config.run.decode_threads,
             keep_bytes=config.output.images,
@@ -98,7 +98,7 @@ class ShardProcessor:
     ):
         self.config = config
         self.job = job
-        self.out_dir = Path(config.output.dir)
+        self.out_dir = location(config.output.dir, config.output.storage_options)
         self.plan_dir = plan_dir_of(self.out_dir)
         self.stages = stages if stages is not None else build_stages(config, list(job.categories))
         for stage in self.stages:

@@ -2,8 +2,9 @@
 
 The tar and parquet hold no timings and no wall-clock values (fixed mtimes, stable member order, fixed
 JSON formatting), so a shard's bytes depend only on its inputs: a resumed run rewrites an interrupted
-shard byte for byte. Each file is written under a temporary name, flushed to disk and renamed; the
-`_stats.json` is written last and is the shard's completion marker.
+shard byte for byte. Each file is written under a temporary name, flushed to disk and renamed (on an
+object store: uploaded under its final name once whole, see `sgpipe.storage`); the `_stats.json` is
+written last and is the shard's completion marker.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -22,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sgpipe.records import Sample, shard_name
+from sgpipe.storage import Location, RemotePath, location, upload_when_whole
 
 TAR_MTIME = 0  # fixed so tars are reproducible
 STATS_SUFFIX = "_stats.json"
@@ -47,7 +50,7 @@ def dumps_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def shard_paths(out_dir: Path, index: int) -> dict[str, Path]:
+def shard_paths(out_dir: Location, index: int) -> dict[str, Location]:
     name = shard_name(index)
     return {
         "tar": out_dir / f"{name}.tar",
@@ -56,14 +59,24 @@ def shard_paths(out_dir: Path, index: int) -> dict[str, Path]:
     }
 
 
-def is_shard_complete(out_dir: Path, index: int) -> bool:
+def is_shard_complete(out_dir: Location, index: int, names: set[str] | None = None) -> bool:
+    """`names`: the folder's listing, when one was made (remote folders), instead of a request per file."""
     paths = shard_paths(out_dir, index)
+    if names is not None:
+        return all(p.name in names for p in paths.values())
     return all(p.exists() for p in paths.values())
 
 
-def remove_partial_shard(out_dir: Path, index: int) -> None:
+def remove_partial_shard(out_dir: Location, index: int, names: set[str] | None = None) -> None:
     """Drop whatever an interrupted attempt left (final names without a marker, temp files)."""
     paths = shard_paths(out_dir, index)
+    if isinstance(out_dir, RemotePath):  # no temporary names there: only final names without a marker
+        present = names if names is not None else out_dir.list_names()
+        if paths["stats"].name not in present:
+            for path in (paths["tar"], paths["parquet"]):
+                if path.name in present:
+                    path.unlink(missing_ok=True)
+        return
     if paths["stats"].exists():
         return
     for path in (paths["tar"], paths["parquet"]):
@@ -74,8 +87,12 @@ def remove_partial_shard(out_dir: Path, index: int) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
+def atomic_file(path: Location) -> Iterator[BinaryIO]:
     """Write to a temporary sibling, fsync, rename: readers see the old file or the whole new one."""
+    if isinstance(path, RemotePath):
+        with upload_when_whole(path) as handle:
+            yield handle
+        return
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as handle:
@@ -206,7 +223,7 @@ def commit_shard(
     timings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Commit one shard from ready tar members: tar, parquet rows of `samples`, `_stats.json` last."""
-    out_dir = Path(out_dir)
+    out_dir = location(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(out_dir, shard_index)
     remove_partial_shard(out_dir, shard_index)
@@ -239,8 +256,14 @@ def write_shard(
     )
 
 
-def read_shard_stats(out_dir: Path) -> list[dict[str, Any]]:
+def read_shard_stats(out_dir: Location) -> list[dict[str, Any]]:
     """Every complete shard's `_stats.json`, in shard order."""
+    out_dir = location(out_dir)
+    if isinstance(out_dir, RemotePath):  # one listing, then the markers fetched concurrently
+        pattern = re.compile(rf"[0-9]{{5}}{re.escape(STATS_SUFFIX)}")
+        paths = [(out_dir / n).path for n in sorted(out_dir.list_names()) if pattern.fullmatch(n)]
+        contents = out_dir.fs.cat(paths) if paths else {}
+        return [json.loads(contents[p]) for p in paths]
     stats = []
     for path in sorted(Path(out_dir).glob(f"[0-9][0-9][0-9][0-9][0-9]{STATS_SUFFIX}")):
         stats.append(json.loads(path.read_text()))
