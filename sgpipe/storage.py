@@ -155,6 +155,8 @@ class RemotePath:
         return self.fs.info(self.path)
 
     def read_bytes(self) -> bytes:
+        if self.protocol in ("s3", "s3a"):  # one GET; s3fs otherwise asks for the size first (a HEAD)
+            return self.fs.cat_file(self.path, max_concurrency=1)
         return self.fs.cat_file(self.path)
 
     def read_text(self, encoding: str = "utf-8") -> str:

@@ -79,6 +79,7 @@ class S3Calls:
     def __init__(self, options: dict):
         self.calls: Counter[tuple[str, str]] = Counter()
         self.listed_prefixes: list[str] = []
+        self.list_sizes: list[int | None] = []  # MaxKeys: 1 for s3fs's probe of a missing key
         client = s3(options).s3  # created on connect; the same cached instance the code under test uses
         client.meta.events.register("before-parameter-build.s3.*", self._record)
 
@@ -86,6 +87,7 @@ class S3Calls:
         self.calls[(model.name, params.get("Bucket", ""))] += 1
         if model.name.startswith("ListObjects"):
             self.listed_prefixes.append(params.get("Prefix", ""))
+            self.list_sizes.append(params.get("MaxKeys"))
 
     def count(self, operation: str) -> int:
         return sum(n for (op, _), n in self.calls.items() if op == operation)
