@@ -154,10 +154,13 @@ class RemotePath:
         self._fresh()
         return self.fs.info(self.path)
 
+    @property
+    def _one_request(self) -> dict[str, Any]:
+        """s3fs asks for an object's size (a HEAD) before a GET unless told to fetch it in one part."""
+        return {"max_concurrency": 1} if self.protocol in ("s3", "s3a") else {}
+
     def read_bytes(self) -> bytes:
-        if self.protocol in ("s3", "s3a"):  # one GET; s3fs otherwise asks for the size first (a HEAD)
-            return self.fs.cat_file(self.path, max_concurrency=1)
-        return self.fs.cat_file(self.path)
+        return self.fs.cat_file(self.path, **self._one_request)
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
@@ -241,6 +244,15 @@ def upload_files(local_folder: Path, names: Iterable[str], folder: RemotePath) -
             (folder / name).upload(local_folder / name)
         return
     folder.fs.put([str(local_folder / n) for n in names], [(folder / n).path for n in names])
+
+
+def read_all(paths: list[RemotePath]) -> list[bytes]:
+    """The contents of files on one filesystem, fetched concurrently (one batched call)."""
+    if not paths:
+        return []
+    first = paths[0]
+    contents = first.fs.cat([p.path for p in paths], **first._one_request)
+    return [contents[p.path] for p in paths]
 
 
 def open_binary(path: Location) -> BinaryIO:

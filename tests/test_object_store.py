@@ -48,6 +48,14 @@ def dataset(tmp_path_factory):
     return paths
 
 
+@pytest.fixture(scope="module")
+def local_run(dataset, tmp_path_factory):
+    """The same recipe written to a local folder: what every remote variant must equal."""
+    out = tmp_path_factory.mktemp("local")
+    run_pipeline(tiny_run_config(dataset, out), QUIET)
+    return out
+
+
 def s3_config(paths, out, options, **overrides):
     return tiny_run_config(paths, out, output__storage_options=json.dumps(options), **overrides)
 
@@ -56,9 +64,8 @@ def _local_shard_bytes(out):
     return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
 
 
-def test_a_run_to_s3_writes_the_bytes_of_a_local_run_and_lists_only_the_output(dataset, s3opts, tmp_path):
-    local = tmp_path / "local"
-    run_pipeline(tiny_run_config(dataset, local), QUIET)
+def test_a_run_to_s3_writes_the_bytes_of_a_local_run_and_lists_only_the_output(dataset, s3opts, local_run):
+    local = local_run
     calls = S3Calls(s3opts)
     summary = run_pipeline(s3_config(dataset, "s3://bucket/run", s3opts), QUIET)
     listed = list(calls.listed_prefixes)
@@ -145,9 +152,8 @@ def test_a_second_live_run_is_refused(dataset, s3opts):
     assert not s3(s3opts).exists("bucket/held/00000.tar"), "the refused run wrote nothing"
 
 
-def test_images_instances_and_captions_read_from_a_bucket(dataset, s3opts, tmp_path):
-    local = tmp_path / "local"
-    run_pipeline(tiny_run_config(dataset, local), QUIET)
+def test_images_instances_and_captions_read_from_a_bucket(dataset, s3opts, local_run, tmp_path):
+    local = local_run
     upload_folder(s3opts, dataset["root"], "s3://bucket/coco")
     remote = {
         "instances": "s3://bucket/coco/instances.json",

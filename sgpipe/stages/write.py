@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sgpipe.records import Sample, shard_name
-from sgpipe.storage import Location, RemotePath, location, upload_when_whole
+from sgpipe.storage import Location, RemotePath, location, read_all, upload_when_whole
 
 TAR_MTIME = 0  # fixed so tars are reproducible
 STATS_SUFFIX = "_stats.json"
@@ -71,10 +71,13 @@ def remove_partial_shard(out_dir: Location, index: int, names: set[str] | None =
     """Drop whatever an interrupted attempt left (final names without a marker, temp files)."""
     paths = shard_paths(out_dir, index)
     if isinstance(out_dir, RemotePath):  # no temporary names there: only final names without a marker
-        present = names if names is not None else out_dir.list_names()
-        if paths["stats"].name not in present:
+        if names is None:  # a worker about to write its shard: ask by name rather than list the folder
+            if not paths["stats"].exists():
+                for path in (paths["tar"], paths["parquet"]):
+                    path.unlink(missing_ok=True)
+        elif paths["stats"].name not in names:
             for path in (paths["tar"], paths["parquet"]):
-                if path.name in present:
+                if path.name in names:
                     path.unlink(missing_ok=True)
         return
     if paths["stats"].exists():
@@ -261,9 +264,8 @@ def read_shard_stats(out_dir: Location) -> list[dict[str, Any]]:
     out_dir = location(out_dir)
     if isinstance(out_dir, RemotePath):  # one listing, then the markers fetched concurrently
         pattern = re.compile(rf"[0-9]{{5}}{re.escape(STATS_SUFFIX)}")
-        paths = [(out_dir / n).path for n in sorted(out_dir.list_names()) if pattern.fullmatch(n)]
-        contents = out_dir.fs.cat(paths) if paths else {}
-        return [json.loads(contents[p]) for p in paths]
+        markers = [out_dir / n for n in sorted(out_dir.list_names()) if pattern.fullmatch(n)]
+        return [json.loads(data) for data in read_all(markers)]
     stats = []
     for path in sorted(Path(out_dir).glob(f"[0-9][0-9][0-9][0-9][0-9]{STATS_SUFFIX}")):
         stats.append(json.loads(path.read_text()))
