@@ -1,5 +1,6 @@
 """Runs against a real S3 API (moto's server on 127.0.0.1): output, source and the lease on `s3://` URLs."""
 
+import io
 import json
 import os
 import signal
@@ -139,7 +140,7 @@ def test_sigkill_then_resume_on_s3_gives_identical_shards_once_the_lease_lapses(
     keys = [
         r["key"]
         for name, data in object_bytes(s3opts, "s3://bucket/killed", (".parquet",)).items()
-        for r in pq.read_table(__import__("io").BytesIO(data)).to_pylist()
+        for r in pq.read_table(io.BytesIO(data)).to_pylist()
     ]
     assert len(keys) == len(set(keys)) == 5
 

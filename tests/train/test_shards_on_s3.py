@@ -1,5 +1,7 @@
 """The trainer's loader, vocabulary scan and evaluation reader on shards in a bucket (moto's S3 server)."""
 
+from pathlib import Path
+
 import pytest
 from torch.utils.data import DataLoader
 
@@ -62,3 +64,16 @@ def test_vocabulary_scan_sample_count_and_evaluation_reader_on_a_bucket(s3opts, 
     assert scan_predicates(remote, 0.5, options=s3opts) == scan_predicates(local, 0.5)
     assert _count_samples(remote, s3opts) == _count_samples(local, {}) == 12
     assert [s.key for s in iter_shard_samples(remote, s3opts)] == [s.key for s in iter_shard_samples(local)]
+
+
+def test_inspect_reads_a_bucket_with_the_endpoint_from_the_environment(s3opts, shards, monkeypatch):
+    import fsspec
+
+    from sgpipe.inspect import inspect_shards
+
+    local, _ = shards
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3opts["endpoint_url"])  # no storage options at all
+    fsspec.filesystem("s3").clear_instance_cache()
+    remote = inspect_shards("s3://bucket/shards", limit=1)
+    assert remote == inspect_shards(str(Path(local[0]).parent), limit=1)
+    assert remote.startswith("4 shards, 12 samples")
