@@ -80,10 +80,9 @@ class Lease:
         if not self.conditional:
             self.path.fs.pipe_file(self.path.path, self._body())
             return
-        if etag is None:
-            response = self.path.fs.pipe_file(self.path.path, self._body(), mode="create")
-        else:
-            response = self.path.fs.pipe_file(self.path.path, self._body(), IfMatch=etag)
+        # s3fs hands extra keywords to PutObject (botocore > 1.35.20 knows these two)
+        condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+        response = self.path.fs.pipe_file(self.path.path, self._body(), **condition)
         self.etag = (response or {}).get("ETag") if isinstance(response, dict) else None
 
     def _refuse(self, lease: dict[str, Any] | None) -> OutputLockedError:

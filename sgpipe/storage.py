@@ -73,9 +73,12 @@ def url_problem(url: str, key: str) -> str | None:
 
 
 def redact(options: dict[str, Any]) -> dict[str, Any]:
-    """Storage options as they may be recorded (run.json): secret-looking values hidden."""
+    """Storage options as they may be recorded (run.json): secret-looking values hidden, at any depth."""
     return {
-        k: ("***" if any(word in k.lower() for word in SECRET_WORDS) else v) for k, v in options.items()
+        k: "***"
+        if any(word in k.lower() for word in SECRET_WORDS)
+        else (redact(v) if isinstance(v, dict) else v)
+        for k, v in options.items()
     }
 
 

@@ -73,8 +73,12 @@ def test_where_the_data_lives_does_not_change_the_config_hash():
 
 
 def test_secrets_in_storage_options_are_not_recorded():
-    shown = redact({"endpoint_url": "http://x", "key": "AKIA", "secret": "s", "token": "t", "anon": False})
-    assert shown == {"endpoint_url": "http://x", "key": "***", "secret": "***", "token": "***", "anon": False}
+    shown = redact(
+        {"endpoint_url": "http://x", "key": "AKIA", "token": "t", "client_kwargs": {"aws_secret_access_key": "s"}}
+    )
+    assert shown == {
+        "endpoint_url": "http://x", "key": "***", "token": "***", "client_kwargs": {"aws_secret_access_key": "***"}
+    }
 
 
 def test_a_missing_remote_instances_file_is_a_config_error(s3opts):
