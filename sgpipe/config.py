@@ -374,12 +374,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         ("verify", "checkpoint"),
     ):
         value = (raw.get(section) or {}).get(key)
-        if (
-            isinstance(value, str)
-            and value
-            and not os.path.isabs(value)
-            and not protocol_of(value)
-        ):
+        if isinstance(value, str) and value and not os.path.isabs(value) and not protocol_of(value):
             candidate = base / value
             if candidate.exists():
                 raw[section][key] = str(candidate)

@@ -72,7 +72,12 @@ class Lease:
     def _body(self) -> bytes:
         now = self.clock()
         return json.dumps(
-            {"owner": self.owner, "expires": now + self.seconds, "renewed": now, "expires_at": _when(now + self.seconds)}
+            {
+                "owner": self.owner,
+                "expires": now + self.seconds,
+                "renewed": now,
+                "expires_at": _when(now + self.seconds),
+            }
         ).encode()
 
     def _put(self, etag: str | None) -> None:

@@ -91,9 +91,7 @@ def iter_key_members(urls: list[str], options: dict[str, Any] | None = None) -> 
             yield current
 
 
-def iter_shard_samples(
-    urls: list[str] | str, options: dict[str, Any] | None = None
-) -> Iterator[ShardSample]:
+def iter_shard_samples(urls: list[str] | str, options: dict[str, Any] | None = None) -> Iterator[ShardSample]:
     """Yield samples in tar order, with the record parsed and the image bytes picked out."""
     if isinstance(urls, (str, Path)):
         urls = expand_urls(urls, options)

@@ -23,10 +23,15 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 LOCAL_PROTOCOLS = ("file", "local")
 # a PUT replaces an object atomically: final names can be written directly
-ATOMIC_PUT_PROTOCOLS = frozenset(
-    {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"}
-)
-BACKEND_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"})
+BACKEND_PACKAGES = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+}
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _ONE_SLASH = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/(?!/)")  # "s3:/bucket": a URL that lost a slash
 SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas")
@@ -62,8 +67,13 @@ def url_problem(url: str, key: str) -> str | None:
     try:
         fsspec.get_filesystem_class(protocol)
     except ValueError:
-        known = ", ".join(sorted(p for p in fsspec.available_protocols() if p in BACKEND_PACKAGES or p in (
-            "file", "memory", "http", "https", "hdfs", "sftp")))
+        known = ", ".join(
+            sorted(
+                p
+                for p in fsspec.available_protocols()
+                if p in BACKEND_PACKAGES or p in ("file", "memory", "http", "https", "hdfs", "sftp")
+            )
+        )
         return f"{key}: unknown protocol {protocol + '://'!r} in {url!r} (fsspec knows e.g. {known})"
     except ImportError:
         package = BACKEND_PACKAGES.get(protocol, f"the fsspec backend for {protocol}://")

@@ -117,7 +117,12 @@ def test_sigkill_then_resume_on_s3_gives_identical_shards_once_the_lease_lapses(
     one_per_shard = {"run__workers": 1, "output__samples_per_shard": 1, "output__lease_seconds": 4}
     run_pipeline(s3_config(dataset, "s3://bucket/reference", s3opts, **one_per_shard), QUIET)
     fs = s3(s3opts)
-    args = [sys.executable, "-c", KILL_SCRIPT, *(str(dataset[k]) for k in ("instances", "images", "captions"))]
+    args = [
+        sys.executable,
+        "-c",
+        KILL_SCRIPT,
+        *(str(dataset[k]) for k in ("instances", "images", "captions")),
+    ]
     args += ["s3://bucket/killed", json.dumps(s3opts)]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     process = subprocess.Popen(

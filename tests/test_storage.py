@@ -64,8 +64,12 @@ def test_where_the_data_lives_does_not_change_the_config_hash():
     base = build_config(raw, check_paths=False).content_hash()
     moved = build_config(
         raw,
-        ["output.dir=s3://b/out", 'output.storage_options={"endpoint_url": "http://x"}',
-         "output.lease_seconds=30", 'source.storage_options={"anon": true}'],
+        [
+            "output.dir=s3://b/out",
+            'output.storage_options={"endpoint_url": "http://x"}',
+            "output.lease_seconds=30",
+            'source.storage_options={"anon": true}',
+        ],
         check_paths=False,
     )
     assert moved.output.storage_options == {"endpoint_url": "http://x"} and moved.output.lease_seconds == 30
@@ -74,10 +78,18 @@ def test_where_the_data_lives_does_not_change_the_config_hash():
 
 def test_secrets_in_storage_options_are_not_recorded():
     shown = redact(
-        {"endpoint_url": "http://x", "key": "AKIA", "token": "t", "client_kwargs": {"aws_secret_access_key": "s"}}
+        {
+            "endpoint_url": "http://x",
+            "key": "AKIA",
+            "token": "t",
+            "client_kwargs": {"aws_secret_access_key": "s"},
+        }
     )
     assert shown == {
-        "endpoint_url": "http://x", "key": "***", "token": "***", "client_kwargs": {"aws_secret_access_key": "***"}
+        "endpoint_url": "http://x",
+        "key": "***",
+        "token": "***",
+        "client_kwargs": {"aws_secret_access_key": "***"},
     }
 
 
@@ -144,7 +156,9 @@ def test_a_run_whose_lease_was_taken_over_notices_and_fails_at_the_end(s3opts):
     out = RemotePath("s3://bucket/stolen", s3opts)
     with pytest.raises(OutputLockedError, match="was lost during the run: taken over by intruder"):
         with Lease(out, 30) as holder:
-            holder.path.fs.pipe_file(holder.path.path, json.dumps({"owner": "intruder", "expires": 0}).encode())
+            holder.path.fs.pipe_file(
+                holder.path.path, json.dumps({"owner": "intruder", "expires": 0}).encode()
+            )
             holder.renew()
     assert Lease(out, 30).read()[0]["owner"] == "intruder", "a lost lease is not deleted"
 
@@ -185,7 +199,11 @@ def test_images_are_fetched_by_name_without_listing_the_folder(s3opts, tmp_path)
     calls = S3Calls(s3opts)
     stage(samples)
     assert [s.status for s in samples] == [
-        errors.OK, errors.OK, errors.FAILED_DECODE, errors.FAILED_MISSING, errors.FAILED_MISSING
+        errors.OK,
+        errors.OK,
+        errors.FAILED_DECODE,
+        errors.FAILED_MISSING,
+        errors.FAILED_MISSING,
     ]
     assert samples[0].image_bytes == (tmp_path / "a.jpg").read_bytes()
     assert samples[1].counters == {"resolved_last_two": 1}

@@ -105,7 +105,10 @@ def read_remote_image(root: RemotePath, file_name: str) -> tuple[bytes | None, s
             return None, f"cannot read {path.name}: {type(error).__name__}"
     if not candidates:
         return None, why_none
-    return None, f"no object {file_name!r} under {str(root)!r} (tried the name, its last two parts, its base name)"
+    return (
+        None,
+        f"no object {file_name!r} under {str(root)!r} (tried the name, its last two parts, its base name)",
+    )
 
 
 def read_image(sample: Sample, root: Path | RemotePath) -> bytes | None:

@@ -2,9 +2,9 @@
 
 Shards are streamed with `webdataset` (shard order shuffled per epoch with a fixed seed, split by
 rank and then by DataLoader worker, a seeded shuffle buffer), each opened through `sgpipe.storage`
-(a local file, or any fsspec URL such as `s3://` read as a buffered stream), so a run's data order is a function
-of (seed, epoch) alone: a resumed run skips the batches it already trained on and sees exactly
-what an uninterrupted run would. Each worker's stream cycles through its shards, so every rank
+(a local file, or any fsspec URL such as `s3://` read as a buffered stream), so a run's data order
+is a function of (seed, epoch) alone: a resumed run skips the batches it already trained on and
+sees exactly what an uninterrupted run would. Each worker's stream cycles through its shards, so every rank
 can run the same fixed number of steps per epoch (no DDP hang on uneven data).
 """
 
@@ -89,7 +89,10 @@ def scan_predicates(
     corrupt = CorruptData()
     for url in urls:
         try:
-            with open_binary(location(url, options)) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            with (
+                open_binary(location(url, options)) as stream,
+                tarfile.open(fileobj=stream, mode="r|") as tar,
+            ):
                 for member in tar:
                     if not member.name.endswith(".json"):
                         continue

@@ -65,7 +65,9 @@ def upload_folder(options: dict, local: Path, url: str) -> None:
             fs.put_file(str(path), f"{url.removeprefix('s3://')}/{path.relative_to(local).as_posix()}")
 
 
-def object_bytes(options: dict, url: str, suffixes: tuple[str, ...] = (".tar", ".parquet")) -> dict[str, bytes]:
+def object_bytes(
+    options: dict, url: str, suffixes: tuple[str, ...] = (".tar", ".parquet")
+) -> dict[str, bytes]:
     """Name -> bytes of the objects directly under `url` ending in `suffixes`."""
     fs = s3(options)
     fs.invalidate_cache()
