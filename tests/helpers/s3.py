@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -41,6 +42,8 @@ def s3_server(bucket: str = "bucket") -> Iterator[dict]:
     server.start()
     try:
         options = {"endpoint_url": f"http://127.0.0.1:{port}"}
+        # moto keeps its buckets per process, not per server: start from an empty store
+        urllib.request.urlopen(urllib.request.Request(f"{options['endpoint_url']}/moto-api/reset", method="POST"))
         s3(options).mkdir(bucket)
         yield options
     finally:
