@@ -181,3 +181,26 @@ def test_images_instances_and_captions_read_from_a_bucket(dataset, s3opts, local
     plan = json.loads((out / ".sgpipe" / "plan" / "plan.json").read_text())
     assert plan["fingerprint"]["instances"]["path"] == remote["instances"]
     assert plan["fingerprint"]["instances"]["version"]  # the ETag: a changed object is re-planned
+
+
+def test_resume_on_s3_from_every_state_a_kill_can_leave(dataset, s3opts, local_run):
+    """Objects under final names without a marker, a torn index, no stats.json: redone to the same bytes."""
+    upload_folder(s3opts, local_run, "s3://bucket/states")
+    fs = s3(s3opts)
+    fs.rm_file(
+        "bucket/states/00000_stats.json"
+    )  # shard 0: tar and parquet uploaded, killed before the marker
+    fs.rm_file("bucket/states/00001.parquet")  # shard 1: killed after the tar
+    fs.rm_file("bucket/states/00001_stats.json")
+    fs.pipe_file("bucket/states/00001.tar", b"a tar from another attempt")
+    fs.rm_file("bucket/states/stats.json")  # finalisation never ran
+    fs.pipe_file("bucket/states/shardindex.json", b"{")
+    calls = S3Calls(s3opts)
+    run_pipeline(s3_config(dataset, "s3://bucket/states", s3opts, **ONE_PER_SHARD), QUIET)
+    assert object_bytes(s3opts, "s3://bucket/states") == _local_shard_bytes(local_run)
+    assert json.loads(fs.cat_file("bucket/states/shardindex.json")) == json.loads(
+        (local_run / "shardindex.json").read_text()
+    )
+    assert fs.exists("bucket/states/stats.json")
+    # the uploaded plan was reused (same inputs): nothing under .sgpipe/plan was written again
+    assert calls.count("PutObject") <= 6  # lease, run.json x2, stats.json, shardindex.json (+ a renewal)

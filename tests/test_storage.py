@@ -211,3 +211,20 @@ def test_images_are_fetched_by_name_without_listing_the_folder(s3opts, tmp_path)
     assert "leaves the images folder" in samples[4].error_message
     # one GET per name tried (3 found, 2 absent), nothing else: no listing of the images folder
     assert dict(calls.calls) == {("GetObject", "bucket"): 5}
+
+
+def test_a_remote_instances_file_is_stream_indexed_to_the_plan_of_a_local_one(s3opts, tmp_path):
+    from sgpipe.config import SourceConfig
+    from sgpipe.source.plan import build_plan, read_shard_entries
+    from tests.helpers.coco_fixture import make_coco
+
+    paths = make_coco(tmp_path / "coco", n_images=5)
+    s3(s3opts).put_file(str(paths["instances"]), "bucket/plan/instances.json")
+    local = build_plan(SourceConfig(instances=str(paths["instances"])), 2, tmp_path / "local")
+    remote_source = SourceConfig(
+        instances="s3://bucket/plan/instances.json", index="stream", storage_options=s3opts
+    )
+    remote = build_plan(remote_source, 2, tmp_path / "remote")  # three streaming passes over the object
+    assert remote.method == "stream" and remote.shard_sizes == local.shard_sizes == [2, 2, 1]
+    for index in range(3):
+        assert read_shard_entries(tmp_path / "remote", index) == read_shard_entries(tmp_path / "local", index)
