@@ -42,13 +42,13 @@ def protocol_of(url: str | os.PathLike) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def is_remote(location: Any) -> bool:
+def is_remote(target: Any) -> bool:
     """A URL whose protocol is not local (or a `RemotePath`)."""
-    if isinstance(location, RemotePath):
+    if isinstance(target, RemotePath):
         return True
-    if isinstance(location, Path):
+    if isinstance(target, Path):
         return False
-    protocol = protocol_of(location)
+    protocol = protocol_of(target)
     return protocol is not None and protocol not in LOCAL_PROTOCOLS
 
 
@@ -67,16 +67,12 @@ def url_problem(url: str, key: str) -> str | None:
     try:
         fsspec.get_filesystem_class(protocol)
     except ValueError:
-        known = ", ".join(
-            sorted(
-                p
-                for p in fsspec.available_protocols()
-                if p in BACKEND_PACKAGES or p in ("file", "memory", "http", "https", "hdfs", "sftp")
-            )
-        )
+        known = "s3, gs, az, hdfs, sftp, http, file"
         return f"{key}: unknown protocol {protocol + '://'!r} in {url!r} (fsspec knows e.g. {known})"
-    except ImportError:
-        package = BACKEND_PACKAGES.get(protocol, f"the fsspec backend for {protocol}://")
+    except ImportError as error:
+        package = BACKEND_PACKAGES.get(protocol)
+        if package is None:  # fsspec's own message names the package
+            return f"{key}: {url!r} needs an fsspec backend that is not installed: {error}"
         extra = " (or `pip install 'sgpipe[s3]'`)" if package == "s3fs" else ""
         return f"{key}: {url!r} needs {package}: `pip install {package}`{extra}"
     return None
@@ -180,10 +176,6 @@ class RemotePath:
 
     def open(self, mode: str = "rb", **kwargs: Any) -> Any:
         return self.fs.open(self.path, mode, **kwargs)
-
-    def write_bytes(self, data: bytes) -> None:
-        with upload_when_whole(self) as handle:
-            handle.write(data)
 
     def unlink(self, missing_ok: bool = False) -> None:
         try:
