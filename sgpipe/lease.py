@@ -26,7 +26,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sgpipe.errors import OutputLockedError
+from sgpipe.errors import OutputLockedError, SgpipeError
 from sgpipe.storage import RemotePath
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,12 @@ class Lease:
             raise self._refuse(lease)
         try:
             self._put(etag)
-        except (FileExistsError, OSError) as error:
+        except OSError as error:
             if isinstance(error, FileNotFoundError) or not self._precondition_failed(error):
-                raise
+                raise SgpipeError(
+                    f"cannot write the output lease {self.path} (does the bucket exist, may these "
+                    f"credentials write to it?): {type(error).__name__}: {error}"
+                ) from error
             raise self._refuse(self.read()[0]) from None
         if not self.conditional:
             time.sleep(SETTLE_S)

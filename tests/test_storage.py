@@ -163,6 +163,13 @@ def test_a_run_whose_lease_was_taken_over_notices_and_fails_at_the_end(s3opts):
     assert Lease(out, 30).read()[0]["owner"] == "intruder", "a lost lease is not deleted"
 
 
+def test_an_output_in_a_missing_bucket_is_a_clear_error(s3opts):
+    from sgpipe.errors import SgpipeError
+
+    with pytest.raises(SgpipeError, match="cannot write the output lease s3://no-such-bucket/out/.sgpipe"):
+        Lease(RemotePath("s3://no-such-bucket/out", s3opts), 30).acquire()
+
+
 def test_a_store_without_conditional_writes_decides_by_reading_back(monkeypatch):
     monkeypatch.setattr(lease, "SETTLE_S", 0.01)
     out = RemotePath("memory://leases/out")
