@@ -101,7 +101,7 @@ KILL_SCRIPT = textwrap.dedent("""
     from tests.helpers.runs import stages_with_a_pause, tiny_run_config
     paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
     config = tiny_run_config(paths, sys.argv[4], run__workers=1, output__samples_per_shard=1,
-                             output__storage_options=sys.argv[5], output__lease_seconds=4)
+                             output__storage_options=sys.argv[5], output__lease_seconds=6)
     run_pipeline(config, RunOptions(progress=False), stage_factory=stages_with_a_pause)
 """)
 
@@ -115,7 +115,7 @@ def _markers(fs, prefix):
 
 
 def test_sigkill_then_resume_on_s3_gives_identical_shards_once_the_lease_lapses(dataset, s3opts, local_run):
-    one_per_shard = {**ONE_PER_SHARD, "output__lease_seconds": 4}
+    one_per_shard = {**ONE_PER_SHARD, "output__lease_seconds": 6}
     fs = s3(s3opts)
     args = [
         sys.executable,
