@@ -71,11 +71,9 @@ def remove_partial_shard(out_dir: Location, index: int, names: set[str] | None =
     """Drop whatever an interrupted attempt left (final names without a marker, temp files)."""
     paths = shard_paths(out_dir, index)
     if isinstance(out_dir, RemotePath):  # no temporary names there: only final names without a marker
-        if names is None:  # a worker about to write its shard: ask by name rather than list the folder
-            if not paths["stats"].exists():
-                for path in (paths["tar"], paths["parquet"]):
-                    path.unlink(missing_ok=True)
-        elif paths["stats"].name not in names:
+        # The driver cleans from its one listing (`names`). A worker about to rewrite its shard has
+        # nothing to do: each upload replaces the object whole, the marker still comes last.
+        if names is not None and paths["stats"].name not in names:
             for path in (paths["tar"], paths["parquet"]):
                 if path.name in names:
                     path.unlink(missing_ok=True)
