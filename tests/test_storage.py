@@ -235,3 +235,32 @@ def test_a_remote_instances_file_is_stream_indexed_to_the_plan_of_a_local_one(s3
     assert remote.method == "stream" and remote.shard_sizes == local.shard_sizes == [2, 2, 1]
     for index in range(3):
         assert read_shard_entries(tmp_path / "remote", index) == read_shard_entries(tmp_path / "local", index)
+
+
+def test_a_shard_costs_a_get_per_image_and_three_puts(s3opts, tmp_path):
+    """A worker on a remote source and output: its entries, its images, its three objects; no listing."""
+    from sgpipe.pipeline import ShardJob, ShardProcessor
+    from sgpipe.source.plan import build_plan, plan_dir_of
+    from tests.helpers.coco_fixture import make_coco
+    from tests.helpers.runs import tiny_run_config
+    from tests.helpers.s3 import upload_folder
+
+    paths = make_coco(tmp_path / "coco", n_images=8)
+    upload_folder(s3opts, paths["root"], "s3://bucket/cost")
+    remote = {
+        k: f"s3://bucket/cost/{v}"
+        for k, v in (("instances", "instances.json"), ("images", "images"), ("captions", "captions.json"))
+    }
+    options = json.dumps(s3opts)
+    config = tiny_run_config(
+        remote,
+        "s3://bucket/cost-out",
+        source__storage_options=options,
+        output__storage_options=options,
+        output__samples_per_shard=4,
+    )
+    plan = build_plan(config.source, 4, plan_dir_of(location(config.output.dir, s3opts)))
+    calls = S3Calls(s3opts)
+    stats = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories))).process_shard(1)
+    assert stats["status"] == {"ok": 4}
+    assert dict(calls.calls) == {("GetObject", "bucket"): 1 + 4, ("PutObject", "bucket"): 3}
