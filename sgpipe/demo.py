@@ -49,7 +49,7 @@ def _format(metrics: dict) -> str:
 
 def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_seconds: int = 300) -> str:
     from sgpipe.reverify import reverify
-    from sgpipe.synth.evaluate import evaluate_relations, load_truth
+    from sgpipe.synth.truth import evaluate_relations, load_truth
     from sgpipe.synth.world import generate_world
     from sgpipe.tools.convert_synth import convert_synth
     from sgpipe.train.config import load_train_config

@@ -18,8 +18,8 @@ from typing import Sequence
 import pyarrow.parquet as pq
 
 from sgpipe.config import VerifyConfig, _coerce, parse_override
-from sgpipe.errors import ConfigError, SgpipeError
-from sgpipe.records import STATUS_OK, Sample
+from sgpipe.errors import OK, ConfigError, SgpipeError
+from sgpipe.records import Sample
 from sgpipe.shards import iter_shard_samples
 
 ALLOWED = ("store_threshold", "keep_threshold", "batch_size", "dtype", "device")
@@ -72,11 +72,11 @@ def _shard_samples(tar: Path) -> tuple[list[Sample], dict]:
     rows = (
         pq.read_table(parquet).to_pylist()
         if parquet.is_file()
-        else [{"key": k, "status": STATUS_OK} for k in by_key]
+        else [{"key": k, "status": OK} for k in by_key]
     )
     samples = []
     for row in rows:
-        if row["status"] == STATUS_OK:
+        if row["status"] == OK:
             sample = by_key[row["key"]]
         else:
             dataset = row["key"].rsplit("-", 1)[0]
@@ -95,9 +95,10 @@ def _shard_samples(tar: Path) -> tuple[list[Sample], dict]:
 
 def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -> str:
     """Re-score every shard of OUT into NEW; returns a summary for the CLI."""
-    from sgpipe.stages.finalize import finalize_outputs, now_iso
+    from sgpipe.output.atomic import write_json_atomic
+    from sgpipe.output.finalize import finalize_outputs, now_iso
+    from sgpipe.output.writer import is_shard_complete, write_shard
     from sgpipe.stages.verify import VerifyStage
-    from sgpipe.stages.write import is_shard_complete, write_json_atomic, write_shard
 
     out, new_out = Path(out), Path(new_out)
     if out.resolve() == new_out.resolve():
@@ -108,7 +109,6 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
     config, device = _verify_config(checkpoint, overrides)
     stage = VerifyStage(config, device=device)
     stage.setup()
-    stage._ready = True
     verifier = stage.describe()
     dataset, done, before, after, kept = "", 0, 0, 0, 0
     for tar in tars:
@@ -125,6 +125,7 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
         models["verify"] = verifier
         write_shard(new_out, index, samples, {**provenance, "models": models})
         done += 1
+    stage.teardown()
     stats = finalize_outputs(new_out, dataset or "unknown")
     run_path = out / "run.json"
     run = json.loads(run_path.read_text()) if run_path.is_file() else {}

@@ -18,20 +18,21 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from sgpipe.config import PipelineConfig
-from sgpipe.errors import ErrorRateExceeded, SgpipeError
+from sgpipe.errors import NOT_FAILURES, ErrorRateExceeded, SgpipeError
 from sgpipe.estimate import estimate
-from sgpipe.outdir import check_resume, lock_output
-from sgpipe.pipeline import ShardJob
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.guards import check_resume, lock_output
+from sgpipe.output.runinfo import finish_run_json, start_run_json
+from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard
+from sgpipe.pipeline import ShardJob, build_stages
 from sgpipe.preflight import check_models
-from sgpipe.runinfo import finish_run_json, start_run_json
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
 from sgpipe.stages.base import Stage
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import is_shard_complete, read_shard_stats, remove_partial_shard
 from sgpipe.storage import listing, location
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 10.0
+TEARDOWN_TIMEOUT_S = 30.0  # a worker that does not answer by then is ended with the cluster
 
 # (config, category names) -> the stages a worker runs; the default is `pipeline.build_stages`.
 # Called on the worker, so it must be picklable (a module-level function).
@@ -79,6 +80,9 @@ class _ShardWorker:
     def process(self, index: int) -> dict[str, Any]:
         return self.processor.process_shard(index)
 
+    def teardown(self) -> None:
+        self.processor.teardown()
+
 
 def _init_ray(address: str) -> bool:
     """Connect to a cluster, or start a local Ray in-process. Returns whether we started it."""
@@ -102,7 +106,8 @@ def _init_ray(address: str) -> bool:
 
 
 def _failure_rate(stats: list[dict[str, Any]]) -> tuple[int, int]:
-    processed = sum(s["count"] for s in stats)
+    """(images judged, failed ones); excluded images are neither."""
+    processed = sum(s["count"] - s.get("excluded", 0) for s in stats)
     failed = sum(s["failed_to_process"] for s in stats)
     return processed, failed
 
@@ -123,7 +128,7 @@ class Progress:
     def update(self, shard_stats: dict[str, Any]) -> None:
         self.shards += 1
         self.images += shard_stats["count"]
-        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k != "ok"})
+        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k not in NOT_FAILURES})
         now = time.monotonic()
         if self.metrics_path:
             with open(self.metrics_path, "a", encoding="utf-8") as handle:
@@ -157,12 +162,7 @@ class Progress:
 def describe_plan(
     plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]
 ) -> str:
-    stages = (
-        ["decode"]
-        + (["caption"] if config.caption.enabled else [])
-        + ["parse", "tag"]
-        + (["verify"] if config.verify.enabled else [])
-    )
+    stages = [stage.name for stage in build_stages(config, plan.categories)]  # cheap: no model loads
     models = []
     if config.caption.enabled:
         models.append(f"captioner {config.caption.model}")
@@ -301,10 +301,25 @@ def _process(
         )
         job = ShardJob(plan.dataset, tuple(plan.categories))
         workers = [actor_class.remote(config, job, stage_factory) for _ in range(n_workers)]
-        return _schedule(config, workers, todo, options, plan.n_images)
+        failed = _schedule(config, workers, todo, options, plan.n_images)
+        _teardown(workers)  # after an error the cluster shutdown below ends the workers anyway
+        return failed
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _teardown(workers: list) -> None:
+    """Ask every worker to free its stages' models and threads; a dead one has nothing left to free."""
+    import ray
+
+    refs = [worker.teardown.remote() for worker in workers]
+    answered, _ = ray.wait(refs, num_returns=len(refs), timeout=TEARDOWN_TIMEOUT_S)
+    for ref in answered:
+        try:
+            ray.get(ref)
+        except Exception as error:  # noqa: BLE001 - the run's outcome is decided already
+            log.warning("a worker's teardown failed: %s", error)
 
 
 def _schedule(
@@ -347,7 +362,7 @@ def _schedule(
                 ray.cancel(ref_left, force=True)
             statuses = Counter()
             for s in done_stats:
-                statuses.update({k: v for k, v in s["status"].items() if k != "ok"})
+                statuses.update({k: v for k, v in s["status"].items() if k not in NOT_FAILURES})
             raise ErrorRateExceeded(
                 f"{failures} of {processed} images failed ({failures / processed:.0%} > run.max_error_rate "
                 f"{config.run.max_error_rate:.0%}): {dict(statuses)}. Something is systematically wrong "

@@ -7,19 +7,17 @@ the lease needs, and webdataset and Hugging Face `datasets` already speak it. py
 GCS, Azure and HDFS only and offers no conditional put.
 
 On an object store a single PUT (or a completed multipart upload) is atomic: the object appears
-whole or not at all. So a `RemotePath` is written from a local temporary file uploaded under its
-final name once whole; stores without that property (sftp, hdfs, ...) get a temporary name and a
-rename, as on POSIX. `file://` URLs are plain local paths.
+whole or not at all. `sgpipe.output.atomic` writes a `RemotePath` from a local temporary file
+uploaded under its final name once whole (stores without that property, such as sftp or hdfs, get a
+temporary name and a rename, as on POSIX). `file://` URLs are plain local paths.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO
 
 LOCAL_PROTOCOLS = ("file", "local")
 # a PUT replaces an object atomically: final names can be written directly
@@ -197,14 +195,22 @@ class RemotePath:
             return set()
         return {str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries}
 
-    def upload(self, local: str | Path) -> None:
-        """`local` under this name, visible only once whole."""
-        if self.protocol in ATOMIC_PUT_PROTOCOLS:
-            self.fs.put_file(str(local), self.path)
-            return
-        temporary = self.parent / f".{self.name}.tmp{os.getpid()}"
-        self.fs.put_file(str(local), temporary.path)
-        self.fs.mv(temporary.path, self.path)
+    @property
+    def atomic_put(self) -> bool:
+        """Whether an upload appears whole or not at all (object stores), so it may go straight to its
+        final name; `sgpipe.output.atomic` uploads through a temporary name and a rename otherwise."""
+        return self.protocol in ATOMIC_PUT_PROTOCOLS
+
+    def put(self, local: str | Path) -> None:
+        self.fs.put_file(str(local), self.path)
+
+    def put_many(self, local: list[Path], remote: list["RemotePath"]) -> None:
+        """Several local files uploaded in one batched (concurrent) call."""
+        if local:
+            self.fs.put([str(p) for p in local], [r.path for r in remote])
+
+    def move_to(self, target: "RemotePath") -> None:
+        self.fs.mv(self.path, target.path)
 
 
 Location = Path | RemotePath
@@ -225,30 +231,6 @@ def location(url: str | os.PathLike | RemotePath, options: dict[str, Any] | None
 def listing(folder: Location) -> set[str] | None:
     """One listing of a remote folder's names; None for a local folder (its code stats files)."""
     return folder.list_names() if isinstance(folder, RemotePath) else None
-
-
-@contextlib.contextmanager
-def upload_when_whole(path: RemotePath) -> Iterator[BinaryIO]:
-    """A local temporary file to write; uploaded under `path` only when the block ends cleanly."""
-    descriptor, local = tempfile.mkstemp(prefix="sgpipe-upload-")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            yield handle
-        path.upload(local)
-    finally:
-        os.unlink(local)
-
-
-def upload_files(local_folder: Path, names: Iterable[str], folder: RemotePath) -> None:
-    """Local files to the same names under `folder`, in one batched (concurrent) call."""
-    names = list(names)
-    if not names:
-        return
-    if folder.protocol not in ATOMIC_PUT_PROTOCOLS:
-        for name in names:
-            (folder / name).upload(local_folder / name)
-        return
-    folder.fs.put([str(local_folder / n) for n in names], [(folder / n).path for n in names])
 
 
 def read_all(paths: list[RemotePath]) -> list[bytes]:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sgpipe.errors import OutputLockedError
-from sgpipe.lease import Lease
+from sgpipe.output.lease import Lease
 from sgpipe.runner import RunOptions, run_pipeline
 from sgpipe.storage import RemotePath
 from tests.helpers.coco_fixture import make_coco

@@ -1,4 +1,4 @@
-"""`sgpipe.storage` and `sgpipe.lease`: URL checks, the lease's races, image reads from a bucket
+"""`sgpipe.storage` and `sgpipe.output.lease`: URL checks, the lease's races, image reads from a bucket
 (moto's S3 server on 127.0.0.1 for the S3 parts; fsspec's memory filesystem for a store without
 conditional writes)."""
 
@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from sgpipe import errors, lease
+from sgpipe import errors
 from sgpipe.config import build_config
 from sgpipe.errors import ConfigError, OutputLockedError
-from sgpipe.lease import Lease
+from sgpipe.output import lease
+from sgpipe.output.lease import Lease
 from sgpipe.pipeline import entry_to_sample
 from sgpipe.records import ImageEntry
 from sgpipe.source.decode import DecodeStage
 from sgpipe.storage import RemotePath, location, redact, url_problem
-from tests.helpers.coco_fixture import write_image
+from tests.helpers.images import write_image
 from tests.helpers.s3 import S3Calls, s3, s3_server
+from tests.helpers.stages import run_stage
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,39 @@ def test_a_missing_remote_instances_file_is_a_config_error(s3opts):
     }
     with pytest.raises(ConfigError, match="source.instances: no such file 's3://bucket/nope.json'"):
         build_config(raw, [f"source.storage_options={json.dumps(s3opts)}"])
+
+
+def test_an_exclude_list_in_a_bucket_is_checked_read_and_hashed_by_content(s3opts, tmp_path):
+    from sgpipe.leakage.exclude import load_exclusions
+
+    fs = s3(s3opts)
+    fs.pipe_file(
+        "bucket/leak.json", json.dumps([{"image_id": 7, "how": "bytes", "against": "v.jpg"}]).encode()
+    )
+    fs.pipe_file("bucket/broken.json", b'{"image_id": 7}')
+    local = tmp_path / "leak.json"
+    local.write_bytes(fs.cat_file("bucket/leak.json"))
+    for name in ("instances.json", "captions.json"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "images").mkdir()
+    raw = {
+        "source": {
+            "instances": str(tmp_path / "instances.json"),
+            "images": str(tmp_path / "images"),
+            "captions": str(tmp_path / "captions.json"),
+        }
+    }
+    options = f"source.storage_options={json.dumps(s3opts)}"
+    remote = build_config(raw, ["source.exclude=s3://bucket/leak.json", options])
+    assert load_exclusions(remote.source.exclude, s3opts) == {7: "evaluation image: same bytes as v.jpg"}
+    assert remote.content_hash() == build_config(raw, [f"source.exclude={local}"]).content_hash()
+    with pytest.raises(ConfigError) as caught:
+        build_config(raw, ["source.exclude=s3://bucket/none.json", options])
+    assert "source.exclude: no such file 's3://bucket/none.json' (write one with `sgpipe leakage`)" in str(
+        caught.value
+    )
+    with pytest.raises(ConfigError, match="expected a JSON list"):
+        build_config(raw, ["source.exclude=s3://bucket/broken.json", options])
 
 
 # --- the lease --------------------------------------------------------------------------------
@@ -204,7 +239,7 @@ def test_images_are_fetched_by_name_without_listing_the_folder(s3opts, tmp_path)
     samples = [entry_to_sample(e, "t") for e in entries]
     stage = DecodeStage(RemotePath("s3://bucket/images", s3opts), max_pixels=10**8, threads=2)
     calls = S3Calls(s3opts)
-    stage(samples)
+    run_stage(stage, samples)
     assert [s.status for s in samples] == [
         errors.OK,
         errors.OK,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sgpipe.errors import ModelNotAvailableError, SgpipeError
+from sgpipe.models.device import resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -133,24 +134,6 @@ class SeededNucleusSampler:
         chosen = tokens.gather(1, choice[:, None])
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(1, chosen, 0.0)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SgpipeError("run.device is 'cuda' but torch sees no CUDA device")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
 def hub_endpoint() -> str:
@@ -314,8 +297,8 @@ class Captioner:
         """Model inputs (pixels and the tokenized prompt) on the model's device and dtype.
 
         For BLIP the pixels are resized and normalised on the device (`sgpipe.models.pixels`),
-        which costs the host ~1 ms per image instead of the processor's ~9; other models go
-        through their own processor."""
+        which costs the host a fraction of what the processor does (docs/BENCHMARKS.md); other
+        models go through their own processor."""
         recipe = device_pixel_recipe(self.processor)
         if recipe is None:
             inputs = self.processor(

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sgpipe import errors
 from sgpipe.records import Sample
-from sgpipe.stages.base import Stage
+from sgpipe.stages.base import Resources, Stage
 from sgpipe.storage import RemotePath, location
 
 FORMAT_EXTENSIONS = {
@@ -187,6 +187,9 @@ def decode_sample(sample: Sample, root: Path | RemotePath, max_pixels: int, keep
     sample.image_bytes = data if keep_bytes else None
 
 
+DECODE_BATCH_SIZE = 64  # images handed to the thread pool at once
+
+
 class DecodeStage(Stage):
     """Reads and decodes a batch of images in a thread pool (I/O and libjpeg release the GIL)."""
 
@@ -194,19 +197,29 @@ class DecodeStage(Stage):
     failure_status = errors.FAILED_DECODE
 
     def __init__(
-        self, images_root: str | Path | RemotePath, max_pixels: int, threads: int = 4, keep_bytes: bool = True
+        self,
+        images_root: str | Path | RemotePath,
+        max_pixels: int,
+        threads: int = 4,
+        keep_bytes: bool = True,
+        batch_size: int = DECODE_BATCH_SIZE,
     ):
-        super().__init__()
+        # one CPU: the threads mostly wait on reads, and decoding releases the GIL
+        super().__init__(batch_size, Resources(cpus=1.0))
         self.root = location(images_root)
         self.max_pixels = max_pixels
         self.threads = max(1, threads)
         self.keep_bytes = keep_bytes
-        self.batch_size = 64
         self._pool: ThreadPoolExecutor | None = None
 
     def setup(self) -> None:
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
 
+    def teardown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def process(self, samples: list[Sample]) -> None:
-        assert self._pool is not None
+        assert self._pool is not None, "setup() starts the thread pool"
         list(self._pool.map(lambda s: decode_sample(s, self.root, self.max_pixels, self.keep_bytes), samples))

@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sgpipe.config import SourceConfig
+from sgpipe.output.atomic import fsync_folder, upload_files_whole, write_json_atomic
 from sgpipe.records import ImageEntry
-from sgpipe.source.captions import load_captions
 from sgpipe.source.coco import load_coco_entries
+from sgpipe.source.coco_captions import load_captions
 from sgpipe.source.entries import parse_entries, read_entries, write_entries
 from sgpipe.source.stream_index import stream_index
-from sgpipe.stages.write import write_json_atomic
-from sgpipe.storage import Location, RemotePath, fingerprint, location, size_of, upload_files
+from sgpipe.storage import Location, RemotePath, fingerprint, location, size_of
 
 
 @dataclass
@@ -86,7 +86,7 @@ def build_plan(config: SourceConfig, samples_per_shard: int, plan_dir: Location)
         with tempfile.TemporaryDirectory(prefix="sgpipe-plan-") as local:
             plan = build_plan(config, samples_per_shard, Path(local))
             names = [shard_entries_path(Path(local), i).name for i in range(plan.n_shards)]
-            upload_files(Path(local), names, plan_dir)
+            upload_files_whole(Path(local), names, plan_dir)
             write_json_atomic(manifest, asdict(plan))  # last: the plan is whole
         return plan
     plan_dir.mkdir(parents=True, exist_ok=True)
@@ -110,5 +110,6 @@ def build_plan(config: SourceConfig, samples_per_shard: int, plan_dir: Location)
             write_entries(shard_file(index), chunk)
             sizes.append(len(chunk))
     plan = SourcePlan(config.name, method, categories, sizes, counters, fingerprint)
-    write_json_atomic(manifest, asdict(plan))
+    fsync_folder(plan_dir)  # the entry files are on disk before the manifest that lists them
+    write_json_atomic(manifest, asdict(plan), sync_folder=True)
     return plan

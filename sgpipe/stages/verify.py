@@ -15,13 +15,9 @@ from typing import Any
 
 from sgpipe import errors
 from sgpipe.config import VerifyConfig
+from sgpipe.models.checkpoint import WEIGHTS_NAME, is_checkpoint, not_a_checkpoint
 from sgpipe.records import Sample
-from sgpipe.stages.base import Stage
-
-TRAIN_HINT = (
-    "Train one with `sgpipe convert synth SYNTH_DIR --out TRAIN_SHARDS` and "
-    "`sgpipe train pipelines/train_small.yaml --set data.train=TRAIN_SHARDS`"
-)
+from sgpipe.stages.base import Resources, Stage
 
 
 def file_sha256(path: Path) -> str:
@@ -30,14 +26,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def candidate_example(sample: Sample, pixels: Any) -> tuple[Any, dict[int, int]]:
@@ -67,30 +55,30 @@ class VerifyStage(Stage):
     name = "verify"
     failure_status = errors.FAILED_VERIFY
 
-    def __init__(self, config: VerifyConfig, device: str = "auto"):
-        super().__init__()
+    def __init__(self, config: VerifyConfig, device: str = "auto", gpus: float = 0.0):
+        super().__init__(config.batch_size, Resources(cpus=1.0, gpus=gpus))
         self.config = config
         self.device = device
-        self.batch_size = config.batch_size
         self.model: Any = None
         self._sha: str | None = None
 
     def setup(self) -> None:
-        from sgpipe.models.verifier import WEIGHTS_NAME, Verifier
+        from sgpipe.models.device import resolve_device
+        from sgpipe.models.verifier import Verifier
 
-        folder = Path(self.config.checkpoint) if self.config.checkpoint else None
-        if folder is None or not (folder / "config.json").is_file() or not (folder / WEIGHTS_NAME).is_file():
-            raise errors.SgpipeError(
-                f"verify.checkpoint {self.config.checkpoint!r} is not a verifier checkpoint folder "
-                f"(config.json + {WEIGHTS_NAME}). {TRAIN_HINT}"
-            )
+        if not is_checkpoint(self.config.checkpoint):
+            raise errors.SgpipeError(not_a_checkpoint("verify.checkpoint", self.config.checkpoint))
+        folder = Path(self.config.checkpoint)
         self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))
         self._sha = file_sha256(folder / WEIGHTS_NAME)
 
+    def teardown(self) -> None:
+        self.model = None
+
     def describe(self) -> dict:
         folder = Path(self.config.checkpoint) if self.config.checkpoint else None
-        if self._sha is None and folder is not None and (folder / "model.safetensors").is_file():
-            self._sha = file_sha256(folder / "model.safetensors")
+        if self._sha is None and folder is not None and (folder / WEIGHTS_NAME).is_file():
+            self._sha = file_sha256(folder / WEIGHTS_NAME)
         return {
             "checkpoint": self.config.checkpoint,
             "model_sha256": self._sha,
@@ -99,6 +87,7 @@ class VerifyStage(Stage):
         }
 
     def process(self, samples: list[Sample]) -> None:
+        assert self.model is not None, "setup() loads the verifier"
         from sgpipe.models.pixels import resize_batch, to_tensor
 
         todo, examples = [], []

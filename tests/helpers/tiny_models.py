@@ -102,3 +102,13 @@ def build_tiny_blip(path: str | Path, image_size: int = 32, seed: int = 0) -> Pa
     model = BlipForConditionalGeneration(config)
     model.save_pretrained(path)
     return path
+
+
+def save_tiny_verifier(path: str | Path, prior_prob: float = 0.3, seed: int = 0) -> Path:
+    """A tiny verifier checkpoint (`config.json` + `model.safetensors`) with seeded random weights."""
+    import torch
+
+    from sgpipe.models.verifier import Verifier, tiny_config
+
+    torch.manual_seed(seed)
+    return Verifier.build(tiny_config(prior_prob=prior_prob)).save_pretrained(Path(path))

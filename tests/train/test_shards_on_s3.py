@@ -9,7 +9,7 @@ from sgpipe.shards import expand_urls, iter_shard_samples
 from sgpipe.train.data import ShardStream, scan_predicates
 from sgpipe.train.loop import _count_samples
 from tests.helpers.s3 import S3Calls, s3_server, upload_folder
-from tests.train.shards import make_shards
+from tests.helpers.train_shards import make_shards
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_vocabulary_scan_sample_count_and_evaluation_reader_on_a_bucket(s3opts, 
 def test_inspect_reads_a_bucket_with_the_endpoint_from_the_environment(s3opts, shards, monkeypatch):
     import fsspec
 
-    from sgpipe.inspect import inspect_shards
+    from sgpipe.tools.inspect_shards import inspect_shards
 
     local, _ = shards
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3opts["endpoint_url"])  # no storage options at all

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from sgpipe.synth.captions import PHRASES, VERBS
-from sgpipe.synth.evaluate import canonical_predicate, evaluate_relations, load_truth
+from sgpipe.synth.truth import canonical_predicate, evaluate_relations, load_truth
 from sgpipe.synth.world import generate_world
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sgpipe.output.atomic import atomic_write_bytes
 from sgpipe.shards import expand_urls, iter_shard_samples
 
 
@@ -45,7 +46,7 @@ def format_record(record: dict[str, Any], has_image: bool) -> str:
 
 def inspect_shards(path: str | Path, limit: int = 3, render_dir: Path | None = None) -> str:
     """Summarise the shards at `path` (.tar, folder or brace pattern); render the first `limit`."""
-    from sgpipe.tools.render import png_bytes, render_record
+    from sgpipe.tools.render_record import png_bytes, render_record
 
     urls = expand_urls(path)
     counts = {"samples": 0, "with_images": 0, "objects": 0, "triplets": 0, "relations": 0, "kept": 0}
@@ -67,7 +68,7 @@ def inspect_shards(path: str | Path, limit: int = 3, render_dir: Path | None = N
             shown.append(format_record(record, sample.image_bytes is not None))
             if render_dir is not None:
                 target = render_dir / f"{sample.key}.png"
-                target.write_bytes(png_bytes(render_record(record, sample.image_bytes)))
+                atomic_write_bytes(target, png_bytes(render_record(record, sample.image_bytes)))
                 rendered.append(target)
     header = (
         f"{len(urls)} shards, {counts['samples']} samples ({counts['with_images']} with images), "

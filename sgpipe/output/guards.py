@@ -54,7 +54,7 @@ class OutputLock:
 def lock_output(out_dir: Location, lease_seconds: float) -> Any:
     """`flock` for a local folder; a lease object for a remote one (object stores have no `flock`)."""
     if isinstance(out_dir, RemotePath):
-        from sgpipe.lease import Lease
+        from sgpipe.output.lease import Lease
 
         return Lease(out_dir, lease_seconds)
     return OutputLock(out_dir)

@@ -1,30 +1,30 @@
-"""The write stage: one shard = `NNNNN.tar` + `NNNNN.parquet` + `NNNNN_stats.json`, committed atomically.
+"""The shard writer: one shard = `NNNNN.tar` + `NNNNN.parquet` + `NNNNN_stats.json`, committed atomically.
 
 The tar and parquet hold no timings and no wall-clock values (fixed mtimes, stable member order, fixed
 JSON formatting), so a shard's bytes depend only on its inputs: a resumed run rewrites an interrupted
-shard byte for byte. Each file is written under a temporary name, flushed to disk and renamed (on an
-object store: uploaded under its final name once whole, see `sgpipe.storage`); the `_stats.json` is
+shard byte for byte. Each file goes through `sgpipe.output.atomic` (a temporary name, flushed to disk
+and renamed; on an object store uploaded under its final name once whole); the `_stats.json` is
 written last and is the shard's completion marker.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sgpipe.errors import EXCLUDED, OK
+from sgpipe.output.atomic import atomic_file, atomic_write_bytes, fsync_folder, write_json_atomic
 from sgpipe.records import Sample, shard_name
-from sgpipe.storage import Location, RemotePath, location, read_all, upload_when_whole
+from sgpipe.storage import Location, RemotePath, location, read_all
 
 TAR_MTIME = 0  # fixed so tars are reproducible
 STATS_SUFFIX = "_stats.json"
@@ -87,34 +87,6 @@ def remove_partial_shard(out_dir: Location, index: int, names: set[str] | None =
         leftover.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def atomic_file(path: Location) -> Iterator[BinaryIO]:
-    """Write to a temporary sibling, fsync, rename: readers see the old file or the whole new one."""
-    if isinstance(path, RemotePath):
-        with upload_when_whole(path) as handle:
-            yield handle
-        return
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_file(path) as handle:
-        handle.write(data)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
 class _HashingWriter:
     """A write-only file that hashes and counts what passes through it (one pass over the tar bytes)."""
 
@@ -132,7 +104,7 @@ class _HashingWriter:
         return self.size
 
 
-def _write_tar_atomic(path: Path, members: Iterable[tuple[str, bytes]]) -> tuple[int, str]:
+def _write_tar_atomic(path: Location, members: Iterable[tuple[str, bytes]]) -> tuple[int, str]:
     """Stream the members into the shard's tar atomically; returns (size, md5)."""
     with atomic_file(path) as handle:
         writer = _HashingWriter(handle)
@@ -201,8 +173,10 @@ def shard_content_stats(samples: list[Sample]) -> dict[str, Any]:
     ok = [s for s in samples if s.ok]
     return {
         "count": len(samples),
-        "successes": statuses.get("ok", 0),
-        "failed_to_process": len(samples) - statuses.get("ok", 0),
+        "successes": statuses.get(OK, 0),
+        # excluded images (source.exclude) are neither successes nor failures
+        "failed_to_process": len(samples) - statuses.get(OK, 0) - statuses.get(EXCLUDED, 0),
+        "excluded": statuses.get(EXCLUDED, 0),
         "status": dict(sorted(statuses.items())),
         "counters": dict(sorted(counters.items())),
         "n_objects": sum(len(s.objects) for s in ok),
@@ -217,7 +191,7 @@ def shard_content_stats(samples: list[Sample]) -> dict[str, Any]:
 
 
 def commit_shard(
-    out_dir: Path,
+    out_dir: str | Location,
     shard_index: int,
     members: Iterable[tuple[str, bytes]],
     samples: list[Sample],
@@ -230,6 +204,7 @@ def commit_shard(
     remove_partial_shard(out_dir, shard_index)
     size, md5 = _write_tar_atomic(paths["tar"], members)
     atomic_write_bytes(paths["parquet"], _parquet_bytes(status_rows(samples)))
+    fsync_folder(out_dir)  # tar and parquet are in place on disk before the marker says so
     stats = {
         "shard": shard_name(shard_index),
         "url": paths["tar"].name,
@@ -239,12 +214,12 @@ def commit_shard(
         **shard_content_stats(samples),
         "timings": timings or {},
     }
-    write_json_atomic(paths["stats"], stats)  # last: marks the shard complete
+    write_json_atomic(paths["stats"], stats, sync_folder=True)  # last: marks the shard complete
     return stats
 
 
 def write_shard(
-    out_dir: Path,
+    out_dir: str | Location,
     shard_index: int,
     samples: list[Sample],
     provenance: dict[str, Any],

@@ -5,20 +5,19 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from sgpipe.records import Box, Caption, Relation, Sample, Triplet
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.writer import is_shard_complete, shard_paths, write_shard
+from sgpipe.records import Box, Caption, Relation, Triplet
 from sgpipe.shards import iter_shard_samples
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import is_shard_complete, shard_paths, write_shard
+from tests.helpers.samples import build_sample
 from tests.helpers.schemas import validate
 
 PROVENANCE = {"sgpipe": "0", "config_hash": "0" * 16, "models": {}}
 
 
 def _samples():
-    good = Sample(
-        key="t-000000000001",
-        dataset="t",
-        image_id=1,
+    good = build_sample(
+        1,
         file_name="a.jpg",
         width=10,
         height=10,
@@ -29,7 +28,7 @@ def _samples():
         image_bytes=b"\xff\xd8fakejpeg",
         image_ext="jpg",
     )
-    bad = Sample(key="t-000000000002", dataset="t", image_id=2, file_name="b.jpg", width=10, height=10)
+    bad = build_sample(2, file_name="b.jpg", width=10, height=10)
     bad.fail("failed_missing", "no file")
     return [good, bad]
 
@@ -71,7 +70,7 @@ def test_label_only_shards_omit_images(tmp_path):
 
 
 def test_a_failed_write_leaves_no_complete_looking_shard(tmp_path, monkeypatch):
-    import sgpipe.stages.write as write
+    import sgpipe.output.writer as write
 
     real = write.atomic_write_bytes
 

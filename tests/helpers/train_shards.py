@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import random
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from sgpipe.records import Box, Relation, Sample, sample_key
-from sgpipe.stages.write import write_shard
+from sgpipe.output.writer import write_shard
+from sgpipe.records import Box, Relation, Sample
+from tests.helpers.images import encode_jpeg
+from tests.helpers.samples import build_sample
 
 COLORS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
 
 
-def make_sample(image_id: int, rng: random.Random, size: int = 64) -> Sample:
+def squares_sample(image_id: int, rng: random.Random, size: int = 64) -> Sample:
     """Three squares; true relations are left of / right of by position, one false one per image."""
     image = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(image)
@@ -29,18 +30,14 @@ def make_sample(image_id: int, rng: random.Random, size: int = 64) -> Sample:
     false = "right of" if truth == "left of" else "left of"
     relations.append(Relation(0, a.id, b.id, truth, 0, 1.0, confidence=1.0, kept=True))
     relations.append(Relation(1, a.id, b.id, false, 0, 1.0, confidence=0.0, kept=False))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return Sample(
-        key=sample_key("synth", image_id),
-        dataset="synth",
-        image_id=image_id,
-        file_name=f"{image_id}.jpg",
+    return build_sample(
+        image_id,
+        "synth",
         width=size,
         height=size,
         objects=boxes,
         relations=relations,
-        image_bytes=buffer.getvalue(),
+        image_bytes=encode_jpeg(image),
     )
 
 
@@ -50,7 +47,7 @@ def make_shards(out: Path, n_shards: int, per_shard: int, seed: int = 0, first_i
     for index in range(n_shards):
         samples = []
         for _ in range(per_shard):
-            samples.append(make_sample(image_id, rng))
+            samples.append(squares_sample(image_id, rng))
             image_id += 1
         write_shard(out, index, samples, {"sgpipe": "test"})
     return [str(out / f"{i:05d}.tar") for i in range(n_shards)]

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import sgpipe
+from sgpipe.output.atomic import write_json_atomic
+from sgpipe.output.writer import read_shard_stats
 from sgpipe.records import SCHEMA_VERSION
-from sgpipe.stages.write import read_shard_stats, write_json_atomic
 from sgpipe.storage import Location, location
 
 LICENCE_NOTES = {
@@ -78,6 +79,7 @@ def aggregate_stats(shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
         "count",
         "successes",
         "failed_to_process",
+        "excluded",
         "nsamples",
         "n_objects",
         "n_captions",

@@ -1,8 +1,8 @@
 from PIL import Image
 
-from sgpipe.inspect import inspect_shards
-from sgpipe.tools.render import DROPPED_COLOUR, KEPT_COLOUR, _offset, render_record
-from tests.helpers.tiny_shards import make_output, make_sample
+from sgpipe.tools.inspect_shards import inspect_shards
+from sgpipe.tools.render_record import DROPPED_COLOUR, KEPT_COLOUR, _offset, render_record
+from tests.helpers.tiny_shards import make_output, output_sample
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -44,7 +44,7 @@ def test_render_writes_pngs_for_image_and_label_only_shards(tmp_path):
 
 
 def test_kept_and_dropped_relations_are_drawn_differently():
-    sample = make_sample(1)
+    sample = output_sample(1)
     record = sample.to_record({})
     image = render_record(record, None)
     colours = {c for _, c in image.getcolors(maxcolors=1 << 16)}

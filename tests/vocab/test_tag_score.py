@@ -1,6 +1,6 @@
 import pytest
 
-from sgpipe.stages.tag_score import spatial_relation, tag_score
+from sgpipe.vocab.tag_score import spatial_relation, tag_score
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_scores_stay_in_unit_interval_on_degenerate_boxes():
 def test_pair_matrix_matches_pairwise_scores():
     import numpy as np
 
-    from sgpipe.stages.tag_score import tag_scores
+    from sgpipe.vocab.tag_score import tag_scores
 
     rng = np.random.default_rng(0)
     subjects = np.concatenate([rng.uniform(0, 100, (5, 2)), rng.uniform(1, 40, (5, 2))], axis=1)

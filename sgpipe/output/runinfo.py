@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 from sgpipe.config import PipelineConfig
+from sgpipe.output.atomic import write_json_atomic
+from sgpipe.output.finalize import LICENCE_NOTES, git_sha, now_iso, software_versions
 from sgpipe.records import SCHEMA_VERSION
 from sgpipe.source.plan import SourcePlan
-from sgpipe.stages.finalize import LICENCE_NOTES, git_sha, now_iso, software_versions
-from sgpipe.stages.write import write_json_atomic
 from sgpipe.storage import Location, location, redact
 
 
