@@ -24,6 +24,7 @@ from sgpipe.errors import ConfigError, SourceError
 from sgpipe.leakage.exclude import load_exclusions
 from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
+from sgpipe.storage import location, protocol_of, url_problem
 
 C = TypeVar("C")
 
@@ -42,14 +43,16 @@ def option(
 @dataclass
 class SourceConfig:
     name: str = "coco"
-    instances: str = ""  # COCO-format instances JSON
+    instances: str = ""  # COCO-format instances JSON (a path or an fsspec URL, like the next two)
     images: str = ""  # folder that file_name is resolved under
     captions: str = ""  # optional COCO captions JSON
+    storage_options: dict = field(default_factory=dict)  # fsspec options for the URLs of this section
     limit: int = option(0, low=0)  # 0 = every image
     index: str = option("auto", choices=("auto", "pycocotools", "stream"))
     stream_threshold_mb: int = 512  # auto: stream-index files larger than this
     max_pixels: int = option(89_478_485, low=1)  # decompression-bomb guard (PIL's default limit)
-    exclude: str = ""  # JSON list of images to leave out (`sgpipe leakage --out`); status `excluded`
+    # JSON list of images to leave out (`sgpipe leakage --out`; a path or a URL); status `excluded`
+    exclude: str = ""
 
 
 @dataclass
@@ -111,9 +114,11 @@ class VerifyConfig:
 
 @dataclass
 class OutputConfig:
-    dir: str = "out"
+    dir: str = "out"  # a path or an fsspec URL (s3://bucket/out)
     samples_per_shard: int = option(1000, low=1)
     images: bool = True
+    storage_options: dict = field(default_factory=dict)  # fsspec options for a URL dir (endpoint_url...)
+    lease_seconds: float = option(60.0, low=3)  # remote dir: a killed run's lease lapses after this
 
 
 @dataclass
@@ -148,8 +153,9 @@ class PipelineConfig:
         content = self.to_dict()
         for key in ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device"):
             content["run"].pop(key)
-        content["output"].pop("dir")
-        _hash_exclude_file(content["source"])
+        for key in ("dir", "storage_options", "lease_seconds"):  # where, not what
+            content["output"].pop(key)
+        _hash_exclude_file(content["source"], content["source"].pop("storage_options"))
         if content["parse"]["backend"] == "rules":  # the rule parser's runs hash as they always did
             for key in ("backend", *SEQ2SEQ_PARSE_KEYS):
                 content["parse"].pop(key)
@@ -159,13 +165,13 @@ class PipelineConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _hash_exclude_file(source: dict[str, Any]) -> None:
+def _hash_exclude_file(source: dict[str, Any], options: dict[str, Any]) -> None:
     """The excluded images decide the shards, not the file's name: hash its bytes. Without one the key
     is left out, so the hashes of configs written before it existed stay the same."""
     path = source.pop("exclude")
     if path:
         try:
-            source["exclude_md5"] = hashlib.md5(Path(path).read_bytes()).hexdigest()
+            source["exclude_md5"] = hashlib.md5(location(path, options).read_bytes()).hexdigest()
         except OSError:
             source["exclude_md5"] = path
 
@@ -295,20 +301,13 @@ def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool
         problems.append("source.instances: required (a COCO-format instances JSON)")
     if not src.images:
         problems.append("source.images: required (the folder that file_name is resolved under)")
+    bad_urls = _check_urls(config, problems)
     if check_paths:
-        if src.instances and not Path(src.instances).is_file():
-            problems.append(f"source.instances: no such file {src.instances!r}")
-        if src.images and not Path(src.images).is_dir():
-            problems.append(f"source.images: no such folder {src.images!r}")
-        if src.captions and not Path(src.captions).is_file():
-            problems.append(f"source.captions: no such file {src.captions!r}")
-        if src.exclude and not Path(src.exclude).is_file():
-            problems.append(f"source.exclude: no such file {src.exclude!r} (write one with `sgpipe leakage`)")
-        elif src.exclude:
-            try:
-                load_exclusions(src.exclude)
-            except SourceError as error:
-                problems.append(str(error))
+        for key, kind in (("instances", "file"), ("images", "folder"), ("captions", "file")):
+            if getattr(src, key) and f"source.{key}" not in bad_urls:
+                _check_source_path(problems, f"source.{key}", getattr(src, key), kind, src.storage_options)
+        if src.exclude and "source.exclude" not in bad_urls:
+            _check_exclude_file(src, problems)
     if not config.caption.enabled and not src.captions:
         problems.append(
             "caption: with caption.enabled false, source.captions must name a COCO captions JSON "
@@ -343,6 +342,53 @@ def _check_verify(ver: VerifyConfig, problems: list[str], check_paths: bool) -> 
             not_a_checkpoint("verify.checkpoint", ver.checkpoint)
             + "; or run with --set verify.enabled=false to write unverified candidates"
         )
+
+
+def _check_urls(config: PipelineConfig, problems: list[str]) -> set[str]:
+    """Unknown protocols and missing fsspec backends, named with the package to install."""
+    bad = set()
+    for where, url in (
+        ("source.instances", config.source.instances),
+        ("source.images", config.source.images),
+        ("source.captions", config.source.captions),
+        ("source.exclude", config.source.exclude),
+        ("output.dir", config.output.dir),
+    ):
+        problem = url_problem(url, where)
+        if problem:
+            problems.append(problem)
+            bad.add(where)
+    return bad
+
+
+def _check_source_path(
+    problems: list[str], where: str, url: str, kind: str, options: dict, hint: str = ""
+) -> bool:
+    """Whether the file or folder `url` is there; a problem (ending with `hint`) when it is not."""
+    path = location(url, options)
+    if isinstance(path, Path):
+        found = path.is_dir() if kind == "folder" else path.is_file()
+    elif kind == "folder":  # an object store has no folders to check, and listing one is what we avoid
+        return True
+    else:
+        try:
+            found = path.is_file()
+        except Exception as error:  # noqa: BLE001 - credentials, endpoint, network: all said the same way
+            problems.append(f"{where}: cannot reach {url!r}: {type(error).__name__}: {error}")
+            return False
+    if not found:
+        problems.append(f"{where}: no such {kind} {url!r}{hint}")
+    return found
+
+
+def _check_exclude_file(src: SourceConfig, problems: list[str]) -> None:
+    """`source.exclude` is there and holds a list of image ids."""
+    hint = " (write one with `sgpipe leakage`)"
+    if _check_source_path(problems, "source.exclude", src.exclude, "file", src.storage_options, hint):
+        try:
+            load_exclusions(src.exclude, src.storage_options)
+        except SourceError as error:
+            problems.append(str(error))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -401,12 +447,7 @@ def resolve_paths(raw: dict[str, Any], base: Path, keys: typing.Iterable[tuple[s
     for section, key in keys:
         values = raw.get(section)
         value = values.get(key) if isinstance(values, dict) else None
-        if (
-            isinstance(value, str)
-            and value
-            and not os.path.isabs(value)
-            and not value.startswith(("s3:", "gs:"))
-        ):
+        if isinstance(value, str) and value and not os.path.isabs(value) and not protocol_of(value):
             candidate = base / value
             if candidate.exists():
                 values[key] = str(candidate)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import sgpipe
@@ -21,6 +20,7 @@ from sgpipe.records import ImageEntry, Sample, sample_key
 from sgpipe.source.decode import DecodeStage
 from sgpipe.source.plan import plan_dir_of, read_shard_entries
 from sgpipe.stages.base import ErrorHandler, Resources, Stage, warn_and_continue
+from sgpipe.storage import location
 
 CHUNK_SIZE = 64  # images decoded and held at once: bounds memory, fixes batch composition
 
@@ -48,7 +48,7 @@ def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
     """The recipe's stages in order. Imports are local: a worker loads only what it runs."""
     stages: list[Stage] = [
         DecodeStage(
-            config.source.images,
+            location(config.source.images, config.source.storage_options),
             config.source.max_pixels,
             config.run.decode_threads,
             keep_bytes=config.output.images,
@@ -119,9 +119,10 @@ class ShardProcessor:
     ):
         self.config = config
         self.job = job
-        self.out_dir = Path(config.output.dir)
+        self.out_dir = location(config.output.dir, config.output.storage_options)
         self.plan_dir = plan_dir_of(self.out_dir)
-        self.excluded = load_exclusions(config.source.exclude) if config.source.exclude else {}
+        source = config.source
+        self.excluded = load_exclusions(source.exclude, source.storage_options) if source.exclude else {}
         self.stages = stages if stages is not None else build_stages(config, list(job.categories))
         for stage in self.stages:
             stage.handler = handler

@@ -15,20 +15,20 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from sgpipe.config import PipelineConfig
 from sgpipe.errors import NOT_FAILURES, ErrorRateExceeded, SgpipeError
 from sgpipe.estimate import estimate
 from sgpipe.output.finalize import finalize_outputs
-from sgpipe.output.guards import OutputLock, check_resume
+from sgpipe.output.guards import check_resume, lock_output
 from sgpipe.output.runinfo import finish_run_json, start_run_json
 from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard
 from sgpipe.pipeline import ShardJob, build_stages
 from sgpipe.preflight import check_models
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
 from sgpipe.stages.base import Stage
+from sgpipe.storage import listing, location
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 10.0
@@ -251,20 +251,21 @@ def run_pipeline(
     """Plan, process every incomplete shard on Ray, finalise. Safe to rerun: complete shards are kept.
 
     `stage_factory` replaces the recipe's stages (benchmarks that simulate a device use it)."""
-    out_dir = Path(config.output.dir)
+    out_dir = location(config.output.dir, config.output.storage_options)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with OutputLock(out_dir):
+    with lock_output(out_dir, config.output.lease_seconds):
         config_hash = config.content_hash()
         check_resume(out_dir, config_hash, options.force)
         check_models(config)
         plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(out_dir))
         selected = select_shards(plan.n_shards, options.shard_range)
-        todo = [i for i in selected if not is_shard_complete(out_dir, i)]
+        names = listing(out_dir)  # a remote folder is listed once, not asked about each file
+        todo = [i for i in selected if not is_shard_complete(out_dir, i, names)]
         if options.dry_run:
             return describe_plan(plan, todo, config, planned_resources(config, len(todo)))
         start_run_json(out_dir, config, plan)
         for index in todo:
-            remove_partial_shard(out_dir, index)
+            remove_partial_shard(out_dir, index, names)
         try:
             failed_shards = _process(config, plan, todo, options, stage_factory) if todo else {}
         finally:  # an interrupted run still leaves its complete shards indexed
@@ -328,7 +329,7 @@ def _schedule(
 ) -> dict[int, str]:
     import ray
 
-    out_dir = Path(config.output.dir)
+    out_dir = location(config.output.dir, config.output.storage_options)
     pending = list(todo)
     in_flight: dict[Any, tuple[int, Any]] = {}
     failed: dict[int, str] = {}

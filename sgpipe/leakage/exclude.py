@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from sgpipe.errors import SourceError
+from sgpipe.storage import location
 
 
 def exclusion_reason(match: dict) -> str:
@@ -20,12 +22,14 @@ def exclusion_reason(match: dict) -> str:
     return f"listed in source.exclude ({how or 'no reason given'})"
 
 
-def load_exclusions(path: str | Path) -> dict[int, str]:
-    """Image id -> reason, from a JSON list of objects with an integer `image_id`."""
+def load_exclusions(path: str | Path, options: dict[str, Any] | None = None) -> dict[int, str]:
+    """Image id -> reason, from a JSON list of objects with an integer `image_id` (a local file or
+    any fsspec URL, read with `options`)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(location(path, options).read_bytes().decode("utf-8"))
     except OSError as error:
-        raise SourceError(f"source.exclude {str(path)!r}: cannot read: {error.strerror}") from None
+        why = error.strerror or f"{type(error).__name__}: {error}"
+        raise SourceError(f"source.exclude {str(path)!r}: cannot read: {why}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SourceError(f"source.exclude {str(path)!r} is not valid JSON: {error}") from None
     if not isinstance(data, list):

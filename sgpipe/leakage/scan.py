@@ -21,12 +21,13 @@ from typing import Any, Iterator
 from sgpipe.config import PipelineConfig
 from sgpipe.errors import SgpipeError
 from sgpipe.leakage.against import EvaluationSet, load_evaluation
-from sgpipe.leakage.hashing import HASH_BITS, FileHashes, bounded_map, hash_file
+from sgpipe.leakage.hashing import HASH_BITS, FileHashes, bounded_map, hash_bytes, hash_file
 from sgpipe.leakage.match import nearest, to_words
-from sgpipe.records import ImageEntry
-from sgpipe.source.decode import resolve_image_path
-from sgpipe.source.plan import build_plan, read_shard_entries
 from sgpipe.output.atomic import write_json_atomic
+from sgpipe.records import ImageEntry
+from sgpipe.source.decode import read_remote_image, resolve_image_path
+from sgpipe.source.plan import build_plan, read_shard_entries
+from sgpipe.storage import Location, RemotePath, location, url_problem
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,23 @@ SEEN = ("source_hashed", "source_missing", "source_unreadable")
 @dataclass(frozen=True, slots=True)
 class SourceImage:
     entry: ImageEntry
-    path: Path | None
+    found: bool
     hashes: FileHashes | None
 
 
 def check_source_paths(config: PipelineConfig) -> None:
-    problems = []
-    if not Path(config.source.instances).is_file():
-        problems.append(f"source.instances: no such file {config.source.instances!r}")
-    if not Path(config.source.images).is_dir():
-        problems.append(f"source.images: no such folder {config.source.images!r}")
+    """The source's instances file and images folder, local or any fsspec URL, as `sgpipe run` checks them."""
+    from sgpipe.config import _check_source_path
+
+    problems: list[str] = []
+    src = config.source
+    for key, kind in (("instances", "file"), ("images", "folder")):
+        where, url = f"source.{key}", getattr(src, key)
+        problem = url_problem(url, where)
+        if problem:
+            problems.append(problem)
+        else:
+            _check_source_path(problems, where, url, kind, src.storage_options)
     if problems:
         raise SgpipeError("; ".join(problems))
 
@@ -68,9 +76,13 @@ def _source_entries(config: PipelineConfig, plan_dir: Path, counters: Counter) -
             yield entry
 
 
-def _hash_source(entry: ImageEntry, root: Path) -> SourceImage:
+def _hash_source(entry: ImageEntry, root: Location) -> SourceImage:
+    """The image under the decode stage's name rules: a local file, or an object fetched by name."""
+    if isinstance(root, RemotePath):
+        data, _ = read_remote_image(root, entry.file_name)
+        return SourceImage(entry, data is not None, hash_bytes(data) if data is not None else None)
     path, _ = resolve_image_path(root, entry.file_name)
-    return SourceImage(entry, path, hash_file(path) if path is not None else None)
+    return SourceImage(entry, path is not None, hash_file(path) if path is not None else None)
 
 
 def _match(image: SourceImage, evaluation: EvaluationSet, phash_index: int, distance: int) -> dict | None:
@@ -87,7 +99,7 @@ def _match(image: SourceImage, evaluation: EvaluationSet, phash_index: int, dist
 
 
 def _count(image: SourceImage, counters: Counter) -> None:
-    if image.path is None:
+    if not image.found:
         counters["source_missing"] += 1
     elif image.hashes is None or image.hashes.phash is None:
         counters["source_unreadable"] += 1
@@ -110,7 +122,7 @@ def find_leakage(
     index = evaluation.phash_words()
     counters: Counter = Counter(evaluation.counters)
     matches: list[dict] = []
-    root = Path(config.source.images)
+    root = location(config.source.images, config.source.storage_options)
     last_log = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sgpipe-leakage-plan-") as plan_dir:
         entries = _source_entries(config, Path(plan_dir), counters)

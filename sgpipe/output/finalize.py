@@ -13,6 +13,7 @@ import sgpipe
 from sgpipe.output.atomic import write_json_atomic
 from sgpipe.output.writer import read_shard_stats
 from sgpipe.records import SCHEMA_VERSION
+from sgpipe.storage import Location, location
 
 LICENCE_NOTES = {
     "coco": "COCO annotations CC BY 4.0; images under their Flickr licences (COCO terms of use).",
@@ -51,7 +52,7 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def write_shardindex(out_dir: Path, dataset: str, shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
+def write_shardindex(out_dir: Location, dataset: str, shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
     """A wids-style index of the complete shards."""
     index = {
         "__kind__": "wids-shard-index-v1",
@@ -62,7 +63,7 @@ def write_shardindex(out_dir: Path, dataset: str, shard_stats: list[dict[str, An
             for s in shard_stats
         ],
     }
-    write_json_atomic(Path(out_dir) / "shardindex.json", index)
+    write_json_atomic(location(out_dir) / "shardindex.json", index)
     return index
 
 
@@ -118,10 +119,10 @@ def aggregate_stats(shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def finalize_outputs(out_dir: Path, dataset: str) -> dict[str, Any]:
+def finalize_outputs(out_dir: Location, dataset: str) -> dict[str, Any]:
     """Rebuild shardindex.json and stats.json from the shards' `_stats.json` files."""
     shard_stats = read_shard_stats(out_dir)
     write_shardindex(out_dir, dataset, shard_stats)
     stats = aggregate_stats(shard_stats)
-    write_json_atomic(Path(out_dir) / "stats.json", stats)
+    write_json_atomic(location(out_dir) / "stats.json", stats)
     return stats

@@ -7,8 +7,10 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from sgpipe.errors import ConfigMismatchError, OutputLockedError
+from sgpipe.storage import Location, RemotePath, location
 
 
 class OutputLock:
@@ -49,9 +51,18 @@ class OutputLock:
             self._handle = None
 
 
-def check_resume(out_dir: Path, config_hash: str, force: bool) -> dict | None:
+def lock_output(out_dir: Location, lease_seconds: float) -> Any:
+    """`flock` for a local folder; a lease object for a remote one (object stores have no `flock`)."""
+    if isinstance(out_dir, RemotePath):
+        from sgpipe.output.lease import Lease
+
+        return Lease(out_dir, lease_seconds)
+    return OutputLock(out_dir)
+
+
+def check_resume(out_dir: Location, config_hash: str, force: bool) -> dict | None:
     """Return the previous run.json, refusing a different config unless forced."""
-    path = Path(out_dir) / "run.json"
+    path = location(out_dir) / "run.json"
     if not path.exists():
         return None
     previous = json.loads(path.read_text())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from sgpipe.config import PipelineConfig
@@ -11,6 +10,7 @@ from sgpipe.output.atomic import write_json_atomic
 from sgpipe.output.finalize import LICENCE_NOTES, git_sha, now_iso, software_versions
 from sgpipe.records import SCHEMA_VERSION
 from sgpipe.source.plan import SourcePlan
+from sgpipe.storage import Location, location, redact
 
 
 def _models(config: PipelineConfig) -> dict[str, Any]:
@@ -24,12 +24,20 @@ def _models(config: PipelineConfig) -> dict[str, Any]:
     return models
 
 
-def start_run_json(out_dir: Path, config: PipelineConfig, plan: SourcePlan) -> dict[str, Any]:
-    path = Path(out_dir) / "run.json"
+def _recorded_config(config: PipelineConfig) -> dict[str, Any]:
+    """The config as run.json keeps it: secrets in storage options hidden."""
+    recorded = config.to_dict()
+    for section in ("source", "output"):
+        recorded[section]["storage_options"] = redact(recorded[section]["storage_options"])
+    return recorded
+
+
+def start_run_json(out_dir: Location, config: PipelineConfig, plan: SourcePlan) -> dict[str, Any]:
+    path = location(out_dir) / "run.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     run = {
         "schema_version": SCHEMA_VERSION,
-        "config": config.to_dict(),
+        "config": _recorded_config(config),
         "config_hash": config.content_hash(),
         "versions": software_versions(),
         "git_sha": git_sha(),
@@ -56,8 +64,8 @@ def start_run_json(out_dir: Path, config: PipelineConfig, plan: SourcePlan) -> d
     return run
 
 
-def finish_run_json(out_dir: Path, stats: dict[str, Any]) -> None:
-    path = Path(out_dir) / "run.json"
+def finish_run_json(out_dir: Location, stats: dict[str, Any]) -> None:
+    path = location(out_dir) / "run.json"
     run = json.loads(path.read_text())
     run["ended"] = now_iso()
     run["totals"] = {**stats["totals"], "shards": stats["shards"], "status": stats["status"]}

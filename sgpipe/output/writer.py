@@ -2,8 +2,9 @@
 
 The tar and parquet hold no timings and no wall-clock values (fixed mtimes, stable member order, fixed
 JSON formatting), so a shard's bytes depend only on its inputs: a resumed run rewrites an interrupted
-shard byte for byte. Each file is written under a temporary name, flushed to disk and renamed; the
-`_stats.json` is written last and is the shard's completion marker.
+shard byte for byte. Each file goes through `sgpipe.output.atomic` (a temporary name, flushed to disk
+and renamed; on an object store uploaded under its final name once whole); the `_stats.json` is
+written last and is the shard's completion marker.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -22,6 +24,7 @@ import pyarrow.parquet as pq
 from sgpipe.errors import EXCLUDED, OK
 from sgpipe.output.atomic import atomic_file, atomic_write_bytes, fsync_folder, write_json_atomic
 from sgpipe.records import Sample, shard_name
+from sgpipe.storage import Location, RemotePath, location, read_all
 
 TAR_MTIME = 0  # fixed so tars are reproducible
 STATS_SUFFIX = "_stats.json"
@@ -47,7 +50,7 @@ def dumps_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def shard_paths(out_dir: Path, index: int) -> dict[str, Path]:
+def shard_paths(out_dir: Location, index: int) -> dict[str, Location]:
     name = shard_name(index)
     return {
         "tar": out_dir / f"{name}.tar",
@@ -56,14 +59,25 @@ def shard_paths(out_dir: Path, index: int) -> dict[str, Path]:
     }
 
 
-def is_shard_complete(out_dir: Path, index: int) -> bool:
+def is_shard_complete(out_dir: Location, index: int, names: set[str] | None = None) -> bool:
+    """`names`: the folder's listing, when one was made (remote folders), instead of a request per file."""
     paths = shard_paths(out_dir, index)
+    if names is not None:
+        return all(p.name in names for p in paths.values())
     return all(p.exists() for p in paths.values())
 
 
-def remove_partial_shard(out_dir: Path, index: int) -> None:
+def remove_partial_shard(out_dir: Location, index: int, names: set[str] | None = None) -> None:
     """Drop whatever an interrupted attempt left (final names without a marker, temp files)."""
     paths = shard_paths(out_dir, index)
+    if isinstance(out_dir, RemotePath):  # no temporary names there: only final names without a marker
+        # The driver cleans from its one listing (`names`). A worker about to rewrite its shard has
+        # nothing to do: each upload replaces the object whole, the marker still comes last.
+        if names is not None and paths["stats"].name not in names:
+            for path in (paths["tar"], paths["parquet"]):
+                if path.name in names:
+                    path.unlink(missing_ok=True)
+        return
     if paths["stats"].exists():
         return
     for path in (paths["tar"], paths["parquet"]):
@@ -90,7 +104,7 @@ class _HashingWriter:
         return self.size
 
 
-def _write_tar_atomic(path: Path, members: Iterable[tuple[str, bytes]]) -> tuple[int, str]:
+def _write_tar_atomic(path: Location, members: Iterable[tuple[str, bytes]]) -> tuple[int, str]:
     """Stream the members into the shard's tar atomically; returns (size, md5)."""
     with atomic_file(path) as handle:
         writer = _HashingWriter(handle)
@@ -177,14 +191,14 @@ def shard_content_stats(samples: list[Sample]) -> dict[str, Any]:
 
 
 def commit_shard(
-    out_dir: Path,
+    out_dir: str | Location,
     shard_index: int,
     members: Iterable[tuple[str, bytes]],
     samples: list[Sample],
     timings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Commit one shard from ready tar members: tar, parquet rows of `samples`, `_stats.json` last."""
-    out_dir = Path(out_dir)
+    out_dir = location(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(out_dir, shard_index)
     remove_partial_shard(out_dir, shard_index)
@@ -205,7 +219,7 @@ def commit_shard(
 
 
 def write_shard(
-    out_dir: Path,
+    out_dir: str | Location,
     shard_index: int,
     samples: list[Sample],
     provenance: dict[str, Any],
@@ -218,8 +232,13 @@ def write_shard(
     )
 
 
-def read_shard_stats(out_dir: Path) -> list[dict[str, Any]]:
+def read_shard_stats(out_dir: Location) -> list[dict[str, Any]]:
     """Every complete shard's `_stats.json`, in shard order."""
+    out_dir = location(out_dir)
+    if isinstance(out_dir, RemotePath):  # one listing, then the markers fetched concurrently
+        pattern = re.compile(rf"[0-9]{{5}}{re.escape(STATS_SUFFIX)}")
+        markers = [out_dir / n for n in sorted(out_dir.list_names()) if pattern.fullmatch(n)]
+        return [json.loads(data) for data in read_all(markers)]
     stats = []
     for path in sorted(Path(out_dir).glob(f"[0-9][0-9][0-9][0-9][0-9]{STATS_SUFFIX}")):
         stats.append(json.loads(path.read_text()))

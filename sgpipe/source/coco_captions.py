@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
 
 from sgpipe.errors import SourceError
 from sgpipe.records import Caption
+from sgpipe.storage import Location, location
 
 
-def load_captions(path: str | Path) -> dict[int, list[Caption]]:
+def load_captions(path: str | Location) -> dict[int, list[Caption]]:
     """image_id -> captions in (id) order; non-string captions are skipped."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(location(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SourceError(f"captions file {str(path)!r} is not readable JSON: {error}") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):

@@ -79,4 +79,8 @@ def write_entries(path: Path, entries: Iterable[ImageEntry]) -> None:
 
 def read_entries(path: Path) -> list[ImageEntry]:
     with open(path, encoding="utf-8") as handle:
-        return [entry_from_json(json.loads(line)) for line in handle if line.strip()]
+        return parse_entries(handle)
+
+
+def parse_entries(lines: Iterable[str]) -> list[ImageEntry]:
+    return [entry_from_json(json.loads(line)) for line in lines if line.strip()]

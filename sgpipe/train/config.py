@@ -36,6 +36,7 @@ class DataSection:
     min_confidence: float = 0.5  # relations at or above: positives (ground truth is 1.0)
     max_negative_confidence: float = 0.0  # at or below: explicit negatives; between: left out
     vocab_scan_samples: int = 0  # records read to build the predicate vocabulary (0: all)
+    storage_options: dict = field(default_factory=dict)  # fsspec options for URL shards (endpoint_url...)
 
 
 @dataclass
@@ -96,14 +97,20 @@ def _validate(config: TrainConfig, problems: list[str], check_paths: bool) -> No
     if check_paths:
         from sgpipe.errors import SgpipeError
         from sgpipe.shards import expand_urls
+        from sgpipe.storage import url_problem
 
         for key in ("train", "eval"):
             spec = getattr(d, key)
-            if spec:
+            problem = url_problem(spec, f"data.{key}")
+            if problem:
+                problems.append(problem)
+            elif spec:
                 try:
-                    expand_urls(spec)
+                    expand_urls(spec, d.storage_options)
                 except SgpipeError as error:
                     problems.append(f"data.{key}: {error}")
+                except OSError as error:  # credentials, endpoint, network
+                    problems.append(f"data.{key}: cannot reach {spec!r}: {type(error).__name__}: {error}")
     for where, value, low in (
         ("data.batch_size", d.batch_size, 1),
         ("data.num_workers", d.num_workers, 0),

@@ -61,17 +61,19 @@ def latest_checkpoint(out: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def _count_samples(urls: Sequence[str]) -> int:
+def _count_samples(urls: Sequence[str], options: dict[str, Any]) -> int:
     """From the shards' `_stats.json` (written by sgpipe), else by reading the tar headers."""
     import tarfile
 
+    from sgpipe.storage import location, open_binary
+
     total = 0
     for url in urls:
-        stats = Path(url[: -len(".tar")] + "_stats.json")
+        stats = location(url[: -len(".tar")] + "_stats.json", options)
         if stats.is_file():
             total += int(json.loads(stats.read_text())["nsamples"])
             continue
-        with tarfile.open(url, mode="r|") as tar:
+        with open_binary(location(url, options)) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             total += sum(1 for m in tar if m.name.endswith(".json"))
     return total
 
@@ -107,7 +109,9 @@ def _build_model(config: TrainConfig, urls: Sequence[str], resume_from: Path | N
         model = Verifier.from_pretrained(config.model.init)
     else:
         model = Verifier.build(preset_config(config.model.preset, **config.model.options))
-    frequencies = scan_predicates(urls, config.data.min_confidence, config.data.vocab_scan_samples)
+    frequencies = scan_predicates(
+        urls, config.data.min_confidence, config.data.vocab_scan_samples, config.data.storage_options
+    )
     if not frequencies:
         raise SgpipeError(
             f"no relation with confidence >= {config.data.min_confidence} in {config.data.train}"
@@ -135,7 +139,7 @@ def _evaluate(model: Any, config: TrainConfig, step: int) -> dict[str, Any]:
 
     metrics = evaluate(
         model,
-        expand_urls(config.data.eval),
+        expand_urls(config.data.eval, config.data.storage_options),
         model.config.image_size,
         keep_threshold=config.run.keep_threshold,
         min_confidence=config.data.min_confidence,
@@ -143,6 +147,7 @@ def _evaluate(model: Any, config: TrainConfig, step: int) -> dict[str, Any]:
         vocabulary=sorted(model.config.predicate_frequencies),
         batch_size=config.data.batch_size,
         max_samples=config.run.eval_samples,
+        storage_options=config.data.storage_options,
     )
     log.info(
         "eval at step %d: %s",
@@ -179,7 +184,7 @@ class _Recipe:
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.out = Path(self.config.run.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.urls = expand_urls(self.config.data.train)
+        self.urls = expand_urls(self.config.data.train, self.config.data.storage_options)
         if len(self.urls) < self.world:
             raise SgpipeError(
                 f"{len(self.urls)} training shards for {self.world} ranks: reshard into at least one per "
@@ -215,7 +220,8 @@ class _Recipe:
                 self.model, device_ids=[self.local_rank] if self.device.type == "cuda" else None
             )
         per_step = d.batch_size * o.grad_accum
-        self.steps_per_epoch = o.steps_per_epoch or max(1, _count_samples(self.urls) // (world * per_step))
+        samples = 0 if o.steps_per_epoch else _count_samples(self.urls, d.storage_options)
+        self.steps_per_epoch = o.steps_per_epoch or max(1, samples // (world * per_step))
         self.total = o.max_steps or o.epochs * self.steps_per_epoch
         # an idle loader worker would break the round-robin over shards
         self.workers = min(d.num_workers, max(1, len(self.urls) // world))
@@ -264,6 +270,7 @@ class _Recipe:
                 "negative_pairs": d.negative_pairs,
                 "max_pairs": d.max_pairs,
             },
+            storage_options=d.storage_options,
         )
         # its own generator: starting a loader must not draw from the RNG that dropout uses
         return DataLoader(

@@ -246,3 +246,38 @@ def test_the_streaming_index_gives_the_same_matches(by_pixels, sets, tmp_path):
     out = tmp_path / "streamed.json"
     find_leakage(config, [str(sets["eval_images"])], out, threads=2)
     assert json.loads(out.read_text()) == by_pixels[0]
+
+
+def test_a_source_in_a_bucket_gives_the_same_matches(by_pixels, sets, tmp_path):
+    """`source.instances` and `source.images` as S3 URLs (moto's server on 127.0.0.1): the images
+    are fetched by name under the same rules, so the matches equal the local source's."""
+    from tests.helpers.s3 import s3, s3_server, upload_folder
+
+    with s3_server() as options:
+        upload_folder(options, sets["root"] / "source", "s3://bucket/source")
+        s3(options).put_file(str(sets["root"] / "source.json"), "bucket/source.json")
+        config = build_config(
+            {
+                "source": {
+                    "name": "t",
+                    "instances": "s3://bucket/source.json",
+                    "images": "s3://bucket/source",
+                },
+                "caption": {"enabled": True},
+                "output": {"dir": str(tmp_path / "out"), "samples_per_shard": 7},
+            },
+            [f"source.storage_options={json.dumps(options)}"],
+            check_paths=False,
+        )
+        out = tmp_path / "remote.json"
+        summary = find_leakage(config, [str(sets["eval_images"])], out, threads=2)
+        with pytest.raises(SgpipeError, match="source.instances: no such file 's3://bucket/absent.json'"):
+            config.source.instances = "s3://bucket/absent.json"
+            find_leakage(config, [str(sets["eval_images"])], tmp_path / "o.json")
+    assert json.loads(out.read_text()) == by_pixels[0]
+    assert _source_lines(summary) == _source_lines(by_pixels[1]) != []
+
+
+def _source_lines(summary: str) -> list[str]:
+    """The summary's counts of source images and matches (the evaluation lines name local files)."""
+    return [line for line in summary.splitlines() if line.startswith(("source:", "matched"))]
