@@ -98,6 +98,12 @@ def run(
     metrics: Optional[Path] = typer.Option(
         None, "--metrics", help="Append one JSON line per finished shard here."
     ),
+    redo_failed: bool = typer.Option(
+        False,
+        "--redo-failed",
+        help="Also redo complete shards whose samples failed for a retryable reason "
+        "(missing, undecodable, a stage error); other shards are not touched.",
+    ),
 ) -> None:
     """Run a pipeline recipe: source -> caption -> parse -> tag -> verify -> shards (resumable)."""
     from sgpipe.config import load_config
@@ -118,6 +124,7 @@ def run(
                 dry_run=dry_run,
                 progress=progress,
                 metrics_path=str(metrics) if metrics else None,
+                redo_failed=redo_failed,
             ),
         )
     except SgpipeError as error:

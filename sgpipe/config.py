@@ -114,13 +114,29 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
     def content_hash(self) -> str:
-        """Hash of what decides the shards' content; run-placement keys (address, workers) excluded."""
+        """Hash of the keys that decide the shards' bytes; location keys are left out (see
+        `location_keys`), so a moved images mount or a different cluster resumes the same output."""
         content = self.to_dict()
-        for key in ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device"):
-            content["run"].pop(key)
-        content["output"].pop("dir")
+        for section, key in location_keys(self):
+            content[section].pop(key)
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def locations(self) -> dict[str, Any]:
+        """The location keys' values, `{"source.images": ..., ...}`: recorded in run.json, not hashed."""
+        return {f"{section}.{key}": getattr(getattr(self, section), key) for section, key in location_keys(self)}
+
+
+# Keys that say where things are or how the work is placed, never what the shards hold: the images
+# folder (the bytes written are the files' own, whatever mount they are read from), the output folder,
+# and every `run.*` key but `run.seed` (cluster address, workers, resources, error-rate stop, retries).
+# The annotation and captions files stay hashed: their path stands for the dataset they hold.
+CONTENT_RUN_KEYS = ("seed",)
+
+
+def location_keys(config: PipelineConfig) -> list[tuple[str, str]]:
+    run_keys = [("run", f.name) for f in dataclasses.fields(config.run) if f.name not in CONTENT_RUN_KEYS]
+    return [("source", "images"), ("output", "dir"), *run_keys]
 
 
 SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
