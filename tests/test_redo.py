@@ -11,6 +11,7 @@ from sgpipe.runner import RunOptions, run_pipeline
 from sgpipe.stages.write import is_shard_complete
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import tiny_run_config
+from tests.helpers.schemas import validate
 
 QUIET = RunOptions(progress=False)
 REDO = RunOptions(progress=False, redo_failed=True)
@@ -76,6 +77,7 @@ def test_redo_after_missing_images_come_back_gives_the_clean_runs_bytes(dataset,
             now, reference = now["status"], reference["status"]
         assert now == reference, name
     run = json.loads((out / "run.json").read_text())
+    validate(run, "run")
     assert run["totals"]["status"] == {"ok": 6}
     assert [r["shards"] for r in run["redone"]] == [[1, 2]]
     assert [(c["key"], c["from"], c["to"]) for c in run["location_changes"]] == [
