@@ -1,11 +1,15 @@
 """`sgpipe demo`: the whole loop offline on CPU, on a synthetic world whose truth is known.
 
 synth (train + val worlds) -> convert the training world's true relations into shards -> train the small
-verifier for a time budget -> run the full pipeline on the validation world (captions from its file,
+verifier for a fixed number of steps -> run the full pipeline on the validation world (captions from its file,
 hallucinated ones included) -> relation precision/recall before and after verification.
 
 Offline there are no captioner weights, so the captions come from the world's captions file, and the
 demo says so; the caption stage itself is exercised by the tests with a tiny BLIP built from a config.
+
+Training runs a fixed number of steps, not a time budget: the same command gives the same figures on a
+busy machine and an idle one (only the time differs). DEMO_TRAIN_STEPS is sized so the whole demo takes
+about six minutes on two idle cores (docs/BENCHMARKS.md has the measurement).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sgpipe.shards import iter_shard_samples
 log = logging.getLogger(__name__)
 RECIPES = Path(__file__).resolve().parents[1] / "pipelines"
 VAL_FIRST_ID = 1_000_001
+DEMO_TRAIN_STEPS = 450
 
 
 def _recipe(name: str) -> Path:
@@ -47,7 +52,9 @@ def _format(metrics: dict) -> str:
     )
 
 
-def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_seconds: int = 300) -> str:
+def run_demo(
+    out: Path, n_images: int = 48, n_train_images: int = 1000, train_steps: int = DEMO_TRAIN_STEPS, seed: int = 0
+) -> str:
     from sgpipe.reverify import reverify
     from sgpipe.synth.evaluate import evaluate_relations, load_truth
     from sgpipe.synth.world import generate_world
@@ -64,7 +71,7 @@ def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_se
     _say("[2/5] training shards from the training world's true relations (and its captions' false ones)")
     convert_synth(train_world, out / "train-shards", samples_per_shard=50)
 
-    _say(f"[3/5] training the small verifier for at most {train_seconds} s on CPU")
+    _say(f"[3/5] training the small verifier for {train_steps} steps on CPU (seed {seed})")
     checkpoint = out / "verifier"
     train_config = load_train_config(
         _recipe("train_small.yaml"),
@@ -72,7 +79,10 @@ def run_demo(out: Path, n_images: int = 48, n_train_images: int = 1000, train_se
             f"data.train={out / 'train-shards'}",
             "data.eval=",
             f"run.out={checkpoint}",
-            f"optim.max_seconds={train_seconds}",
+            "optim.max_seconds=0",  # a time budget would make the figures depend on the machine's load
+            f"optim.max_steps={train_steps}",
+            f"run.seed={seed}",
+            "run.resume=false",  # a folder left by an earlier demo must not change this one's training
         ],
     )
     final = train(train_config)
