@@ -124,7 +124,9 @@ class PipelineConfig:
 
     def locations(self) -> dict[str, Any]:
         """The location keys' values, `{"source.images": ..., ...}`: recorded in run.json, not hashed."""
-        return {f"{section}.{key}": getattr(getattr(self, section), key) for section, key in location_keys(self)}
+        return {
+            f"{section}.{key}": getattr(getattr(self, section), key) for section, key in location_keys(self)
+        }
 
 
 # Keys that say where things are or how the work is placed, never what the shards hold: the images

@@ -7,15 +7,17 @@ hallucinated ones included) -> relation precision/recall before and after verifi
 Offline there are no captioner weights, so the captions come from the world's captions file, and the
 demo says so; the caption stage itself is exercised by the tests with a tiny BLIP built from a config.
 
-Training runs a fixed number of steps, not a time budget: the same command gives the same figures on a
-busy machine and an idle one (only the time differs). DEMO_TRAIN_STEPS is sized so the whole demo takes
-about six minutes on two idle cores (docs/BENCHMARKS.md has the measurement).
+Training runs a fixed number of steps, not a time budget, on one intra-op thread: the same command gives
+the same weights and figures on a busy machine and an idle one (only the time differs). DEMO_TRAIN_STEPS
+is sized so the whole demo takes about six minutes on two idle cores (docs/BENCHMARKS.md: the measurement).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
+from typing import Iterator
 
 from sgpipe.config import load_config
 from sgpipe.errors import SgpipeError
@@ -52,8 +54,27 @@ def _format(metrics: dict) -> str:
     )
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread for training and scoring: reductions split over two threads do not add up in a
+    fixed order, so two runs would differ in the weights' last bits. The training data loader's process
+    takes the other core, so on two cores this costs little time."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_demo(
-    out: Path, n_images: int = 48, n_train_images: int = 1000, train_steps: int = DEMO_TRAIN_STEPS, seed: int = 0
+    out: Path,
+    n_images: int = 48,
+    n_train_images: int = 1000,
+    train_steps: int = DEMO_TRAIN_STEPS,
+    seed: int = 0,
 ) -> str:
     from sgpipe.reverify import reverify
     from sgpipe.synth.evaluate import evaluate_relations, load_truth
@@ -85,7 +106,8 @@ def run_demo(
             "run.resume=false",  # a folder left by an earlier demo must not change this one's training
         ],
     )
-    final = train(train_config)
+    with _one_thread():
+        final = train(train_config)
 
     _say(
         "[4/5] the pipeline on the validation world: captions from its file (offline demo: no captioner "
@@ -103,7 +125,8 @@ def run_demo(
         ],
     )
     _say("      " + run_pipeline(unverified, RunOptions(progress=False)))
-    _say("      " + reverify(candidates, final, shards, []))
+    with _one_thread():
+        _say("      " + reverify(candidates, final, shards, []))
 
     _say("[5/5] relations against the synthetic truth")
     truth = load_truth(val_world)

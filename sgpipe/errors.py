@@ -64,7 +64,8 @@ class PreflightError(SgpipeError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__(
-            "the run cannot start; every model problem found:\n" + "\n".join(f"  - {p}" for p in self.problems)
+            "the run cannot start; every model problem found:\n"
+            + "\n".join(f"  - {p}" for p in self.problems)
         )
 
 

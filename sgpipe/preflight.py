@@ -37,7 +37,8 @@ def _safetensors_problem(path: Path) -> str | None:
         with open(path, "rb") as handle:
             (length,) = struct.unpack("<Q", handle.read(8))
             if length > path.stat().st_size - 8:
-                return f"{path.name} is truncated (header of {length} bytes in a {path.stat().st_size}-byte file)"
+                size = path.stat().st_size
+                return f"{path.name} is truncated (header of {length} bytes in a {size}-byte file)"
             json.loads(handle.read(length))
     except (OSError, struct.error, ValueError) as error:
         return f"{path.name} is not a readable safetensors file ({type(error).__name__})"
@@ -102,11 +103,16 @@ def hub_problem(model: str) -> str | None:
     if cached:
         return None
     if _offline():
-        return "is not a folder and not in the Hugging Face cache (config and weights), and HF_HUB_OFFLINE is set"
+        return "is not a folder and not in the Hugging Face cache (config and weights); HF_HUB_OFFLINE is set"
     if not hub_reachable():
         return f"is not a folder and not in the Hugging Face cache, and {hub_endpoint()} cannot be reached"
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, HFValidationError, HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        RepositoryNotFoundError,
+    )
 
     try:
         HfApi(endpoint=hub_endpoint()).model_info(model)

@@ -65,7 +65,8 @@ def shards_to_redo(out_dir: Path, selected: list[int]) -> list[int]:
             redo.append(index)
             failures.update({k: v for k, v in stats["status"].items() if k in RETRYABLE_STATUSES})
     if redo:
-        log.info("redoing %d complete shard(s) with retryable failures %s", len(redo), dict(sorted(failures.items())))
+        counts = dict(sorted(failures.items()))
+        log.info("redoing %d complete shard(s) with retryable failures %s", len(redo), counts)
     return redo
 
 

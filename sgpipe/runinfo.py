@@ -81,7 +81,8 @@ def start_run_json(
         "ended": None,
         "totals": previous.get("totals"),
         "location_changes": previous.get("location_changes", []) + moved,
-        "redone": previous.get("redone", []) + ([{"at": now_iso(), "shards": list(redone)}] if redone else []),
+        "redone": previous.get("redone", [])
+        + ([{"at": now_iso(), "shards": list(redone)}] if redone else []),
     }
     write_json_atomic(path, run)
     return run

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from typer.testing import CliRunner
 
 from sgpipe.cli import app
@@ -32,7 +31,8 @@ def test_demo_runs_every_step_and_reports_before_and_after(tmp_path):
     assert "candidates (parse + tag, unverified): precision" in output
     assert "kept by the verifier" in output
     assert (tmp_path / "demo" / "verifier" / "final" / "model.safetensors").is_file()
-    state = json.loads(next((tmp_path / "demo" / "verifier" / "checkpoints").glob("*/trainer_state.json")).read_text())
+    checkpoints = tmp_path / "demo" / "verifier" / "checkpoints"
+    state = json.loads(next(checkpoints.glob("*/trainer_state.json")).read_text())
     assert state["step"] == 3  # a fixed number of steps, whatever the machine's load
     assert list((tmp_path / "demo" / "shards").glob("*_stats.json"))
 

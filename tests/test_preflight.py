@@ -20,7 +20,9 @@ def offline(monkeypatch):
 def _tiny_bert(folder):
     from transformers import BertConfig, BertModel
 
-    config = BertConfig(vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    config = BertConfig(
+        vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+    )
     BertModel(config).save_pretrained(folder)
     return folder
 

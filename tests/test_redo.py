@@ -4,7 +4,10 @@ import json
 import shutil
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from sgpipe.cli import app
 from sgpipe.errors import ErrorRateExceeded
 from sgpipe.redo import RETRYABLE_STATUSES, reopen_shard, shards_to_redo
 from sgpipe.runner import RunOptions, run_pipeline
@@ -58,13 +61,19 @@ def _flaky_copy(dataset, folder, missing):
 def test_redo_after_missing_images_come_back_gives_the_clean_runs_bytes(dataset, clean, tmp_path):
     out = tmp_path / "out"
     # shard 0 (10, 20) complete and ok; shard 1 loses 30, shard 2 loses 50 and 60
-    flaky = _flaky_copy(dataset, tmp_path / "flaky", ["000000000030.jpg", "000000000050.jpg", "000000000060.jpg"])
+    missing = ["000000000030.jpg", "000000000050.jpg", "000000000060.jpg"]
+    flaky = _flaky_copy(dataset, tmp_path / "flaky", missing)
     run_pipeline(tiny_run_config(dataset, out, source__images=str(flaky), run__max_error_rate=0.6), QUIET)
     assert json.loads((out / "stats.json").read_text())["status"] == {"failed_missing": 3, "ok": 3}
     untouched = _stamps(out, ["00000.tar", "00000.parquet", "00000_stats.json"])
 
     # the mount is fixed elsewhere: a location change, so the same output folder resumes
     fixed = tiny_run_config(dataset, out, run__max_error_rate=0.6)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(fixed.to_dict()))
+    planned = CliRunner().invoke(app, ["run", str(recipe), "--redo-failed", "--dry-run"])
+    assert planned.exit_code == 0, planned.output
+    assert "to run: 2 shards (4 images)" in planned.output
     run_pipeline(fixed, QUIET)  # a plain rerun keeps complete shards, failures included
     assert json.loads((out / "stats.json").read_text())["status"]["failed_missing"] == 3
     run_pipeline(fixed, REDO)
