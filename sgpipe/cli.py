@@ -119,6 +119,12 @@ def run(
     metrics: Optional[Path] = typer.Option(
         None, "--metrics", help="Append one JSON line per finished shard here."
     ),
+    redo_failed: bool = typer.Option(
+        False,
+        "--redo-failed",
+        help="Also redo complete shards whose samples failed for a retryable reason "
+        "(missing, undecodable, a stage error); other shards are not touched.",
+    ),
 ) -> None:
     """Run a pipeline recipe: source -> caption -> parse -> tag -> verify -> shards (resumable)."""
     from sgpipe.config import load_config
@@ -179,12 +185,19 @@ def demo(
     ),
     images: int = typer.Option(48, "--images", help="Images in the validation world."),
     train_images: int = typer.Option(1000, "--train-images", help="Images in the training world."),
-    train_seconds: int = typer.Option(300, "--train-seconds", help="CPU time budget for the verifier."),
+    train_steps: Optional[int] = typer.Option(
+        None,
+        "--train-steps",
+        help="Training steps of the verifier (default: the demo's fixed count; steps, not seconds, so the "
+        "figures are the same on any machine).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the verifier's training."),
 ) -> None:
     """Offline end-to-end demo on CPU: synthetic world -> train verifier -> full pipeline -> report."""
-    from sgpipe.demo import run_demo
+    from sgpipe.demo import DEMO_TRAIN_STEPS, run_demo
 
-    typer.echo(run_demo(out, n_images=images, n_train_images=train_images, train_seconds=train_seconds))
+    steps = DEMO_TRAIN_STEPS if train_steps is None else train_steps
+    typer.echo(run_demo(out, n_images=images, n_train_images=train_images, train_steps=steps, seed=seed))
 
 
 @app.command()

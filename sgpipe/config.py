@@ -149,25 +149,42 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
     def content_hash(self) -> str:
-        """Hash of what decides the shards' content; run-placement keys (address, workers) excluded."""
+        """Hash of the keys that decide the shards' bytes; location keys are left out (see
+        `location_keys`), so a moved images mount or a different cluster resumes the same output."""
         content = self.to_dict()
-        for key in ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device"):
-            content["run"].pop(key)
-        for key in ("dir", "storage_options", "lease_seconds"):  # where, not what
-            content["output"].pop(key)
+        for section, key in location_keys(self):
+            content[section].pop(key)
         _hash_exclude_file(content["source"], content["source"].pop("storage_options"))
-        if content["parse"]["backend"] == "rules":  # the rule parser's runs hash as they always did
+        if content["parse"]["backend"] == "rules":  # the learned parser's keys matter only when it runs
             for key in ("backend", *SEQ2SEQ_PARSE_KEYS):
                 content["parse"].pop(key)
-        if content["verify"]["assignment"] == "candidates":  # likewise the default assignment
+        if content["verify"]["assignment"] == "candidates":  # the default leaves the hash as it was
             content["verify"].pop("assignment")
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def locations(self) -> dict[str, Any]:
+        """The location keys' values, `{"source.images": ..., ...}`: recorded in run.json, not hashed."""
+        return {
+            f"{section}.{key}": getattr(getattr(self, section), key) for section, key in location_keys(self)
+        }
+
+
+# Keys that say where things are or how the work is placed, never what the shards hold: the images
+# folder (the bytes written are the files' own, whatever mount they are read from), the output folder,
+# and every `run.*` key but `run.seed` (cluster address, workers, resources, error-rate stop, retries).
+# The annotation and captions files stay hashed: their path stands for the dataset they hold.
+CONTENT_RUN_KEYS = ("seed",)
+
+
+def location_keys(config: PipelineConfig) -> list[tuple[str, str]]:
+    run_keys = [("run", f.name) for f in dataclasses.fields(config.run) if f.name not in CONTENT_RUN_KEYS]
+    output_keys = [("output", "dir"), ("output", "storage_options"), ("output", "lease_seconds")]
+    return [("source", "images"), *output_keys, *run_keys]
+
 
 def _hash_exclude_file(source: dict[str, Any], options: dict[str, Any]) -> None:
-    """The excluded images decide the shards, not the file's name: hash its bytes. Without one the key
-    is left out, so the hashes of configs written before it existed stay the same."""
+    """The excluded images decide the shards, not the file's name: hash its bytes (no key without one)."""
     path = source.pop("exclude")
     if path:
         try:

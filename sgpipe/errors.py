@@ -63,6 +63,17 @@ class ModelNotAvailableError(SgpipeError):
         self.model = model
 
 
+class PreflightError(SgpipeError):
+    """Models that would fail every worker at load time, all listed, one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(
+            "the run cannot start; every model problem found:\n"
+            + "\n".join(f"  - {p}" for p in self.problems)
+        )
+
+
 class OutputLockedError(SgpipeError):
     """Another live run holds the output folder."""
 

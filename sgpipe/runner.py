@@ -26,6 +26,7 @@ from sgpipe.output.runinfo import finish_run_json, start_run_json
 from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard
 from sgpipe.pipeline import ShardJob, build_stages
 from sgpipe.preflight import check_models
+from sgpipe.redo import REDO_ADVICE, reopen_shard, shards_to_redo
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
 from sgpipe.stages.base import Stage
 from sgpipe.storage import listing, location
@@ -46,6 +47,7 @@ class RunOptions:
     dry_run: bool = False
     progress: bool = True
     metrics_path: str | None = None  # JSON lines, one per finished shard
+    redo_failed: bool = False  # also redo complete shards holding retryable failures (sgpipe.redo)
 
 
 def select_shards(n_shards: int, shard_range: str | None) -> list[int]:
@@ -261,9 +263,13 @@ def run_pipeline(
         selected = select_shards(plan.n_shards, options.shard_range)
         names = listing(out_dir)  # a remote folder is listed once, not asked about each file
         todo = [i for i in selected if not is_shard_complete(out_dir, i, names)]
+        redo = shards_to_redo(out_dir, selected, names) if options.redo_failed else []
+        todo = sorted(todo + redo)
         if options.dry_run:
             return describe_plan(plan, todo, config, planned_resources(config, len(todo)))
-        start_run_json(out_dir, config, plan)
+        start_run_json(out_dir, config, plan, redone=redo)
+        for index in redo:
+            reopen_shard(out_dir, index)
         for index in todo:
             remove_partial_shard(out_dir, index, names)
         try:
@@ -368,7 +374,7 @@ def _schedule(
             raise ErrorRateExceeded(
                 f"{failures} of {processed} images failed ({failures / processed:.0%} > run.max_error_rate "
                 f"{config.run.max_error_rate:.0%}): {dict(statuses)}. Something is systematically wrong "
-                "(a wrong source.images folder?). Complete shards are kept; fix it and rerun."
+                f"(a wrong source.images folder?). {REDO_ADVICE}."
             )
         submit(worker)
     if options.progress:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from sgpipe.config import PipelineConfig
@@ -11,6 +12,10 @@ from sgpipe.output.finalize import LICENCE_NOTES, git_sha, now_iso, software_ver
 from sgpipe.records import SCHEMA_VERSION
 from sgpipe.source.plan import SourcePlan
 from sgpipe.storage import Location, location, redact
+
+log = logging.getLogger(__name__)
+# location keys whose change is worth a warning and a line in run.json (`run.*` ones are placement only)
+RECORDED_LOCATIONS = ("source.images", "output.dir")
 
 
 def _models(config: PipelineConfig) -> dict[str, Any]:
@@ -32,9 +37,35 @@ def _recorded_config(config: PipelineConfig) -> dict[str, Any]:
     return recorded
 
 
-def start_run_json(out_dir: Location, config: PipelineConfig, plan: SourcePlan) -> dict[str, Any]:
+def moved_locations(previous: dict[str, Any], config: PipelineConfig) -> list[dict[str, Any]]:
+    """Location keys (not in the config hash) whose value differs from the previous run's on this
+    folder: a resume from a moved images mount is allowed, but said and recorded, never silent."""
+    before = previous.get("config") or {}
+    now = config.locations()
+    moved = []
+    for name in RECORDED_LOCATIONS:
+        section, key = name.split(".")
+        old = (before.get(section) or {}).get(key)
+        if old is not None and old != now[name]:
+            moved.append({"key": name, "from": old, "to": now[name], "at": now_iso()})
+    return moved
+
+
+def start_run_json(
+    out_dir: Location, config: PipelineConfig, plan: SourcePlan, redone: list[int] = ()
+) -> dict[str, Any]:
+    """Write run.json as the run starts; `redone` are the complete shards `--redo-failed` reopens."""
     path = location(out_dir) / "run.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
+    moved = moved_locations(previous, config)
+    for change in moved:
+        log.warning(
+            "%s is now %r (was %r): a location, outside the config hash; shards already complete keep "
+            "what was read from the old one (recorded in run.json under location_changes)",
+            change["key"],
+            change["to"],
+            change["from"],
+        )
     run = {
         "schema_version": SCHEMA_VERSION,
         "config": _recorded_config(config),
@@ -59,6 +90,9 @@ def start_run_json(out_dir: Location, config: PipelineConfig, plan: SourcePlan) 
         "resumed": previous.get("resumed", 0) + (1 if previous else 0),
         "ended": None,
         "totals": previous.get("totals"),
+        "location_changes": previous.get("location_changes", []) + moved,
+        "redone": previous.get("redone", [])
+        + ([{"at": now_iso(), "shards": list(redone)}] if redone else []),
     }
     write_json_atomic(path, run)
     return run
