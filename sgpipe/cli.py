@@ -144,6 +144,7 @@ def run(
             dry_run=dry_run,
             progress=progress,
             metrics_path=str(metrics) if metrics else None,
+            redo_failed=redo_failed,
         ),
     )
     typer.echo(summary)
