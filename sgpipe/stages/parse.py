@@ -27,25 +27,40 @@ class ParseStage(Stage):
         return self.parser.describe()
 
     def process(self, samples: list[Sample]) -> None:
-        # Identical caption texts (within an image or across the batch) are parsed once.
-        unique: dict[str, int] = {}
-        prepared_per_sample = []
-        for sample in samples:
-            prepared = []
-            for caption in sample.captions:
-                text, truncated = prepare_caption(caption.text, MAX_CHARS)
-                if truncated:
-                    sample.count("parse_captions_truncated")
-                if text is None:
-                    sample.count("parse_captions_skipped")
-                else:
-                    unique.setdefault(text, len(unique))
-                prepared.append((caption.id, text))
-            prepared_per_sample.append(prepared)
-        parsed = self.parser.parse_prepared(list(unique))
-        for sample, prepared in zip(samples, prepared_per_sample, strict=True):
-            sample.triplets = merge_triplets(
-                (caption_id, parsed[unique[text]] if text is not None else [])
-                for caption_id, text in prepared
-            )
-            sample.count("parse_triplets", len(sample.triplets))
+        unique, prepared = prepare_sample_captions(samples)
+        attach_triplets(samples, prepared, unique, self.parser.parse_prepared(list(unique)))
+
+
+Prepared = list[tuple[int, str | None]]  # (caption id, text ready to parse or None when skipped)
+
+
+def prepare_sample_captions(samples: list[Sample]) -> tuple[dict[str, int], list[Prepared]]:
+    """Each sample's captions prepared for parsing (counted when cut or skipped), and the distinct
+    texts among them with their index: identical captions, within an image or across the batch, are
+    parsed once, whichever parser runs."""
+    unique: dict[str, int] = {}
+    prepared_per_sample = []
+    for sample in samples:
+        prepared = []
+        for caption in sample.captions:
+            text, truncated = prepare_caption(caption.text, MAX_CHARS)
+            if truncated:
+                sample.count("parse_captions_truncated")
+            if text is None:
+                sample.count("parse_captions_skipped")
+            else:
+                unique.setdefault(text, len(unique))
+            prepared.append((caption.id, text))
+        prepared_per_sample.append(prepared)
+    return unique, prepared_per_sample
+
+
+def attach_triplets(
+    samples: list[Sample], prepared_per_sample: list[Prepared], unique: dict[str, int], parsed: list
+) -> None:
+    """Each sample's triplets: its captions' parses (`parsed[unique[text]]`), merged with support."""
+    for sample, prepared in zip(samples, prepared_per_sample, strict=True):
+        sample.triplets = merge_triplets(
+            (caption_id, parsed[unique[text]] if text is not None else []) for caption_id, text in prepared
+        )
+        sample.count("parse_triplets", len(sample.triplets))

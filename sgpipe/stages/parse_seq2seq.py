@@ -18,9 +18,10 @@ from sgpipe.config import ParseConfig
 from sgpipe.models.graph_generator import SceneGraphGenerator
 from sgpipe.records import Sample, Triplet
 from sgpipe.stages.base import Resources, Stage
+from sgpipe.stages.parse import attach_triplets, prepare_sample_captions
 from sgpipe.text.factual_format import GeneratedGraph, read_graph
 from sgpipe.text.graph_triplets import GraphTriplets
-from sgpipe.text.parser import MAX_CHARS, merge_triplets, prepare_caption
+from sgpipe.text.parser import MAX_CHARS, prepare_caption
 
 
 class Seq2SeqCaptionParser:
@@ -95,28 +96,11 @@ class Seq2SeqParseStage(Stage):
         return self.parser.describe()
 
     def process(self, samples: list[Sample]) -> None:
-        unique: dict[str, int] = {}
-        prepared_per_sample = []
-        for sample in samples:
-            prepared = []
-            for caption in sample.captions:
-                text, truncated = prepare_caption(caption.text, MAX_CHARS)
-                if truncated:
-                    sample.count("parse_captions_truncated")
-                if text is None:
-                    sample.count("parse_captions_skipped")
-                else:
-                    unique.setdefault(text, len(unique))
-                prepared.append((caption.id, text))
-            prepared_per_sample.append(prepared)
+        unique, prepared_per_sample = prepare_sample_captions(samples)
         parsed, graphs = self.parser.parse_prepared(list(unique))
         for sample, prepared in zip(samples, prepared_per_sample, strict=True):
             for _, text in prepared:
                 graph = graphs[unique[text]] if text is not None else GeneratedGraph()
                 sample.count("parse_tuples_malformed", graph.malformed)
                 sample.count("parse_attributes", len(graph.attributes))
-            sample.triplets = merge_triplets(
-                (caption_id, parsed[unique[text]] if text is not None else [])
-                for caption_id, text in prepared
-            )
-            sample.count("parse_triplets", len(sample.triplets))
+        attach_triplets(samples, prepared_per_sample, unique, parsed)

@@ -10,39 +10,18 @@ text is the caption's verb form when the caption holds the verb ("sitting in").
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from sgpipe.records import Triplet
 from sgpipe.text.entities import NOMINAL, entity_lemma, entity_text
 from sgpipe.text.factual_format import GeneratedGraph
-from sgpipe.text.lemmas import RuleLemmas
+from sgpipe.text.nlp import SpacyPipeline
 from sgpipe.text.word_classes import PERSON_PRONOUNS, PREDICATE_LEMMAS
-from sgpipe.text.nlp import load_spacy
 from sgpipe.text.tokens import ParsedCaption
 
 
-class GraphTriplets:
-    """spaCy loaded on first use, as `CaptionParser` loads it."""
-
-    def __init__(self, spacy_model: str = "en_core_web_sm", batch_size: int = 256):
-        self.spacy_model = spacy_model
-        self.batch_size = batch_size
-        self._nlp: Any = None
-        self._lemmas: RuleLemmas | None = None
-
-    @property
-    def nlp(self) -> Any:
-        if self._nlp is None:
-            self._nlp = load_spacy(self.spacy_model)
-            self._lemmas = RuleLemmas.from_nlp(self._nlp)
-        return self._nlp
-
-    def describe(self) -> dict[str, Any]:
-        meta = self.nlp.meta
-        return {
-            "spacy_model": f"{meta.get('lang')}_{meta.get('name')}",
-            "spacy_model_version": meta.get("version"),
-        }
+class GraphTriplets(SpacyPipeline):
+    """Generated graphs resolved against their captions' spaCy parses (the pipeline loaded on first use)."""
 
     def triplets(self, captions: Sequence[str], graphs: Sequence[GeneratedGraph]) -> list[list[Triplet]]:
         """Each caption's relations as triplets, deduplicated on their lemma key, in graph order."""

