@@ -37,7 +37,7 @@ SET_HELP = "Override a config key, e.g. --set output.samples_per_shard=500 (repe
 
 def _fail(error: Exception) -> None:
     typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(getattr(error, "exit_code", 2))
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -122,6 +122,9 @@ def run(
         )
     except SgpipeError as error:
         _fail(error)
+    except KeyboardInterrupt:  # Ctrl-C before the shards started (while planning, say)
+        typer.secho("interrupted before any shard was processed; rerun the same command", err=True)
+        raise typer.Exit(130) from None
     typer.echo(summary)
 
 

@@ -95,6 +95,11 @@ class RunConfig:
     cpus_per_worker: float = 1.0
     max_error_rate: float = 0.25  # a wrong images folder fails ~100%; real datasets a fraction of 1%
     min_samples_for_error_rate: int = 100
+    shard_attempts: int = 3  # attempts per shard, counted by the driver: worker deaths, timeouts, errors
+    # a shard running longer is abandoned and its worker replaced; 0: derived from the shards done
+    # (5x the slowest, at least 300 s; 1800 s while none is done, as first shards load the models)
+    shard_timeout_s: float = 0.0
+    placement_timeout_s: float = 300.0  # a worker not started by then is dropped; its shard goes to others
     decode_threads: int = 4
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -116,7 +121,9 @@ class PipelineConfig:
     def content_hash(self) -> str:
         """Hash of what decides the shards' content; run-placement keys (address, workers) excluded."""
         content = self.to_dict()
-        for key in ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device"):
+        scheduling = ("shard_attempts", "shard_timeout_s", "placement_timeout_s")
+        placement = ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device")
+        for key in placement + scheduling:
             content["run"].pop(key)
         content["output"].pop("dir")
         blob = json.dumps(content, sort_keys=True).encode()
@@ -285,6 +292,9 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     _check_range(problems, "run.cpus_per_worker", run.cpus_per_worker, 0)
     _check_range(problems, "run.max_error_rate", run.max_error_rate, 0.0, 1.0)
     _check_range(problems, "run.decode_threads", run.decode_threads, 1)
+    _check_range(problems, "run.shard_attempts", run.shard_attempts, 1)
+    _check_range(problems, "run.shard_timeout_s", run.shard_timeout_s, 0)
+    _check_range(problems, "run.placement_timeout_s", run.placement_timeout_s, 1)
     _check_choice(problems, "run.device", run.device, ("auto", "cpu", "cuda"))
 
 

@@ -336,9 +336,9 @@ def test_workers_fit_the_gpus_as_well_as_the_cpus(dataset, tmp_path, caplog):
     assert placeable_workers(config(workers=0, cpus_per_worker=4, gpus_per_worker=1), node) == 1
     assert placeable_workers(config(workers=0, cpus_per_worker=4, gpus_per_worker=0.5), node) == 2
     assert placeable_workers(config(workers=0, cpus_per_worker=2, gpus_per_worker=1 / 3), node) == 3
-    # asked for explicitly: kept (a cluster may grow), with a warning
-    assert placeable_workers(config(workers=3, cpus_per_worker=4, gpus_per_worker=1), node) == 3
-    assert "the rest wait for resources" in caplog.text
+    # more than the cluster holds, asked for explicitly: cut to what fits, never left waiting
+    assert placeable_workers(config(workers=3, cpus_per_worker=4, gpus_per_worker=1), node) == 1
+    assert "run.workers=3 but the cluster holds 1" in caplog.text
     # none fits: an error that says why, rather than an actor waiting forever
     with pytest.raises(SgpipeError, match="no worker fits: each needs run.cpus_per_worker=32 CPUs"):
         placeable_workers(config(workers=0, cpus_per_worker=32, gpus_per_worker=1), node)

@@ -83,6 +83,14 @@ def format_stats(stats: dict[str, Any], run: dict[str, Any]) -> str:
         lines.append(f"  wall clock: {seconds:.0f} s, {totals['count'] / seconds:.2f} images/s overall")
     for stage, numbers in throughput.get("stages", {}).items():
         lines.append(f"  {stage:<10} {numbers['seconds']:>10} s  {numbers['images_per_second']} images/s")
+    retries = stats.get("retries")
+    if retries:  # outputs of older versions have none
+        splits = ", ".join(f"{stage} {n}" for stage, n in retries["batch_splits"].items() if n) or "none"
+        lines.append(
+            f"retries: {retries['shards_retried']} shards retried ({retries['shard_attempts']} attempts), "
+            f"{retries['failed_shards']} failed; {retries['workers_replaced']} workers replaced "
+            f"({retries['timed_out']} after a time-out); batch splits: {splits}"
+        )
     return "\n".join(lines)
 
 
