@@ -431,6 +431,8 @@ def _describe(error: BaseException) -> str:
         error = cause
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reason = next((line for line in lines if " because " in line), lines[0] if lines else "")
+    if " because " in reason:  # Ray's first sentence says it all ("... its node has died.")
+        reason = reason.split(". ")[0].rstrip(".")
     return f"{type(error).__name__}: {reason}"[:200]
 
 

@@ -16,7 +16,7 @@ from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedEr
 from sgpipe.outdir import OutputLock
 from sgpipe.runner import RunOptions, placeable_workers, run_pipeline
 from tests.helpers.coco_fixture import make_coco
-from tests.helpers.runs import MARKER_CAPTION, stages_with_a_marker, tiny_run_config
+from tests.helpers.runs import MARKER_CAPTION, our_worker_pids, stages_with_a_marker, tiny_run_config
 from tests.helpers.schemas import validate
 
 QUIET = RunOptions(progress=False)
@@ -153,20 +153,6 @@ def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, kill_afte
     assert len(keys) == len(set(keys)) == 5
 
 
-def _shard_worker_pids():
-    """Processes of our Ray actors: Ray titles them after the actor class."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    if b"_ShardWorker" in handle.read():
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
 def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
     import threading
 
@@ -188,7 +174,7 @@ def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out / "00000_stats.json").exists():
         time.sleep(0.02)
-    pids = _shard_worker_pids()
+    pids = our_worker_pids()
     assert pids, "a worker process is running"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
