@@ -324,12 +324,12 @@ def _process(
     started_ray = _init_ray(config.run.address)
     try:
         n_workers = max(1, min(placeable_workers(config, ray.cluster_resources()), len(todo)))
-        pool = _Pool(config, ShardJob(plan.dataset, tuple(plan.categories)), stage_factory, n_workers)
-        try:
-            with _StopSignals() as stop:
+        with _StopSignals() as stop:
+            pool = _Pool(config, ShardJob(plan.dataset, tuple(plan.categories)), stage_factory, n_workers)
+            try:
                 _Scheduler(config, plan, todo, options, pool, stop).run()
-        finally:
-            pool.kill_all()
+            finally:
+                pool.kill_all()
     finally:
         if started_ray:
             ray.shutdown()
@@ -617,8 +617,8 @@ class _Scheduler:
                 self._lose(worker, f"running for more than {limit:.0f} s (run.shard_timeout_s)", timed_out=True)
             elif worker.ping is not None and now - worker.created > self.config.run.placement_timeout_s:
                 log.warning(
-                    "a worker was not placed within run.placement_timeout_s=%g s: dropped, "
-                    "its shard goes to the others",
+                    "a worker was not placed (or not started) within run.placement_timeout_s=%g s: "
+                    "dropped, its shard goes to the others",
                     self.config.run.placement_timeout_s,
                 )
                 self.pool.retire(worker)

@@ -3,6 +3,7 @@ a poison shard, workers the cluster cannot place, and clean stops (error rate, S
 through the command line."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -134,14 +135,20 @@ def test_more_worker_kills_than_any_budget_still_completes_every_shard(world, tm
     assert not failed_shards_path(out).exists()
 
 
-def test_a_frozen_worker_is_killed_and_its_shard_redone(world, tmp_path):
+def test_a_frozen_worker_is_killed_and_its_shard_redone(world, tmp_path, monkeypatch, caplog):
     """SIGSTOP: the worker is alive but never answers. Past run.shard_timeout_s its shard is
-    abandoned, the worker killed and replaced, and the shard redone."""
+    abandoned, the worker killed and replaced, and the shard redone; meanwhile the driver says
+    what it waits for."""
+    from sgpipe import runner
+
+    monkeypatch.setattr(runner, "HEARTBEAT_S", 5.0)
+    caplog.set_level(logging.INFO, logger="sgpipe.runner")
     paths, reference = world
     out = tmp_path / "out"
     # generous beside a 0.3 s shard: on a loaded 2-core machine a worker can starve for seconds
     config = _config(paths, out, run__shard_timeout_s=30)
-    thread, outcome = _in_thread(run_pipeline, config, QUIET, stage_factory=stages_with_a_pause)
+    options = RunOptions(progress=True)
+    thread, outcome = _in_thread(run_pipeline, config, options, stage_factory=stages_with_a_pause)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (_markers(out) >= 1 and our_worker_pids()):
         time.sleep(0.01)
@@ -152,8 +159,10 @@ def test_a_frozen_worker_is_killed_and_its_shard_redone(world, tmp_path):
         assert "error" not in outcome, outcome.get("error")
         assert _shard_bytes(out) == reference
         retries = json.loads((out / "stats.json").read_text())["retries"]
-        assert retries["timed_out"] >= 1 and retries["workers_replaced"] == retries["timed_out"]
+        # (on a heavily loaded machine a starved worker may time out too: its shard is simply redone)
+        assert retries["timed_out"] >= 1 and retries["failed_shards"] == 0
         assert frozen not in our_worker_pids(), "the frozen worker was killed"
+        assert "waiting: 1 shards running" in caplog.text and "time limit 30 s" in caplog.text
     finally:
         if os.path.exists(f"/proc/{frozen}"):
             os.kill(frozen, signal.SIGKILL)
@@ -217,7 +226,7 @@ def test_a_worker_that_cannot_be_placed_is_dropped_and_its_shard_goes_to_the_oth
     finally:
         ray.kill(holder)
     assert _shard_bytes(out) == reference
-    assert "was not placed within run.placement_timeout_s=15 s: dropped" in caplog.text
+    assert "was not placed (or not started) within run.placement_timeout_s=15 s: dropped" in caplog.text
 
 
 # The command line in a process of its own, with each shard slowed so signals meet it mid-run.
