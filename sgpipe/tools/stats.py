@@ -18,6 +18,7 @@ TOP = 15
 
 def load_stats(out: Path) -> dict[str, Any]:
     """stats.json, or the same aggregate computed from the complete shards when it is missing."""
+    from sgpipe.attempts import read_failed_shards
     from sgpipe.stages.finalize import aggregate_stats
     from sgpipe.stages.write import read_shard_stats
 
@@ -30,7 +31,7 @@ def load_stats(out: Path) -> dict[str, Any]:
     shard_stats = read_shard_stats(out)
     if not shard_stats:
         raise SgpipeError(f"{out} holds neither stats.json nor complete shards (NNNNN_stats.json)")
-    return aggregate_stats(shard_stats)
+    return aggregate_stats(shard_stats, read_failed_shards(out))
 
 
 def load_run(out: Path) -> dict[str, Any]:
