@@ -74,6 +74,27 @@ def stages_with_a_long_pause(config: PipelineConfig, categories: list[str]) -> l
     return build_stages(config, categories) + [LongPauseStage()]
 
 
+class BusyPidStage(PauseStage):
+    """`PauseStage` that also leaves its process id in `OUTPUT_DIR/../busy/`: a worker known to
+    have processed a batch, so past its start-up (a worker killed while Ray creates its actor
+    is silently replaced by Ray itself, and tests that count losses need real ones)."""
+
+    name = "busy"
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+    def process(self, samples: list[Sample]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / str(os.getpid())).touch()
+        super().process(samples)
+
+
+def stages_that_show_busy_pids(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    return build_stages(config, categories) + [BusyPidStage(Path(config.output.dir).parent / "busy")]
+
+
 POISON_IMAGE_ID = 20
 
 
