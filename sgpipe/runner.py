@@ -416,7 +416,11 @@ class _Pool:
         if workers_that_fit(self.config, ray.cluster_resources()) > len(self.workers):
             self.workers.append(self._start())
             return True
-        log.warning("the cluster no longer holds %d workers: going on with %d", len(self.workers) + 1, len(self.workers))
+        log.warning(
+            "the cluster no longer holds %d workers: going on with %d",
+            len(self.workers) + 1,
+            len(self.workers),
+        )
         return False
 
     def kill_all(self) -> None:
@@ -478,7 +482,9 @@ class _Scheduler:
                 name = signal.Signals(self.stop.received).name
                 self._halt()
                 raise Interrupted(
-                    self._report(f"Stopped by {name}", "Rerun the same command to resume: complete shards are kept."),
+                    self._report(
+                        f"Stopped by {name}", "Rerun the same command to resume: complete shards are kept."
+                    ),
                     self.stop.received,
                 )
             self._assign()
@@ -614,7 +620,9 @@ class _Scheduler:
         for worker in list(self.pool.workers):
             attempt = worker.attempt
             if attempt is not None and attempt.started is not None and now - attempt.started > limit:
-                self._lose(worker, f"running for more than {limit:.0f} s (run.shard_timeout_s)", timed_out=True)
+                self._lose(
+                    worker, f"running for more than {limit:.0f} s (run.shard_timeout_s)", timed_out=True
+                )
             elif worker.ping is not None and now - worker.created > self.config.run.placement_timeout_s:
                 log.warning(
                     "a worker was not placed (or not started) within run.placement_timeout_s=%g s: "

@@ -17,7 +17,7 @@ import pytest
 
 from sgpipe.attempts import failed_shards_path
 from sgpipe.config import load_config
-from sgpipe.errors import ShardsFailed, SgpipeError
+from sgpipe.errors import SgpipeError, ShardsFailed
 from sgpipe.outdir import OutputLock
 from sgpipe.runner import RunOptions, run_pipeline
 from tests.helpers.coco_fixture import make_coco
@@ -277,7 +277,9 @@ def _assert_one_paragraph(stderr):
     return errors[0]
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "signal_number", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)]
+)
 def test_a_signal_stops_cleanly_and_the_same_command_resumes_to_the_same_bytes(
     small, tmp_path, signal_number
 ):
