@@ -122,8 +122,8 @@ def run(
         )
     except SgpipeError as error:
         _fail(error)
-    except KeyboardInterrupt:  # Ctrl-C before the shards started (while planning, say)
-        typer.secho("interrupted before any shard was processed; rerun the same command", err=True)
+    except KeyboardInterrupt:  # Ctrl-C outside the shard loop (while planning, say), which stops itself
+        typer.secho("interrupted: complete shards are kept; rerun the same command to resume", err=True)
         raise typer.Exit(130) from None
     typer.echo(summary)
 

@@ -54,14 +54,14 @@ class PauseStage(Stage):
     """Adds time to every batch and nothing to the records (kill-timing tests)."""
 
     name = "pause"
-    seconds = 0.25
+    pause_s = 0.25
 
     def process(self, samples: list[Sample]) -> None:
-        time.sleep(self.seconds)
+        time.sleep(self.pause_s)
 
 
 class LongPauseStage(PauseStage):
-    seconds = 2.0
+    pause_s = 2.0
 
 
 def stages_with_a_pause(config: PipelineConfig, categories: list[str]) -> list[Stage]:
