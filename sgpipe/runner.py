@@ -470,6 +470,9 @@ class _Scheduler:
         self.pool = pool
         self.stop = stop
         self.book = AttemptBook(todo, config.run.shard_attempts)
+        # a lost worker may have committed its shard just before: then it is done (a shard complete
+        # before the run, rewritten by a redo, is not judged this way)
+        self.incomplete_at_start = {i for i in todo if not is_shard_complete(self.out_dir, i)}
         self.progress = Progress(len(todo), options.progress, options.metrics_path)
         self.done_stats = read_shard_stats(self.out_dir)
         # small datasets are judged once they are through; large ones after the first N images
@@ -591,9 +594,9 @@ class _Scheduler:
         if attempt is None:
             log.warning("worker %s lost before taking a shard (%s)", where, reason)
             return
-        paths = shard_paths(self.out_dir, attempt.index)
-        if is_shard_complete(self.out_dir, attempt.index):  # it committed just before the end
-            self._done(attempt.index, json.loads(paths["stats"].read_text()), 0.0)
+        if attempt.index in self.incomplete_at_start and is_shard_complete(self.out_dir, attempt.index):
+            stats_path = shard_paths(self.out_dir, attempt.index)["stats"]
+            self._done(attempt.index, json.loads(stats_path.read_text()), 0.0)
             return
         log.warning(
             "shard %05d: worker %s %s (%s)%s",
