@@ -24,8 +24,17 @@ test: $(STAMP)
 test-all: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not gpu"
 
+# The CPU benchmarks at small sizes, a few minutes in all: a smoke run, not the figures of
+# docs/BENCHMARKS.md (each script's docstring gives the sizes those come from). bench_parse.py needs
+# the FACTUAL data set; gpu_*.py need a GPU (`--quick` runs them tiny on a CPU).
+BENCH := HF_HUB_OFFLINE=1 RAY_AUTH_MODE=disabled $(BIN)/python benchmarks
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_cpu.py
+	$(BENCH)/bench_decode.py --rounds 3
+	$(BENCH)/bench_inputs.py --images 8
+	$(BENCH)/bench_io.py --samples 200 --samples-per-shard 100
+	$(BENCH)/bench_index.py --images 2000 --boxes 20000
+	$(BENCH)/bench_tag_synth.py --images 30
+	$(BENCH)/bench_pipeline.py --images 128
 
 clean:
 	rm -rf demo-out .pytest_cache build dist *.egg-info

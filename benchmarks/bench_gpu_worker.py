@@ -65,8 +65,8 @@ class SimulatedCaption(Stage):
     name = "caption"
 
     def __init__(self, device: SimulatedDevice, inputs: str, batch_size: int):
-        super().__init__()
-        self.device, self.inputs, self.batch_size = device, inputs, batch_size
+        super().__init__(batch_size)
+        self.device, self.inputs = device, inputs
         self.processor = None
 
     def setup(self) -> None:
@@ -96,8 +96,8 @@ class SimulatedVerify(Stage):
     name = "verify"
 
     def __init__(self, device: SimulatedDevice, inputs: str, batch_size: int, image_size: int = 512):
-        super().__init__()
-        self.device, self.inputs, self.batch_size, self.image_size = device, inputs, batch_size, image_size
+        super().__init__(batch_size)
+        self.device, self.inputs, self.image_size = device, inputs, image_size
 
     def process(self, samples: list[Sample]) -> None:
         from sgpipe.models.pixels import to_tensor
@@ -134,7 +134,7 @@ def simulated_stages(config, categories, lock_path: str, inputs: str) -> list[St
 def stage_milliseconds(out: Path) -> dict[str, float]:
     """Each stage's worker time per image, over every shard but each worker's first; the model
     stages' figures include their simulated device time (and, with shared GPUs, lock waits)."""
-    from sgpipe.stages.write import read_shard_stats
+    from sgpipe.output.writer import read_shard_stats
 
     shards = read_shard_stats(out)[1:]
     images = sum(s["count"] for s in shards)

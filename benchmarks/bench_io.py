@@ -20,8 +20,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from sgpipe.output.writer import write_shard
 from sgpipe.records import Box, Caption, Relation, Sample, Triplet
-from sgpipe.stages.write import write_shard
 
 PROVENANCE = {"sgpipe": "bench", "config_hash": "0" * 16, "models": {}}
 
@@ -74,7 +74,7 @@ def raw_tar_write(path: Path, members: list[tuple[str, bytes]]) -> None:
 
 
 def bench_write(samples: list[Sample], work: Path, per_shard: int) -> dict:
-    from sgpipe.stages.write import tar_members
+    from sgpipe.output.writer import tar_members
 
     started = time.perf_counter()
     for index, start in enumerate(range(0, len(samples), per_shard)):

@@ -4,12 +4,19 @@
     python benchmarks/bench_parse.py --skip-quality --repeat 3 --json parse.json
     python benchmarks/bench_parse.py --skip-quality --coco-captions ../shared/data/samples/coco_captions_val2017_sample.json
 
+    python benchmarks/bench_parse.py --backend seq2seq --model DIR_OR_HUB_ID [--num-beams 5] [--device cuda]
+
 Quality: precision/recall/F1 of relation triplets on FACTUAL's random_dev and length_dev
 (sgpipe.eval.factual: entities match on the lemma of their last word, predicates on their lemmas).
 Speed: captions per second, each parser pinned to one core (threads capped at 1), on the same
 captions with the same spaCy model in the same run; bare `nlp.pipe` is timed too, to show what the
 extraction rules add. Scaling: sgpipe in 1 and 2 processes (each pinned to its own core, models
 loaded before the clock starts), and a projection to 16 cores against 10 captions x 100 images/s.
+
+`--backend seq2seq` scores a text2text scene-graph parser (FACTUAL's Flan-T5 checkpoints, e.g.
+lizhuang144/flan-t5-base-VG-factual-sg, or a folder) through the same code as the parse stage
+(prompt, batches, lenient graph reading, spaCy resolution) and prints F1 and captions/s from the
+same run: the captions of both splits once untimed (warm-up), then timed; the model loaded first.
 """
 
 from __future__ import annotations
@@ -151,6 +158,63 @@ def scaling(model: str, captions: list[str], processes: int, rounds: int) -> dic
     }
 
 
+def seq2seq_report(args: argparse.Namespace) -> dict:
+    """F1 per split and captions/s of the seq2seq backend, from one pass over both splits."""
+    from sgpipe.config import ParseConfig
+    from sgpipe.stages.parse_seq2seq import Seq2SeqCaptionParser
+    from sgpipe.text.parser import prepare_caption
+
+    config = ParseConfig(
+        spacy_model=args.spacy_model,
+        batch_size=args.batch_size,
+        backend="seq2seq",
+        model=args.model,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+        dtype=args.dtype,
+    )
+    parser = Seq2SeqCaptionParser(config, device=args.device).load()
+    counts = {"malformed_tuples": 0, "attributes": 0}
+
+    def predict(captions: list[str]) -> list[list[tuple[str, str, str]]]:
+        prepared = [prepare_caption(c)[0] for c in captions]
+        triplets, graphs = parser.parse_prepared([t for t in prepared if t is not None])
+        counts["malformed_tuples"] += sum(g.malformed for g in graphs)
+        counts["attributes"] += sum(len(g.attributes) for g in graphs)
+        parsed = iter(triplets)
+        return [[t.lemma_key for t in next(parsed)] if t is not None else [] for t in prepared]
+
+    examples = {split: read_factual(args.data / f"{split}.csv") for split in SPLITS}
+    captions = [e.caption for split in SPLITS for e in examples[split]]
+    predict(captions[: args.batch_size])  # warm-up: kernels, spaCy, caches
+    counts.update(malformed_tuples=0, attributes=0)
+    started_cpu, started = time.process_time(), time.perf_counter()
+    predicted = predict(captions)
+    wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    norm = Normalizer(parser.resolver.nlp)
+    quality, offset = {}, 0
+    for split in SPLITS:
+        n = len(examples[split])
+        quality[split] = {
+            "n_captions": n,
+            "seq2seq": score(examples[split], predicted[offset : offset + n], norm).as_dict(),
+        }
+        offset += n
+    return {
+        "backend": "seq2seq",
+        "parser": parser.describe(),
+        "device": parser.generator.device,
+        "batch_size": args.batch_size,
+        "quality": quality,
+        "speed": {
+            "captions": len(captions),
+            "captions_per_wall_s": round(len(captions) / wall, 1),
+            "captions_per_cpu_s": round(len(captions) / cpu, 1),
+        },
+        "generated": counts,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,9 +230,29 @@ def main() -> None:
         type=Path,
         help="also time both parsers on a COCO captions JSON (real captions, ~10 words: longer than FACTUAL's)",
     )
+    parser.add_argument("--backend", choices=("rules", "seq2seq"), default="rules")
+    parser.add_argument("--model", help="seq2seq: a text2text scene-graph model, hub id or folder")
+    parser.add_argument("--num-beams", type=int, default=1, help="seq2seq: 1 is greedy")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="seq2seq")
+    parser.add_argument("--batch-size", type=int, default=64, help="seq2seq: captions per generate call")
+    parser.add_argument("--device", default="auto", help="seq2seq: auto | cpu | cuda")
+    parser.add_argument("--dtype", default="auto", help="seq2seq: auto | float32 | bfloat16 | float16")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"FACTUAL data not found at {args.data} (pass --data)")
+    if args.backend == "seq2seq":
+        if not args.model:
+            sys.exit("--backend seq2seq needs --model (a hub id or a folder)")
+        report = {
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible",
+            "spacy_model": args.spacy_model,
+            **seq2seq_report(args),
+        }
+        print(json.dumps(report, indent=1), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
+        return
 
     captions = [e.caption for split in SPLITS for e in read_factual(args.data / f"{split}.csv")] * args.copies
     report: dict = {

@@ -60,7 +60,7 @@ def pipeline_config(assets: dict[str, str], out: Path, workers: int):
 def plain_loop(config) -> tuple[float, float, dict[str, float]]:
     """The same stages over the same chunks, one process, one tarfile: no plan, no Ray, no commit protocol."""
     from sgpipe.pipeline import build_stages, entry_to_sample
-    from sgpipe.source.captions import load_captions
+    from sgpipe.source.coco_captions import load_captions
     from sgpipe.source.coco import load_coco_entries
 
     import torch
@@ -69,6 +69,8 @@ def plain_loop(config) -> tuple[float, float, dict[str, float]]:
     started = time.perf_counter()
     entries, categories, _ = load_coco_entries(config.source.instances, load_captions(config.source.captions))
     stages = build_stages(config, categories)
+    for stage in stages:
+        stage.setup()
     provenance = {"sgpipe": "plain", "config_hash": "", "models": {}}
     out = Path(config.output.dir)
     out.mkdir(parents=True)
@@ -90,12 +92,14 @@ def plain_loop(config) -> tuple[float, float, dict[str, float]]:
                     tar.addfile(info, io.BytesIO(data))
                 sample.image = None
     ended = time.perf_counter()
+    for stage in stages:
+        stage.teardown()
     return ended - started, ended - warm_started, {s.name: round(s.seconds, 2) for s in stages}
 
 
 def steady_seconds(out: Path) -> float:
     """Worker time of every shard but the first (which pays for imports and model loading)."""
-    from sgpipe.stages.write import read_shard_stats
+    from sgpipe.output.writer import read_shard_stats
 
     return sum(s["timings"]["wall_seconds"] for s in read_shard_stats(out)[1:])
 

@@ -4,7 +4,7 @@
     python benchmarks/bench_tag_synth.py --world OUT   # an existing world (sgpipe synth)
 
 A true relation (subject id, object id, predicate) is recalled when some candidate relation has
-the same box pair and the same canonical predicate (sgpipe.synth.evaluate.canonical_predicate);
+the same box pair and the same canonical predicate (sgpipe.synth.truth.canonical_predicate);
 a converse wording counts ("a star covered by a circle" is recalled by (circle, in front of, star)).
 Recall is reported over the true relations the captions state (what a caption-driven pipeline
 can ground at best; the acceptance target), over those of them that some parsed triplet states
@@ -31,7 +31,7 @@ from sgpipe.records import Box, Caption, Sample, sample_key
 from sgpipe.stages.base import reraise
 from sgpipe.stages.parse import ParseStage
 from sgpipe.stages.tag import TagStage
-from sgpipe.synth.evaluate import canonical_predicate, same_claims
+from sgpipe.synth.truth import canonical_predicate, same_claims
 from sgpipe.synth.world import generate_world
 
 Triple = tuple[int, int, str]

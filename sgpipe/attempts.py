@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
+from sgpipe.output.atomic import write_json_atomic
 from sgpipe.records import shard_name
+from sgpipe.storage import Location, location
 
 FIRST_SHARDS_TIMEOUT_S = 1800.0  # until a shard is done: first shards also download and load models
 MIN_TIMEOUT_S = 300.0
@@ -86,13 +87,17 @@ class AttemptBook:
         return True
 
 
-def failed_shards_path(out_dir: Path) -> Path:
-    return Path(out_dir) / ".sgpipe" / FAILED_SHARDS_FILE
+def failed_shards_path(out_dir: Location) -> Location:
+    return location(out_dir) / ".sgpipe" / FAILED_SHARDS_FILE
 
 
 def write_failed_shards(
-    out_dir: Path, reason: str, failed: dict[int, ShardHistory], sizes: dict[int, int], unfinished: list[int]
-) -> Path | None:
+    out_dir: Location,
+    reason: str,
+    failed: dict[int, ShardHistory],
+    sizes: dict[int, int],
+    unfinished: list[int],
+) -> Location | None:
     """The full list behind the end-of-run paragraph; removed when a run leaves nothing unwritten."""
     path = failed_shards_path(out_dir)
     if not failed and not unfinished:
@@ -107,11 +112,11 @@ def write_failed_shards(
         "unfinished": [shard_name(i) for i in sorted(unfinished)],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(listing, indent=2) + "\n")
+    write_json_atomic(path, listing)
     return path
 
 
-def read_failed_shards(out_dir: Path) -> list[dict[str, Any]]:
+def read_failed_shards(out_dir: Location) -> list[dict[str, Any]]:
     """The failed shards the last run listed (each with its attempt counts); none when it wrote all."""
     path = failed_shards_path(out_dir)
     return json.loads(path.read_text())["failed"] if path.is_file() else []
@@ -125,7 +130,7 @@ def end_paragraph(
     statuses: Counter[str],
     failed: dict[int, ShardHistory],
     unfinished: int,
-    list_path: Path | None,
+    list_path: Location | None,
     advice: str,
 ) -> str:
     """One paragraph (one line) for a run that did not write every shard."""

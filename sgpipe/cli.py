@@ -5,11 +5,12 @@ Heavy modules are imported inside each command so `sgpipe --help` stays instant.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import typer
 
@@ -20,7 +21,9 @@ app = typer.Typer(
         "Turn object-detection datasets (COCO, Objects365) into grounded scene-graph corpora: "
         "caption -> parse -> tag -> verify -> WebDataset shards.\n\n"
         "Start with `sgpipe demo --out demo-out` (offline, CPU), then `sgpipe run pipelines/coco.yaml`.\n\n"
-        "Typical work: `sgpipe run RECIPE --dry-run` (validate, count, estimate) -> `sgpipe run RECIPE` "
+        "Typical work: `sgpipe leakage RECIPE --against EVAL --out leak.json` (evaluation images in the "
+        "source; `--set source.exclude=leak.json` leaves them out) -> "
+        "`sgpipe run RECIPE --dry-run` (validate, count, estimate) -> `sgpipe run RECIPE` "
         "(rerun the same command to resume) -> `sgpipe stats OUT` / `sgpipe report OUT --output r.html` -> "
         "`sgpipe export OUT --format rlipv2 --output labels.json`. Training the verifier: `sgpipe convert` "
         "-> `sgpipe train pipelines/train_small.yaml` -> `sgpipe reverify`."
@@ -29,15 +32,40 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-convert_app = typer.Typer(help="Turn ground-truth scene graphs into training shards.", no_args_is_help=True)
+convert_app = typer.Typer(
+    help="Turn ground-truth scene graphs into training shards; RLIPv2's R-Tagger weights into a model folder.",
+    no_args_is_help=True,
+)
 app.add_typer(convert_app, name="convert")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 SET_HELP = "Override a config key, e.g. --set output.samples_per_shard=500 (repeatable)."
 
 
-def _fail(error: Exception) -> None:
-    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(getattr(error, "exit_code", 2))
+def _user_errors(*also: type[Exception], on_interrupt: str = "") -> Callable[[F], F]:
+    """A command's expected errors (`SgpipeError`, and `also`) become one red line and their exit status
+    (`exit_code`: 2, a stopped run's own, 128 + signal when interrupted); anything else keeps its
+    traceback. With `on_interrupt`, a Ctrl-C the command did not handle itself prints that line, exit 130."""
+    caught = (SgpipeError, *also)
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run_command(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except caught as error:
+                typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(getattr(error, "exit_code", 2)) from None
+            except KeyboardInterrupt:
+                if not on_interrupt:
+                    raise
+                typer.secho(on_interrupt, err=True)
+                raise typer.Exit(130) from None
+
+        return run_command  # type: ignore[return-value]
+
+    return decorate
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -56,6 +84,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
 
 
 @app.command()
+@_user_errors(ValueError)  # generate_world's argument checks
 def synth(
     out: Path = typer.Argument(..., help="Folder to write images/ and annotations/ into."),
     images: int = typer.Option(100, "--images", "-n", help="Number of images."),
@@ -69,21 +98,19 @@ def synth(
     """Generate a synthetic COCO-format world whose relations are known (for tests, training, demos)."""
     from sgpipe.synth.world import generate_world
 
-    try:
-        summary = generate_world(
-            out,
-            n_images=images,
-            seed=seed,
-            hallucination_rate=hallucination_rate,
-            image_size=image_size,
-            first_image_id=first_id,
-        )
-    except (SgpipeError, ValueError) as error:
-        _fail(error)
+    summary = generate_world(
+        out,
+        n_images=images,
+        seed=seed,
+        hallucination_rate=hallucination_rate,
+        image_size=image_size,
+        first_image_id=first_id,
+    )
     typer.echo(summary)
 
 
 @app.command()
+@_user_errors(on_interrupt="interrupted: complete shards are kept; rerun the same command to resume")
 def run(
     config: Path = typer.Argument(..., help="A recipe from pipelines/, e.g. pipelines/coco.yaml."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -98,6 +125,12 @@ def run(
     metrics: Optional[Path] = typer.Option(
         None, "--metrics", help="Append one JSON line per finished shard here."
     ),
+    redo_failed: bool = typer.Option(
+        False,
+        "--redo-failed",
+        help="Also redo complete shards whose samples failed for a retryable reason "
+        "(missing, undecodable, a stage error); other shards are not touched.",
+    ),
 ) -> None:
     """Run a pipeline recipe: source -> caption -> parse -> tag -> verify -> shards (resumable)."""
     from sgpipe.config import load_config
@@ -108,76 +141,112 @@ def run(
         overrides.append(f"run.address={address}")
     if limit is not None:
         overrides.append(f"source.limit={limit}")
-    try:
-        cfg = load_config(config, overrides)
-        summary = run_pipeline(
-            cfg,
-            RunOptions(
-                force=force,
-                shard_range=shards,
-                dry_run=dry_run,
-                progress=progress,
-                metrics_path=str(metrics) if metrics else None,
-            ),
-        )
-    except SgpipeError as error:
-        _fail(error)
-    except KeyboardInterrupt:  # Ctrl-C outside the shard loop (while planning, say), which stops itself
-        typer.secho("interrupted: complete shards are kept; rerun the same command to resume", err=True)
-        raise typer.Exit(130) from None
+    cfg = load_config(config, overrides)
+    summary = run_pipeline(
+        cfg,
+        RunOptions(
+            force=force,
+            shard_range=shards,
+            dry_run=dry_run,
+            progress=progress,
+            metrics_path=str(metrics) if metrics else None,
+            redo_failed=redo_failed,
+        ),
+    )
     typer.echo(summary)
 
 
 @app.command()
+@_user_errors()
+def leakage(
+    config: Path = typer.Argument(..., help="A recipe; its source section names the images, as for `run`."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    against: list[str] = typer.Option(
+        ...,
+        "--against",
+        help="Evaluation set (repeatable): an image folder (searched recursively), an image, or a "
+        "COCO-format JSON whose image ids are the source's (COCO 2014/2017, V-COCO, RefCOCO).",
+    ),
+    out: Path = typer.Option(..., "--out", help="JSON list of the matched source images (source.exclude)."),
+    max_distance: Optional[int] = typer.Option(
+        None, "--max-distance", help="Perceptual-hash bits (of 256) still called a copy (default 56)."
+    ),
+    threads: int = typer.Option(
+        os.cpu_count() or 4, "--threads", help="Threads hashing files and matching hashes."
+    ),
+) -> None:
+    """Find source images that are also evaluation images: same id, same bytes, or a near-copy."""
+    from sgpipe.config import load_config
+    from sgpipe.leakage.scan import DEFAULT_MAX_DISTANCE, find_leakage
+
+    cfg = load_config(config, set_, check_paths=False)  # only the source is read: checked there
+    distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
+    typer.echo(find_leakage(cfg, against, out, max_distance=distance, threads=threads))
+
+
+@app.command()
+@_user_errors()
 def demo(
     out: Path = typer.Option(
         Path("demo-out"), "--out", help="Folder for the synthetic world and the shards."
     ),
     images: int = typer.Option(48, "--images", help="Images in the validation world."),
     train_images: int = typer.Option(1000, "--train-images", help="Images in the training world."),
-    train_seconds: int = typer.Option(300, "--train-seconds", help="CPU time budget for the verifier."),
+    train_steps: Optional[int] = typer.Option(
+        None,
+        "--train-steps",
+        help="Training steps of the verifier (default: the demo's fixed count; steps, not seconds, so the "
+        "figures are the same on any machine).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the verifier's training."),
 ) -> None:
     """Offline end-to-end demo on CPU: synthetic world -> train verifier -> full pipeline -> report."""
-    from sgpipe.demo import run_demo
+    from sgpipe.demo import DEMO_TRAIN_STEPS, run_demo
 
-    try:
-        typer.echo(run_demo(out, n_images=images, n_train_images=train_images, train_seconds=train_seconds))
-    except SgpipeError as error:
-        _fail(error)
+    steps = DEMO_TRAIN_STEPS if train_steps is None else train_steps
+    typer.echo(run_demo(out, n_images=images, n_train_images=train_images, train_steps=steps, seed=seed))
 
 
 @app.command()
+@_user_errors()
 def inspect(
     path: str = typer.Argument(..., help="A shard .tar, an output folder, or a brace pattern."),
     limit: int = typer.Option(3, "--limit", help="Records to print in full."),
     render: Optional[Path] = typer.Option(None, "--render", help="Write PNG renderings of records here."),
 ) -> None:
     """Print records and counts of shards; optionally render boxes and relations as PNGs."""
-    from sgpipe.inspect import inspect_shards
+    from sgpipe.tools.inspect_shards import inspect_shards
 
-    try:
-        typer.echo(inspect_shards(path, limit=limit, render_dir=render))
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(inspect_shards(path, limit=limit, render_dir=render))
 
 
 @app.command()
+@_user_errors()
 def parse(
     text: Optional[str] = typer.Argument(None, help="A caption to parse."),
     input: Optional[Path] = typer.Option(None, "--input", help='JSON lines {"id", "text"}.'),
     output: Optional[Path] = typer.Option(None, "--output", help='JSON lines {"id", "triplets"}.'),
     spacy_model: str = typer.Option("en_core_web_sm", "--spacy-model", help="spaCy pipeline name."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="A text2text scene-graph model (parse.backend seq2seq) instead of the rules."
+    ),
+    num_beams: int = typer.Option(1, "--num-beams", min=1, help="With --model: 1 is greedy."),
 ) -> None:
     """Parse captions into subject-predicate-object triplets (one JSON line per triplet)."""
-    from sgpipe.stages.parse import parse_command
+    from sgpipe.tools.parse_captions import parse_captions
 
-    try:
-        parse_command(text=text, input_path=input, output_path=output, spacy_model=spacy_model)
-    except SgpipeError as error:
-        _fail(error)
+    parser = None
+    if model:
+        from sgpipe.config import ParseConfig
+        from sgpipe.stages.parse_seq2seq import Seq2SeqCaptionParser
+
+        config = ParseConfig(spacy_model=spacy_model, backend="seq2seq", model=model, num_beams=num_beams)
+        parser = Seq2SeqCaptionParser(config).load()
+    parse_captions(text=text, input_path=input, output_path=output, spacy_model=spacy_model, parser=parser)
 
 
 @app.command()
+@_user_errors()
 def train(
     config: Path = typer.Argument(..., help="A training recipe, e.g. pipelines/train_small.yaml."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -185,13 +254,11 @@ def train(
     """Train the verifier on streamed shards (ground truth or pseudo-labels)."""
     from sgpipe.train.loop import train_from_config
 
-    try:
-        typer.echo(train_from_config(config, set_))
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(train_from_config(config, set_))
 
 
 @app.command()
+@_user_errors()
 def reverify(
     out: Path = typer.Argument(..., help="An sgpipe output folder."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Verifier checkpoint folder."),
@@ -201,13 +268,11 @@ def reverify(
     """Re-score existing shards with a new verifier checkpoint (no captioning or parsing again)."""
     from sgpipe.reverify import reverify as reverify_shards
 
-    try:
-        typer.echo(reverify_shards(out, checkpoint, new_out, set_))
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(reverify_shards(out, checkpoint, new_out, set_))
 
 
 @app.command()
+@_user_errors()
 def reshard(
     source: str = typer.Argument(..., help="Input shards: a folder, a .tar or a brace pattern."),
     out: Path = typer.Argument(..., help="Folder for the equal-size shards."),
@@ -216,13 +281,11 @@ def reshard(
     """Rewrite shards into equal-size ones (for training on ranks x workers)."""
     from sgpipe.tools.reshard import reshard as reshard_shards
 
-    try:
-        typer.echo(reshard_shards(source, out, samples_per_shard))
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(reshard_shards(source, out, samples_per_shard))
 
 
 @convert_app.command("vg")
+@_user_errors()
 def convert_vg(
     images: Path = typer.Option(..., "--images", help="Visual Genome image folder."),
     scene_graphs: Path = typer.Option(
@@ -237,15 +300,13 @@ def convert_vg(
     """Visual Genome scene graphs -> training shards."""
     from sgpipe.tools.convert import convert_vg as run_convert
 
-    try:
-        typer.echo(
-            run_convert(images, scene_graphs, out, image_data=image_data, samples_per_shard=samples_per_shard)
-        )
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(
+        run_convert(images, scene_graphs, out, image_data=image_data, samples_per_shard=samples_per_shard)
+    )
 
 
 @convert_app.command("synth")
+@_user_errors()
 def convert_synth(
     world: Path = typer.Argument(..., help="A folder written by `sgpipe synth`."),
     out: Path = typer.Option(..., "--out", help="Folder for training shards."),
@@ -254,13 +315,43 @@ def convert_synth(
     """The synthetic world's true relations (and its captions' false ones as negatives) -> training shards."""
     from sgpipe.tools.convert import convert_synth as run_convert
 
-    try:
-        typer.echo(run_convert(world, out, samples_per_shard=samples_per_shard))
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(run_convert(world, out, samples_per_shard=samples_per_shard))
+
+
+@convert_app.command("rlipv2")
+@_user_errors()
+def convert_rlipv2(
+    labels: Path = typer.Argument(..., help="RLIPv2's pseudo-label JSON (COCO or Objects365, or a merge)."),
+    images: Path = typer.Option(
+        ..., "--images", help="RLIPv2's image folder: COCO (train2017/...), Objects365 root, or VG images."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for the shards."),
+    image_paths: Optional[Path] = typer.Option(
+        None, "--image-paths", help="Objects365 image_id_to_filepath.json (default: in --images)."
+    ),
+    samples_per_shard: int = typer.Option(1000, "--samples-per-shard"),
+) -> None:
+    """RLIPv2's released pseudo-labels -> shards (confidence kept, kept at >= 0.20)."""
+    from sgpipe.tools.convert import convert_rlipv2 as run_convert
+
+    typer.echo(run_convert(labels, images, out, image_paths=image_paths, samples_per_shard=samples_per_shard))
+
+
+@convert_app.command("rtagger")
+@_user_errors()
+def convert_rtagger(
+    checkpoint: Path = typer.Argument(..., help="RLIPv2's R-Tagger checkpoint (checkpoint0019.pth)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write (config.json, model.safetensors, tokenizer)."),
+    tokenizer: str = typer.Option("roberta-base", "--tokenizer", help="Tokenizer folder or hub id."),
+) -> None:
+    """RLIPv2's released R-Tagger weights -> a folder `verify.checkpoint` accepts."""
+    from sgpipe.models.rtagger.convert import convert_rtagger as run_convert
+
+    typer.echo(run_convert(checkpoint, out, tokenizer=tokenizer))
 
 
 @app.command()
+@_user_errors()
 def export(
     out: Path = typer.Argument(..., help="An sgpipe output folder."),
     format: str = typer.Option("rlipv2", "--format", help="rlipv2 | parquet"),
@@ -268,17 +359,18 @@ def export(
     min_confidence: Optional[float] = typer.Option(
         None, "--min-confidence", help="Drop relations below this."
     ),
+    data_split: Optional[str] = typer.Option(
+        None, "--data-split", help="rlipv2: the items' data_split (default: from the run's source.images)."
+    ),
 ) -> None:
-    """Export shards as RLIPv2/VG-style JSON (+ vocabulary file) or a flat relations parquet."""
+    """Export shards as RLIPv2's pre-training JSON (+ vocabulary, Objects365 paths) or a relations parquet."""
     from sgpipe.tools.export import export as run_export
 
-    try:
-        typer.echo(run_export(out, format, output, min_confidence=min_confidence))
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(run_export(out, format, output, min_confidence=min_confidence, data_split=data_split))
 
 
 @app.command()
+@_user_errors()
 def stats(
     out: Path = typer.Argument(..., help="An sgpipe output folder."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write histogram PNGs into this folder."),
@@ -286,13 +378,11 @@ def stats(
     """Totals, status counts, top predicates and categories, throughput."""
     from sgpipe.tools.stats import show_stats
 
-    try:
-        typer.echo(show_stats(out, plots_dir=plots))
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(show_stats(out, plots_dir=plots))
 
 
 @app.command()
+@_user_errors()
 def report(
     out: Path = typer.Argument(..., help="An sgpipe output folder."),
     output: Path = typer.Option(..., "--output", help="HTML file to write."),
@@ -301,10 +391,7 @@ def report(
     """A self-contained HTML report: run summary, plots, a gallery of rendered samples."""
     from sgpipe.tools.report import write_report
 
-    try:
-        typer.echo(write_report(out, output, n_samples=samples))
-    except SgpipeError as error:
-        _fail(error)
+    typer.echo(write_report(out, output, n_samples=samples))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """YAML recipe -> typed config, with `key=value` overrides and validate-all.
 
 Every problem is collected and reported in one `ConfigError` before any work starts: unknown
-keys (with the valid choices), wrong types, out-of-range values, missing files.
+keys (with the valid choices), wrong types, out-of-range values, missing files. A field's valid
+choices or range live on the field itself (`option(default, choices=...)`, `option(default, low=...)`);
+`_validate` checks every field from them, then the rules that involve several fields or the disk.
 """
 
 from __future__ import annotations
@@ -14,95 +16,130 @@ import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
-from sgpipe.errors import ConfigError
+from sgpipe.errors import ConfigError, SourceError
+from sgpipe.leakage.exclude import load_exclusions
+from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
+from sgpipe.storage import location, protocol_of, url_problem
+
+C = TypeVar("C")
 
 DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-large"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def option(
+    default: Any, *, choices: tuple[str, ...] = (), low: float | None = None, high: float | None = None
+) -> Any:
+    """A config field that carries its valid values: one of `choices`, or within [low, high]
+    (either end may be open). `_validate` checks every field that has them."""
+    return field(default=default, metadata={"choices": choices, "range": (low, high)})
 
 
 @dataclass
 class SourceConfig:
     name: str = "coco"
-    instances: str = ""  # COCO-format instances JSON
+    instances: str = ""  # COCO-format instances JSON (a path or an fsspec URL, like the next two)
     images: str = ""  # folder that file_name is resolved under
     captions: str = ""  # optional COCO captions JSON
-    limit: int = 0  # 0 = every image
-    index: str = "auto"  # auto | pycocotools | stream
+    storage_options: dict = field(default_factory=dict)  # fsspec options for the URLs of this section
+    limit: int = option(0, low=0)  # 0 = every image
+    index: str = option("auto", choices=("auto", "pycocotools", "stream"))
     stream_threshold_mb: int = 512  # auto: stream-index files larger than this
-    max_pixels: int = 89_478_485  # decompression-bomb guard (PIL's default limit)
+    max_pixels: int = option(89_478_485, low=1)  # decompression-bomb guard (PIL's default limit)
+    # JSON list of images to leave out (`sgpipe leakage --out`; a path or a URL); status `excluded`
+    exclude: str = ""
 
 
 @dataclass
 class CaptionConfig:
     enabled: bool = False
     model: str = DEFAULT_CAPTION_MODEL
-    captions_per_image: int = 10
-    batch_size: int = 16
+    captions_per_image: int = option(10, low=1)
+    batch_size: int = option(16, low=1)
     prompt: str = "a picture of "
-    decoding: str = "sample"  # sample | beam
-    top_p: float = 0.9
+    decoding: str = option("sample", choices=("sample", "beam"))
+    top_p: float = option(0.9, low=0.0, high=1.0)
     max_length: int = 20
-    min_length: int = 5
+    min_length: int = option(5, low=0)
     repetition_penalty: float = 1.1
     num_beams: int = 3
     image_size: int = 384
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    dtype: str = option("auto", choices=DTYPES)
     trust_remote_code: bool = False
 
 
 @dataclass
 class ParseConfig:
     spacy_model: str = "en_core_web_sm"
-    batch_size: int = 256
+    batch_size: int = option(256, low=1)
+    backend: str = option("rules", choices=("rules", "seq2seq"))
+    # seq2seq only: a text2text model writing FACTUAL-style graphs (lizhuang144/flan-t5-base-VG-factual-sg)
+    model: str = ""
+    prompt: str = "Generate Scene Graph: "
+    num_beams: int = option(1, low=1)  # 1: greedy
+    max_new_tokens: int = option(128, low=1)
+    dtype: str = option("auto", choices=DTYPES)
+
+
+SEQ2SEQ_PARSE_KEYS = ("model", "prompt", "num_beams", "max_new_tokens", "dtype")
 
 
 @dataclass
 class TagConfig:
-    max_pairs_per_triplet: int = 8
-    min_box_area: float = 16.0
+    max_pairs_per_triplet: int = option(8, low=1)
+    min_box_area: float = option(16.0, low=0)
     include_crowd: bool = False
-    vocabulary: str = "auto"  # auto | coco | objects365 | none
+    vocabulary: str = option("auto", choices=("auto", "coco", "objects365", "none"))
     embedding_model: str = "minilm"  # "minilm" (shipped offline), a hub id, a folder, or "none"
-    embedding_threshold: float = 0.65  # at 0.55 about half the fallback matches on COCO captions were wrong
+    # at 0.55 about half the fallback matches on COCO captions were wrong
+    embedding_threshold: float = option(0.65, low=0.0, high=1.0)
 
 
 @dataclass
 class VerifyConfig:
     enabled: bool = False
     checkpoint: str = ""
-    store_threshold: float = 0.05
-    keep_threshold: float = 0.20
-    batch_size: int = 8
-    dtype: str = "auto"
+    store_threshold: float = option(0.05, low=0.0, high=1.0)
+    keep_threshold: float = option(0.20, low=0.0, high=1.0)
+    batch_size: int = option(8, low=1)
+    dtype: str = option("auto", choices=DTYPES)
+    # candidates: the pairs grounding proposed; all_pairs: RLIPv2's every candidate pair x every predicate
+    assignment: str = option("candidates", choices=("candidates", "all_pairs"))
 
 
 @dataclass
 class OutputConfig:
-    dir: str = "out"
-    samples_per_shard: int = 1000
+    dir: str = "out"  # a path or an fsspec URL (s3://bucket/out)
+    samples_per_shard: int = option(1000, low=1)
     images: bool = True
+    storage_options: dict = field(default_factory=dict)  # fsspec options for a URL dir (endpoint_url...)
+    lease_seconds: float = option(60.0, low=3)  # remote dir: a killed run's lease lapses after this
 
 
 @dataclass
 class RunConfig:
     address: str = ""  # empty: RAY_ADDRESS, else a local Ray started in-process
-    workers: int = 0  # 0: one per CPU (capped by the number of shards)
-    gpus_per_worker: float = 0.0
-    cpus_per_worker: float = 1.0
-    max_error_rate: float = 0.25  # a wrong images folder fails ~100%; real datasets a fraction of 1%
+    workers: int = option(0, low=0)  # 0: one per CPU (capped by the number of shards)
+    gpus_per_worker: float = option(0.0, low=0)
+    cpus_per_worker: float = option(1.0, low=0)
+    # a wrong images folder fails ~100%; real datasets a fraction of 1%
+    max_error_rate: float = option(0.25, low=0.0, high=1.0)
     min_samples_for_error_rate: int = 100
-    shard_attempts: int = 3  # attempts per shard, counted by the driver: worker deaths, timeouts, errors
+    # attempts per shard, counted by the driver: worker deaths, timeouts, errors
+    shard_attempts: int = option(3, low=1)
     # a shard running longer is abandoned and its worker replaced; 0: derived from the shards done
     # (5x the slowest, at least 300 s; 1800 s while none is done, as first shards load the models)
-    shard_timeout_s: float = 0.0
-    placement_timeout_s: float = 300.0  # a worker not started by then is dropped; its shard goes to others
-    decode_threads: int = 4
+    shard_timeout_s: float = option(0.0, low=0)
+    # a worker not started by then is dropped; its shard goes to others
+    placement_timeout_s: float = option(300.0, low=1)
+    decode_threads: int = option(4, low=1)
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = option("auto", choices=("auto", "cpu", "cuda"))
 
 
 @dataclass
@@ -119,19 +156,48 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
     def content_hash(self) -> str:
-        """Hash of what decides the shards' content; run-placement keys (address, workers) excluded."""
+        """Hash of the keys that decide the shards' bytes; location keys are left out (see
+        `location_keys`), so a moved images mount or a different cluster resumes the same output."""
         content = self.to_dict()
-        scheduling = ("shard_attempts", "shard_timeout_s", "placement_timeout_s")
-        placement = ("address", "workers", "gpus_per_worker", "cpus_per_worker", "decode_threads", "device")
-        for key in placement + scheduling:
-            content["run"].pop(key)
-        content["output"].pop("dir")
+        for section, key in location_keys(self):
+            content[section].pop(key)
+        _hash_exclude_file(content["source"], content["source"].pop("storage_options"))
+        if content["parse"]["backend"] == "rules":  # the learned parser's keys matter only when it runs
+            for key in ("backend", *SEQ2SEQ_PARSE_KEYS):
+                content["parse"].pop(key)
+        if content["verify"]["assignment"] == "candidates":  # the default leaves the hash as it was
+            content["verify"].pop("assignment")
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def locations(self) -> dict[str, Any]:
+        """The location keys' values, `{"source.images": ..., ...}`: recorded in run.json, not hashed."""
+        return {
+            f"{section}.{key}": getattr(getattr(self, section), key) for section, key in location_keys(self)
+        }
 
-SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
-SECTIONS = {name: typing.get_type_hints(PipelineConfig)[name] for name in SECTIONS}
+
+# Keys that say where things are or how the work is placed, never what the shards hold: the images
+# folder (the bytes written are the files' own, whatever mount they are read from), the output folder,
+# and every `run.*` key but `run.seed` (cluster address, workers, resources, error-rate stop, retries).
+# The annotation and captions files stay hashed: their path stands for the dataset they hold.
+CONTENT_RUN_KEYS = ("seed",)
+
+
+def location_keys(config: PipelineConfig) -> list[tuple[str, str]]:
+    run_keys = [("run", f.name) for f in dataclasses.fields(config.run) if f.name not in CONTENT_RUN_KEYS]
+    output_keys = [("output", "dir"), ("output", "storage_options"), ("output", "lease_seconds")]
+    return [("source", "images"), *output_keys, *run_keys]
+
+
+def _hash_exclude_file(source: dict[str, Any], options: dict[str, Any]) -> None:
+    """The excluded images decide the shards, not the file's name: hash its bytes (no key without one)."""
+    path = source.pop("exclude")
+    if path:
+        try:
+            source["exclude_md5"] = hashlib.md5(location(path, options).read_bytes()).hexdigest()
+        except OSError:
+            source["exclude_md5"] = path
 
 
 def _choices(names: typing.Iterable[str]) -> str:
@@ -168,17 +234,23 @@ def _coerce(value: Any, kind: Any, where: str, problems: list[str]) -> Any:
     return None
 
 
+def _unknown(kind: str, name: str, known: typing.Iterable[str], section: str = "") -> str:
+    """`unknown key 'run.wrkers' (did you mean 'run.workers'?). Choose from: ...`"""
+    prefix = f"{section}." if section else ""
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    return (
+        f"unknown {kind} {prefix + name!r}"
+        + (f" (did you mean {prefix + hint[0]!r}?)" if hint else "")
+        + f". {_choices(known)}"
+    )
+
+
 def fill_sections(config: Any, raw: dict[str, Any], problems: list[str]) -> None:
     """Set `raw`'s `section: {key: value}` entries on the dataclass `config`, collecting every problem."""
     sections = typing.get_type_hints(type(config))
     for section_name, section_values in raw.items():
         if section_name not in sections:
-            hint = difflib.get_close_matches(section_name, sections, n=1)
-            problems.append(
-                f"unknown section {section_name!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f". {_choices(sections)}"
-            )
+            problems.append(_unknown("section", section_name, sections))
             continue
         if section_values is None:
             continue
@@ -190,20 +262,21 @@ def fill_sections(config: Any, raw: dict[str, Any], problems: list[str]) -> None
         for key, value in section_values.items():
             where = f"{section_name}.{key}"
             if key not in hints:
-                hint = difflib.get_close_matches(key, hints, n=1)
-                problems.append(
-                    f"unknown key {where!r}"
-                    + (f" (did you mean '{section_name}.{hint[0]}'?)" if hint else "")
-                    + f". {_choices(hints)}"
-                )
+                problems.append(_unknown("key", key, hints, section_name))
                 continue
             coerced = _coerce(value, hints[key], where, problems)
             if coerced is not None:
                 setattr(section, key, coerced)
 
 
-def _build(raw: dict[str, Any], problems: list[str]) -> PipelineConfig:
-    config = PipelineConfig()
+def build_sections(
+    config_type: type[C], raw: dict[str, Any], overrides: typing.Sequence[str], problems: list[str]
+) -> C:
+    """A fresh `config_type` filled from a private copy of `raw` with `overrides` on top; every
+    problem is collected in `problems` (shared by the pipeline and the training config)."""
+    raw = json.loads(json.dumps(raw))
+    apply_overrides(raw, overrides, problems, typing.get_type_hints(config_type))
+    config = config_type()
     fill_sections(config, raw, problems)
     return config
 
@@ -221,86 +294,125 @@ def _check_range(
         problems.append(f"{where}: {value} must be {span}")
 
 
+def check_fields(section: Any, prefix: str, problems: list[str]) -> None:
+    """Each field of the dataclass `section` against the choices and range declared on it."""
+    for spec in dataclasses.fields(section):
+        where, value = f"{prefix}.{spec.name}", getattr(section, spec.name)
+        if spec.metadata.get("choices"):
+            _check_choice(problems, where, value, spec.metadata["choices"])
+        low, high = spec.metadata.get("range", (None, None))
+        if low is not None:
+            _check_range(problems, where, value, low, high)
+
+
 def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
-    src, cap, tag, ver, out, run = (
-        config.source,
-        config.caption,
-        config.tag,
-        config.verify,
-        config.output,
-        config.run,
-    )
+    """Every field's declared choices and range, then the rules across fields and on the disk."""
+    for section in dataclasses.fields(config):
+        check_fields(getattr(config, section.name), section.name, problems)
+    _check_source(config, problems, check_paths)
+    _check_caption_lengths(config.caption, problems)
+    _check_parse(config.parse, problems)
+    _check_verify(config.verify, problems, check_paths)
+    if not config.output.dir:
+        problems.append("output.dir: required")
+
+
+def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
+    src = config.source
     if not DATASET_NAME_PATTERN.match(src.name or ""):
         problems.append(f"source.name: {src.name!r} may hold letters, digits and '_' only")
-    _check_choice(problems, "source.index", src.index, ("auto", "pycocotools", "stream"))
-    _check_range(problems, "source.limit", src.limit, 0)
-    _check_range(problems, "source.max_pixels", src.max_pixels, 1)
     if not src.instances:
         problems.append("source.instances: required (a COCO-format instances JSON)")
     if not src.images:
         problems.append("source.images: required (the folder that file_name is resolved under)")
+    bad_urls = _check_urls(config, problems)
     if check_paths:
-        if src.instances and not Path(src.instances).is_file():
-            problems.append(f"source.instances: no such file {src.instances!r}")
-        if src.images and not Path(src.images).is_dir():
-            problems.append(f"source.images: no such folder {src.images!r}")
-        if src.captions and not Path(src.captions).is_file():
-            problems.append(f"source.captions: no such file {src.captions!r}")
-    if not cap.enabled and not src.captions:
+        for key, kind in (("instances", "file"), ("images", "folder"), ("captions", "file")):
+            if getattr(src, key) and f"source.{key}" not in bad_urls:
+                _check_source_path(problems, f"source.{key}", getattr(src, key), kind, src.storage_options)
+        if src.exclude and "source.exclude" not in bad_urls:
+            _check_exclude_file(src, problems)
+    if not config.caption.enabled and not src.captions:
         problems.append(
             "caption: with caption.enabled false, source.captions must name a COCO captions JSON "
             "(otherwise images have no captions to parse)"
         )
-    _check_choice(problems, "caption.decoding", cap.decoding, ("sample", "beam"))
-    _check_choice(problems, "caption.dtype", cap.dtype, ("auto", "float32", "bfloat16", "float16"))
-    _check_range(problems, "caption.captions_per_image", cap.captions_per_image, 1)
-    _check_range(problems, "caption.batch_size", cap.batch_size, 1)
-    _check_range(problems, "caption.top_p", cap.top_p, 0.0, 1.0)
-    _check_range(problems, "caption.min_length", cap.min_length, 0)
+
+
+def _check_caption_lengths(cap: CaptionConfig, problems: list[str]) -> None:
     if cap.max_length <= cap.min_length:
         problems.append(
             f"caption.max_length: {cap.max_length} must exceed caption.min_length {cap.min_length}"
         )
-    _check_range(problems, "parse.batch_size", config.parse.batch_size, 1)
-    _check_range(problems, "tag.max_pairs_per_triplet", tag.max_pairs_per_triplet, 1)
-    _check_range(problems, "tag.min_box_area", tag.min_box_area, 0)
-    _check_choice(problems, "tag.vocabulary", tag.vocabulary, ("auto", "coco", "objects365", "none"))
-    _check_range(problems, "tag.embedding_threshold", tag.embedding_threshold, 0.0, 1.0)
-    _check_range(problems, "verify.store_threshold", ver.store_threshold, 0.0, 1.0)
-    _check_range(problems, "verify.keep_threshold", ver.keep_threshold, 0.0, 1.0)
+
+
+def _check_parse(parse: ParseConfig, problems: list[str]) -> None:
+    if parse.backend == "seq2seq" and not parse.model:
+        problems.append(
+            "parse.model: required with parse.backend seq2seq (a hub id or folder of a text2text model "
+            "writing FACTUAL-style graphs, e.g. lizhuang144/flan-t5-base-VG-factual-sg)"
+        )
+
+
+def _check_verify(ver: VerifyConfig, problems: list[str], check_paths: bool) -> None:
     if ver.keep_threshold < ver.store_threshold:
         problems.append(
             f"verify.keep_threshold {ver.keep_threshold} is below "
             f"verify.store_threshold {ver.store_threshold}: "
             "relations are kept only among those stored"
         )
-    _check_choice(problems, "verify.dtype", ver.dtype, ("auto", "float32", "bfloat16", "float16"))
-    if ver.enabled and check_paths and not _is_checkpoint(ver.checkpoint):
+    if ver.enabled and check_paths and not is_checkpoint(ver.checkpoint):
         problems.append(
-            f"verify.checkpoint: {ver.checkpoint!r} is not a verifier checkpoint folder (config.json + "
-            "model.safetensors). Train one: `sgpipe convert vg --images VG/images --scene-graphs "
-            "VG/scene_graphs.json --out vg-shards` then `sgpipe train pipelines/train_base.yaml --set "
-            "data.train=vg-shards` (offline: `sgpipe synth`, `sgpipe convert synth` and "
-            "pipelines/train_small.yaml), and pass its OUT/final folder; "
-            "or run with --set verify.enabled=false to write unverified candidates"
+            not_a_checkpoint("verify.checkpoint", ver.checkpoint)
+            + "; or run with --set verify.enabled=false to write unverified candidates"
         )
-    if not out.dir:
-        problems.append("output.dir: required")
-    _check_range(problems, "output.samples_per_shard", out.samples_per_shard, 1)
-    _check_range(problems, "run.workers", run.workers, 0)
-    _check_range(problems, "run.gpus_per_worker", run.gpus_per_worker, 0)
-    _check_range(problems, "run.cpus_per_worker", run.cpus_per_worker, 0)
-    _check_range(problems, "run.max_error_rate", run.max_error_rate, 0.0, 1.0)
-    _check_range(problems, "run.decode_threads", run.decode_threads, 1)
-    _check_range(problems, "run.shard_attempts", run.shard_attempts, 1)
-    _check_range(problems, "run.shard_timeout_s", run.shard_timeout_s, 0)
-    _check_range(problems, "run.placement_timeout_s", run.placement_timeout_s, 1)
-    _check_choice(problems, "run.device", run.device, ("auto", "cpu", "cuda"))
 
 
-def _is_checkpoint(path: str) -> bool:
-    folder = Path(path) if path else None
-    return bool(folder and (folder / "config.json").is_file() and (folder / "model.safetensors").is_file())
+def _check_urls(config: PipelineConfig, problems: list[str]) -> set[str]:
+    """Unknown protocols and missing fsspec backends, named with the package to install."""
+    bad = set()
+    for where, url in (
+        ("source.instances", config.source.instances),
+        ("source.images", config.source.images),
+        ("source.captions", config.source.captions),
+        ("source.exclude", config.source.exclude),
+        ("output.dir", config.output.dir),
+    ):
+        problem = url_problem(url, where)
+        if problem:
+            problems.append(problem)
+            bad.add(where)
+    return bad
+
+
+def _check_source_path(
+    problems: list[str], where: str, url: str, kind: str, options: dict, hint: str = ""
+) -> bool:
+    """Whether the file or folder `url` is there; a problem (ending with `hint`) when it is not."""
+    path = location(url, options)
+    if isinstance(path, Path):
+        found = path.is_dir() if kind == "folder" else path.is_file()
+    elif kind == "folder":  # an object store has no folders to check, and listing one is what we avoid
+        return True
+    else:
+        try:
+            found = path.is_file()
+        except Exception as error:  # noqa: BLE001 - credentials, endpoint, network: all said the same way
+            problems.append(f"{where}: cannot reach {url!r}: {type(error).__name__}: {error}")
+            return False
+    if not found:
+        problems.append(f"{where}: no such {kind} {url!r}{hint}")
+    return found
+
+
+def _check_exclude_file(src: SourceConfig, problems: list[str]) -> None:
+    """`source.exclude` is there and holds a list of image ids."""
+    hint = " (write one with `sgpipe leakage`)"
+    if _check_source_path(problems, "source.exclude", src.exclude, "file", src.storage_options, hint):
+        try:
+            load_exclusions(src.exclude, src.storage_options)
+        except SourceError as error:
+            problems.append(str(error))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -312,49 +424,66 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: typing.Sequence[str], problems: list[str]) -> None:
+def apply_overrides(
+    raw: dict[str, Any], overrides: typing.Sequence[str], problems: list[str], sections: dict[str, Any]
+) -> None:
+    """Set `section.key=value` overrides in `raw`; `section.key.name=value` sets one entry of a
+    mapping-valued key (`model.options.d_model=96`). `sections`: section name -> its dataclass."""
     for text in overrides:
         try:
             path, value = parse_override(text)
         except ConfigError as error:
             problems.extend(error.problems)
             continue
-        if len(path) != 2:
+        hints = typing.get_type_hints(sections[path[0]]) if path[0] in sections else {}
+        kind = hints.get(path[1]) if len(path) > 1 else None
+        if len(path) != 2 and not (len(path) == 3 and kind is dict):
             problems.append(f"override {text!r}: keys have the form section.key")
             continue
         section = raw.setdefault(path[0], {})
         if not isinstance(section, dict):
             problems.append(f"override {text!r}: {path[0]} is not a section")
             continue
+        if len(path) == 3:
+            mapping = section.setdefault(path[1], {})
+            if not isinstance(mapping, dict):
+                problems.append(f"override {text!r}: {path[0]}.{path[1]} is not a mapping")
+                continue
+            mapping[path[2]] = value
+            continue
         # a key that wants a string keeps the text as typed ("00001" stays "00001", not 1)
-        section[path[1]] = text.partition("=")[2] if _wants_str(path) else value
+        section[path[1]] = text.partition("=")[2] if kind is str else value
 
 
-def _wants_str(path: list[str]) -> bool:
-    section_type = SECTIONS.get(path[0])
-    if section_type is None:
-        return False
-    return typing.get_type_hints(section_type).get(path[1]) is str
+PATH_KEYS = (
+    ("source", "instances"),
+    ("source", "images"),
+    ("source", "captions"),
+    ("source", "exclude"),
+    ("verify", "checkpoint"),
+    ("parse", "model"),
+)
 
 
-def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
-    """Relative paths in a recipe are relative to the recipe file, as users expect."""
-    for section, key in (
-        ("source", "instances"),
-        ("source", "images"),
-        ("source", "captions"),
-        ("verify", "checkpoint"),
-    ):
-        value = (raw.get(section) or {}).get(key)
-        if (
-            isinstance(value, str)
-            and value
-            and not os.path.isabs(value)
-            and not value.startswith(("s3:", "gs:"))
-        ):
+def resolve_paths(raw: dict[str, Any], base: Path, keys: typing.Iterable[tuple[str, str]]) -> None:
+    """Relative paths in a recipe are relative to the recipe file, as users expect (when they exist
+    there; object-store URLs are left alone)."""
+    for section, key in keys:
+        values = raw.get(section)
+        value = values.get(key) if isinstance(values, dict) else None
+        if isinstance(value, str) and value and not os.path.isabs(value) and not protocol_of(value):
             candidate = base / value
             if candidate.exists():
-                raw[section][key] = str(candidate)
+                values[key] = str(candidate)
+
+
+def read_recipe(path: str | Path | None, path_keys: typing.Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A recipe's raw sections with its relative paths resolved; no recipe: no sections."""
+    if not path:
+        return {}
+    raw = load_raw(path)
+    resolve_paths(raw, Path(path).resolve().parent, path_keys)
+    return raw
 
 
 def load_raw(path: str | Path) -> dict[str, Any]:
@@ -375,10 +504,8 @@ def build_config(
     raw: dict[str, Any], overrides: typing.Sequence[str] = (), check_paths: bool = True
 ) -> PipelineConfig:
     """Build and validate; raises one ConfigError listing every problem."""
-    raw = json.loads(json.dumps(raw))  # a private deep copy
     problems: list[str] = []
-    apply_overrides(raw, overrides, problems)
-    config = _build(raw, problems)
+    config = build_sections(PipelineConfig, raw, overrides, problems)
     _validate(config, problems, check_paths)
     if problems:
         raise ConfigError(problems)
@@ -388,7 +515,4 @@ def build_config(
 def load_config(
     path: str | Path | None, overrides: typing.Sequence[str] = (), check_paths: bool = True
 ) -> PipelineConfig:
-    raw = load_raw(path) if path else {}
-    if path:
-        _resolve_paths(raw, Path(path).resolve().parent)
-    return build_config(raw, overrides, check_paths)
+    return build_config(read_recipe(path, PATH_KEYS), overrides, check_paths)

@@ -12,6 +12,9 @@ FAILED_CAPTION = "failed_caption"
 FAILED_PARSE = "failed_parse"
 FAILED_TAG = "failed_tag"
 FAILED_VERIFY = "failed_verify"
+# Not a failure: an image listed in `source.exclude` (an evaluation image, say). It gets a parquet row
+# with the reason, no tar members, and does not count toward `run.max_error_rate`.
+EXCLUDED = "excluded"
 
 STATUSES = (
     OK,
@@ -24,7 +27,9 @@ STATUSES = (
     FAILED_PARSE,
     FAILED_TAG,
     FAILED_VERIFY,
+    EXCLUDED,
 )
+NOT_FAILURES = (OK, EXCLUDED)
 
 
 class SgpipeError(Exception):
@@ -58,6 +63,17 @@ class ModelNotAvailableError(SgpipeError):
             message += f"; {hint}"
         super().__init__(message)
         self.model = model
+
+
+class PreflightError(SgpipeError):
+    """Models that would fail every worker at load time, all listed, one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(
+            "the run cannot start; every model problem found:\n"
+            + "\n".join(f"  - {p}" for p in self.problems)
+        )
 
 
 class OutputLockedError(SgpipeError):

@@ -19,7 +19,7 @@ GPU_IMAGES_PER_S = {"caption": 181.0, "verify": 154.0}  # BLIP-large, 10 caption
 CAPTION_IMAGES_PER_S_BY_BATCH = {32: 120.1, 64: 160.2, 128: 181.3, 256: 189.4, 512: 204.1}
 # Host milliseconds per image on one core of the development machine: decoding COCO JPEGs
 # (bench_decode.py); the model stages' host part, pixels being resized on the GPU, and tagging
-# (bench_gpu_worker.py); writing ~160 KB JPEGs + records at ~100 MB/s (bench_io.py).
+# (bench_gpu_worker.py); writing JPEGs and records (bench_io.py). The derivations: docs/BENCHMARKS.md.
 HOST_MS_PER_IMAGE = {"decode": 2.0, "caption": 1.5, "tag": 0.8, "verify": 1.7, "write": 1.5}
 PARSE_MS_PER_CAPTION = 0.6  # spaCy small on COCO captions (10.3 words): bench_parse.py --coco-captions
 FILE_CAPTIONS_PER_IMAGE = 5  # COCO captions files hold about five per image
@@ -65,6 +65,8 @@ def _enabled(config: PipelineConfig, stage: str) -> bool:
 
 def estimate(config: PipelineConfig, workers: int, cpus: float, gpus: float) -> Estimate:
     """Images/s of a run with `workers` actors over `cpus` cores and `gpus` GPUs in all."""
+    if config.parse.backend == "seq2seq":
+        return Estimate(None, "", ["the seq2seq parser"])  # no real weights measured yet
     model_stages = [s for s in ("caption", "verify") if _enabled(config, s)]
     host = host_seconds_per_image(config)
     cores = max(cpus, 1.0)

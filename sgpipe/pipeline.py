@@ -1,31 +1,33 @@
 """Processing one shard end to end: entries -> samples -> stages in fixed batches -> atomic shard.
 
 Nothing here knows about Ray: the runner ships shard indices to workers that each own one
-`ShardProcessor`, whose stages load their models once, on first use.
+`ShardProcessor`. The processor alone drives its stages' lifecycle: `setup()` once before the
+first shard, `teardown()` when the worker is done.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import sgpipe
 from sgpipe import errors
 from sgpipe.config import PipelineConfig
+from sgpipe.leakage.exclude import load_exclusions
+from sgpipe.output.writer import write_shard
 from sgpipe.records import ImageEntry, Sample, sample_key
 from sgpipe.source.decode import DecodeStage
 from sgpipe.source.plan import plan_dir_of, read_shard_entries
-from sgpipe.stages.base import ErrorHandler, Stage, warn_and_continue
-from sgpipe.stages.write import write_shard
+from sgpipe.stages.base import ErrorHandler, Resources, Stage, warn_and_continue
+from sgpipe.storage import location
 
 CHUNK_SIZE = 64  # images decoded and held at once: bounds memory, fixes batch composition
 
 
 def chunk_size(config: PipelineConfig) -> int:
     """Images per chunk: at least `CHUNK_SIZE`, and never fewer than a model stage's batch, or the
-    GPU would only ever see chunk-sized batches (caption batch 128 runs 13% faster than 64)."""
+    GPU would only ever see chunk-sized batches (larger caption batches run faster: docs/BENCHMARKS.md)."""
     sizes = [CHUNK_SIZE]
     if config.caption.enabled:
         sizes.append(config.caption.batch_size)
@@ -46,7 +48,7 @@ def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
     """The recipe's stages in order. Imports are local: a worker loads only what it runs."""
     stages: list[Stage] = [
         DecodeStage(
-            config.source.images,
+            location(config.source.images, config.source.storage_options),
             config.source.max_pixels,
             config.run.decode_threads,
             keep_bytes=config.output.images,
@@ -55,20 +57,37 @@ def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
     if config.caption.enabled:
         from sgpipe.stages.caption import CaptionStage
 
-        stages.append(CaptionStage(config.caption, device=config.run.device, seed=config.run.seed))
-    from sgpipe.stages.parse import ParseStage
+        run = config.run
+        stages.append(CaptionStage(config.caption, device=run.device, seed=run.seed, gpus=run.gpus_per_worker))
     from sgpipe.stages.tag import TagStage
 
-    stages.append(ParseStage(config.parse))
+    if config.parse.backend == "seq2seq":
+        from sgpipe.stages.parse_seq2seq import Seq2SeqParseStage
+
+        stages.append(
+            Seq2SeqParseStage(config.parse, device=config.run.device, gpus=config.run.gpus_per_worker)
+        )
+    else:
+        from sgpipe.stages.parse import ParseStage
+
+        stages.append(ParseStage(config.parse))
     stages.append(TagStage(config.tag, categories))
     if config.verify.enabled:
         from sgpipe.stages.verify import VerifyStage
 
-        stages.append(VerifyStage(config.verify, device=config.run.device))
+        stages.append(VerifyStage(config.verify, device=config.run.device, gpus=config.run.gpus_per_worker))
     return stages
 
 
-def entry_to_sample(entry: ImageEntry, dataset: str) -> Sample:
+def worker_resources(stages: list[Stage]) -> Resources:
+    """What one worker running `stages` one after another needs: the most any of them declares."""
+    return Resources(
+        cpus=max((s.resources.cpus for s in stages), default=1.0),
+        gpus=max((s.resources.gpus for s in stages), default=0.0),
+    )
+
+
+def entry_to_sample(entry: ImageEntry, dataset: str, excluded: Mapping[int, str] | None = None) -> Sample:
     sample = Sample(
         key=sample_key(dataset, entry.image_id),
         dataset=dataset,
@@ -85,6 +104,8 @@ def entry_to_sample(entry: ImageEntry, dataset: str) -> Sample:
         sample.fail(
             errors.FAILED_DUPLICATE_ID, f"image id {entry.image_id} repeated; its first entry is kept"
         )
+    elif excluded and entry.image_id in excluded:
+        sample.fail(errors.EXCLUDED, excluded[entry.image_id])  # a status, not a failure
     return sample
 
 
@@ -98,11 +119,28 @@ class ShardProcessor:
     ):
         self.config = config
         self.job = job
-        self.out_dir = Path(config.output.dir)
+        self.out_dir = location(config.output.dir, config.output.storage_options)
         self.plan_dir = plan_dir_of(self.out_dir)
+        source = config.source
+        self.excluded = load_exclusions(source.exclude, source.storage_options) if source.exclude else {}
         self.stages = stages if stages is not None else build_stages(config, list(job.categories))
         for stage in self.stages:
             stage.handler = handler
+        self._set_up = False
+
+    def setup(self) -> None:
+        """Load every stage's models; the first shard does it when nobody did before."""
+        if not self._set_up:
+            for stage in self.stages:
+                stage.setup()
+            self._set_up = True
+
+    def teardown(self) -> None:
+        """Free the stages' models and threads; a later shard sets them up again."""
+        if self._set_up:
+            for stage in reversed(self.stages):
+                stage.teardown()
+            self._set_up = False
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -114,9 +152,10 @@ class ShardProcessor:
     def process_shard(self, index: int, attempts: dict[str, int] | None = None) -> dict[str, Any]:
         """Process and commit shard `index`; `attempts` (the driver's count for this shard, this
         attempt included) is recorded in its `_stats.json`."""
-        started = time.perf_counter()
+        started = time.perf_counter()  # the first shard's wall time includes loading the models
+        self.setup()
         entries = read_shard_entries(self.plan_dir, index)
-        samples = [entry_to_sample(e, self.job.dataset) for e in entries]
+        samples = [entry_to_sample(e, self.job.dataset, self.excluded) for e in entries]
         before = {s.name: s.seconds for s in self.stages}
         splits_before = {s.name: s.retries for s in self.stages}
         size = chunk_size(self.config)

@@ -1,7 +1,7 @@
-"""Typed records that flow between stages. Imports nothing from sgpipe.
+"""Typed records that flow between stages. Imports nothing from sgpipe but the status values.
 
-A `Sample` is one input image entry; every stage reads and fills fields of it, and the
-write stage turns it into a tar member (`KEY.json` + image bytes) and one parquet row.
+A `Sample` is one input image entry; every stage reads and fills fields of it, and the shard
+writer (`output/writer.py`) turns it into a tar member (`KEY.json` + image bytes) and one parquet row.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sgpipe.errors import OK
+
 SCHEMA_VERSION = 1
-STATUS_OK = "ok"
 
 DATASET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
@@ -154,7 +155,7 @@ class Sample:
     captions: list[Caption] = field(default_factory=list)
     triplets: list[Triplet] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
-    status: str = STATUS_OK
+    status: str = OK
     error_message: str = ""
     image_bytes: bytes | None = None
     image_ext: str = "jpg"
@@ -163,7 +164,7 @@ class Sample:
 
     @property
     def ok(self) -> bool:
-        return self.status == STATUS_OK
+        return self.status == OK
 
     def fail(self, status: str, message: str) -> None:
         self.status = status

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow.parquet as pq
 
 from sgpipe.config import VerifyConfig, _coerce, parse_override
-from sgpipe.errors import ConfigError, SgpipeError
-from sgpipe.records import STATUS_OK, Sample
+from sgpipe.errors import OK, ConfigError, SgpipeError
+from sgpipe.records import Sample
 from sgpipe.shards import iter_shard_samples
 
-ALLOWED = ("store_threshold", "keep_threshold", "batch_size", "dtype", "device")
+ALLOWED = ("store_threshold", "keep_threshold", "batch_size", "dtype", "assignment", "device")
 
 
 def _verify_config(checkpoint: Path, overrides: Sequence[str]) -> tuple[VerifyConfig, str]:
@@ -34,7 +34,7 @@ def _verify_config(checkpoint: Path, overrides: Sequence[str]) -> tuple[VerifyCo
         name = ".".join(keys)
         if len(keys) != 2 or keys[0] not in ("verify", "run") or keys[1] not in ALLOWED:
             problems.append(
-                f"override {name!r}: reverify takes verify.{{{','.join(ALLOWED[:4])}}} and run.device"
+                f"override {name!r}: reverify takes verify.{{{','.join(ALLOWED[:-1])}}} and run.device"
             )
             continue
         if keys[1] == "device":
@@ -46,6 +46,8 @@ def _verify_config(checkpoint: Path, overrides: Sequence[str]) -> tuple[VerifyCo
             setattr(config, keys[1], coerced)
     if config.keep_threshold < config.store_threshold:
         problems.append("verify.keep_threshold is below verify.store_threshold")
+    if config.assignment not in ("candidates", "all_pairs"):
+        problems.append(f"verify.assignment {config.assignment!r}: choose from candidates, all_pairs")
     if problems:
         raise ConfigError(problems)
     return config, device
@@ -72,11 +74,11 @@ def _shard_samples(tar: Path) -> tuple[list[Sample], dict]:
     rows = (
         pq.read_table(parquet).to_pylist()
         if parquet.is_file()
-        else [{"key": k, "status": STATUS_OK} for k in by_key]
+        else [{"key": k, "status": OK} for k in by_key]
     )
     samples = []
     for row in rows:
-        if row["status"] == STATUS_OK:
+        if row["status"] == OK:
             sample = by_key[row["key"]]
         else:
             dataset = row["key"].rsplit("-", 1)[0]
@@ -95,9 +97,10 @@ def _shard_samples(tar: Path) -> tuple[list[Sample], dict]:
 
 def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -> str:
     """Re-score every shard of OUT into NEW; returns a summary for the CLI."""
-    from sgpipe.stages.finalize import finalize_outputs, now_iso
+    from sgpipe.output.atomic import write_json_atomic
+    from sgpipe.output.finalize import finalize_outputs, now_iso
+    from sgpipe.output.writer import is_shard_complete, write_shard
     from sgpipe.stages.verify import VerifyStage
-    from sgpipe.stages.write import is_shard_complete, write_json_atomic, write_shard
 
     out, new_out = Path(out), Path(new_out)
     if out.resolve() == new_out.resolve():
@@ -108,7 +111,6 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
     config, device = _verify_config(checkpoint, overrides)
     stage = VerifyStage(config, device=device)
     stage.setup()
-    stage._ready = True
     verifier = stage.describe()
     dataset, done, before, after, kept = "", 0, 0, 0, 0
     for tar in tars:
@@ -125,6 +127,7 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
         models["verify"] = verifier
         write_shard(new_out, index, samples, {**provenance, "models": models})
         done += 1
+    stage.teardown()
     stats = finalize_outputs(new_out, dataset or "unknown")
     run_path = out / "run.json"
     run = json.loads(run_path.read_text()) if run_path.is_file() else {}

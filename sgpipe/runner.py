@@ -19,7 +19,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from sgpipe.attempts import (
@@ -31,22 +30,25 @@ from sgpipe.attempts import (
     write_failed_shards,
 )
 from sgpipe.config import PipelineConfig
-from sgpipe.errors import ErrorRateExceeded, Interrupted, RunStopped, SgpipeError, ShardsFailed
+from sgpipe.errors import NOT_FAILURES, ErrorRateExceeded, Interrupted, RunStopped, SgpipeError, ShardsFailed
 from sgpipe.estimate import estimate
-from sgpipe.outdir import OutputLock, check_resume
-from sgpipe.pipeline import ShardJob
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.guards import check_resume, lock_output
+from sgpipe.output.runinfo import finish_run_json, start_run_json
+from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard, shard_paths
+from sgpipe.pipeline import ShardJob, build_stages
 from sgpipe.preflight import check_models
-from sgpipe.runinfo import finish_run_json, start_run_json
+from sgpipe.redo import REDO_ADVICE, reopen_shard, shards_to_redo
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
 from sgpipe.stages.base import Stage
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import is_shard_complete, read_shard_stats, remove_partial_shard, shard_paths
+from sgpipe.storage import listing, location
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 10.0
 WAIT_S = 1.0  # how often the driver looks at the clocks and for stop signals while shards run
 HEARTBEAT_S = 30.0  # a line while nothing finishes, so a quiet run never looks hung
 SETTLE_S = 15.0  # how long a stop waits for its killed workers to be gone before cleaning up
+TEARDOWN_TIMEOUT_S = 30.0  # a worker that does not answer by then is ended with the cluster
 
 # (config, category names) -> the stages a worker runs; the default is `pipeline.build_stages`.
 # Called on the worker, so it must be picklable (a module-level function).
@@ -60,6 +62,7 @@ class RunOptions:
     dry_run: bool = False
     progress: bool = True
     metrics_path: str | None = None  # JSON lines, one per finished shard
+    redo_failed: bool = False  # also redo complete shards holding retryable failures (sgpipe.redo)
 
 
 def select_shards(n_shards: int, shard_range: str | None) -> list[int]:
@@ -100,6 +103,9 @@ class _ShardWorker:
     def process(self, index: int, attempts: dict[str, int] | None = None) -> dict[str, Any]:
         return self.processor.process_shard(index, attempts)
 
+    def teardown(self) -> None:
+        self.processor.teardown()
+
 
 def _init_ray(address: str) -> bool:
     """Connect to a cluster, or start a local Ray in-process. Returns whether we started it."""
@@ -123,7 +129,8 @@ def _init_ray(address: str) -> bool:
 
 
 def _failure_rate(stats: list[dict[str, Any]]) -> tuple[int, int]:
-    processed = sum(s["count"] for s in stats)
+    """(images judged, failed ones); excluded images are neither."""
+    processed = sum(s["count"] - s.get("excluded", 0) for s in stats)
     failed = sum(s["failed_to_process"] for s in stats)
     return processed, failed
 
@@ -144,7 +151,7 @@ class Progress:
     def update(self, shard_stats: dict[str, Any]) -> None:
         self.shards += 1
         self.images += shard_stats["count"]
-        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k != "ok"})
+        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k not in NOT_FAILURES})
         now = time.monotonic()
         if self.metrics_path:
             with open(self.metrics_path, "a", encoding="utf-8") as handle:
@@ -178,15 +185,12 @@ class Progress:
 def describe_plan(
     plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]
 ) -> str:
-    stages = (
-        ["decode"]
-        + (["caption"] if config.caption.enabled else [])
-        + ["parse", "tag"]
-        + (["verify"] if config.verify.enabled else [])
-    )
+    stages = [stage.name for stage in build_stages(config, plan.categories)]  # cheap: no model loads
     models = []
     if config.caption.enabled:
         models.append(f"captioner {config.caption.model}")
+    if config.parse.backend == "seq2seq":
+        models.append(f"parser {config.parse.model}")
     if config.verify.enabled:
         models.append(f"verifier {config.verify.checkpoint}")
     return "\n".join(
@@ -271,31 +275,31 @@ def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]
     }
 
 
-def incomplete_shards(out_dir: Path, selected: list[int]) -> list[int]:
-    """The shards a run processes: those of the selection without a completion marker."""
-    return [i for i in selected if not is_shard_complete(out_dir, i)]
-
-
 def run_pipeline(
     config: PipelineConfig, options: RunOptions = RunOptions(), stage_factory: StageFactory | None = None
 ) -> str:
     """Plan, process every incomplete shard on Ray, finalise. Safe to rerun: complete shards are kept.
 
     `stage_factory` replaces the recipe's stages (benchmarks that simulate a device use it)."""
-    out_dir = Path(config.output.dir)
+    out_dir = location(config.output.dir, config.output.storage_options)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with OutputLock(out_dir):
+    with lock_output(out_dir, config.output.lease_seconds):
         config_hash = config.content_hash()
         check_resume(out_dir, config_hash, options.force)
         check_models(config)
         plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(out_dir))
         selected = select_shards(plan.n_shards, options.shard_range)
-        todo = incomplete_shards(out_dir, selected)
+        names = listing(out_dir)  # a remote folder is listed once, not asked about each file
+        todo = [i for i in selected if not is_shard_complete(out_dir, i, names)]
+        redo = shards_to_redo(out_dir, selected, names) if options.redo_failed else []
+        todo = sorted(todo + redo)
         if options.dry_run:
             return describe_plan(plan, todo, config, planned_resources(config, len(todo)))
-        start_run_json(out_dir, config, plan)
+        start_run_json(out_dir, config, plan, redone=redo)
+        for index in redo:
+            reopen_shard(out_dir, index)
         for index in todo:
-            remove_partial_shard(out_dir, index)
+            remove_partial_shard(out_dir, index, names)
         if not todo:
             failed_shards_path(out_dir).unlink(missing_ok=True)
         try:
@@ -328,11 +332,25 @@ def _process(
             pool = _Pool(config, ShardJob(plan.dataset, tuple(plan.categories)), stage_factory, n_workers)
             try:
                 _Scheduler(config, plan, todo, options, pool, stop).run()
+                _teardown(pool)  # a stop kills the workers instead: nothing of theirs is waited for
             finally:
                 pool.kill_all()
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _teardown(pool: "_Pool") -> None:
+    """Ask every live worker to free its stages' models and threads before it is ended."""
+    import ray
+
+    refs = [worker.actor.teardown.remote() for worker in pool.workers if worker.ping is None]
+    answered, _ = ray.wait(refs, num_returns=len(refs), timeout=TEARDOWN_TIMEOUT_S)
+    for ref in answered:
+        try:
+            ray.get(ref)
+        except Exception as error:  # noqa: BLE001 - the run's outcome is decided already
+            log.warning("a worker's teardown failed: %s", error)
 
 
 class _StopSignals:
@@ -463,16 +481,13 @@ class _Scheduler:
         stop: _StopSignals,
     ):
         self.config = config
-        self.out_dir = Path(config.output.dir)
+        self.out_dir = location(config.output.dir, config.output.storage_options)
         self.plan = plan
         self.todo = todo
         self.options = options
         self.pool = pool
         self.stop = stop
         self.book = AttemptBook(todo, config.run.shard_attempts)
-        # a lost worker may have committed its shard just before: then it is done (a shard complete
-        # before the run, rewritten by a redo, is not judged this way)
-        self.incomplete_at_start = {i for i in todo if not is_shard_complete(self.out_dir, i)}
         self.progress = Progress(len(todo), options.progress, options.metrics_path)
         self.done_stats = read_shard_stats(self.out_dir)
         # small datasets are judged once they are through; large ones after the first N images
@@ -594,7 +609,9 @@ class _Scheduler:
         if attempt is None:
             log.warning("worker %s lost before taking a shard (%s)", where, reason)
             return
-        if attempt.index in self.incomplete_at_start and is_shard_complete(self.out_dir, attempt.index):
+        # it may have committed its shard just before: then the shard is done (every shard scheduled
+        # was incomplete when the run began: `--redo-failed` reopened its complete ones)
+        if is_shard_complete(self.out_dir, attempt.index):
             stats_path = shard_paths(self.out_dir, attempt.index)["stats"]
             self._done(attempt.index, json.loads(stats_path.read_text()), 0.0)
             return
@@ -669,9 +686,7 @@ class _Scheduler:
                 f"Stopped: {failures} of {processed} images failed ({failures / processed:.0%} > "
                 f"run.max_error_rate {rate:.0%}); something is systematically wrong (a wrong "
                 "source.images folder?)",
-                "If a setting was wrong, fix it and run into a new output.dir (the shards written here "
-                "were made with it); if the cause was outside the config (a mount that was down), rerun "
-                "the same command: complete shards are kept and the rest are done.",
+                f"{REDO_ADVICE}.",
             )
         )
 
@@ -683,13 +698,17 @@ class _Scheduler:
         self.pool.kill_all()
         if running:
             ray.wait([a.ref for a in running], num_returns=len(running), timeout=SETTLE_S)
+        names = listing(self.out_dir)
         for attempt in running:
-            remove_partial_shard(self.out_dir, attempt.index)
+            remove_partial_shard(self.out_dir, attempt.index, names)
 
     def _report(self, headline: str, advice: str) -> str:
         complete = read_shard_stats(self.out_dir)
+        names = listing(self.out_dir)
         unfinished = [
-            i for i in self.todo if i not in self.book.failed and not is_shard_complete(self.out_dir, i)
+            i
+            for i in self.todo
+            if i not in self.book.failed and not is_shard_complete(self.out_dir, i, names)
         ]
         sizes = {i: self.plan.shard_sizes[i] for i in self.book.failed}
         list_path = write_failed_shards(self.out_dir, headline, self.book.failed, sizes, unfinished)

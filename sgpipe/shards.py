@@ -12,6 +12,7 @@ from braceexpand import braceexpand
 
 from sgpipe.errors import SgpipeError
 from sgpipe.records import IMAGE_EXTENSIONS
+from sgpipe.storage import RemotePath, location, open_binary
 
 
 @dataclass(slots=True)
@@ -22,10 +23,20 @@ class ShardSample:
     image_ext: str | None
 
 
-def expand_urls(spec: str | Path) -> list[str]:
-    """A folder (its `NNNNN.tar` files), one `.tar`, or a brace pattern like `out/{00000..00009}.tar`."""
+def expand_urls(spec: str | Path, options: dict[str, Any] | None = None) -> list[str]:
+    """A folder (its `NNNNN.tar` files), one `.tar`, or a brace pattern like `out/{00000..00009}.tar`;
+    local or any fsspec URL (`s3://bucket/out`: one listing of that folder)."""
     text = str(spec)
-    path = Path(text)
+    path = location(text, options)
+    if isinstance(path, RemotePath):
+        if "{" in text:
+            return list(braceexpand(text))
+        if text.endswith(".tar"):
+            return [text]
+        names = sorted(n for n in path.list_names() if n.endswith(".tar") and not n.startswith("."))
+        if not names:
+            raise SgpipeError(f"no shards found at {text!r}")
+        return [str(path / n) for n in names]
     if path.is_dir():
         urls = sorted(str(p) for p in path.glob("*.tar") if not p.name.startswith("."))
     elif "{" in text:
@@ -61,11 +72,11 @@ class KeyMembers:
         return None
 
 
-def iter_key_members(urls: list[str]) -> Iterator[KeyMembers]:
+def iter_key_members(urls: list[str], options: dict[str, Any] | None = None) -> Iterator[KeyMembers]:
     """Each sample's members, in order; a key's members are adjacent, as the writer puts them."""
     for url in urls:
         current: KeyMembers | None = None
-        with tarfile.open(url, mode="r|") as tar:
+        with open_binary(location(url, options)) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
@@ -80,11 +91,11 @@ def iter_key_members(urls: list[str]) -> Iterator[KeyMembers]:
             yield current
 
 
-def iter_shard_samples(urls: list[str] | str) -> Iterator[ShardSample]:
+def iter_shard_samples(urls: list[str] | str, options: dict[str, Any] | None = None) -> Iterator[ShardSample]:
     """Yield samples in tar order, with the record parsed and the image bytes picked out."""
     if isinstance(urls, (str, Path)):
-        urls = expand_urls(urls)
-    for item in iter_key_members(urls):
+        urls = expand_urls(urls, options)
+    for item in iter_key_members(urls, options):
         members = {split_member_name(name)[1]: data for name, data in item.members}
         yield _to_sample(item.key, members)
 

@@ -17,7 +17,7 @@ from sgpipe.attempts import (
 )
 from sgpipe.config import build_config
 from sgpipe.errors import ConfigError
-from sgpipe.stages.finalize import finalize_outputs
+from sgpipe.output.finalize import finalize_outputs
 from tests.helpers.schemas import validate
 from tests.helpers.tiny_shards import make_output
 

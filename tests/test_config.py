@@ -1,6 +1,8 @@
+from dataclasses import dataclass
+
 import pytest
 
-from sgpipe.config import load_config
+from sgpipe.config import check_fields, load_config, option
 from sgpipe.errors import ConfigError
 
 
@@ -77,3 +79,32 @@ def test_config_hash_ignores_placement_but_not_content(recipe):
     scheduling = ["run.shard_attempts=5", "run.shard_timeout_s=7200", "run.placement_timeout_s=60"]
     assert load_config(recipe, scheduling).content_hash() == base
     assert load_config(recipe, ["tag.max_pairs_per_triplet=3"]).content_hash() != base
+
+
+def test_choices_and_ranges_declared_on_a_field_are_checked():
+    @dataclass
+    class Section:
+        mode: str = option("a", choices=("a", "b"))
+        size: int = option(1, low=1, high=4)
+        free: int = -7  # declares nothing, so nothing is checked
+
+    problems: list[str] = []
+    check_fields(Section(mode="c", size=5), "demo", problems)
+    assert problems == ["demo.mode: 'c' is not valid. Choose from: a, b", "demo.size: 5 must be in [1, 4]"]
+    problems.clear()
+    check_fields(Section(), "demo", problems)
+    assert problems == []
+
+
+def test_field_rules_and_cross_field_rules_are_reported_together(recipe):
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            recipe,
+            ["run.device=tpu", "verify.batch_size=0", "caption.min_length=30", "verify.keep_threshold=0.01"],
+        )
+    text = str(caught.value)
+    assert "run.device: 'tpu' is not valid. Choose from: auto, cpu, cuda" in text
+    assert "verify.batch_size: 0 must be >= 1" in text
+    assert "caption.max_length: 20 must exceed caption.min_length 30" in text
+    assert "verify.keep_threshold 0.01 is below verify.store_threshold 0.05" in text
+    assert len(caught.value.problems) == 4

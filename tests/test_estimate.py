@@ -76,3 +76,10 @@ def test_caption_rate_follows_the_batch_size():
     assert rate(64) == rate(100) == CAPTION_IMAGES_PER_S_BY_BATCH[64]
     assert rate(4096) == CAPTION_IMAGES_PER_S_BY_BATCH[512]
     assert rate(8) == CAPTION_IMAGES_PER_S_BY_BATCH[32]
+
+
+def test_no_estimate_is_made_up_for_the_learned_parser():
+    config = _config(parse={"backend": "seq2seq", "model": "m"})
+    result = estimate(config, workers=2, cpus=2, gpus=0)
+    assert result.images_per_s is None
+    assert result.describe(100) == "time estimate: none (the seq2seq parser not benchmarked on this device)"

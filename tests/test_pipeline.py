@@ -1,8 +1,9 @@
-"""A worker's chunks: never smaller than a model stage's batch, so the GPU sees the batch asked for."""
+"""A worker's chunks (never smaller than a model stage's batch, so the GPU sees the batch asked
+for) and the stage lifecycle the processor drives."""
 
-from sgpipe.pipeline import CHUNK_SIZE, ShardJob, ShardProcessor, chunk_size
+from sgpipe.pipeline import CHUNK_SIZE, ShardJob, ShardProcessor, build_stages, chunk_size, worker_resources
 from sgpipe.source.plan import build_plan, plan_dir_of
-from sgpipe.stages.base import Stage
+from sgpipe.stages.base import Resources, Stage
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import tiny_run_config
 
@@ -11,11 +12,18 @@ class BatchRecorder(Stage):
     name = "recorder"
 
     def __init__(self, batch_size: int):
-        super().__init__()
-        self.batch_size = batch_size
+        super().__init__(batch_size)
         self.batches: list[int] = []
+        self.events: list[str] = []
+
+    def setup(self):
+        self.events.append("setup")
+
+    def teardown(self):
+        self.events.append("teardown")
 
     def process(self, samples):
+        self.events.append("process")
         self.batches.append(len(samples))
 
 
@@ -76,3 +84,40 @@ def test_batch_splits_and_attempts_reach_the_shards_stats_but_not_its_bytes(tmp_
     third, third_tar = outputs["third"]
     assert third["retries"]["attempts"] == {"count": 3, "workers_lost": 1, "timed_out": 1}
     assert third_tar == tar
+
+
+def test_the_processor_sets_stages_up_once_and_tears_them_down(tmp_path):
+    paths = make_coco(tmp_path / "data", n_images=4, width=8, height=8)
+    config = tiny_run_config(paths, tmp_path / "out", output__samples_per_shard=2)
+    plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(tmp_path / "out"))
+    recorder = BatchRecorder(batch_size=8)
+    processor = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories)), stages=[recorder])
+    processor.process_shard(0)
+    processor.process_shard(1)
+    processor.teardown()
+    processor.teardown()  # a second call has nothing left to free
+    assert recorder.events == ["setup", "process", "process", "teardown"]
+
+
+def test_stages_declare_batch_size_and_resources(tmp_path):
+    paths = make_coco(tmp_path / "data", n_images=1)
+    config = tiny_run_config(
+        paths, tmp_path / "out", caption__enabled=True, caption__batch_size=24, run__gpus_per_worker=0.5
+    )
+    stages = {s.name: s for s in build_stages(config, ["person"])}
+    assert {name: s.batch_size for name, s in stages.items()} == {
+        "decode": 64, "caption": 24, "parse": config.parse.batch_size, "tag": 256
+    }
+    assert stages["caption"].resources == Resources(cpus=1.0, gpus=0.5)
+    assert stages["parse"].resources == Resources(cpus=1.0, gpus=0.0)
+    assert worker_resources(list(stages.values())) == Resources(cpus=1.0, gpus=0.5)
+    assert all(s.matcher is None for s in stages.values() if s.name == "tag")  # nothing loaded yet
+
+
+def test_decode_teardown_shuts_its_thread_pool(tmp_path):
+    paths = make_coco(tmp_path / "data", n_images=1)
+    decode = build_stages(tiny_run_config(paths, tmp_path / "out"), ["person"])[0]
+    decode.setup()
+    pool = decode._pool
+    decode.teardown()
+    assert pool._shutdown and decode._pool is None

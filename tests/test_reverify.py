@@ -3,36 +3,26 @@ import random
 
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from sgpipe.errors import ConfigError, SgpipeError
-from sgpipe.models.verifier import Verifier, tiny_config
-from sgpipe.records import Sample
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.writer import write_shard
 from sgpipe.reverify import reverify
 from sgpipe.shards import iter_shard_samples
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import write_shard
-from tests.train.shards import make_sample
+from tests.helpers.samples import build_sample
+from tests.helpers.train_shards import squares_sample
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    return Verifier.build(tiny_config(prior_prob=0.5)).save_pretrained(tmp_path_factory.mktemp("v") / "ckpt")
+def checkpoint(tiny_verifier):
+    return tiny_verifier
 
 
 def _out(folder):
     rng = random.Random(0)
     for index in range(2):
-        samples = [make_sample(10 * index + i, rng) for i in range(3)]
-        missing = Sample(
-            key=f"synth-{10 * index + 9:012d}",
-            dataset="synth",
-            image_id=10 * index + 9,
-            file_name="gone.jpg",
-            width=64,
-            height=64,
-        )
+        samples = [squares_sample(10 * index + i, rng) for i in range(3)]
+        missing = build_sample(10 * index + 9, "synth", file_name="gone.jpg", width=64, height=64)
         missing.fail("failed_missing", "no such file")
         write_shard(
             folder, index, samples[:2] + [missing] + samples[2:], {"sgpipe": "0", "models": {"tag": {}}}

@@ -13,7 +13,7 @@ import pytest
 import webdataset as wds
 
 from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedError, SgpipeError
-from sgpipe.outdir import OutputLock
+from sgpipe.output.guards import OutputLock
 from sgpipe.runner import RunOptions, placeable_workers, run_pipeline
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import MARKER_CAPTION, our_worker_pids, stages_with_a_marker, tiny_run_config
@@ -223,13 +223,23 @@ def test_cli_dry_run_trial_shards_and_metrics(dataset, tmp_path):
     assert "output.samples_per_shard: expected int" in bad.output and "run.workers" in bad.output
 
 
-def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path):
-    """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, on Ray."""
-    from sgpipe.models.verifier import Verifier, tiny_config
-    from tests.helpers.tiny_models import build_tiny_blip
+def test_the_dry_run_names_the_stages_a_worker_builds(dataset, tmp_path):
+    from sgpipe.pipeline import build_stages
+    from sgpipe.runner import describe_plan
+    from sgpipe.source.plan import SourcePlan
 
-    blip = build_tiny_blip(tmp_path / "blip")
-    checkpoint = Verifier.build(tiny_config(prior_prob=0.3)).save_pretrained(tmp_path / "verifier")
+    config = tiny_run_config(dataset, tmp_path / "o")
+    config.caption.enabled = config.verify.enabled = True
+    plan = SourcePlan("t", "pycocotools", ["cat"], [2, 1], {}, {})
+    text = describe_plan(plan, [0, 1], config, {"workers": 1, "cpus": 1.0, "gpus": 0.0})
+    names = [stage.name for stage in build_stages(config, plan.categories)]
+    assert names == ["decode", "caption", "parse", "tag", "verify"]
+    assert f"stages: {' -> '.join(names)}; models: captioner " in text
+
+
+def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path, tiny_blip, tiny_verifier):
+    """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, on Ray."""
+    blip, checkpoint = tiny_blip, tiny_verifier
     config = tiny_run_config(
         dataset,
         tmp_path / "out",

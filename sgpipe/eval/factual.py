@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from sgpipe.text.lemmas import RuleLemmas
-from sgpipe.text.lexicon import PREDICATE_LEMMAS
+from sgpipe.text.word_classes import PREDICATE_LEMMAS
 
 Triple = tuple[str, str, str]
 

@@ -20,12 +20,11 @@ same batch on the same hardware and software is bitwise reproducible.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sgpipe.errors import ModelNotAvailableError, SgpipeError
+from sgpipe.models.device import resolve_device, resolve_dtype
+from sgpipe.models.loading import load_pretrained
 
 if TYPE_CHECKING:
     import torch
@@ -135,49 +134,6 @@ class SeededNucleusSampler:
         return out.scatter_(1, chosen, 0.0)
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SgpipeError("run.device is 'cuda' but torch sees no CUDA device")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-
-
-def hub_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """A TCP connection to the hub endpoint; assumed reachable behind a proxy, which we cannot probe."""
-    import socket
-    from urllib.parse import urlparse
-
-    proxies = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
-    if any(os.environ.get(name) for name in proxies):
-        return True
-    url = urlparse(hub_endpoint())
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
-def _is_local(model: str) -> bool:
-    return Path(model).expanduser().is_dir()
-
-
 class Captioner:
     """Processor and model loaded once; `generate` turns a batch of images into N captions each."""
 
@@ -218,14 +174,7 @@ class Captioner:
 
         A model found in none of them raises ModelNotAvailableError at once, before any work.
         """
-        if _is_local(self.model_id):
-            try:
-                self._from_pretrained(str(Path(self.model_id).expanduser()))
-            except (OSError, ValueError) as error:
-                message = f"caption model folder {self.model_id!r} cannot be loaded: {error}"
-                raise SgpipeError(message) from error
-        else:
-            self._load_hub_model()
+        load_pretrained(self.model_id, self.role, self._from_pretrained)
         self.model.to(self.device).eval()
         self.revision = getattr(self.model.config, "_commit_hash", None)
         self._fit_image_size()
@@ -237,25 +186,6 @@ class Captioner:
         options["trust_remote_code"] = self.trust_remote_code
         self.processor = AutoProcessor.from_pretrained(source, **options)
         self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=self.dtype, **options)
-
-    def _load_hub_model(self) -> None:
-        # The cache first: workers of a cluster start without asking the hub, and a cached model
-        # stays the same model for the whole run.
-        try:
-            self._from_pretrained(self.model_id, local_files_only=True)
-            return
-        except (OSError, ValueError):
-            pass
-        if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
-            hint = "HF_HUB_OFFLINE is set, so the hub was not asked"
-            raise ModelNotAvailableError(self.model_id, self.role, hint)
-        if not hub_reachable():
-            # without this check the hub client retries every file for minutes before giving up
-            raise ModelNotAvailableError(self.model_id, self.role, f"{hub_endpoint()} cannot be reached")
-        try:
-            self._from_pretrained(self.model_id)
-        except (OSError, ValueError) as error:
-            raise ModelNotAvailableError(self.model_id, self.role, f"loading it failed: {error}") from error
 
     def _fit_image_size(self) -> None:
         """Resize inputs to `image_size` (384 for RLIPv2) when the processor takes a height/width size.
@@ -314,8 +244,8 @@ class Captioner:
         """Model inputs (pixels and the tokenized prompt) on the model's device and dtype.
 
         For BLIP the pixels are resized and normalised on the device (`sgpipe.models.pixels`),
-        which costs the host ~1 ms per image instead of the processor's ~9; other models go
-        through their own processor."""
+        which costs the host a fraction of what the processor does (docs/BENCHMARKS.md); other
+        models go through their own processor."""
         recipe = device_pixel_recipe(self.processor)
         if recipe is None:
             inputs = self.processor(

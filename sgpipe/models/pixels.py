@@ -1,11 +1,10 @@
 """Decoded images -> fixed-size model inputs, resized on the model's device.
 
 Resizing on the host is the costliest per-image work of a GPU worker: transformers' BLIP processor
-takes ~9 ms per COCO-sized image on one core (PIL resize, then numpy float maths) and the
-verifier's PIL resize ~4 ms (benchmarks/bench_inputs.py), against ~12 ms of GPU time per image for
-both models together. Here
-the host only turns each image into a uint8 tensor; resizing (antialiased, as PIL does: within one
-grey level of PIL's result) and normalisation run where the model runs.
+(PIL resize, then numpy float maths) and the verifier's PIL resize cost a host core about as long
+per image as both models take on the GPU (docs/BENCHMARKS.md, from benchmarks/bench_inputs.py).
+Here the host only turns each image into a uint8 tensor; resizing (antialiased, as PIL does: within
+one grey level of PIL's result) and normalisation run where the model runs.
 """
 
 from __future__ import annotations

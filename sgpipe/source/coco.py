@@ -5,20 +5,21 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 from sgpipe.errors import SourceError
 from sgpipe.records import Caption, ImageEntry
 from sgpipe.source.boxes import sanitize_box
+from sgpipe.storage import Location, location, open_binary
 
 
-def load_instances_json(path: str | Path) -> dict[str, Any]:
+def load_instances_json(path: str | Location) -> dict[str, Any]:
     try:
-        with open(path, "rb") as handle:
+        with open_binary(location(path)) as handle:
             data = json.load(handle)
     except OSError as error:
-        raise SourceError(f"cannot read instances file {str(path)!r}: {error.strerror}") from None
+        reason = error.strerror or f"{type(error).__name__}: {error}"
+        raise SourceError(f"cannot read instances file {str(path)!r}: {reason}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SourceError(f"instances file {str(path)!r} is not valid JSON: {error}") from None
     if not isinstance(data, dict):
@@ -84,7 +85,7 @@ def ordered_images(images: list[Any]) -> tuple[list[tuple[int, str, int, int, bo
 
 
 def load_coco_entries(
-    instances: str | Path, captions: dict[int, list[Caption]] | None
+    instances: str | Location, captions: dict[int, list[Caption]] | None
 ) -> tuple[list[ImageEntry], list[str], dict[str, int]]:
     """All image entries in deterministic order, the category names, and dataset-level counters."""
     from pycocotools.coco import COCO

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from sgpipe.output.atomic import atomic_file
 from sgpipe.records import Box, Caption, ImageEntry
 
 
@@ -68,10 +69,8 @@ def entry_line(entry: ImageEntry, box_jsons: list[str]) -> str:
 
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_file(path, "w") as handle:
         handle.writelines(lines)
-    tmp.replace(path)
 
 
 def write_entries(path: Path, entries: Iterable[ImageEntry]) -> None:
@@ -80,4 +79,8 @@ def write_entries(path: Path, entries: Iterable[ImageEntry]) -> None:
 
 def read_entries(path: Path) -> list[ImageEntry]:
     with open(path, encoding="utf-8") as handle:
-        return [entry_from_json(json.loads(line)) for line in handle if line.strip()]
+        return parse_entries(handle)
+
+
+def parse_entries(lines: Iterable[str]) -> list[ImageEntry]:
+    return [entry_from_json(json.loads(line)) for line in lines if line.strip()]

@@ -21,12 +21,13 @@ from sgpipe.records import Caption, ImageEntry
 from sgpipe.source.boxes import sanitize_box
 from sgpipe.source.coco import category_names, ordered_images
 from sgpipe.source.entries import box_json, entry_line, write_lines
+from sgpipe.storage import Location, open_binary
 
 FLUSH_EVERY = 500_000  # annotations buffered before they go to the bucket files
 
 
-def _stream(path: Path, prefix: str) -> Any:
-    handle = open(path, "rb")
+def _stream(path: Location, prefix: str) -> Any:
+    handle = open_binary(path)
     try:
         yield from ijson.items(handle, prefix, use_float=True)
     except ijson.JSONError as error:
@@ -36,7 +37,7 @@ def _stream(path: Path, prefix: str) -> Any:
 
 
 def stream_index(
-    instances: Path,
+    instances: Location,
     plan_dir: Path,
     samples_per_shard: int,
     limit: int,

@@ -1,16 +1,20 @@
 """The base of every batch stage: batching, timing, split-and-retry and failure bookkeeping.
 
-A subclass sets `name` and `failure_status`, loads its models in `setup()` (called on the worker,
-never in `__init__`, so a stage object stays cheap to build and ship) and writes `process()`, which
-fills fields of the ok samples of one batch in place. When `process` raises on a batch (a CUDA
-out-of-memory, a bad sample), the batch is split in halves and retried, so only the samples that
-still fail alone get the failure status; the rest of the shard goes on.
+A subclass sets `name` and `failure_status`, passes its batch size and `Resources` to
+`Stage.__init__`, loads its models in `setup()` and frees them in `teardown()`, and writes
+`process()`, which fills fields of the ok samples of one batch in place. Only the code that runs
+stages (`pipeline.ShardProcessor`, `reverify`) calls `setup()` (once per worker, before the first
+batch, never in `__init__`: a stage object stays cheap to build and ship) and `teardown()` (at the
+end). When `process` raises on a batch (a CUDA out-of-memory, a bad sample), the batch is split
+in halves and retried, so only the samples that still fail alone get the failure status; the rest
+of the shard goes on.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from sgpipe.records import Sample
@@ -30,20 +34,35 @@ def reraise(error: Exception, sample: Sample) -> None:
     raise error
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What one running copy of a stage needs: a scheduler that gives each stage its own pool
+    sizes the pool by it. Stages of one worker run one after another, so they share a worker's
+    resources (see `pipeline.worker_resources`)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0  # a fraction shares one card between copies
+
+
 class Stage:
     name: str = "stage"
     failure_status: str = "failed"
-    batch_size: int = 32
 
-    def __init__(self) -> None:
+    def __init__(self, batch_size: int = 32, resources: Resources = Resources()) -> None:
+        if batch_size < 1:
+            raise ValueError(f"{self.name}: batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.resources = resources
         self.seconds = 0.0
         self.samples_processed = 0
         self.retries = 0
         self.handler: ErrorHandler = warn_and_continue
-        self._ready = False
 
     def setup(self) -> None:
         """Load models and heavy resources; called once per worker before the first batch."""
+
+    def teardown(self) -> None:
+        """Free what `setup()` loaded; called once at the end. `describe()` still answers after it."""
 
     def process(self, samples: list[Sample]) -> None:
         raise NotImplementedError
@@ -53,9 +72,6 @@ class Stage:
         return {}
 
     def __call__(self, samples: list[Sample]) -> list[Sample]:
-        if not self._ready:
-            self.setup()
-            self._ready = True
         started = time.perf_counter()
         todo = [s for s in samples if s.ok]
         for start in range(0, len(todo), self.batch_size):

@@ -9,7 +9,7 @@ from sgpipe import errors
 from sgpipe.config import CaptionConfig
 from sgpipe.models.captioner import Captioner, Decoding
 from sgpipe.records import Caption, Sample
-from sgpipe.stages.base import Stage
+from sgpipe.stages.base import Resources, Stage
 
 
 def image_seed(seed: int, key: str) -> int:
@@ -22,21 +22,28 @@ class CaptionStage(Stage):
     name = "caption"
     failure_status = errors.FAILED_CAPTION
 
-    def __init__(self, config: CaptionConfig, device: str = "auto", seed: int = 0):
-        super().__init__()
+    def __init__(self, config: CaptionConfig, device: str = "auto", seed: int = 0, gpus: float = 0.0):
+        super().__init__(config.batch_size, Resources(cpus=1.0, gpus=gpus))
         self.config = config
         self.device = device
         self.seed = seed
-        self.batch_size = config.batch_size
         self.decoding = Decoding.from_config(config)
         self.captioner: Captioner | None = None
+        self._loaded_description: dict[str, Any] | None = None
 
     def setup(self) -> None:
         self.captioner = Captioner.from_config(self.config, device=self.device).load()
 
+    def teardown(self) -> None:
+        if self.captioner is not None:  # describe() keeps answering with the loaded model's record
+            self._loaded_description = self.captioner.describe()
+        self.captioner = None
+
     def describe(self) -> dict[str, Any]:
         if self.captioner is not None:
             return self.captioner.describe()
+        if self._loaded_description is not None:
+            return self._loaded_description
         return {"model": self.config.model, "revision": None, "decoding": self.decoding.to_dict()}
 
     def process(self, samples: list[Sample]) -> None:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections import deque
-from pathlib import Path
-from typing import IO, Iterator
-
 from sgpipe import errors
 from sgpipe.config import ParseConfig
 from sgpipe.records import Sample
-from sgpipe.stages.base import Stage
+from sgpipe.stages.base import Resources, Stage
 from sgpipe.text.parser import MAX_CHARS, CaptionParser, merge_triplets, prepare_caption
 
 
@@ -22,9 +16,8 @@ class ParseStage(Stage):
     failure_status = errors.FAILED_PARSE
 
     def __init__(self, config: ParseConfig | None = None) -> None:
-        super().__init__()
         self.config = config or ParseConfig()
-        self.batch_size = self.config.batch_size
+        super().__init__(self.config.batch_size, Resources(cpus=1.0))
         self.parser = CaptionParser(self.config.spacy_model, batch_size=self.config.batch_size)
 
     def setup(self) -> None:
@@ -56,65 +49,3 @@ class ParseStage(Stage):
                 for caption_id, text in prepared
             )
             sample.count("parse_triplets", len(sample.triplets))
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[object, str]]:
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as error:
-        raise errors.SgpipeError(f"cannot read {path}: {error.strerror}") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text = row["text"]
-                if not isinstance(text, str):
-                    raise TypeError("text is not a string")
-                yield row.get("id"), text
-            except (ValueError, KeyError, TypeError, AttributeError) as error:
-                raise errors.SgpipeError(
-                    f'{path}:{number}: expected a JSON object {{"id", "text"}} '
-                    f"({type(error).__name__}: {error})"
-                ) from None
-
-
-def parse_command(
-    text: str | None, input_path: Path | None, output_path: Path | None, spacy_model: str = "en_core_web_sm"
-) -> None:
-    """`sgpipe parse`: one caption to JSON lines of triplets, or a JSONL file of captions to JSONL."""
-    if (text is None) == (input_path is None):
-        raise errors.SgpipeError('give either a caption or --input FILE.jsonl (lines {"id", "text"})')
-    parser = CaptionParser(spacy_model)
-    if text is not None:
-        out: IO[str] = sys.stdout if output_path is None else output_path.open("w", encoding="utf-8")
-        try:
-            for triplet in merge_triplets([(0, parser.parse(text))]):
-                out.write(json.dumps(triplet.to_json()) + "\n")
-        finally:
-            if out is not sys.stdout:
-                out.close()
-        return
-    rows = _read_jsonl(Path(input_path))
-    ids: deque[object] = deque()  # ids of rows read ahead of their parse
-
-    def texts() -> Iterator[str]:
-        for row_id, row_text in rows:
-            ids.append(row_id)
-            yield row_text
-
-    tmp = None if output_path is None else output_path.with_name(output_path.name + ".tmp")
-    out = sys.stdout if tmp is None else tmp.open("w", encoding="utf-8")
-    try:
-        for triplets in parser.parse_many(texts()):
-            merged = merge_triplets([(0, triplets)])
-            out.write(json.dumps({"id": ids.popleft(), "triplets": [t.to_json() for t in merged]}) + "\n")
-    except BaseException:
-        if tmp is not None:
-            out.close()
-            tmp.unlink(missing_ok=True)
-        raise
-    if tmp is not None:
-        out.close()
-        tmp.replace(output_path)  # a complete file or none

@@ -14,24 +14,25 @@ import numpy as np
 from sgpipe import errors
 from sgpipe.config import TagConfig
 from sgpipe.records import Box, Relation, Sample
-from sgpipe.stages.base import Stage
-from sgpipe.stages.tag_score import tag_scores
+from sgpipe.stages.base import Resources, Stage
 from sgpipe.vocab.lexicon import Lexicon
 from sgpipe.vocab.matcher import EMBEDDING, EntityMatcher
+from sgpipe.vocab.tag_score import tag_scores
 
 NONE = "none"
+TAG_BATCH_SIZE = 256  # tagging is per sample: the size only bounds what one failing batch re-runs
 
 
 class TagStage(Stage):
     name = "tag"
     failure_status = errors.FAILED_TAG
-    batch_size = 256
 
-    def __init__(self, config: TagConfig, categories: list[str]):
-        super().__init__()
+    def __init__(self, config: TagConfig, categories: list[str], batch_size: int = TAG_BATCH_SIZE):
+        super().__init__(batch_size, Resources(cpus=1.0))
         self.config = config
         self.categories = list(categories)
         self.matcher: EntityMatcher | None = None
+        self._vocabulary = config.vocabulary  # the lexicon's resolved name once set up
 
     def setup(self) -> None:
         embedder = None
@@ -41,11 +42,14 @@ class TagStage(Stage):
             embedder = TextEmbedder(self.config.embedding_model)
         lexicon = Lexicon(self.categories, self.config.vocabulary)
         self.matcher = EntityMatcher(lexicon, embedder, self.config.embedding_threshold)
+        self._vocabulary = lexicon.vocabulary
+
+    def teardown(self) -> None:
+        self.matcher = None
 
     def describe(self) -> dict:
-        vocabulary = self.matcher.lexicon.vocabulary if self.matcher else self.config.vocabulary
         return {
-            "vocabulary": vocabulary,
+            "vocabulary": self._vocabulary,
             "embedding_model": self.config.embedding_model,
             "embedding_threshold": self.config.embedding_threshold,
             "max_pairs_per_triplet": self.config.max_pairs_per_triplet,
@@ -54,9 +58,7 @@ class TagStage(Stage):
         }
 
     def process(self, samples: list[Sample]) -> None:
-        if self.matcher is None:
-            self.setup()
-            self._ready = True
+        assert self.matcher is not None, "setup() builds the entity matcher"
         for sample in samples:
             self._tag(sample)
 

@@ -1,9 +1,13 @@
-"""Verify: score every candidate relation with the RLIPv2-style verifier, store it when its
-confidence reaches `store_threshold` and mark it kept at `keep_threshold` (RLIPv2's
-generate-low, train-high practice: everything >= 0.05 is written, pre-training keeps >= 0.20).
+"""Verify: score every candidate relation with the verifier (sgpipe's RLIPv2-style network, or RLIPv2's
+own R-Tagger converted by `sgpipe convert rtagger`), store it when its confidence reaches
+`store_threshold` and mark it kept at `keep_threshold` (RLIPv2's generate-low, train-high practice:
+everything >= 0.05 is written, pre-training keeps >= 0.20).
 
 All candidate pairs x candidate predicates of an image are scored in one pass, images batched;
 a relation's confidence is the cell of its (subject box, object box) pair and its predicate.
+`verify.assignment: candidates` (default) scores only the relations grounding proposed;
+`all_pairs` is RLIPv2's assignment: every cell of that matrix reaching `store_threshold` becomes a
+relation, those grounding did not propose with `triplet_id` -1 (assigned by the verifier).
 Relations are never passed through unscored: a sample the model cannot score fails.
 """
 
@@ -15,13 +19,9 @@ from typing import Any
 
 from sgpipe import errors
 from sgpipe.config import VerifyConfig
-from sgpipe.records import Sample
-from sgpipe.stages.base import Stage
-
-TRAIN_HINT = (
-    "Train one with `sgpipe convert synth SYNTH_DIR --out TRAIN_SHARDS` and "
-    "`sgpipe train pipelines/train_small.yaml --set data.train=TRAIN_SHARDS`"
-)
+from sgpipe.models.checkpoint import WEIGHTS_NAME, is_checkpoint, is_rtagger_folder, not_a_checkpoint
+from sgpipe.records import Relation, Sample
+from sgpipe.stages.base import Resources, Stage
 
 
 def file_sha256(path: Path) -> str:
@@ -30,14 +30,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def candidate_example(sample: Sample, pixels: Any) -> tuple[Any, dict[int, int]]:
@@ -63,42 +55,79 @@ def candidate_example(sample: Sample, pixels: Any) -> tuple[Any, dict[int, int]]
     return example, index
 
 
+ASSIGNED_BY_VERIFIER = -1  # triplet_id of a relation no grounded triplet proposed (all_pairs)
+
+
+def rtagger_categories(sample: Sample) -> list[str]:
+    """The category texts the R-Tagger reads before the relation texts: COCO's 80 names in COCO's order
+    when every box is a COCO category (what RLIPv2's COCO run used), else the image's own categories."""
+    from sgpipe.vocab.lexicon import load_vocabulary
+
+    coco = list(load_vocabulary("coco"))
+    names = list(dict.fromkeys(b.category for b in sample.objects))
+    return coco if set(names) <= set(coco) else names
+
+
+def rtagger_input(sample: Sample, example: Any) -> Any:
+    from sgpipe.models.rtagger import TaggerInput
+
+    categories = rtagger_categories(sample)
+    position = {name: i for i, name in enumerate(categories)}
+    return TaggerInput(
+        image=sample.image,
+        boxes_xywh=[list(b.bbox) for b in sample.objects],
+        box_labels=[position[b.category] for b in sample.objects],
+        pairs=example.pairs,
+        texts=example.predicates,
+        category_names=categories,
+    )
+
+
 class VerifyStage(Stage):
     name = "verify"
     failure_status = errors.FAILED_VERIFY
 
-    def __init__(self, config: VerifyConfig, device: str = "auto"):
-        super().__init__()
+    def __init__(self, config: VerifyConfig, device: str = "auto", gpus: float = 0.0):
+        super().__init__(config.batch_size, Resources(cpus=1.0, gpus=gpus))
         self.config = config
         self.device = device
-        self.batch_size = config.batch_size
         self.model: Any = None
         self._sha: str | None = None
 
     def setup(self) -> None:
-        from sgpipe.models.verifier import WEIGHTS_NAME, Verifier
+        from sgpipe.models.device import resolve_device
+        from sgpipe.models.verifier import Verifier
 
-        folder = Path(self.config.checkpoint) if self.config.checkpoint else None
-        if folder is None or not (folder / "config.json").is_file() or not (folder / WEIGHTS_NAME).is_file():
-            raise errors.SgpipeError(
-                f"verify.checkpoint {self.config.checkpoint!r} is not a verifier checkpoint folder "
-                f"(config.json + {WEIGHTS_NAME}). {TRAIN_HINT}"
+        if not is_checkpoint(self.config.checkpoint):
+            raise errors.SgpipeError(not_a_checkpoint("verify.checkpoint", self.config.checkpoint))
+        folder = Path(self.config.checkpoint)
+        if is_rtagger_folder(folder):
+            from sgpipe.models.rtagger import RTagger
+
+            self.model = RTagger.from_pretrained(
+                folder, device=resolve_device(self.device), bf16=self.config.dtype != "float32"
             )
-        self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))
+        else:
+            self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))
         self._sha = file_sha256(folder / WEIGHTS_NAME)
+
+    def teardown(self) -> None:
+        self.model = None
 
     def describe(self) -> dict:
         folder = Path(self.config.checkpoint) if self.config.checkpoint else None
-        if self._sha is None and folder is not None and (folder / "model.safetensors").is_file():
-            self._sha = file_sha256(folder / "model.safetensors")
+        if self._sha is None and folder is not None and (folder / WEIGHTS_NAME).is_file():
+            self._sha = file_sha256(folder / WEIGHTS_NAME)
         return {
             "checkpoint": self.config.checkpoint,
             "model_sha256": self._sha,
             "store_threshold": self.config.store_threshold,
             "keep_threshold": self.config.keep_threshold,
+            "assignment": self.config.assignment,
         }
 
     def process(self, samples: list[Sample]) -> None:
+        assert self.model is not None, "setup() loads the verifier"
         from sgpipe.models.pixels import resize_batch, to_tensor
 
         todo, examples = [], []
@@ -111,6 +140,11 @@ class VerifyStage(Stage):
             examples.append(example)
             todo.append((sample, index))
         if not examples:
+            return
+        if not hasattr(self.model, "logit_bias"):  # the R-Tagger: its own resize, one batched call
+            inputs = [rtagger_input(sample, example) for (sample, _), example in zip(todo, examples)]
+            for (sample, index), example, scores in zip(todo, examples, self.model.score_batch(inputs)):
+                self._apply(sample, index, example, scores)
             return
         # squashed to the model's square input on its device (the trainer does it on the host)
         size = self.model.config.image_size
@@ -137,5 +171,25 @@ class VerifyStage(Stage):
                 stored.append(relation)
         sample.count("verify_scored", len(sample.relations))
         sample.count("verify_below_store_threshold", len(sample.relations) - len(stored))
+        if self.config.assignment == "all_pairs":
+            stored += self._assigned(sample, index, example, scores)
         sample.count("verify_kept", sum(1 for r in stored if r.kept))
         sample.relations = stored
+
+    def _assigned(self, sample: Sample, index: dict[int, int], example: Any, scores: Any) -> list[Relation]:
+        """RLIPv2's assignment: cells of pairs x predicates no candidate holds, reaching store_threshold."""
+        box_id = {i: box_id for box_id, i in index.items()}
+        proposed = {(r.subject_id, r.object_id, r.predicate) for r in sample.relations}
+        next_id = max((r.id for r in sample.relations), default=-1) + 1
+        added = []
+        for p, (s, o) in enumerate(example.pairs):
+            for t, predicate in enumerate(example.predicates):
+                confidence = float(scores[p, t])
+                key = (box_id[s], box_id[o], predicate)
+                if key in proposed or confidence < self.config.store_threshold:
+                    continue
+                added.append(Relation(next_id, key[0], key[1], predicate, ASSIGNED_BY_VERIFIER, 0.0,
+                                      confidence, confidence >= self.config.keep_threshold))
+                next_id += 1
+        sample.count("verify_assigned", len(added))
+        return added

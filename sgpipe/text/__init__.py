@@ -1,6 +1,6 @@
 """Caption text -> subject-predicate-object triplets with spaCy dependency rules.
 
-`nlp.py` loads the spaCy pipeline, `lexicon.py` holds the closed word classes the rules use,
+`nlp.py` loads the spaCy pipeline, `word_classes.py` holds the closed word classes the rules use,
 `extract.py` walks one parsed caption, `parser.py` batches captions and merges an image's triplets.
 """
 

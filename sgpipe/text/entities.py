@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from sgpipe.text.lexicon import ANAPHORA, FRAME_NOUNS, PERSON_PRONOUNS, RELATIONAL_NOUNS, RELATIVE_PRONOUNS
 from sgpipe.text.tokens import ParsedCaption
+from sgpipe.text.word_classes import (
+    ANAPHORA,
+    FRAME_NOUNS,
+    PERSON_PRONOUNS,
+    RELATIONAL_NOUNS,
+    RELATIVE_PRONOUNS,
+)
 
 NOMINAL = frozenset(("NOUN", "PROPN"))
 

@@ -17,7 +17,8 @@ from sgpipe.text.entities import (
     resolve,
 )
 from sgpipe.text.lemmas import RuleLemmas
-from sgpipe.text.lexicon import (
+from sgpipe.text.tokens import ParsedCaption
+from sgpipe.text.word_classes import (
     ANAPHORA,
     CLOTHING_NOUNS,
     CONTAINER_NOUNS,
@@ -27,7 +28,6 @@ from sgpipe.text.lexicon import (
     RELATIONAL_NOUNS,
     SIDE_WORDS,
 )
-from sgpipe.text.tokens import ParsedCaption
 
 SUBJECT_DEPS = frozenset(("nsubj",))
 INHERIT_DEPS = frozenset(("conj", "xcomp", "advcl"))  # verbs that share the subject of their head verb

@@ -6,7 +6,7 @@ training and evaluation have real hard negatives: the mistakes a captioner makes
 
 The world states 9 canonical predicates, but the pipeline's verifier sees the parser's lemmas of
 the captions' phrasings ("cover", "beside", "to left of", "sit on"). With `paraphrases` (the
-default) every relation is also written in each phrasing that `sgpipe.synth.evaluate` maps back to
+default) every relation is also written in each phrasing that `sgpipe.synth.truth` maps back to
 its canonical predicate, with the same truth, so a verifier trained on these shards knows the
 predicate texts it will be asked about.
 """
@@ -58,7 +58,7 @@ PHRASINGS = (
 
 def predicate_phrasings() -> dict[str, list[str]]:
     """Canonical predicate -> its phrasings (the canonical form first)."""
-    from sgpipe.synth.evaluate import canonical_predicate
+    from sgpipe.synth.truth import canonical_predicate
 
     out: dict[str, list[str]] = defaultdict(list)
     for phrase in PHRASINGS:
@@ -151,8 +151,8 @@ def synth_samples(world: Path, paraphrases: bool = True) -> list[Sample]:
 
 def convert_synth(world: Path, out: Path, samples_per_shard: int = 100, paraphrases: bool = True) -> str:
     """Write the world's images and relations as shards (`write_shard`), plus shardindex/stats."""
-    from sgpipe.stages.finalize import finalize_outputs
-    from sgpipe.stages.write import write_shard
+    from sgpipe.output.finalize import finalize_outputs
+    from sgpipe.output.writer import write_shard
 
     if samples_per_shard < 1:
         raise SgpipeError("samples_per_shard must be >= 1")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import sgpipe
-from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, SgpipeError
+from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, OK, SgpipeError
 from sgpipe.records import Box, Relation, Sample, Triplet, sample_key
 
 DATASET = "vg"
@@ -210,8 +210,9 @@ def convert_vg(
     images: Path, scene_graphs: Path, out: Path, image_data: Path | None = None, samples_per_shard: int = 1000
 ) -> str:
     """Convert Visual Genome scene graphs (+ images) into standard shards under `out`."""
-    from sgpipe.stages.finalize import finalize_outputs
-    from sgpipe.stages.write import write_json_atomic, write_shard
+    from sgpipe.output.atomic import write_json_atomic
+    from sgpipe.output.finalize import finalize_outputs
+    from sgpipe.output.writer import write_shard
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")
@@ -264,6 +265,6 @@ def convert_vg(
     totals = stats["totals"]
     return (
         f"wrote {stats['shards']} shards to {out}: {totals['count']} images ({totals['successes']} ok, "
-        f"{dict((k, v) for k, v in stats['status'].items() if k != 'ok')} failed), "
+        f"{dict((k, v) for k, v in stats['status'].items() if k != OK)} failed), "
         f"{totals['n_objects']} boxes of {len(vocab.ids)} categories, {totals['n_relations']} relations"
     )

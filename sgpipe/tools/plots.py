@@ -6,6 +6,9 @@ import io
 from pathlib import Path
 from typing import Any
 
+from sgpipe.errors import OK
+from sgpipe.output.atomic import atomic_write_bytes
+
 TOP = 25
 
 
@@ -50,7 +53,7 @@ def _per_image_counts(out: Path) -> dict[str, list[int]]:
     for path in sorted(Path(out).glob("[0-9][0-9][0-9][0-9][0-9].parquet")):
         table = pq.read_table(path, columns=["status", "n_candidates", "n_kept"])
         for status, candidates, kept in zip(*(table.column(c).to_pylist() for c in table.column_names)):
-            if status == "ok":
+            if status == OK:
                 counts["candidates"].append(candidates)
                 counts["kept"].append(kept)
     return counts
@@ -100,6 +103,6 @@ def write_plots(out: Path, stats: dict[str, Any], plots_dir: Path) -> list[Path]
     written = []
     for name, png in plot_pngs(out, stats).items():
         path = plots_dir / f"{name}.png"
-        path.write_bytes(png)
+        atomic_write_bytes(path, png)
         written.append(path)
     return written

@@ -15,8 +15,8 @@ from typing import Any
 
 from PIL import Image
 
+from sgpipe.output.atomic import atomic_write_bytes
 from sgpipe.shards import expand_urls, iter_shard_samples
-from sgpipe.stages.write import atomic_write_bytes
 from sgpipe.tools.stats import load_run, load_stats, run_seconds
 
 THUMB_SIDE = 480  # gallery renders are shrunk to this longer side to keep the page small
@@ -120,7 +120,7 @@ def _relation_items(record: dict[str, Any]) -> str:
 
 
 def _gallery(out: Path, n_samples: int) -> list[str]:
-    from sgpipe.tools.render import png_bytes, render_record
+    from sgpipe.tools.render_record import png_bytes, render_record
 
     figures: list[str] = []
     if n_samples <= 0 or not any(Path(out).glob("*.tar")):

@@ -17,7 +17,7 @@ from sgpipe.shards import KeyMembers, expand_urls, iter_key_members
 
 def write_copied_shard(out: Path, index: int, group: list[KeyMembers]) -> dict:
     """One shard from copied members: tar, parquet rows, `_stats.json` (last), as write_shard does."""
-    from sgpipe.stages.write import commit_shard
+    from sgpipe.output.writer import commit_shard
 
     samples = [Sample.from_record(item.record()) for item in group]
     return commit_shard(out, index, (member for item in group for member in item.members), samples)
@@ -25,7 +25,7 @@ def write_copied_shard(out: Path, index: int, group: list[KeyMembers]) -> dict:
 
 def reshard(source: str | Path, out: Path, samples_per_shard: int) -> str:
     """Rewrite the shards at `source` into `out`, `samples_per_shard` each (the last may hold fewer)."""
-    from sgpipe.stages.finalize import finalize_outputs
+    from sgpipe.output.finalize import finalize_outputs
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")

@@ -19,8 +19,8 @@ TOP = 15
 def load_stats(out: Path) -> dict[str, Any]:
     """stats.json, or the same aggregate computed from the complete shards when it is missing."""
     from sgpipe.attempts import read_failed_shards
-    from sgpipe.stages.finalize import aggregate_stats
-    from sgpipe.stages.write import read_shard_stats
+    from sgpipe.output.finalize import aggregate_stats
+    from sgpipe.output.writer import read_shard_stats
 
     out = Path(out)
     if not out.is_dir():
@@ -62,6 +62,7 @@ def format_stats(stats: dict[str, Any], run: dict[str, Any]) -> str:
     lines.append(
         f"shards: {stats['shards']}  images: {totals['count']}  ok: {totals['successes']}  "
         f"failed: {totals['failed_to_process']}"
+        + (f"  excluded: {totals['excluded']}" if totals.get("excluded") else "")
     )
     lines.append(
         f"objects: {totals['n_objects']}  captions: {totals['n_captions']}  triplets: {totals['n_triplets']}"

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +11,9 @@ from typing import Any
 
 import yaml
 
-from sgpipe.config import _check_range, _choices, fill_sections, load_raw, parse_override
+from sgpipe.config import _check_range, _choices, build_sections, read_recipe
 from sgpipe.errors import ConfigError
+from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 
 
 @dataclass
@@ -37,6 +36,7 @@ class DataSection:
     min_confidence: float = 0.5  # relations at or above: positives (ground truth is 1.0)
     max_negative_confidence: float = 0.0  # at or below: explicit negatives; between: left out
     vocab_scan_samples: int = 0  # records read to build the predicate vocabulary (0: all)
+    storage_options: dict = field(default_factory=dict)  # fsspec options for URL shards (endpoint_url...)
 
 
 @dataclass
@@ -78,13 +78,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-SECTIONS = typing.get_type_hints(TrainConfig)
-
-
-def _build(raw: dict[str, Any], problems: list[str]) -> TrainConfig:
-    config = TrainConfig()
-    fill_sections(config, raw, problems)
-    return config
+PATH_KEYS = (("data", "train"), ("data", "eval"), ("model", "init"))
 
 
 def _validate(config: TrainConfig, problems: list[str], check_paths: bool) -> None:
@@ -96,21 +90,27 @@ def _validate(config: TrainConfig, problems: list[str], check_paths: bool) -> No
     known = {f.name for f in dataclasses.fields(VerifierConfig)} - {"preset", "predicate_frequencies"}
     for key in sorted(set(m.options) - known):
         problems.append(f"model.options: unknown verifier option {key!r}. {_choices(known)}")
-    if check_paths and m.init and not (Path(m.init) / "config.json").is_file():
-        problems.append(f"model.init: {m.init!r} is not a verifier checkpoint folder")
+    if check_paths and m.init and not is_checkpoint(m.init):
+        problems.append(not_a_checkpoint("model.init", m.init))
     if not d.train:
         problems.append("data.train: required (training shards: a folder, a .tar or a brace pattern)")
     if check_paths:
         from sgpipe.errors import SgpipeError
         from sgpipe.shards import expand_urls
+        from sgpipe.storage import url_problem
 
         for key in ("train", "eval"):
             spec = getattr(d, key)
-            if spec:
+            problem = url_problem(spec, f"data.{key}")
+            if problem:
+                problems.append(problem)
+            elif spec:
                 try:
-                    expand_urls(spec)
+                    expand_urls(spec, d.storage_options)
                 except SgpipeError as error:
                     problems.append(f"data.{key}: {error}")
+                except OSError as error:  # credentials, endpoint, network
+                    problems.append(f"data.{key}: cannot reach {spec!r}: {type(error).__name__}: {error}")
     for where, value, low in (
         ("data.batch_size", d.batch_size, 1),
         ("data.num_workers", d.num_workers, 0),
@@ -150,32 +150,8 @@ def load_train_config(
 ) -> TrainConfig:
     """Build and validate; one ConfigError lists every problem. Relative paths in a recipe are
     relative to the recipe file when they exist there."""
-    raw = json.loads(json.dumps(load_raw(path) if path else {}))
     problems: list[str] = []
-    for text in overrides:
-        try:
-            keys, value = parse_override(text)
-        except ConfigError as error:
-            problems.extend(error.problems)
-            continue
-        if len(keys) < 2 or keys[0] not in SECTIONS:
-            problems.append(f"override {text!r}: keys have the form section.key. {_choices(SECTIONS)}")
-            continue
-        section = raw.setdefault(keys[0], {})
-        hints = typing.get_type_hints(SECTIONS[keys[0]])
-        if len(keys) == 3 and hints.get(keys[1]) is dict:  # model.options.d_model=96
-            section.setdefault(keys[1], {})[keys[2]] = value
-        elif len(keys) == 2:
-            section[keys[1]] = text.partition("=")[2] if hints.get(keys[1]) is str else value
-        else:
-            problems.append(f"override {text!r}: keys have the form section.key")
-    if path:
-        base = Path(path).resolve().parent
-        for section, key in (("data", "train"), ("data", "eval"), ("model", "init")):
-            value = (raw.get(section) or {}).get(key)
-            if isinstance(value, str) and value and not os.path.isabs(value) and (base / value).exists():
-                raw[section][key] = str(base / value)
-    config = _build(raw, problems)
+    config = build_sections(TrainConfig, read_recipe(path, PATH_KEYS), overrides, problems)
     _validate(config, problems, check_paths)
     if problems:
         raise ConfigError(problems)

@@ -1,9 +1,10 @@
 """Training data: WebDataset shards -> model inputs.
 
 Shards are streamed with `webdataset` (shard order shuffled per epoch with a fixed seed, split by
-rank and then by DataLoader worker, a seeded shuffle buffer), so a run's data order is a function
-of (seed, epoch) alone: a resumed run skips the batches it already trained on and sees exactly
-what an uninterrupted run would. Each worker's stream cycles through its shards, so every rank
+rank and then by DataLoader worker, a seeded shuffle buffer), each opened through `sgpipe.storage`
+(a local file, or any fsspec URL such as `s3://` read as a buffered stream), so a run's data order
+is a function of (seed, epoch) alone: a resumed run skips the batches it already trained on and
+sees exactly what an uninterrupted run would. Each worker's stream cycles through its shards, so every rank
 can run the same fixed number of steps per epoch (no DDP hang on uneven data).
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
 from sgpipe.models.verifier.inputs import Example, collate, image_to_pixels, normalise_boxes
+from sgpipe.storage import location, open_binary
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +64,35 @@ def split_by_worker_id(urls: Iterator[Any], worker: int, num_workers: int) -> It
     yield from islice(urls, worker, None, num_workers)
 
 
-def scan_predicates(urls: Sequence[str], min_confidence: float, limit: int = 0) -> dict[str, int]:
+def open_shards(
+    sources: Iterator[dict[str, Any]], options: dict[str, Any], handler: CorruptData
+) -> Iterator[dict[str, Any]]:
+    """webdataset's URL opener, through `sgpipe.storage`: `{url}` -> `{url, stream}`, closed after use."""
+    for source in sources:
+        try:
+            stream = open_binary(location(source["url"], options))
+        except Exception as error:  # noqa: BLE001 - an unreadable shard is skipped like a corrupt one
+            handler(error, source["url"])
+            continue
+        try:
+            yield {**source, "stream": stream}
+        finally:
+            stream.close()
+
+
+def scan_predicates(
+    urls: Sequence[str], min_confidence: float, limit: int = 0, options: dict[str, Any] | None = None
+) -> dict[str, int]:
     """Predicate -> count of positive relations, read from the shards' JSON members only."""
     counts: Counter[str] = Counter()
     seen = 0
     corrupt = CorruptData()
     for url in urls:
         try:
-            with tarfile.open(url, mode="r|") as tar:
+            with (
+                open_binary(location(url, options)) as stream,
+                tarfile.open(fileobj=stream, mode="r|") as tar,
+            ):
                 for member in tar:
                     if not member.name.endswith(".json"):
                         continue
@@ -217,6 +240,7 @@ class ShardStream(IterableDataset):
         skip_batches: int = 0,
         passes: int | None = None,
         example_args: dict[str, Any] | None = None,
+        storage_options: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.urls = list(urls)
@@ -225,25 +249,30 @@ class ShardStream(IterableDataset):
         self.frequencies = frequencies
         self.shuffle_buffer, self.skip_batches, self.passes = shuffle_buffer, skip_batches, passes
         self.example_args = example_args or {}
+        self.storage_options = dict(storage_options or {})
         self.corrupt = CorruptData()
 
     def _raw(self, worker: int, num_workers: int, passes: int | None) -> Iterator[dict[str, Any]]:
         import webdataset as wds
+        from webdataset.tariterators import group_by_keys, tar_file_expander
 
         pass_index = 0
         while passes is None or pass_index < passes:
             urls = list(self.urls)
             random.Random(stable_seed(self.seed, self.epoch, pass_index)).shuffle(urls)
-            dataset = wds.WebDataset(
-                urls,
-                shardshuffle=False,
-                empty_check=False,
-                handler=self.corrupt,
-                nodesplitter=partial(split_by_rank, rank=self.rank, world_size=self.world_size),
-                workersplitter=partial(split_by_worker_id, worker=worker, num_workers=num_workers),
-            ).shuffle(
-                self.shuffle_buffer, seed=stable_seed(self.seed, self.epoch, pass_index, self.rank, worker)
-            )
+            # webdataset.WebDataset's stages, with shards opened through sgpipe.storage
+            stages = [
+                wds.SimpleShardList(urls),
+                partial(split_by_rank, rank=self.rank, world_size=self.world_size),
+                partial(split_by_worker_id, worker=worker, num_workers=num_workers),
+                partial(open_shards, options=self.storage_options, handler=self.corrupt),
+                partial(tar_file_expander, handler=self.corrupt),
+                partial(group_by_keys, handler=self.corrupt),
+            ]
+            if self.shuffle_buffer > 0:
+                seed = stable_seed(self.seed, self.epoch, pass_index, self.rank, worker)
+                stages.append(wds.shuffle(self.shuffle_buffer, seed=seed))
+            dataset = wds.DataPipeline(*stages)
             count = 0
             for sample in dataset:
                 count += 1

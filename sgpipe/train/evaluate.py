@@ -133,6 +133,7 @@ def evaluate(
     *,
     keep_threshold: float = 0.2,
     ks: Sequence[int] = (1, 3, 5),
+    storage_options: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Metrics on held-out shards: auc, recall@k, and the keep-threshold report."""
@@ -141,7 +142,9 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        rows, ranked = score_shards(model, iter_shard_samples(list(urls)), image_size, **kwargs)
+        rows, ranked = score_shards(
+            model, iter_shard_samples(list(urls), storage_options), image_size, **kwargs
+        )
     finally:
         model.train(was_training)
     metrics: dict[str, Any] = {

@@ -1,4 +1,6 @@
-"""Category vocabularies and the lexicon that maps entity lemmas onto a dataset's box categories.
+"""What the tag stage grounds triplets with: the category vocabularies, the lexicon that maps entity
+lemmas onto a dataset's box categories (`lexicon.py`, `matcher.py`) and the geometric prior that ranks
+a triplet's candidate box pairs (`tag_score.py`).
 
 Package data, curated by hand from everyday words and WordNet-style hyponymy (not substring lists):
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PIL import Image
+from tests.helpers.images import write_image
 
 CATEGORIES = [
     {"id": 1, "name": "person", "supercategory": "person"},
@@ -18,14 +18,6 @@ CAPTIONS = [
     "a dog sitting next to a person",
     "a person standing behind a bicycle",
 ]
-
-
-def write_image(path: Path, width: int, height: int, seed: int, fmt: str = "JPEG") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.new("RGB", (width, height), ((seed * 40) % 256, (seed * 90) % 256, (seed * 20) % 256))
-    for x in range(0, width, 7):
-        image.putpixel((x, (x * seed) % height), (255, 255, 255))
-    image.save(path, format=fmt, quality=90)
 
 
 def make_coco(

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from PIL import Image
-
-from sgpipe.records import Box, Caption, Relation, Sample, Triplet, sample_key
-from sgpipe.stages.finalize import finalize_outputs
-from sgpipe.stages.write import write_shard
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.output.writer import write_shard
+from sgpipe.records import Box, Caption, Relation, Sample, Triplet
+from tests.helpers.images import jpeg_bytes
+from tests.helpers.samples import build_sample
 
 PROVENANCE = {"sgpipe": "0.1.0", "config_hash": "0" * 16, "models": {}}
 
 
-def jpeg_bytes(width: int, height: int, seed: int) -> bytes:
-    image = Image.new("RGB", (width, height), ((seed * 50) % 256, (seed * 80) % 256, 120))
-    for x in range(0, width, 5):
-        image.putpixel((x, (x * (seed + 1)) % height), (255, 255, 255))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def make_sample(
+def output_sample(
     image_id: int,
     dataset: str = "t",
     verified: bool = True,
@@ -33,11 +23,9 @@ def make_sample(
 ) -> Sample:
     """Three boxes; with `relations`, a kept and a dropped relation (or unverified ones), triplets."""
     base = image_id * 10
-    sample = Sample(
-        key=sample_key(dataset, image_id),
-        dataset=dataset,
-        image_id=image_id,
-        file_name=f"{image_id}.jpg",
+    sample = build_sample(
+        image_id,
+        dataset,
         width=width,
         height=height,
         objects=[
@@ -82,16 +70,9 @@ def make_output(
     failed: int = 1,
 ) -> list[Sample]:
     """Write shards of `n_images` ok samples (every 3rd without relations) plus `failed` missing ones."""
-    samples = [make_sample(i + 1, dataset, verified, relations=(i % 3 != 2)) for i in range(n_images)]
+    samples = [output_sample(i + 1, dataset, verified, relations=(i % 3 != 2)) for i in range(n_images)]
     for j in range(failed):
-        bad = Sample(
-            key=sample_key(dataset, 900 + j),
-            dataset=dataset,
-            image_id=900 + j,
-            file_name="gone.jpg",
-            width=10,
-            height=10,
-        )
+        bad = build_sample(900 + j, dataset, file_name="gone.jpg", width=10, height=10)
         bad.fail("failed_missing", "no such file")
         samples.append(bad)
     for index, start in enumerate(range(0, len(samples), per_shard)):

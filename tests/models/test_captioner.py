@@ -13,11 +13,9 @@ from sgpipe.models.captioner import (  # noqa: E402
     Decoding,
     SeededNucleusSampler,
     device_pixel_recipe,
-    resolve_dtype,
     row_keys,
     strip_prompt,
 )
-from tests.helpers.tiny_models import build_tiny_blip  # noqa: E402
 
 
 def test_sampler_follows_the_nucleus_distribution():
@@ -67,15 +65,6 @@ def test_strip_prompt():
     assert strip_prompt(" two dogs ", "") == "two dogs"
 
 
-def test_dtype_auto():
-    assert resolve_dtype("auto", "cpu") == torch.float32
-    assert resolve_dtype("auto", "cuda") == torch.bfloat16
-    assert resolve_dtype("float16", "cuda") == torch.float16
-
-
-@pytest.fixture(scope="module")
-def tiny_blip(tmp_path_factory):
-    return str(build_tiny_blip(tmp_path_factory.mktemp("tiny_blip")))
 
 
 def test_lengths_count_the_prompt_as_blip_does(tiny_blip):

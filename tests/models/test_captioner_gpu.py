@@ -10,17 +10,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 from PIL import Image  # noqa: E402
 
 from sgpipe.models.captioner import Captioner, Decoding  # noqa: E402
-from tests.helpers.tiny_models import build_tiny_blip  # noqa: E402
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_blip(tmp_path_factory):
-    return str(build_tiny_blip(tmp_path_factory.mktemp("tiny_blip")))
 
 
 def images(n):

@@ -1,9 +1,10 @@
 import pytest
 
 from sgpipe import errors
-from sgpipe.records import Sample
 from sgpipe.source.decode import DecodeStage, resolve_image_path
 from tests.corpus.images import CASES, jpeg_bytes, write_case
+from tests.helpers.samples import build_sample
+from tests.helpers.stages import run_stage
 
 EXPECTED = {
     "good.jpg": (errors.OK, "jpg"),
@@ -22,17 +23,14 @@ EXPECTED = {
 
 
 def _sample(name, size):
-    return Sample(
-        key="t-000000000001", dataset="t", image_id=1, file_name=name, width=size[0], height=size[1]
-    )
+    return build_sample(1, file_name=name, width=size[0], height=size[1])
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_each_image_case_gets_its_status(tmp_path, name):
     size = write_case(tmp_path, name)
     sample = _sample(name, size)
-    stage = DecodeStage(tmp_path, max_pixels=50_000_000, threads=2)
-    stage([sample])
+    run_stage(DecodeStage(tmp_path, max_pixels=50_000_000, threads=2), [sample])
     status, ext = EXPECTED[name]
     assert sample.status == status, sample.error_message
     if status == errors.OK:
@@ -46,7 +44,7 @@ def test_one_bad_image_does_not_touch_the_others(tmp_path):
     for name in ("good.jpg", "truncated.jpg", "gray.png"):
         write_case(tmp_path, name)
     samples = [_sample(n, (40, 30)) for n in ("good.jpg", "truncated.jpg", "missing.jpg", "gray.png")]
-    DecodeStage(tmp_path, max_pixels=10**8)(samples)
+    run_stage(DecodeStage(tmp_path, max_pixels=10**8), samples)
     assert [s.status for s in samples] == ["ok", "failed_decode", "failed_missing", "ok"]
     assert "missing.jpg" in samples[2].error_message
 

@@ -1,13 +1,11 @@
 import pytest
 
-from sgpipe.records import Sample
 from sgpipe.stages.base import Stage, reraise
+from tests.helpers.samples import build_sample
 
 
 def _samples(n):
-    return [
-        Sample(key=f"t-{i:012d}", dataset="t", image_id=i, file_name="", width=1, height=1) for i in range(n)
-    ]
+    return [build_sample(i) for i in range(n)]
 
 
 class FlakyStage(Stage):
@@ -15,10 +13,9 @@ class FlakyStage(Stage):
 
     name = "flaky"
     failure_status = "failed_tag"
-    batch_size = 8
 
     def __init__(self, poisoned):
-        super().__init__()
+        super().__init__(batch_size=8)
         self.poisoned = poisoned
         self.calls = []
 

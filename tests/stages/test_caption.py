@@ -8,32 +8,18 @@ from PIL import Image  # noqa: E402
 
 from sgpipe import errors  # noqa: E402
 from sgpipe.config import CaptionConfig  # noqa: E402
-from sgpipe.records import Caption, Sample  # noqa: E402
+from sgpipe.records import Caption  # noqa: E402
 from sgpipe.stages.base import reraise  # noqa: E402
 from sgpipe.stages.caption import CaptionStage, image_seed  # noqa: E402
-from tests.helpers.tiny_models import build_tiny_blip  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_blip(tmp_path_factory):
-    return str(build_tiny_blip(tmp_path_factory.mktemp("tiny_blip")))
+from tests.helpers.samples import build_sample  # noqa: E402
+from tests.helpers.stages import run_stage  # noqa: E402
 
 
 def make_samples(n, start=0):
     samples = []
     for i in range(start, start + n):
         image = Image.new("RGB", (48 + 8 * i, 40), (37 * i % 256, 90, 200 - 11 * i % 200))
-        samples.append(
-            Sample(
-                key=f"coco-{i:012d}",
-                dataset="coco",
-                image_id=i,
-                file_name=f"{i}.jpg",
-                width=image.width,
-                height=image.height,
-                image=image,
-            )
-        )
+        samples.append(build_sample(i, "coco", width=image.width, height=image.height, image=image))
     return samples
 
 
@@ -55,7 +41,7 @@ def texts(samples):
 
 def test_n_captions_recorded_with_model_and_decoding(tiny_blip):
     samples = make_samples(2)
-    make_stage(tiny_blip, max_length=20)(samples)
+    run_stage(make_stage(tiny_blip, max_length=20), samples)
     for sample in samples:
         assert sample.ok
         assert [c.id for c in sample.captions] == list(range(5))
@@ -74,25 +60,25 @@ def test_n_captions_recorded_with_model_and_decoding(tiny_blip):
 
 def test_same_seed_same_captions_other_seed_differs(tiny_blip):
     first, second, other = make_samples(3), make_samples(3), make_samples(3)
-    make_stage(tiny_blip, seed=7)(first)
-    make_stage(tiny_blip, seed=7)(second)
-    make_stage(tiny_blip, seed=8)(other)
+    run_stage(make_stage(tiny_blip, seed=7), first)
+    run_stage(make_stage(tiny_blip, seed=7), second)
+    run_stage(make_stage(tiny_blip, seed=8), other)
     assert texts(first) == texts(second)
     assert texts(first) != texts(other)
 
 
 def test_captions_do_not_depend_on_batch_composition(tiny_blip):
     together = make_samples(5)
-    make_stage(tiny_blip, batch_size=5)(together)
+    run_stage(make_stage(tiny_blip, batch_size=5), together)
     alone = make_samples(1, start=3)
-    make_stage(tiny_blip, batch_size=1)(alone)
+    run_stage(make_stage(tiny_blip, batch_size=1), alone)
     assert texts(alone)[0] == texts(together)[3]
 
 
 def test_batch_of_several_images(tiny_blip):
     samples = make_samples(7)
     stage = make_stage(tiny_blip, batch_size=3)
-    stage(samples)
+    run_stage(stage, samples)
     assert all(len(s.captions) == 5 for s in samples)
     assert stage.stats()["samples"] == 7 and stage.stats()["retries"] == 0
     assert len({tuple(t) for t in texts(samples)}) == 7
@@ -100,8 +86,8 @@ def test_batch_of_several_images(tiny_blip):
 
 def test_beam_option(tiny_blip):
     first, second = make_samples(2), make_samples(2)
-    make_stage(tiny_blip, decoding="beam", num_beams=3, captions_per_image=4, seed=1)(first)
-    make_stage(tiny_blip, decoding="beam", num_beams=3, captions_per_image=4, seed=2)(second)
+    run_stage(make_stage(tiny_blip, decoding="beam", num_beams=3, captions_per_image=4, seed=1), first)
+    run_stage(make_stage(tiny_blip, decoding="beam", num_beams=3, captions_per_image=4, seed=2), second)
     assert texts(first) == texts(second)  # beam search is deterministic, seeds play no part
     caption = first[0].captions[0]
     assert caption.decoding["strategy"] == "beam" and caption.decoding["num_beams"] == 4
@@ -114,7 +100,7 @@ def test_failed_or_imageless_samples_are_skipped(tiny_blip):
     samples = make_samples(3)
     samples[0].fail(errors.FAILED_DECODE, "not an image")
     samples[1].image = None
-    make_stage(tiny_blip)(samples)
+    run_stage(make_stage(tiny_blip), samples)
     assert samples[0].captions == [] and samples[0].status == errors.FAILED_DECODE
     assert samples[1].captions == [] and samples[1].ok
     assert len(samples[2].captions) == 5
@@ -123,7 +109,7 @@ def test_failed_or_imageless_samples_are_skipped(tiny_blip):
 def test_ids_continue_after_existing_captions(tiny_blip):
     samples = make_samples(1)
     samples[0].captions.append(Caption(id=0, text="a dog on a bench", source="annotation"))
-    make_stage(tiny_blip)(samples)
+    run_stage(make_stage(tiny_blip), samples)
     assert [c.id for c in samples[0].captions] == list(range(6))
 
 

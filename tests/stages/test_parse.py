@@ -1,38 +1,31 @@
-"""The parse stage: merge across an image's captions, bad captions, and the `sgpipe parse` command."""
+"""The parse stage: merge across an image's captions, bad captions, failed samples left alone."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import Iterator
 
 import pytest
-from typer.testing import CliRunner
 
 from sgpipe import errors
-from sgpipe.cli import app
 from sgpipe.config import ParseConfig
 from sgpipe.records import Caption, Sample
 from sgpipe.stages.base import reraise
 from sgpipe.stages.parse import ParseStage
+from tests.helpers.samples import build_sample
 
 
 @pytest.fixture(scope="module")
-def stage() -> ParseStage:
+def stage() -> Iterator[ParseStage]:
     stage = ParseStage(ParseConfig(batch_size=4))
     stage.handler = reraise
-    return stage
+    stage.setup()
+    yield stage
+    stage.teardown()
 
 
 def make_sample(image_id: int, texts: list[str]) -> Sample:
-    return Sample(
-        key=f"coco-{image_id:012d}",
-        dataset="coco",
-        image_id=image_id,
-        file_name=f"{image_id}.jpg",
-        width=10,
-        height=10,
-        captions=[Caption(id=i, text=t, source="model") for i, t in enumerate(texts)],
-    )
+    captions = [Caption(id=i, text=t, source="model") for i, t in enumerate(texts)]
+    return build_sample(image_id, "coco", width=10, height=10, captions=captions)
 
 
 def test_stage_identity(stage: ParseStage) -> None:
@@ -93,58 +86,3 @@ def test_failed_samples_are_left_alone(stage: ParseStage) -> None:
 
 def test_describe_names_the_spacy_model(stage: ParseStage) -> None:
     assert stage.describe()["spacy_model"].startswith("en_core_web_sm")
-
-
-def test_command_with_one_caption() -> None:
-    result = CliRunner().invoke(app, ["parse", "a man and a woman sitting on a bench"])
-    assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
-    assert [(x["subject"], x["predicate"], x["object"]) for x in lines] == [
-        ("man", "sit on", "bench"),
-        ("woman", "sit on", "bench"),
-    ]
-    assert lines[0]["predicate_text"] == "sitting on" and lines[1]["id"] == 1
-
-
-def test_command_with_files(tmp_path: Path) -> None:
-    source = tmp_path / "in.jsonl"
-    rows = [
-        {"id": "a", "text": "a pizza being cut by a man"},
-        {"id": 2, "text": ""},
-        {"id": 3, "text": "a cat"},
-    ]
-    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    target = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(app, ["parse", "--input", str(source), "--output", str(target)])
-    assert result.exit_code == 0, result.output
-    out = [json.loads(line) for line in target.read_text().splitlines()]
-    assert [o["id"] for o in out] == ["a", 2, 3]
-    assert [(t["subject"], t["predicate"], t["object"]) for t in out[0]["triplets"]] == [
-        ("man", "cut", "pizza")
-    ]
-    assert out[1]["triplets"] == [] and out[2]["triplets"] == []
-    assert set(out[0]["triplets"][0]) == {
-        "id",
-        "subject",
-        "predicate",
-        "object",
-        "subject_text",
-        "predicate_text",
-        "object_text",
-        "support",
-        "caption_ids",
-    }
-
-
-def test_command_reports_bad_input(tmp_path: Path) -> None:
-    source = tmp_path / "in.jsonl"
-    source.write_text('{"id": 1, "text": "a cat on a mat"}\nnot json\n')
-    target = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(app, ["parse", "--input", str(source), "--output", str(target)])
-    assert result.exit_code == 2 and "in.jsonl:2" in result.output
-    assert not target.exists() and not (tmp_path / "out.jsonl.tmp").exists()
-    assert CliRunner().invoke(app, ["parse"]).exit_code == 2
-    missing = CliRunner().invoke(app, ["parse", "--input", str(tmp_path / "nope.jsonl")])
-    assert missing.exit_code == 2 and "cannot read" in missing.output
-    no_model = CliRunner().invoke(app, ["parse", "a cat", "--spacy-model", "xx_no_such_pipeline"])
-    assert no_model.exit_code == 2 and "no spaCy pipeline could be loaded" in no_model.output

@@ -9,6 +9,7 @@ from sgpipe.config import TagConfig
 from sgpipe.records import Box, Sample, Triplet
 from sgpipe.stages.base import reraise
 from sgpipe.stages.tag import TagStage
+from tests.helpers.samples import build_sample
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -38,22 +39,14 @@ def triplet(tid: int, subject: str, predicate: str, object_: str) -> Triplet:
 
 
 def sample(objects: list[Box], triplets: list[Triplet], image_id: int = 1) -> Sample:
-    return Sample(
-        key=f"coco-{image_id:012d}",
-        dataset="coco",
-        image_id=image_id,
-        file_name=f"{image_id}.jpg",
-        width=640,
-        height=480,
-        objects=objects,
-        triplets=triplets,
-    )
+    return build_sample(image_id, "coco", width=640, height=480, objects=objects, triplets=triplets)
 
 
 def run(samples, categories=COCO, **overrides) -> list[Sample]:
     config = TagConfig(**{"embedding_model": "none", **overrides})
     stage = TagStage(config, categories)
     stage.handler = reraise
+    stage.setup()
     return stage(samples)
 
 
@@ -187,11 +180,13 @@ def test_stage_contract():
     stage = TagStage(TagConfig(embedding_model="none"), COCO)
     assert stage.name == "tag" and stage.failure_status == errors.FAILED_TAG
     assert stage.matcher is None  # nothing loaded before setup()
+    stage.setup()
     failed = sample([box(1, "person", 0, 0)], [triplet(0, "man", "hold", "dog")])
     failed.fail(errors.FAILED_PARSE, "parse failed")
     stage([failed])
     assert failed.relations == [] and failed.status == errors.FAILED_PARSE
-    assert stage.describe()["vocabulary"] == "coco"
+    stage.teardown()
+    assert stage.matcher is None and stage.describe()["vocabulary"] == "coco"
 
 
 @pytest.fixture(scope="module")
@@ -199,8 +194,8 @@ def minilm_stage():
     stage = TagStage(TagConfig(embedding_model="minilm", embedding_threshold=0.55), COCO)
     stage.handler = reraise
     stage.setup()
-    stage._ready = True
-    return stage
+    yield stage
+    stage.teardown()
 
 
 def test_embedding_fallback_with_real_minilm(minilm_stage):

@@ -2,32 +2,28 @@ import hashlib
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from sgpipe import errors
 from sgpipe.config import VerifyConfig, build_config
 from sgpipe.errors import ConfigError, SgpipeError
-from sgpipe.models.verifier import Verifier, tiny_config
+from sgpipe.models.verifier import Verifier
 from sgpipe.records import Box, Relation, Sample
 from sgpipe.stages.base import reraise
 from sgpipe.stages.verify import VerifyStage
+from tests.helpers.samples import build_sample
+from tests.helpers.stages import run_stage
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("verifier") / "ckpt"
-    Verifier.build(tiny_config(prior_prob=0.3)).save_pretrained(folder)
-    return folder
+def checkpoint(tiny_verifier):
+    return tiny_verifier
 
 
 def _sample(image_id: int, relations: list[tuple[int, int, str]], with_image: bool = True) -> Sample:
     rng = np.random.default_rng(image_id)
-    sample = Sample(
-        key=f"t-{image_id:012d}",
-        dataset="t",
-        image_id=image_id,
+    sample = build_sample(
+        image_id,
         file_name="x.jpg",
         width=80,
         height=60,
@@ -54,7 +50,7 @@ def _stage(checkpoint, **kw) -> VerifyStage:
 
 def test_every_candidate_is_scored_with_the_models_confidence(checkpoint):
     sample = _sample(1, RELATIONS)
-    _stage(checkpoint, store_threshold=0.0, keep_threshold=0.0)([sample])
+    run_stage(_stage(checkpoint, store_threshold=0.0, keep_threshold=0.0), [sample])
     assert sample.ok and len(sample.relations) == len(RELATIONS)
     model = Verifier.from_pretrained(checkpoint)
     from sgpipe.models.pixels import resize_batch, to_tensor
@@ -82,12 +78,12 @@ def test_every_candidate_is_scored_with_the_models_confidence(checkpoint):
 
 def test_thresholds_split_stored_and_kept(checkpoint):
     probe = _sample(2, RELATIONS)
-    _stage(checkpoint, store_threshold=0.0, keep_threshold=0.0)([probe])
+    run_stage(_stage(checkpoint, store_threshold=0.0, keep_threshold=0.0), [probe])
     confidences = sorted(r.confidence for r in probe.relations)
     store, keep = confidences[1], confidences[3]  # drop the lowest, keep the top two
     sample = _sample(2, RELATIONS)
     stage = _stage(checkpoint, store_threshold=store, keep_threshold=keep)
-    stage([sample])
+    run_stage(stage, [sample])
     assert len(sample.relations) == 4 and all(r.confidence >= store for r in sample.relations)
     assert [r.kept for r in sample.relations] == [r.confidence >= keep for r in sample.relations]
     assert sum(r.kept for r in sample.relations) == 2
@@ -103,7 +99,7 @@ def test_bad_samples_fail_alone(checkpoint):
     )
     stage = _stage(checkpoint, store_threshold=0.0)
     stage.handler = lambda error, sample: None
-    stage([good, unknown_box, no_image, empty])
+    run_stage(stage, [good, unknown_box, no_image, empty])
     assert good.ok and all(r.confidence is not None for r in good.relations)
     assert unknown_box.status == errors.FAILED_VERIFY and "unknown box ids [99]" in unknown_box.error_message
     assert no_image.status == errors.FAILED_VERIFY and "no decoded image" in no_image.error_message

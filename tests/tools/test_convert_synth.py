@@ -1,7 +1,7 @@
 import json
 
 from sgpipe.shards import iter_shard_samples
-from sgpipe.synth.evaluate import canonical_predicate
+from sgpipe.synth.truth import canonical_predicate
 from sgpipe.synth.world import generate_world
 from sgpipe.tools.convert import convert_synth
 from sgpipe.tools.convert_synth import predicate_phrasings

@@ -3,19 +3,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from sgpipe.errors import SgpipeError
 from sgpipe.shards import iter_shard_samples
 from sgpipe.tools.convert_vg import convert_vg
+from tests.helpers.images import write_image
 from tests.helpers.schemas import validate
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared/data/samples"
-
-
-def _image(path: Path, width: int, height: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (width, height), (90, 120, 150)).save(path, format="JPEG")
 
 
 def _obj(object_id, name, x, y, w, h, key="names"):
@@ -61,8 +56,8 @@ def _scene_graphs():
 
 @pytest.fixture
 def vg(tmp_path):
-    _image(tmp_path / "images" / "1.jpg", 100, 80)
-    _image(tmp_path / "images" / "VG_100K_2" / "2.jpg", 40, 30)
+    write_image(tmp_path / "images" / "1.jpg", 100, 80)
+    write_image(tmp_path / "images" / "VG_100K_2" / "2.jpg", 40, 30)
     (tmp_path / "scene_graphs.json").write_text(json.dumps(_scene_graphs()))
     return tmp_path
 
@@ -165,7 +160,7 @@ def test_real_vg_sample_files(tmp_path):
         width = max(o["x"] + o["w"] for o in entry["objects"]) + 1
         height = max(o["y"] + o["h"] for o in entry["objects"]) + 1
         sizes.append({"image_id": entry["image_id"], "width": width, "height": height})
-        _image(tmp_path / "images" / "VG_100K" / f"{entry['image_id']}.jpg", 16, 16)
+        write_image(tmp_path / "images" / "VG_100K" / f"{entry['image_id']}.jpg", 16, 16)
     (tmp_path / "sg.json").write_text(json.dumps(graphs))
     (tmp_path / "image_data.json").write_text(json.dumps(sizes))
     convert_vg(

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
+from sgpipe.output.writer import write_shard
 from sgpipe.records import Caption
 from sgpipe.shards import expand_urls
-from sgpipe.stages.write import write_shard
-from tests.helpers.tiny_shards import PROVENANCE, make_sample
+from tests.helpers.tiny_shards import PROVENANCE, output_sample
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -20,8 +20,8 @@ def _tricky_output(out, images=True):
     Shard 1 has relations, model captions with a decoding dict, other provenance keys, another image size:
     schema inference from the first shard alone cannot type it.
     """
-    first = [make_sample(i, relations=False) for i in (1, 2)]
-    second = [make_sample(i, width=80, height=40) for i in (3, 4)]
+    first = [output_sample(i, relations=False) for i in (1, 2)]
+    second = [output_sample(i, width=80, height=40) for i in (3, 4)]
     for sample in second:
         sample.captions.append(
             Caption(1, "a dog on a bike", "model", "tiny-blip", {"top_p": 0.9, "max_length": 20})

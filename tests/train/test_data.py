@@ -6,7 +6,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from sgpipe.train.data import PredicateSampler, ShardStream, record_example, scan_predicates
-from tests.train.shards import make_sample, make_shards
+from tests.helpers.train_shards import make_shards, squares_sample
 
 
 def _keys_seen(urls, rank, world_size, workers, epoch=0, skip=0, passes=1):
@@ -63,7 +63,7 @@ def test_cycling_stream_never_runs_dry(tmp_path):
 
 
 def test_record_example_targets_and_negatives(tmp_path):
-    sample = make_sample(7, random.Random(1))
+    sample = squares_sample(7, random.Random(1))
     record = sample.to_record({})
     image = Image.open(io.BytesIO(sample.image_bytes))
     sampler = PredicateSampler({"left of": 10, "right of": 10, "above": 5, "on": 1})

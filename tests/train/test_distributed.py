@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.train.shards import make_shards
+from tests.helpers.train_shards import make_shards
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from sgpipe.errors import ConfigError
 from sgpipe.models.verifier import Verifier
 from sgpipe.train.config import load_train_config
 from sgpipe.train.loop import OPTIMIZER_NAME, latest_checkpoint, lr_at, train
-from tests.train.shards import make_shards
+from tests.helpers.train_shards import make_shards
 
 
 def _config(tmp_path, shards, out, *extra):

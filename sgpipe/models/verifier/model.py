@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgpipe.models.checkpoint import WEIGHTS_NAME
+from sgpipe.models.device import resolve_dtype
 from sgpipe.models.verifier.config import VerifierConfig
 from sgpipe.models.verifier.decoder import PairDecoder
 from sgpipe.models.verifier.fusion import FusionEncoder
@@ -23,7 +25,6 @@ from sgpipe.models.verifier.inputs import Example, collate
 from sgpipe.models.verifier.text import LabelEncoder, char_tokenizer, load_pretrained
 from sgpipe.models.verifier.vision import OUT_FEATURES, VisionEncoder
 
-WEIGHTS_NAME = "model.safetensors"
 TENSOR_KEYS = (
     "subj_boxes",
     "obj_boxes",
@@ -191,9 +192,7 @@ class Verifier(nn.Module):
         if not examples:
             return []
         device = self.logit_bias.device
-        use = (
-            torch.bfloat16 if dtype == "auto" and device.type == "cuda" else _DTYPES.get(dtype, torch.float32)
-        )
+        use = resolve_dtype(dtype, device.type)
         batch = collate(examples)
         with torch.autocast(device.type, dtype=use, enabled=use != torch.float32):
             probs = torch.sigmoid(self(batch)).float().cpu().numpy()
@@ -204,5 +203,3 @@ def _take(vectors: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """vectors [B, L, d], index [B, K] -> [B, K, d]."""
     return torch.gather(vectors, 1, index[..., None].expand(-1, -1, vectors.shape[-1]))
 
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

@@ -1,0 +1,165 @@
+"""A run with `source.exclude`: excluded images get their own status, are no failures, and leave the
+other images' shard content as it was."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from sgpipe.errors import ConfigError
+from sgpipe.pipeline import ShardJob, ShardProcessor
+from sgpipe.runner import RunOptions, _failure_rate, run_pipeline
+from sgpipe.source.plan import build_plan, plan_dir_of
+from tests.helpers.coco_fixture import make_coco
+from tests.helpers.runs import tiny_run_config
+from tests.helpers.schemas import validate
+
+QUIET = RunOptions(progress=False)
+EXCLUDED_IDS = (20, 40)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exclude")
+    paths = make_coco(root, n_images=5)
+    exclude = root / "leak.json"
+    exclude.write_text(
+        json.dumps(
+            [
+                {"image_id": 20, "file_name": "x", "how": "phash", "against": "/eval/a.jpg", "distance": 12},
+                {
+                    "image_id": 40,
+                    "file_name": "y",
+                    "how": "id",
+                    "against": "/eval/val.json",
+                    "distance": None,
+                },
+            ]
+        )
+    )
+    plain = _run_in_process(tiny_run_config(paths, root / "plain"))
+    # no failure is tolerated: excluded images must not count as failures
+    config = tiny_run_config(
+        paths,
+        root / "excluded",
+        source__exclude=str(exclude),
+        run__max_error_rate=0.0,
+        run__min_samples_for_error_rate=1,
+    )
+    excluded = run_pipeline(config, QUIET)
+    return root / "plain", root / "excluded", plain, excluded
+
+
+def _run_in_process(config) -> str:
+    """The same shards without Ray (the stages know nothing of it): one Ray start per test module."""
+    out = Path(config.output.dir)
+    plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(out))
+    processor = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories)))
+    for index in range(plan.n_shards):
+        processor.process_shard(index)
+    return "in process"
+
+
+def _members(out):
+    members = {}
+    for path in sorted(out.glob("*.tar")):
+        with tarfile.open(path) as tar:
+            for info in tar.getmembers():
+                members[info.name] = tar.extractfile(info).read()
+    return members
+
+
+def test_excluded_images_get_their_status_and_reason(runs):
+    _, out, _, summary = runs
+    rows = pq.read_table(sorted(out.glob("*.parquet"))).to_pylist()
+    statuses = {r["image_id"]: r["status"] for r in rows}
+    assert statuses == {10: "ok", 20: "excluded", 30: "ok", 40: "excluded", 50: "ok"}
+    reasons = {r["image_id"]: r["error_message"] for r in rows if r["status"] == "excluded"}
+    assert reasons == {
+        20: "evaluation image: perceptual hash 12 bits from /eval/a.jpg",
+        40: "evaluation image: same image id in /eval/val.json",
+    }
+    assert "excluded=2" in summary
+
+
+def test_excluded_images_are_not_failures_in_the_stats(runs):
+    _, out, _, _ = runs
+    stats = json.loads((out / "stats.json").read_text())
+    validate(stats, "stats")
+    for path in out.glob("*_stats.json"):
+        validate(json.loads(path.read_text()), "shard_stats")
+    assert stats["status"] == {"excluded": 2, "ok": 3}
+    assert stats["totals"]["failed_to_process"] == 0 and stats["totals"]["excluded"] == 2
+    assert stats["totals"]["successes"] == 3
+
+
+def test_other_images_keep_their_bytes_and_excluded_ones_have_no_members(runs):
+    plain, out, _, _ = runs
+    before, after = _members(plain), _members(out)
+    assert not any(name.startswith(("t-000000000020", "t-000000000040")) for name in after)
+    kept = {
+        name: data
+        for name, data in before.items()
+        if not name.startswith(("t-000000000020", "t-000000000040"))
+    }
+    assert set(after) == set(kept)
+    for name, data in kept.items():
+        if name.endswith(".jpg"):
+            assert after[name] == data
+        else:  # the records differ only in the config hash of their provenance
+            old, new = json.loads(data), json.loads(after[name])
+            old.pop("provenance"), new.pop("provenance")
+            assert old == new
+
+
+def test_the_error_rate_ignores_excluded_images():
+    shard = {"count": 10, "failed_to_process": 2, "excluded": 6}
+    assert _failure_rate([shard]) == (4, 2)
+    assert _failure_rate([{"count": 10, "failed_to_process": 2}]) == (10, 2)  # shards written before
+
+
+def test_the_exclude_file_is_checked_with_the_config(tmp_path):
+    paths = make_coco(tmp_path, n_images=1)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"image_id": 1}')
+    with pytest.raises(ConfigError) as caught:
+        tiny_run_config(paths, tmp_path / "o", source__exclude=str(bad))
+    assert "expected a JSON list" in str(caught.value)
+    with pytest.raises(ConfigError, match="no such file"):
+        tiny_run_config(paths, tmp_path / "o", source__exclude=str(tmp_path / "absent.json"))
+
+
+def test_the_config_hash_follows_the_exclude_file_content_not_its_name(tmp_path):
+    paths = make_coco(tmp_path, n_images=1)
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text('[{"image_id": 10}]')
+    second.write_text('[{"image_id": 10}]')
+    hashes = [
+        tiny_run_config(paths, tmp_path / "o", source__exclude=str(p)).content_hash() for p in (first, second)
+    ]
+    assert hashes[0] == hashes[1]
+    second.write_text('[{"image_id": 10}, {"image_id": 20}]')
+    changed = tiny_run_config(paths, tmp_path / "o", source__exclude=str(second)).content_hash()
+    assert changed != hashes[0]
+
+
+def test_the_schemas_list_every_status_of_the_code():
+    from sgpipe import errors
+    from tests.helpers.schemas import SCHEMAS
+
+    for name in ("shard_stats", "stats"):
+        schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+        assert schema["properties"]["status"]["propertyNames"]["enum"] == list(errors.STATUSES)

@@ -1,0 +1,206 @@
+"""Runs against a real S3 API (moto's server on 127.0.0.1): output, source and the lease on `s3://` URLs."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from sgpipe.errors import OutputLockedError
+from sgpipe.output.lease import Lease
+from sgpipe.runner import RunOptions, run_pipeline
+from sgpipe.storage import RemotePath
+from tests.helpers.coco_fixture import make_coco
+from tests.helpers.runs import tiny_run_config
+from tests.helpers.s3 import S3Calls, object_bytes, s3, s3_server, upload_folder
+from tests.helpers.schemas import validate
+
+QUIET = RunOptions(progress=False)
+ONE_PER_SHARD = {"run__workers": 1, "output__samples_per_shard": 1}
+
+
+@pytest.fixture(scope="module")
+def s3opts():
+    with s3_server() as options:
+        yield options
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray(s3opts):
+    """Started after the S3 credentials are in the environment, so the workers inherit them."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("coco")
+    paths = make_coco(root, n_images=5)
+    (paths["images"] / "000000000030.jpg").write_bytes(b"not a jpeg")  # undecodable
+    (paths["images"] / "000000000040.jpg").unlink()  # missing
+    return paths
+
+
+@pytest.fixture(scope="module")
+def local_run(dataset, tmp_path_factory):
+    """The same recipe written to a local folder: what every remote variant must equal."""
+    out = tmp_path_factory.mktemp("local")
+    run_pipeline(tiny_run_config(dataset, out, **ONE_PER_SHARD), QUIET)
+    return out
+
+
+def s3_config(paths, out, options, **overrides):
+    return tiny_run_config(paths, out, output__storage_options=json.dumps(options), **overrides)
+
+
+def _local_shard_bytes(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
+
+
+def test_a_run_to_s3_writes_the_bytes_of_a_local_run_and_lists_only_the_output(dataset, s3opts, local_run):
+    local = local_run
+    calls = S3Calls(s3opts)
+    summary = run_pipeline(s3_config(dataset, "s3://bucket/run", s3opts, **ONE_PER_SHARD), QUIET)
+    listed = list(calls.listed_prefixes)
+    assert "wrote 5 shards to s3://bucket/run" in summary
+    assert object_bytes(s3opts, "s3://bucket/run") == _local_shard_bytes(local)
+    fs = s3(s3opts)
+    names = {p.rsplit("/", 1)[-1] for p in fs.ls("bucket/run", detail=False, refresh=True)}
+    assert {"run.json", "stats.json", "shardindex.json", "00004_stats.json"} <= names
+    assert not fs.exists("bucket/run/.sgpipe/lease.json"), "the lease is released at the end"
+    assert fs.exists("bucket/run/.sgpipe/plan/plan.json") and fs.exists("bucket/run/.sgpipe/plan/00004.jsonl")
+    for name, schema in (("run.json", "run"), ("stats.json", "stats"), ("shardindex.json", "shardindex")):
+        validate(json.loads(fs.cat_file(f"bucket/run/{name}")), schema)
+    assert json.loads(fs.cat_file("bucket/run/shardindex.json")) == json.loads(
+        (local / "shardindex.json").read_text()
+    )
+    # the driver lists the output folder itself (start, schedule, finalise), never recursively;
+    # other listings are single-key probes of absent objects (MaxKeys 1)
+    assert listed.count("run/") == 3
+    assert all(p == "run/" or p.endswith(".json/") for p in listed), listed
+
+    calls.calls.clear()
+    run_pipeline(s3_config(dataset, "s3://bucket/run", s3opts, **ONE_PER_SHARD), QUIET)  # rewrites no shard
+    assert json.loads(fs.cat_file("bucket/run/run.json"))["resumed"] == 1
+    assert calls.count("PutObject") <= 5  # lease (take, release is a delete), run.json x2, stats, index
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from sgpipe.runner import RunOptions, run_pipeline
+    from tests.helpers.runs import stages_with_a_pause, tiny_run_config
+    paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
+    config = tiny_run_config(paths, sys.argv[4], run__workers=1, output__samples_per_shard=1,
+                             output__storage_options=sys.argv[5], output__lease_seconds=6)
+    run_pipeline(config, RunOptions(progress=False), stage_factory=stages_with_a_pause)
+""")
+
+
+def _markers(fs, prefix):
+    fs.invalidate_cache()
+    try:
+        return [p for p in fs.ls(prefix, detail=False, refresh=True) if p.endswith("_stats.json")]
+    except FileNotFoundError:
+        return []
+
+
+def test_sigkill_then_resume_on_s3_gives_identical_shards_once_the_lease_lapses(dataset, s3opts, local_run):
+    one_per_shard = {**ONE_PER_SHARD, "output__lease_seconds": 6}
+    fs = s3(s3opts)
+    args = [
+        sys.executable,
+        "-c",
+        KILL_SCRIPT,
+        *(str(dataset[k]) for k in ("instances", "images", "captions")),
+    ]
+    args += ["s3://bucket/killed", json.dumps(s3opts)]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    process = subprocess.Popen(
+        args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_markers(fs, "bucket/killed")) < 2:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and its Ray workers, at once
+    process.wait()
+    assert 2 <= len(_markers(fs, "bucket/killed")) < 5, "killed mid-run"
+
+    config = s3_config(dataset, "s3://bucket/killed", s3opts, **one_per_shard)
+    with pytest.raises(OutputLockedError, match="lease runs until"):
+        run_pipeline(config, QUIET)  # the killed run's lease is still live
+    lease = json.loads(fs.cat_file("bucket/killed/.sgpipe/lease.json"))
+    time.sleep(max(0.0, lease["expires"] - time.time()) + 0.2)
+    run_pipeline(config, QUIET)  # lapsed: taken over
+    # the bytes of an uninterrupted run (a local one: the first test shows S3 and local bytes agree)
+    assert object_bytes(s3opts, "s3://bucket/killed") == _local_shard_bytes(local_run)
+    keys = [
+        r["key"]
+        for name, data in object_bytes(s3opts, "s3://bucket/killed", (".parquet",)).items()
+        for r in pq.read_table(io.BytesIO(data)).to_pylist()
+    ]
+    assert len(keys) == len(set(keys)) == 5
+
+
+def test_a_second_live_run_is_refused(dataset, s3opts):
+    out = RemotePath("s3://bucket/held", s3opts)
+    with Lease(out, 30):
+        with pytest.raises(OutputLockedError, match="in use by a running sgpipe"):
+            run_pipeline(s3_config(dataset, "s3://bucket/held", s3opts), QUIET)
+    assert not s3(s3opts).exists("bucket/held/00000.tar"), "the refused run wrote nothing"
+
+
+def test_images_instances_and_captions_read_from_a_bucket(dataset, s3opts, local_run, tmp_path):
+    local = local_run
+    upload_folder(s3opts, dataset["root"], "s3://bucket/coco")
+    remote = {
+        "instances": "s3://bucket/coco/instances.json",
+        "images": "s3://bucket/coco/images",
+        "captions": "s3://bucket/coco/captions.json",
+    }
+    out = tmp_path / "out"
+    run_pipeline(
+        tiny_run_config(remote, out, source__storage_options=json.dumps(s3opts), **ONE_PER_SHARD), QUIET
+    )
+    rows = pq.read_table(sorted(out.glob("*.parquet"))).to_pylist()
+    expected = pq.read_table(sorted(local.glob("*.parquet"))).to_pylist()
+    assert [(r["key"], r["status"]) for r in rows] == [(r["key"], r["status"]) for r in expected]
+    missing = next(r for r in rows if r["image_id"] == 40)["error_message"]
+    assert missing.startswith("no object '000000000040.jpg' under 's3://bucket/coco/images'")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["counters"]["resolved_direct"] == 4 and stats["status"]["ok"] == 3
+    plan = json.loads((out / ".sgpipe" / "plan" / "plan.json").read_text())
+    assert plan["fingerprint"]["instances"]["path"] == remote["instances"]
+    assert plan["fingerprint"]["instances"]["version"]  # the ETag: a changed object is re-planned
+
+
+def test_resume_on_s3_from_every_state_a_kill_can_leave(dataset, s3opts, local_run):
+    """Objects under final names without a marker, a torn index, no stats.json: redone to the same bytes."""
+    upload_folder(s3opts, local_run, "s3://bucket/states")
+    fs = s3(s3opts)
+    fs.rm_file(
+        "bucket/states/00000_stats.json"
+    )  # shard 0: tar and parquet uploaded, killed before the marker
+    fs.rm_file("bucket/states/00001.parquet")  # shard 1: killed after the tar
+    fs.rm_file("bucket/states/00001_stats.json")
+    fs.pipe_file("bucket/states/00001.tar", b"a tar from another attempt")
+    fs.rm_file("bucket/states/stats.json")  # finalisation never ran
+    fs.pipe_file("bucket/states/shardindex.json", b"{")
+    calls = S3Calls(s3opts)
+    run_pipeline(s3_config(dataset, "s3://bucket/states", s3opts, **ONE_PER_SHARD), QUIET)
+    assert object_bytes(s3opts, "s3://bucket/states") == _local_shard_bytes(local_run)
+    assert json.loads(fs.cat_file("bucket/states/shardindex.json")) == json.loads(
+        (local_run / "shardindex.json").read_text()
+    )
+    assert fs.exists("bucket/states/stats.json")
+    # the uploaded plan was reused (same inputs): nothing under .sgpipe/plan was written again
+    assert calls.count("PutObject") <= 6  # lease, run.json x2, stats.json, shardindex.json (+ a renewal)
