@@ -17,7 +17,6 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -30,21 +29,20 @@ from sgpipe.attempts import (
     write_failed_shards,
 )
 from sgpipe.config import PipelineConfig
-from sgpipe.errors import NOT_FAILURES, ErrorRateExceeded, Interrupted, RunStopped, SgpipeError, ShardsFailed
-from sgpipe.estimate import estimate
+from sgpipe.errors import ErrorRateExceeded, Interrupted, RunStopped, SgpipeError, ShardsFailed
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.guards import check_resume, lock_output
 from sgpipe.output.runinfo import finish_run_json, start_run_json
 from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard, shard_paths
-from sgpipe.pipeline import ShardJob, build_stages
+from sgpipe.pipeline import ShardJob
 from sgpipe.preflight import check_models
+from sgpipe.progress import Progress, describe_plan, failure_rate, local_gpu_count
 from sgpipe.redo import REDO_ADVICE, reopen_shard, shards_to_redo
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
 from sgpipe.stages.base import Stage
 from sgpipe.storage import listing, location
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY_S = 10.0
 WAIT_S = 1.0  # how often the driver looks at the clocks and for stop signals while shards run
 HEARTBEAT_S = 30.0  # a line while nothing finishes, so a quiet run never looks hung
 SETTLE_S = 15.0  # how long a stop waits for its killed workers to be gone before cleaning up
@@ -128,89 +126,6 @@ def _init_ray(address: str) -> bool:
     return True
 
 
-def _failure_rate(stats: list[dict[str, Any]]) -> tuple[int, int]:
-    """(images judged, failed ones); excluded images are neither."""
-    processed = sum(s["count"] - s.get("excluded", 0) for s in stats)
-    failed = sum(s["failed_to_process"] for s in stats)
-    return processed, failed
-
-
-class Progress:
-    """The periodic progress line, and optionally one JSON line per finished shard for dashboards."""
-
-    def __init__(self, total_shards: int, enabled: bool, metrics_path: str | None = None):
-        self.total = total_shards
-        self.enabled = enabled
-        self.metrics_path = metrics_path
-        self.started = time.monotonic()
-        self.last = 0.0
-        self.shards = 0
-        self.images = 0
-        self.statuses: Counter[str] = Counter()
-
-    def update(self, shard_stats: dict[str, Any]) -> None:
-        self.shards += 1
-        self.images += shard_stats["count"]
-        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k not in NOT_FAILURES})
-        now = time.monotonic()
-        if self.metrics_path:
-            with open(self.metrics_path, "a", encoding="utf-8") as handle:
-                handle.write(
-                    json.dumps({"time": time.time(), "shard": shard_stats["shard"], **self.snapshot()}) + "\n"
-                )
-        if self.enabled and (now - self.last >= PROGRESS_EVERY_S or self.shards == self.total):
-            self.last = now
-            log.info("progress %s", self.line())
-
-    def snapshot(self) -> dict[str, Any]:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        return {
-            "shards_done": self.shards,
-            "shards_total": self.total,
-            "images": self.images,
-            "images_per_s": round(self.images / elapsed, 2),
-            "failures": dict(sorted(self.statuses.items())),
-        }
-
-    def line(self) -> str:
-        """key=value fields, so log collectors can parse the line."""
-        snap = self.snapshot()
-        failures = ",".join(f"{k}:{v}" for k, v in snap["failures"].items()) or "none"
-        return (
-            f"shards={snap['shards_done']}/{snap['shards_total']} images={snap['images']} "
-            f"images_per_s={snap['images_per_s']} failures={failures}"
-        )
-
-
-def describe_plan(
-    plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]
-) -> str:
-    stages = [stage.name for stage in build_stages(config, plan.categories)]  # cheap: no model loads
-    models = []
-    if config.caption.enabled:
-        models.append(f"captioner {config.caption.model}")
-    if config.parse.backend == "seq2seq":
-        models.append(f"parser {config.parse.model}")
-    if config.verify.enabled:
-        models.append(f"verifier {config.verify.checkpoint}")
-    return "\n".join(
-        [
-            f"dataset {plan.dataset}: {plan.n_images} images in {plan.n_shards} shards "
-            f"({config.output.samples_per_shard} per shard), indexed with {plan.method}",
-            f"to run: {len(todo)} shards ({sum(plan.shard_sizes[i] for i in todo)} images); "
-            f"{plan.n_shards - len(todo)} already complete or outside --shards",
-            f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
-            f"resources: {resources['workers']} workers, {resources['cpus']:g} CPUs, "
-            f"{resources['gpus']:g} GPUs"
-            + (
-                " (none visible here: planned for one)" if resources["gpus"] and not local_gpu_count() else ""
-            ),
-            estimate(config, **resources).describe(sum(plan.shard_sizes[i] for i in todo)),
-            f"output: {config.output.dir}",
-        ]
-    )
-
-
 def workers_that_fit(config: PipelineConfig, resources: dict[str, float]) -> int:
     cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
     fits = int(cpus // max(config.run.cpus_per_worker, 0.01))
@@ -248,14 +163,6 @@ def placeable_workers(config: PipelineConfig, resources: dict[str, float]) -> in
         )
         return fits
     return config.run.workers or fits
-
-
-def local_gpu_count() -> int:
-    try:
-        import torch
-    except ImportError:
-        return 0
-    return torch.cuda.device_count()
 
 
 def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]:
@@ -612,6 +519,7 @@ class _Scheduler:
         # it may have committed its shard just before: then the shard is done (every shard scheduled
         # was incomplete when the run began: `--redo-failed` reopened its complete ones)
         if is_shard_complete(self.out_dir, attempt.index):
+            log.warning("shard %05d: worker %s lost after committing it (%s)", attempt.index, where, reason)
             stats_path = shard_paths(self.out_dir, attempt.index)["stats"]
             self._done(attempt.index, json.loads(stats_path.read_text()), 0.0)
             return
@@ -674,7 +582,7 @@ class _Scheduler:
         log.info("%s; %s", line, self.progress.line())
 
     def _check_error_rate(self) -> None:
-        processed, failures = _failure_rate(self.done_stats)
+        processed, failures = failure_rate(self.done_stats)
         lost = sum(self.plan.shard_sizes[i] for i in self.book.failed)
         processed, failures = processed + lost, failures + lost
         rate = self.config.run.max_error_rate
