@@ -133,3 +133,35 @@ def test_attempt_settings_are_checked(tmp_path, setting, problem):
     with pytest.raises(ConfigError) as caught:
         build_config(raw, [setting])
     assert problem in str(caught.value)
+
+
+def test_the_cli_exits_with_each_stops_own_code():
+    """One mechanism for every command: `_user_errors` prints one line and exits with the error's
+    `exit_code` (2 by default, 128 + the signal for an interrupt); an unhandled Ctrl-C in `run` is 130."""
+    import typer
+    from typer.testing import CliRunner
+
+    from sgpipe.cli import _user_errors
+    from sgpipe.errors import Interrupted, ShardsFailed
+
+    raised = {"term": Interrupted("Stopped by SIGTERM", 15), "failed": ShardsFailed("1 shard failed")}
+    app = typer.Typer()
+
+    @app.command()
+    @_user_errors(on_interrupt="interrupted: rerun to resume")
+    def stop(kind: str) -> None:
+        if kind == "ctrl-c":
+            raise KeyboardInterrupt
+        if kind == "bug":
+            raise RuntimeError("a bug keeps its traceback")
+        raise raised[kind]
+
+    runner = CliRunner()
+    term = runner.invoke(app, ["term"])
+    assert term.exit_code == 143 and "error: Stopped by SIGTERM" in term.output
+    failed = runner.invoke(app, ["failed"])
+    assert failed.exit_code == 2 and "error: 1 shard failed" in failed.output
+    ctrl_c = runner.invoke(app, ["ctrl-c"])
+    assert ctrl_c.exit_code == 130 and "interrupted: rerun to resume" in ctrl_c.output
+    bug = runner.invoke(app, ["bug"])
+    assert isinstance(bug.exception, RuntimeError)
