@@ -43,9 +43,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 SET_HELP = "Override a config key, e.g. --set output.samples_per_shard=500 (repeatable)."
 
 
-def _user_errors(*also: type[Exception]) -> Callable[[F], F]:
-    """A command's expected errors (`SgpipeError`, and `also`) become one red line and exit status 2;
-    anything else keeps its traceback."""
+def _user_errors(*also: type[Exception], on_interrupt: str = "") -> Callable[[F], F]:
+    """A command's expected errors (`SgpipeError`, and `also`) become one red line and their exit status
+    (`exit_code`: 2, a stopped run's own, 128 + signal when interrupted); anything else keeps its
+    traceback. With `on_interrupt`, a Ctrl-C the command did not handle itself prints that line, exit 130."""
     caught = (SgpipeError, *also)
 
     def decorate(command: F) -> F:
@@ -55,7 +56,12 @@ def _user_errors(*also: type[Exception]) -> Callable[[F], F]:
                 return command(*args, **kwargs)
             except caught as error:
                 typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-                raise typer.Exit(2) from None
+                raise typer.Exit(getattr(error, "exit_code", 2)) from None
+            except KeyboardInterrupt:
+                if not on_interrupt:
+                    raise
+                typer.secho(on_interrupt, err=True)
+                raise typer.Exit(130) from None
 
         return run_command  # type: ignore[return-value]
 
@@ -104,7 +110,7 @@ def synth(
 
 
 @app.command()
-@_user_errors()
+@_user_errors(on_interrupt="interrupted: complete shards are kept; rerun the same command to resume")
 def run(
     config: Path = typer.Argument(..., help="A recipe from pipelines/, e.g. pipelines/coco.yaml."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),

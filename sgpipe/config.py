@@ -130,6 +130,13 @@ class RunConfig:
     # a wrong images folder fails ~100%; real datasets a fraction of 1%
     max_error_rate: float = option(0.25, low=0.0, high=1.0)
     min_samples_for_error_rate: int = 100
+    # attempts per shard, counted by the driver: worker deaths, timeouts, errors
+    shard_attempts: int = option(3, low=1)
+    # a shard running longer is abandoned and its worker replaced; 0: derived from the shards done
+    # (5x the slowest, at least 300 s; 1800 s while none is done, as first shards load the models)
+    shard_timeout_s: float = option(0.0, low=0)
+    # a worker not started by then is dropped; its shard goes to others
+    placement_timeout_s: float = option(300.0, low=1)
     decode_threads: int = option(4, low=1)
     seed: int = 0
     device: str = option("auto", choices=("auto", "cpu", "cuda"))

@@ -35,6 +35,8 @@ NOT_FAILURES = (OK, EXCLUDED)
 class SgpipeError(Exception):
     """Base of every error sgpipe raises on purpose; the CLI prints these without a traceback."""
 
+    exit_code = 2
+
 
 class ConfigError(SgpipeError):
     """One or more configuration problems, all reported together."""
@@ -82,5 +84,21 @@ class ConfigMismatchError(SgpipeError):
     """Resuming into an output folder written with a different configuration."""
 
 
-class ErrorRateExceeded(SgpipeError):
+class RunStopped(SgpipeError):
+    """A run that ended before every shard was written; complete shards are kept and a rerun resumes."""
+
+
+class ErrorRateExceeded(RunStopped):
     """The failure rate says something is systematically wrong (a wrong images folder, say)."""
+
+
+class ShardsFailed(RunStopped):
+    """Shards that failed every attempt (a poison shard, say); the others were written."""
+
+
+class Interrupted(RunStopped):
+    """Stopped by SIGINT (Ctrl-C) or SIGTERM; exits 128 + the signal number, as a shell reports it."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number

@@ -149,12 +149,15 @@ class ShardProcessor:
             "models": {s.name: s.describe() for s in self.stages if s.describe()},
         }
 
-    def process_shard(self, index: int) -> dict[str, Any]:
+    def process_shard(self, index: int, attempts: dict[str, int] | None = None) -> dict[str, Any]:
+        """Process and commit shard `index`; `attempts` (the driver's count for this shard, this
+        attempt included) is recorded in its `_stats.json`."""
         started = time.perf_counter()  # the first shard's wall time includes loading the models
         self.setup()
         entries = read_shard_entries(self.plan_dir, index)
         samples = [entry_to_sample(e, self.job.dataset, self.excluded) for e in entries]
         before = {s.name: s.seconds for s in self.stages}
+        splits_before = {s.name: s.retries for s in self.stages}
         size = chunk_size(self.config)
         for start in range(0, len(samples), size):
             chunk = samples[start : start + size]
@@ -166,6 +169,10 @@ class ShardProcessor:
             "stages": {s.name: round(s.seconds - before[s.name], 4) for s in self.stages},
         }
         timings["wall_seconds"] = round(time.perf_counter() - started, 4)
+        retries = {
+            "attempts": attempts or {"count": 1, "workers_lost": 0, "timed_out": 0},
+            "batch_splits": {s.name: s.retries - splits_before[s.name] for s in self.stages},
+        }
         return write_shard(
-            self.out_dir, index, samples, self.provenance(), self.config.output.images, timings
+            self.out_dir, index, samples, self.provenance(), self.config.output.images, timings, retries
         )

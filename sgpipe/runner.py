@@ -1,9 +1,11 @@
-"""The only module that knows about Ray: a pool of actors, each processing whole shards.
+"""The only module that knows about Ray: a supervised pool of actors, each processing whole shards.
 
 Shards are the unit of scheduling, retry and commit. Each actor builds one `ShardProcessor`
-(models load once, on its first shard); the driver keeps one shard in flight per actor, skips
-complete shards, retries a shard whose worker died (actor restart + task retry), watches the
-failure rate, and finally rebuilds the run-level files from the shards' `_stats.json`.
+(models load once, on its first shard); the driver keeps one shard in flight per actor and owns
+every retry (`attempts.AttemptBook`): a worker that dies, or whose shard runs past the time limit,
+is killed and replaced by a new actor (on any node that has room) and the shard goes back in the
+queue; a worker the cluster cannot place is dropped. The driver watches the failure rate and stop
+signals, and finally rebuilds the run-level files from the shards' `_stats.json`.
 """
 
 from __future__ import annotations
@@ -12,27 +14,38 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from sgpipe.attempts import (
+    AttemptBook,
+    counts_from,
+    end_paragraph,
+    failed_shards_path,
+    shard_timeout,
+    write_failed_shards,
+)
 from sgpipe.config import PipelineConfig
-from sgpipe.errors import NOT_FAILURES, ErrorRateExceeded, SgpipeError
-from sgpipe.estimate import estimate
+from sgpipe.errors import ErrorRateExceeded, Interrupted, RunStopped, SgpipeError, ShardsFailed
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.guards import check_resume, lock_output
 from sgpipe.output.runinfo import finish_run_json, start_run_json
-from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard
-from sgpipe.pipeline import ShardJob, build_stages
+from sgpipe.output.writer import is_shard_complete, read_shard_stats, remove_partial_shard, shard_paths
+from sgpipe.pipeline import ShardJob
 from sgpipe.preflight import check_models
+from sgpipe.progress import Progress, describe_plan, failure_rate, local_gpu_count
 from sgpipe.redo import REDO_ADVICE, reopen_shard, shards_to_redo
 from sgpipe.source.plan import SourcePlan, build_plan, plan_dir_of
 from sgpipe.stages.base import Stage
 from sgpipe.storage import listing, location
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY_S = 10.0
+WAIT_S = 1.0  # how often the driver looks at the clocks and for stop signals while shards run
+HEARTBEAT_S = 30.0  # a line while nothing finishes, so a quiet run never looks hung
+SETTLE_S = 15.0  # how long a stop waits for its killed workers to be gone before cleaning up
 TEARDOWN_TIMEOUT_S = 30.0  # a worker that does not answer by then is ended with the cluster
 
 # (config, category names) -> the stages a worker runs; the default is `pipeline.build_stages`.
@@ -79,8 +92,14 @@ class _ShardWorker:
         stages = stage_factory(config, list(job.categories)) if stage_factory else None
         self.processor = ShardProcessor(config, job, stages)
 
-    def process(self, index: int) -> dict[str, Any]:
-        return self.processor.process_shard(index)
+    def ready(self) -> tuple[int, str]:
+        """Answered once the actor is placed and built: its process id and node, for the logs."""
+        import ray
+
+        return os.getpid(), ray.get_runtime_context().get_node_id()
+
+    def process(self, index: int, attempts: dict[str, int] | None = None) -> dict[str, Any]:
+        return self.processor.process_shard(index, attempts)
 
     def teardown(self) -> None:
         self.processor.teardown()
@@ -107,127 +126,43 @@ def _init_ray(address: str) -> bool:
     return True
 
 
-def _failure_rate(stats: list[dict[str, Any]]) -> tuple[int, int]:
-    """(images judged, failed ones); excluded images are neither."""
-    processed = sum(s["count"] - s.get("excluded", 0) for s in stats)
-    failed = sum(s["failed_to_process"] for s in stats)
-    return processed, failed
-
-
-class Progress:
-    """The periodic progress line, and optionally one JSON line per finished shard for dashboards."""
-
-    def __init__(self, total_shards: int, enabled: bool, metrics_path: str | None = None):
-        self.total = total_shards
-        self.enabled = enabled
-        self.metrics_path = metrics_path
-        self.started = time.monotonic()
-        self.last = 0.0
-        self.shards = 0
-        self.images = 0
-        self.statuses: Counter[str] = Counter()
-
-    def update(self, shard_stats: dict[str, Any]) -> None:
-        self.shards += 1
-        self.images += shard_stats["count"]
-        self.statuses.update({k: v for k, v in shard_stats["status"].items() if k not in NOT_FAILURES})
-        now = time.monotonic()
-        if self.metrics_path:
-            with open(self.metrics_path, "a", encoding="utf-8") as handle:
-                handle.write(
-                    json.dumps({"time": time.time(), "shard": shard_stats["shard"], **self.snapshot()}) + "\n"
-                )
-        if self.enabled and (now - self.last >= PROGRESS_EVERY_S or self.shards == self.total):
-            self.last = now
-            log.info("progress %s", self.line())
-
-    def snapshot(self) -> dict[str, Any]:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        return {
-            "shards_done": self.shards,
-            "shards_total": self.total,
-            "images": self.images,
-            "images_per_s": round(self.images / elapsed, 2),
-            "failures": dict(sorted(self.statuses.items())),
-        }
-
-    def line(self) -> str:
-        """key=value fields, so log collectors can parse the line."""
-        snap = self.snapshot()
-        failures = ",".join(f"{k}:{v}" for k, v in snap["failures"].items()) or "none"
-        return (
-            f"shards={snap['shards_done']}/{snap['shards_total']} images={snap['images']} "
-            f"images_per_s={snap['images_per_s']} failures={failures}"
-        )
-
-
-def describe_plan(
-    plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]
-) -> str:
-    stages = [stage.name for stage in build_stages(config, plan.categories)]  # cheap: no model loads
-    models = []
-    if config.caption.enabled:
-        models.append(f"captioner {config.caption.model}")
-    if config.parse.backend == "seq2seq":
-        models.append(f"parser {config.parse.model}")
-    if config.verify.enabled:
-        models.append(f"verifier {config.verify.checkpoint}")
-    return "\n".join(
-        [
-            f"dataset {plan.dataset}: {plan.n_images} images in {plan.n_shards} shards "
-            f"({config.output.samples_per_shard} per shard), indexed with {plan.method}",
-            f"to run: {len(todo)} shards ({sum(plan.shard_sizes[i] for i in todo)} images); "
-            f"{plan.n_shards - len(todo)} already complete or outside --shards",
-            f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
-            f"resources: {resources['workers']} workers, {resources['cpus']:g} CPUs, "
-            f"{resources['gpus']:g} GPUs"
-            + (
-                " (none visible here: planned for one)" if resources["gpus"] and not local_gpu_count() else ""
-            ),
-            estimate(config, **resources).describe(sum(plan.shard_sizes[i] for i in todo)),
-            f"output: {config.output.dir}",
-        ]
-    )
-
-
-def placeable_workers(config: PipelineConfig, resources: dict[str, float]) -> int:
-    """`run.workers`, or as many as the CPUs and GPUs hold. An actor that cannot be placed would
-    wait forever with a shard, so asking for GPUs the cluster lacks is an error, and more workers
-    than the resources hold only a warning (an autoscaling cluster may still grow)."""
+def workers_that_fit(config: PipelineConfig, resources: dict[str, float]) -> int:
     cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
     fits = int(cpus // max(config.run.cpus_per_worker, 0.01))
     if config.run.gpus_per_worker > 0:
-        if gpus <= 0:
-            raise SgpipeError(
-                f"run.gpus_per_worker is {config.run.gpus_per_worker:g} but Ray sees no GPU "
-                "(set run.gpus_per_worker=0 to run the models on CPUs)"
-            )
         fits = min(fits, int(gpus / config.run.gpus_per_worker + 1e-9))
-    if not config.run.workers and fits < 1:
+    return fits
+
+
+def placeable_workers(config: PipelineConfig, resources: dict[str, float]) -> int:
+    """`run.workers`, or as many as the CPUs and GPUs hold, never more: an actor that cannot be
+    placed would wait forever with a shard. So asking for GPUs the cluster lacks, or for workers
+    bigger than it holds, is an error before any work, and more workers than it holds are cut."""
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    if config.run.gpus_per_worker > 0 and gpus <= 0:
+        raise SgpipeError(
+            f"run.gpus_per_worker is {config.run.gpus_per_worker:g} but Ray sees no GPU "
+            "(set run.gpus_per_worker=0 to run the models on CPUs)"
+        )
+    fits = workers_that_fit(config, resources)
+    if fits < 1:
         needs = f"run.cpus_per_worker={config.run.cpus_per_worker:g} CPUs"
         sees = f"{cpus:g} CPUs"
         if gpus:
             needs += f" and run.gpus_per_worker={config.run.gpus_per_worker:g} GPUs"
             sees += f" and {gpus:g} GPUs"
-        hint = "lower them or set run.workers"
-        raise SgpipeError(f"no worker fits: each needs {needs}, Ray sees {sees} ({hint})")
-    if config.run.workers and config.run.workers > fits:
+        raise SgpipeError(f"no worker fits: each needs {needs}, Ray sees {sees} (lower them)")
+    if config.run.workers > fits:
         log.warning(
-            "run.workers=%d but the cluster now holds %d (CPU %g, GPU %g): the rest wait for resources",
+            "run.workers=%d but the cluster holds %d (CPU %g, GPU %g): running %d",
             config.run.workers,
             fits,
             cpus,
             gpus,
+            fits,
         )
+        return fits
     return config.run.workers or fits
-
-
-def local_gpu_count() -> int:
-    try:
-        import torch
-    except ImportError:
-        return 0
-    return torch.cuda.device_count()
 
 
 def planned_resources(config: PipelineConfig, n_shards: int) -> dict[str, float]:
@@ -272,14 +207,14 @@ def run_pipeline(
             reopen_shard(out_dir, index)
         for index in todo:
             remove_partial_shard(out_dir, index, names)
+        if not todo:
+            failed_shards_path(out_dir).unlink(missing_ok=True)
         try:
-            failed_shards = _process(config, plan, todo, options, stage_factory) if todo else {}
-        finally:  # an interrupted run still leaves its complete shards indexed
+            if todo:
+                _process(config, plan, todo, options, stage_factory)
+        finally:  # a stopped run still leaves its complete shards indexed
             stats = finalize_outputs(out_dir, plan.dataset)
             finish_run_json(out_dir, stats)
-    if failed_shards:
-        details = "; ".join(f"{k:05d}: {v}" for k, v in sorted(failed_shards.items()))
-        raise SgpipeError(f"{len(failed_shards)} shard(s) failed and can be redone by rerunning: {details}")
     totals = stats["totals"]
     status = ", ".join(f"{k}={v}" for k, v in stats["status"].items())
     return (
@@ -294,34 +229,29 @@ def _process(
     todo: list[int],
     options: RunOptions,
     stage_factory: StageFactory | None,
-) -> dict[int, str]:
+) -> None:
     import ray
 
     started_ray = _init_ray(config.run.address)
     try:
-        resources = ray.cluster_resources()
-        n_workers = max(1, min(placeable_workers(config, resources), len(todo)))
-        actor_class = ray.remote(_ShardWorker).options(
-            num_cpus=config.run.cpus_per_worker,
-            num_gpus=config.run.gpus_per_worker,
-            max_restarts=3,
-            max_task_retries=3,
-        )
-        job = ShardJob(plan.dataset, tuple(plan.categories))
-        workers = [actor_class.remote(config, job, stage_factory) for _ in range(n_workers)]
-        failed = _schedule(config, workers, todo, options, plan.n_images)
-        _teardown(workers)  # after an error the cluster shutdown below ends the workers anyway
-        return failed
+        n_workers = max(1, min(placeable_workers(config, ray.cluster_resources()), len(todo)))
+        with _StopSignals() as stop:
+            pool = _Pool(config, ShardJob(plan.dataset, tuple(plan.categories)), stage_factory, n_workers)
+            try:
+                _Scheduler(config, plan, todo, options, pool, stop).run()
+                _teardown(pool)  # a stop kills the workers instead: nothing of theirs is waited for
+            finally:
+                pool.kill_all()
     finally:
         if started_ray:
             ray.shutdown()
 
 
-def _teardown(workers: list) -> None:
-    """Ask every worker to free its stages' models and threads; a dead one has nothing left to free."""
+def _teardown(pool: "_Pool") -> None:
+    """Ask every live worker to free its stages' models and threads before it is ended."""
     import ray
 
-    refs = [worker.teardown.remote() for worker in workers]
+    refs = [worker.actor.teardown.remote() for worker in pool.workers if worker.ping is None]
     answered, _ = ray.wait(refs, num_returns=len(refs), timeout=TEARDOWN_TIMEOUT_S)
     for ref in answered:
         try:
@@ -330,53 +260,373 @@ def _teardown(workers: list) -> None:
             log.warning("a worker's teardown failed: %s", error)
 
 
-def _schedule(
-    config: PipelineConfig, workers: list, todo: list[int], options: RunOptions, n_images: int
-) -> dict[int, str]:
+class _StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM set a flag that the scheduling loop reads, so a stop finishes
+    cleanly instead of raising inside Ray calls. Handlers can only be set in the main thread; a run
+    started from another thread (a test's, a notebook's) keeps the process's handlers."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number: int, frame: Any) -> None:
+        self.received = number
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+@dataclass(eq=False)
+class _Attempt:
+    index: int
+    ref: Any
+    started: float | None  # when its worker was ready to run it: the shard's clock
+
+
+@dataclass(eq=False)
+class _Worker:
+    actor: Any
+    ping: Any  # the pending `ready()` call; None once the worker answered
+    created: float
+    pid: int | None = None
+    node: str = ""
+    attempt: _Attempt | None = None
+
+    def where(self) -> str:
+        return f"pid {self.pid} on node {self.node[:8]}" if self.pid else "a worker not yet started"
+
+
+class _Pool:
+    """The actors. Ray restarts nothing (`max_restarts=0`): a lost worker is killed and replaced
+    here, on any node with room; when the cluster no longer holds the pool (a node gone), it shrinks."""
+
+    def __init__(self, config: PipelineConfig, job: ShardJob, stage_factory: StageFactory | None, size: int):
+        import ray
+
+        self.config = config
+        self.actor_class = ray.remote(_ShardWorker).options(
+            num_cpus=config.run.cpus_per_worker,
+            num_gpus=config.run.gpus_per_worker,
+            max_restarts=0,
+            max_task_retries=0,
+        )
+        self.args = (config, job, stage_factory)
+        self.workers: list[_Worker] = [self._start() for _ in range(size)]
+
+    def _start(self) -> _Worker:
+        actor = self.actor_class.remote(*self.args)
+        return _Worker(actor, actor.ready.remote(), time.monotonic())
+
+    def retire(self, worker: _Worker) -> None:
+        import ray
+
+        self.workers.remove(worker)
+        try:
+            ray.kill(worker.actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone is what we want
+            pass
+
+    def replace(self, worker: _Worker) -> bool:
+        """Kill `worker` and start another if the cluster still holds the pool; returns whether."""
+        import ray
+
+        self.retire(worker)
+        if workers_that_fit(self.config, ray.cluster_resources()) > len(self.workers):
+            self.workers.append(self._start())
+            return True
+        log.warning(
+            "the cluster no longer holds %d workers: going on with %d",
+            len(self.workers) + 1,
+            len(self.workers),
+        )
+        return False
+
+    def kill_all(self) -> None:
+        for worker in list(self.workers):
+            self.retire(worker)
+
+
+def _describe(error: BaseException) -> str:
+    """One short line for an attempt's error: the task's own exception, or why Ray lost the actor."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException) and not isinstance(cause, type(error)):
+        error = cause
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if " because " in line), lines[0] if lines else "")
+    if " because " in reason:  # Ray's first sentence says it all ("... its node has died.")
+        reason = reason.split(". ")[0].rstrip(".")
+    return f"{type(error).__name__}: {reason}"[:200]
+
+
+def _is_worker_lost(error: BaseException) -> bool:
+    """An exception raised by the shard's code leaves its worker usable; any other (actor died,
+    node lost, worker out of memory) means the worker is gone or not to be trusted."""
     import ray
 
-    out_dir = location(config.output.dir, config.output.storage_options)
-    pending = list(todo)
-    in_flight: dict[Any, tuple[int, Any]] = {}
-    failed: dict[int, str] = {}
-    progress = Progress(len(todo), options.progress, options.metrics_path)
-    done_stats = read_shard_stats(out_dir)
-    # small datasets are judged once they are through; large ones after the first N images
-    threshold = max(1, min(config.run.min_samples_for_error_rate, n_images))
+    return isinstance(error, ray.exceptions.RayActorError) or not isinstance(
+        error, ray.exceptions.RayTaskError
+    )
 
-    def submit(worker: Any) -> None:
-        if pending:
-            index = pending.pop(0)
-            in_flight[worker.process.remote(index)] = (index, worker)
 
-    for worker in workers:
-        submit(worker)
-    while in_flight:
-        ready, _ = ray.wait(list(in_flight), num_returns=1)
-        ref = ready[0]
-        index, worker = in_flight.pop(ref)
-        try:
-            shard_stats = ray.get(ref)
-        except Exception as error:  # noqa: BLE001 - a shard failing after its retries
-            failed[index] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
-            log.error("shard %05d failed: %s", index, failed[index])
-            submit(worker)
-            continue
-        progress.update(shard_stats)
-        done_stats.append(shard_stats)
-        processed, failures = _failure_rate(done_stats)
-        if processed >= threshold and failures / processed > config.run.max_error_rate:
-            for ref_left in in_flight:
-                ray.cancel(ref_left, force=True)
-            statuses = Counter()
-            for s in done_stats:
-                statuses.update({k: v for k, v in s["status"].items() if k not in NOT_FAILURES})
-            raise ErrorRateExceeded(
-                f"{failures} of {processed} images failed ({failures / processed:.0%} > run.max_error_rate "
-                f"{config.run.max_error_rate:.0%}): {dict(statuses)}. Something is systematically wrong "
-                f"(a wrong source.images folder?). {REDO_ADVICE}."
+class _Scheduler:
+    """One shard in flight per worker; every attempt's outcome goes to the `AttemptBook`."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        plan: SourcePlan,
+        todo: list[int],
+        options: RunOptions,
+        pool: _Pool,
+        stop: _StopSignals,
+    ):
+        self.config = config
+        self.out_dir = location(config.output.dir, config.output.storage_options)
+        self.plan = plan
+        self.todo = todo
+        self.options = options
+        self.pool = pool
+        self.stop = stop
+        self.book = AttemptBook(todo, config.run.shard_attempts)
+        self.progress = Progress(len(todo), options.progress, options.metrics_path)
+        self.done_stats = read_shard_stats(self.out_dir)
+        # small datasets are judged once they are through; large ones after the first N images
+        self.threshold = max(1, min(config.run.min_samples_for_error_rate, plan.n_images))
+        self.last_news = time.monotonic()
+
+    def run(self) -> None:
+        while True:
+            if self.stop.received is not None:
+                name = signal.Signals(self.stop.received).name
+                self._halt()
+                raise Interrupted(
+                    self._report(
+                        f"Stopped by {name}", "Rerun the same command to resume: complete shards are kept."
+                    ),
+                    self.stop.received,
+                )
+            self._assign()
+            busy = [w for w in self.pool.workers if w.attempt is not None]
+            if not busy:
+                break
+            self._wait_once()
+            self._check_clocks()
+            self._heartbeat()
+        if self.options.progress:
+            log.info("done: %s", self.progress.line())
+        if self.book.failed:
+            raise ShardsFailed(
+                self._report(
+                    f"{len(self.book.failed)} shard(s) failed every one of run.shard_attempts="
+                    f"{self.config.run.shard_attempts} attempts and were not written",
+                    "Rerun the same command to retry them: complete shards are kept (run.shard_attempts "
+                    "and run.shard_timeout_s may be raised for it; they do not change the config hash).",
+                )
             )
-        submit(worker)
-    if options.progress:
-        log.info("done: %s", progress.line())
-    return failed
+        write_failed_shards(self.out_dir, "", {}, {}, [])
+
+    def _assign(self) -> None:
+        if not self.pool.workers and self.book.pending:
+            self._halt()
+            raise RunStopped(
+                self._report(
+                    "Stopped: no worker can be placed on the cluster",
+                    "Add nodes or lower run.cpus_per_worker / run.gpus_per_worker, then rerun the same "
+                    "command to resume: complete shards are kept.",
+                )
+            )
+        for worker in self.pool.workers:
+            if worker.attempt is None:
+                taken = self.book.start_next()
+                if taken is None:
+                    return
+                index, counts = taken
+                ref = worker.actor.process.remote(index, counts)
+                started = time.monotonic() if worker.ping is None else None
+                worker.attempt = _Attempt(index, ref, started)
+
+    def _wait_once(self) -> None:
+        import ray
+
+        owners: dict[Any, _Worker] = {}
+        for worker in self.pool.workers:
+            if worker.ping is not None:
+                owners[worker.ping] = worker
+            if worker.attempt is not None:
+                owners[worker.attempt.ref] = worker
+        ready, _ = ray.wait(list(owners), num_returns=1, timeout=WAIT_S)
+        for ref in ready:
+            worker = owners[ref]
+            if worker not in self.pool.workers:
+                continue  # its other call already reported it lost
+            if ref is worker.ping:
+                self._on_ready(worker)
+            else:
+                self._on_result(worker)
+
+    def _on_ready(self, worker: _Worker) -> None:
+        import ray
+
+        try:
+            worker.pid, worker.node = ray.get(worker.ping)
+        except Exception as error:  # noqa: BLE001 - a worker that could not start
+            self._lose(worker, error)
+            return
+        worker.ping = None
+        if worker.attempt is not None:
+            worker.attempt.started = time.monotonic()
+
+    def _on_result(self, worker: _Worker) -> None:
+        import ray
+
+        attempt = worker.attempt
+        assert attempt is not None
+        try:
+            shard_stats = ray.get(attempt.ref)
+        except Exception as error:  # noqa: BLE001 - sorted into lost workers and shard errors
+            if _is_worker_lost(error):
+                self._lose(worker, error)
+                return
+            worker.attempt = None
+            self._failed_attempt(attempt.index, _describe(error), worker_lost=False)
+            return
+        worker.attempt = None
+        self._done(attempt.index, shard_stats, time.monotonic() - (attempt.started or time.monotonic()))
+
+    def _done(self, index: int, shard_stats: dict[str, Any], seconds: float) -> None:
+        self.book.done(index, seconds)
+        self.progress.update(shard_stats)
+        self.done_stats.append(shard_stats)
+        self.last_news = time.monotonic()
+        self._check_error_rate()
+
+    def _lose(self, worker: _Worker, error: BaseException | str, timed_out: bool = False) -> None:
+        """The worker is gone or stuck: kill it, replace it, and retry the shard it held."""
+        attempt = worker.attempt
+        where = worker.where()
+        replaced = self.pool.replace(worker)
+        reason = error if isinstance(error, str) else _describe(error)
+        if attempt is None:
+            log.warning("worker %s lost before taking a shard (%s)", where, reason)
+            return
+        # it may have committed its shard just before: then the shard is done (every shard scheduled
+        # was incomplete when the run began: `--redo-failed` reopened its complete ones)
+        if is_shard_complete(self.out_dir, attempt.index):
+            log.warning("shard %05d: worker %s lost after committing it (%s)", attempt.index, where, reason)
+            stats_path = shard_paths(self.out_dir, attempt.index)["stats"]
+            self._done(attempt.index, json.loads(stats_path.read_text()), 0.0)
+            return
+        log.warning(
+            "shard %05d: worker %s %s (%s)%s",
+            attempt.index,
+            where,
+            "timed out" if timed_out else "lost",
+            reason,
+            "; replaced" if replaced else "",
+        )
+        self._failed_attempt(attempt.index, reason, worker_lost=True, timed_out=timed_out)
+
+    def _failed_attempt(self, index: int, reason: str, worker_lost: bool, timed_out: bool = False) -> None:
+        retried = self.book.attempt_failed(index, reason, worker_lost=worker_lost, timed_out=timed_out)
+        attempts = self.book.history[index].attempts
+        if retried:
+            log.warning("shard %05d: attempt %d failed (%s); retrying", index, attempts, reason)
+        else:
+            log.error("shard %05d failed after %d attempts: %s", index, attempts, reason)
+            self._check_error_rate()
+
+    def _check_clocks(self) -> None:
+        now = time.monotonic()
+        limit = shard_timeout(self.config.run.shard_timeout_s, self.book.slowest_done_s)
+        for worker in list(self.pool.workers):
+            attempt = worker.attempt
+            if attempt is not None and attempt.started is not None and now - attempt.started > limit:
+                self._lose(
+                    worker, f"running for more than {limit:.0f} s (run.shard_timeout_s)", timed_out=True
+                )
+            elif worker.ping is not None and now - worker.created > self.config.run.placement_timeout_s:
+                log.warning(
+                    "a worker was not placed (or not started) within run.placement_timeout_s=%g s: "
+                    "dropped, its shard goes to the others",
+                    self.config.run.placement_timeout_s,
+                )
+                self.pool.retire(worker)
+                if attempt is not None:
+                    self.book.not_started(attempt.index)
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if not self.options.progress or now - self.last_news < HEARTBEAT_S:
+            return
+        self.last_news = now
+        running = [w for w in self.pool.workers if w.attempt is not None and w.attempt.started is not None]
+        oldest = min(running, key=lambda w: w.attempt.started, default=None)  # type: ignore[union-attr]
+        placed = sum(1 for w in self.pool.workers if w.ping is None)
+        line = (
+            f"waiting: {len(running)} shards running, {len(self.book.pending)} queued, "
+            f"{placed}/{len(self.pool.workers)} workers started"
+        )
+        if oldest is not None and oldest.attempt is not None and oldest.attempt.started is not None:
+            limit = shard_timeout(self.config.run.shard_timeout_s, self.book.slowest_done_s)
+            line += (
+                f"; oldest shard {oldest.attempt.index:05d} for {now - oldest.attempt.started:.0f} s "
+                f"({oldest.where()}, time limit {limit:.0f} s)"
+            )
+        log.info("%s; %s", line, self.progress.line())
+
+    def _check_error_rate(self) -> None:
+        processed, failures = failure_rate(self.done_stats)
+        lost = sum(self.plan.shard_sizes[i] for i in self.book.failed)
+        processed, failures = processed + lost, failures + lost
+        rate = self.config.run.max_error_rate
+        if processed < self.threshold or failures / processed <= rate:
+            return
+        self._halt()
+        raise ErrorRateExceeded(
+            self._report(
+                f"Stopped: {failures} of {processed} images failed ({failures / processed:.0%} > "
+                f"run.max_error_rate {rate:.0%}); something is systematically wrong (a wrong "
+                "source.images folder?)",
+                f"{REDO_ADVICE}.",
+            )
+        )
+
+    def _halt(self) -> None:
+        """Stop in-flight work: kill every worker, wait until they are gone, drop partial files."""
+        import ray
+
+        running = [w.attempt for w in self.pool.workers if w.attempt is not None]
+        self.pool.kill_all()
+        if running:
+            ray.wait([a.ref for a in running], num_returns=len(running), timeout=SETTLE_S)
+        names = listing(self.out_dir)
+        for attempt in running:
+            remove_partial_shard(self.out_dir, attempt.index, names)
+
+    def _report(self, headline: str, advice: str) -> str:
+        complete = read_shard_stats(self.out_dir)
+        names = listing(self.out_dir)
+        unfinished = [
+            i
+            for i in self.todo
+            if i not in self.book.failed and not is_shard_complete(self.out_dir, i, names)
+        ]
+        sizes = {i: self.plan.shard_sizes[i] for i in self.book.failed}
+        list_path = write_failed_shards(self.out_dir, headline, self.book.failed, sizes, unfinished)
+        return end_paragraph(
+            headline,
+            shards_total=self.plan.n_shards,
+            shards_complete=len(complete),
+            statuses=counts_from(complete),
+            failed=self.book.failed,
+            unfinished=len(unfinished),
+            list_path=list_path,
+            advice=advice,
+        )

@@ -75,6 +75,9 @@ def test_bad_yaml_and_missing_files(tmp_path):
 def test_config_hash_ignores_placement_but_not_content(recipe):
     base = load_config(recipe).content_hash()
     assert load_config(recipe, ["run.workers=8", "output.dir=elsewhere"]).content_hash() == base
+    # raising attempts or time limits for a rerun of failed shards must not refuse the rerun
+    scheduling = ["run.shard_attempts=5", "run.shard_timeout_s=7200", "run.placement_timeout_s=60"]
+    assert load_config(recipe, scheduling).content_hash() == base
     assert load_config(recipe, ["tag.max_pairs_per_triplet=3"]).content_hash() != base
 
 

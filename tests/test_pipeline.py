@@ -52,6 +52,40 @@ def test_a_model_stage_gets_full_batches_across_chunks(tmp_path):
     assert recorder.batches == [n]  # not [CHUNK_SIZE, 6]
 
 
+class FailsOnImage20(Stage):
+    """Raises on any batch holding image 20, as an out-of-memory batch would on one bad input."""
+
+    name = "flaky"
+    failure_status = "failed_tag"
+    batch_size = 4
+
+    def process(self, samples):
+        if any(s.image_id == 20 for s in samples):
+            raise RuntimeError("CUDA out of memory")
+
+
+def test_batch_splits_and_attempts_reach_the_shards_stats_but_not_its_bytes(tmp_path):
+    import json
+
+    paths = make_coco(tmp_path / "data", n_images=4, width=8, height=8)
+    outputs = {}
+    for name, attempts in (("first", None), ("third", {"count": 3, "workers_lost": 1, "timed_out": 1})):
+        config = tiny_run_config(paths, tmp_path / name, output__samples_per_shard=4)
+        plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(tmp_path / name))
+        processor = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories)), [FailsOnImage20()])
+        stats = processor.process_shard(0, attempts)
+        assert stats == json.loads((tmp_path / name / "00000_stats.json").read_text())
+        outputs[name] = stats, (tmp_path / name / "00000.tar").read_bytes()
+    stats, tar = outputs["first"]
+    # 4 -> 2 + 2 -> the pair holding image 20 -> 1 + 1: two splits; image 20 alone fails
+    assert stats["retries"]["batch_splits"] == {"flaky": 2}
+    assert stats["retries"]["attempts"] == {"count": 1, "workers_lost": 0, "timed_out": 0}
+    assert stats["status"] == {"failed_tag": 1, "ok": 3}
+    third, third_tar = outputs["third"]
+    assert third["retries"]["attempts"] == {"count": 3, "workers_lost": 1, "timed_out": 1}
+    assert third_tar == tar
+
+
 def test_the_processor_sets_stages_up_once_and_tears_them_down(tmp_path):
     paths = make_coco(tmp_path / "data", n_images=4, width=8, height=8)
     config = tiny_run_config(paths, tmp_path / "out", output__samples_per_shard=2)

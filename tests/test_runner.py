@@ -16,7 +16,7 @@ from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedEr
 from sgpipe.output.guards import OutputLock
 from sgpipe.runner import RunOptions, placeable_workers, run_pipeline
 from tests.helpers.coco_fixture import make_coco
-from tests.helpers.runs import MARKER_CAPTION, stages_with_a_marker, tiny_run_config
+from tests.helpers.runs import MARKER_CAPTION, our_worker_pids, stages_with_a_marker, tiny_run_config
 from tests.helpers.schemas import validate
 
 QUIET = RunOptions(progress=False)
@@ -153,37 +153,6 @@ def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, kill_afte
     assert len(keys) == len(set(keys)) == 5
 
 
-def _parent_pid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as handle:
-        # the command sits in parentheses and may hold spaces: the fields after its last ")" are fixed
-        return int(handle.read().rsplit(b")", 1)[1].split()[1])
-
-
-def _is_ours(pid: int) -> bool:
-    """Whether `pid` descends from this test process (the local Ray it started), not from another
-    Ray on the same machine."""
-    me = os.getpid()
-    while pid > 1:
-        pid = _parent_pid(pid)
-        if pid == me:
-            return True
-    return False
-
-
-def _shard_worker_pids():
-    """Processes of our Ray actors: Ray titles them after the actor class."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    if b"_ShardWorker" in handle.read() and _is_ours(int(entry)):
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
 def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
     import threading
 
@@ -205,7 +174,7 @@ def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out / "00000_stats.json").exists():
         time.sleep(0.02)
-    pids = _shard_worker_pids()
+    pids = our_worker_pids()
     assert pids, "a worker process is running"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
@@ -363,9 +332,9 @@ def test_workers_fit_the_gpus_as_well_as_the_cpus(dataset, tmp_path, caplog):
     assert placeable_workers(config(workers=0, cpus_per_worker=4, gpus_per_worker=1), node) == 1
     assert placeable_workers(config(workers=0, cpus_per_worker=4, gpus_per_worker=0.5), node) == 2
     assert placeable_workers(config(workers=0, cpus_per_worker=2, gpus_per_worker=1 / 3), node) == 3
-    # asked for explicitly: kept (a cluster may grow), with a warning
-    assert placeable_workers(config(workers=3, cpus_per_worker=4, gpus_per_worker=1), node) == 3
-    assert "the rest wait for resources" in caplog.text
+    # more than the cluster holds, asked for explicitly: cut to what fits, never left waiting
+    assert placeable_workers(config(workers=3, cpus_per_worker=4, gpus_per_worker=1), node) == 1
+    assert "run.workers=3 but the cluster holds 1" in caplog.text
     # none fits: an error that says why, rather than an actor waiting forever
     with pytest.raises(SgpipeError, match="no worker fits: each needs run.cpus_per_worker=32 CPUs"):
         placeable_workers(config(workers=0, cpus_per_worker=32, gpus_per_worker=1), node)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import sgpipe
+from sgpipe.attempts import read_failed_shards
 from sgpipe.output.atomic import write_json_atomic
 from sgpipe.output.writer import read_shard_stats
 from sgpipe.records import SCHEMA_VERSION
@@ -74,7 +75,27 @@ def _sum_counters(shard_stats: list[dict[str, Any]], field: str) -> dict[str, in
     return dict(total.most_common())
 
 
-def aggregate_stats(shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
+def retry_totals(shard_stats: list[dict[str, Any]], failed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Attempts per shard as the driver counted them, and the stages' split-and-retry counts.
+    `failed` lists the shards that failed every attempt (not written, so not in `shard_stats`)."""
+    attempts = [(s.get("retries") or {}).get("attempts") or {"count": 1} for s in shard_stats] + failed
+    splits: Counter[str] = Counter()
+    for s in shard_stats:
+        splits.update((s.get("retries") or {}).get("batch_splits", {}))
+    timed_out = sum(a.get("timed_out", 0) for a in attempts)
+    return {
+        "shard_attempts": sum(a.get("count", 1) for a in attempts),
+        "shards_retried": sum(1 for a in attempts[: len(shard_stats)] if a.get("count", 1) > 1),
+        "failed_shards": len(failed),
+        "workers_replaced": sum(a.get("workers_lost", 0) for a in attempts) + timed_out,
+        "timed_out": timed_out,
+        "batch_splits": dict(sorted(splits.items())),
+    }
+
+
+def aggregate_stats(
+    shard_stats: list[dict[str, Any]], failed: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     numbers = (
         "count",
         "successes",
@@ -116,6 +137,7 @@ def aggregate_stats(shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
             "images_per_worker_second": round(totals["count"] / wall, 2) if wall > 0 else None,
             "stages": throughput,
         },
+        "retries": retry_totals(shard_stats, failed or []),
     }
 
 
@@ -123,6 +145,6 @@ def finalize_outputs(out_dir: Location, dataset: str) -> dict[str, Any]:
     """Rebuild shardindex.json and stats.json from the shards' `_stats.json` files."""
     shard_stats = read_shard_stats(out_dir)
     write_shardindex(out_dir, dataset, shard_stats)
-    stats = aggregate_stats(shard_stats)
+    stats = aggregate_stats(shard_stats, read_failed_shards(out_dir))
     write_json_atomic(location(out_dir) / "stats.json", stats)
     return stats

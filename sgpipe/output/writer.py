@@ -196,8 +196,12 @@ def commit_shard(
     members: Iterable[tuple[str, bytes]],
     samples: list[Sample],
     timings: dict[str, Any] | None = None,
+    retries: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Commit one shard from ready tar members: tar, parquet rows of `samples`, `_stats.json` last."""
+    """Commit one shard from ready tar members: tar, parquet rows of `samples`, `_stats.json` last.
+
+    `timings` and `retries` (attempts, batch splits) go to `_stats.json` only: they vary from run to
+    run, and the tar and parquet must not."""
     out_dir = location(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(out_dir, shard_index)
@@ -213,6 +217,7 @@ def commit_shard(
         "md5": md5,
         **shard_content_stats(samples),
         "timings": timings or {},
+        **({"retries": retries} if retries else {}),
     }
     write_json_atomic(paths["stats"], stats, sync_folder=True)  # last: marks the shard complete
     return stats
@@ -225,10 +230,11 @@ def write_shard(
     provenance: dict[str, Any],
     write_images: bool = True,
     timings: dict[str, Any] | None = None,
+    retries: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write one shard atomically and return its `_stats.json` content."""
     return commit_shard(
-        out_dir, shard_index, tar_members(samples, provenance, write_images), samples, timings
+        out_dir, shard_index, tar_members(samples, provenance, write_images), samples, timings, retries
     )
 
 

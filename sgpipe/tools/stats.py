@@ -18,6 +18,7 @@ TOP = 15
 
 def load_stats(out: Path) -> dict[str, Any]:
     """stats.json, or the same aggregate computed from the complete shards when it is missing."""
+    from sgpipe.attempts import read_failed_shards
     from sgpipe.output.finalize import aggregate_stats
     from sgpipe.output.writer import read_shard_stats
 
@@ -30,7 +31,7 @@ def load_stats(out: Path) -> dict[str, Any]:
     shard_stats = read_shard_stats(out)
     if not shard_stats:
         raise SgpipeError(f"{out} holds neither stats.json nor complete shards (NNNNN_stats.json)")
-    return aggregate_stats(shard_stats)
+    return aggregate_stats(shard_stats, read_failed_shards(out))
 
 
 def load_run(out: Path) -> dict[str, Any]:
@@ -84,6 +85,14 @@ def format_stats(stats: dict[str, Any], run: dict[str, Any]) -> str:
         lines.append(f"  wall clock: {seconds:.0f} s, {totals['count'] / seconds:.2f} images/s overall")
     for stage, numbers in throughput.get("stages", {}).items():
         lines.append(f"  {stage:<10} {numbers['seconds']:>10} s  {numbers['images_per_second']} images/s")
+    retries = stats.get("retries")
+    if retries:  # outputs of older versions have none
+        splits = ", ".join(f"{stage} {n}" for stage, n in retries["batch_splits"].items() if n) or "none"
+        lines.append(
+            f"retries: {retries['shards_retried']} shards retried ({retries['shard_attempts']} attempts), "
+            f"{retries['failed_shards']} failed; {retries['workers_replaced']} workers replaced "
+            f"({retries['timed_out']} after a time-out); batch splits: {splits}"
+        )
     return "\n".join(lines)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -52,11 +54,107 @@ class PauseStage(Stage):
     """Adds time to every batch and nothing to the records (kill-timing tests)."""
 
     name = "pause"
+    pause_s = 0.25
 
     def process(self, samples: list[Sample]) -> None:
-        time.sleep(0.25)
+        time.sleep(self.pause_s)
+
+
+class LongPauseStage(PauseStage):
+    pause_s = 2.0
 
 
 def stages_with_a_pause(config: PipelineConfig, categories: list[str]) -> list[Stage]:
     """The recipe's stages, then `PauseStage`: the same shard bytes, written more slowly."""
     return build_stages(config, categories) + [PauseStage()]
+
+
+def stages_with_a_long_pause(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    """As `stages_with_a_pause`, 2 s a batch: a run that a signal surely meets mid-way."""
+    return build_stages(config, categories) + [LongPauseStage()]
+
+
+class BusyPidStage(PauseStage):
+    """`PauseStage` that also leaves its process id in `OUTPUT_DIR/../busy/`: a worker known to
+    have processed a batch, so past its start-up (a worker killed while Ray creates its actor
+    is silently replaced by Ray itself, and tests that count losses need real ones)."""
+
+    name = "busy"
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+    def process(self, samples: list[Sample]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / str(os.getpid())).touch()
+        super().process(samples)
+
+
+def stages_that_show_busy_pids(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    return build_stages(config, categories) + [BusyPidStage(Path(config.output.dir).parent / "busy")]
+
+
+POISON_IMAGE_ID = 20
+
+
+class PoisonStage(Stage):
+    """Kills its own worker process whenever its batch holds image `POISON_IMAGE_ID`: a shard
+    that takes down every worker it is given (a native crash, an out-of-memory kill)."""
+
+    name = "poison"
+
+    def process(self, samples: list[Sample]) -> None:
+        if any(s.image_id == POISON_IMAGE_ID for s in samples):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def stages_with_a_poison(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    return build_stages(config, categories) + [PoisonStage()]
+
+
+SLOW_IMAGE_ID = 20
+
+
+class SlowImageStage(Stage):
+    """Before decoding (so every sample is still ok): ten minutes on the batch of `SLOW_IMAGE_ID`,
+    nothing on the others. Its shard is surely in flight when the others are done."""
+
+    name = "slow"
+
+    def process(self, samples: list[Sample]) -> None:
+        if any(s.image_id == SLOW_IMAGE_ID for s in samples):
+            time.sleep(600)
+
+
+def stages_with_a_slow_image(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    return [SlowImageStage()] + build_stages(config, categories)
+
+
+def our_worker_pids() -> list[int]:
+    """Process ids of the shard workers of the Ray instances this process started: Ray titles a
+    worker after its actor class, and the worker descends from our raylet. Other Ray instances on
+    the machine are never touched."""
+    me = os.getpid()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if not handle.read().startswith(b"ray::_ShardWorker"):
+                    continue
+            if me in _ancestors(int(entry)):
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return sorted(pids)
+
+
+def _ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        with open(f"/proc/{pid}/stat") as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        chain.append(pid)
+    return chain

@@ -12,7 +12,8 @@ import pytest
 
 from sgpipe.errors import ConfigError
 from sgpipe.pipeline import ShardJob, ShardProcessor
-from sgpipe.runner import RunOptions, _failure_rate, run_pipeline
+from sgpipe.progress import failure_rate
+from sgpipe.runner import RunOptions, run_pipeline
 from sgpipe.source.plan import build_plan, plan_dir_of
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import tiny_run_config
@@ -127,8 +128,8 @@ def test_other_images_keep_their_bytes_and_excluded_ones_have_no_members(runs):
 
 def test_the_error_rate_ignores_excluded_images():
     shard = {"count": 10, "failed_to_process": 2, "excluded": 6}
-    assert _failure_rate([shard]) == (4, 2)
-    assert _failure_rate([{"count": 10, "failed_to_process": 2}]) == (10, 2)  # shards written before
+    assert failure_rate([shard]) == (4, 2)
+    assert failure_rate([{"count": 10, "failed_to_process": 2}]) == (10, 2)  # shards written before
 
 
 def test_the_exclude_file_is_checked_with_the_config(tmp_path):

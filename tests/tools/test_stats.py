@@ -27,6 +27,23 @@ def test_stats_prints_totals_statuses_histograms_and_throughput(tmp_path):
     assert "person                        5" in text
     assert "wall clock: 3 s, 2.00 images/s overall" in text
     assert "parse" in text and "tag" in text  # per-stage throughput from the shards' timings
+    assert "retries: 0 shards retried (3 attempts), 0 failed; 0 workers replaced" in text
+
+
+def test_stats_show_attempts_replaced_workers_and_batch_splits(tmp_path):
+    make_output(tmp_path, n_images=3, per_shard=2, failed=0)
+    shard = json.loads((tmp_path / "00001_stats.json").read_text())
+    shard["retries"] = {
+        "attempts": {"count": 3, "workers_lost": 1, "timed_out": 1},
+        "batch_splits": {"caption": 4, "verify": 0},
+    }
+    (tmp_path / "00001_stats.json").write_text(json.dumps(shard))
+    (tmp_path / "stats.json").unlink()  # summarised from the shards
+    text = show_stats(tmp_path)
+    assert (
+        "retries: 1 shards retried (4 attempts), 0 failed; 2 workers replaced (1 after a time-out); "
+        "batch splits: caption 4" in text
+    )
 
 
 def test_stats_without_stats_json_reads_shard_stats_and_writes_nothing(tmp_path):
