@@ -33,3 +33,13 @@ def tiny_factual_t5(tmp_path_factory):
     from tests.helpers.tiny_models import FACTUAL_PAIRS, build_tiny_t5
 
     return build_tiny_t5(tmp_path_factory.mktemp("t5") / "factual-t5", FACTUAL_PAIRS)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A fresh local Ray with 2 CPUs for a test module (modules that run the pipeline use it)."""
+    from tests.helpers.ray_local import local_ray as start
+
+    with start() as ray:
+        yield ray
+

@@ -14,14 +14,14 @@ import pytest
 
 from sgpipe.errors import OutputLockedError
 from sgpipe.output.lease import Lease
-from sgpipe.runner import RunOptions, run_pipeline
+from sgpipe.runner import run_pipeline
 from sgpipe.storage import RemotePath
 from tests.helpers.coco_fixture import make_coco
-from tests.helpers.runs import tiny_run_config
+from tests.helpers.ray_local import local_ray as start_local_ray
+from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.s3 import S3Calls, object_bytes, s3, s3_server, upload_folder
 from tests.helpers.schemas import validate
 
-QUIET = RunOptions(progress=False)
 ONE_PER_SHARD = {"run__workers": 1, "output__samples_per_shard": 1}
 
 
@@ -34,11 +34,8 @@ def s3opts():
 @pytest.fixture(scope="module", autouse=True)
 def local_ray(s3opts):
     """Started after the S3 credentials are in the environment, so the workers inherit them."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
+    with start_local_ray() as ray:
+        yield ray
 
 
 @pytest.fixture(scope="module")

@@ -12,21 +12,14 @@ import time
 import pytest
 import webdataset as wds
 
-from sgpipe.runner import RunOptions, run_pipeline
+from sgpipe.runner import run_pipeline
 from tests.helpers.coco_fixture import make_coco
-from tests.helpers.runs import tiny_run_config
+from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.schemas import validate
 
-QUIET = RunOptions(progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")

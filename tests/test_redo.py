@@ -13,20 +13,13 @@ from sgpipe.redo import RETRYABLE_STATUSES, reopen_shard, shards_to_redo
 from sgpipe.runner import RunOptions, run_pipeline
 from sgpipe.output.writer import is_shard_complete
 from tests.helpers.coco_fixture import make_coco
-from tests.helpers.runs import tiny_run_config
+from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.schemas import validate
 
-QUIET = RunOptions(progress=False)
 REDO = RunOptions(progress=False, redo_failed=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")

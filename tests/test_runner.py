@@ -14,22 +14,14 @@ import webdataset as wds
 
 from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedError, SgpipeError
 from sgpipe.output.guards import OutputLock
-from sgpipe.runner import RunOptions, placeable_workers, run_pipeline
+from sgpipe.runner import placeable_workers, run_pipeline
 from tests.helpers.coco_fixture import make_coco
-from tests.helpers.runs import MARKER_CAPTION, our_worker_pids, stages_with_a_marker, tiny_run_config
+from tests.helpers.runs import MARKER_CAPTION, QUIET, our_worker_pids, stages_with_a_marker, tiny_run_config
 from tests.helpers.schemas import validate
 
-QUIET = RunOptions(progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    """One local Ray for the module; run_pipeline reuses it rather than starting its own."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")

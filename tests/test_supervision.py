@@ -23,6 +23,7 @@ from sgpipe.output.guards import OutputLock
 from sgpipe.runner import RunOptions, run_pipeline
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import (
+    QUIET,
     our_worker_pids,
     stages_that_show_busy_pids,
     stages_with_a_pause,
@@ -31,18 +32,11 @@ from tests.helpers.runs import (
 )
 from tests.helpers.schemas import validate
 
-QUIET = RunOptions(progress=False)
 ATTEMPTS = 3  # run.shard_attempts' default
 KILLS = 2 * ATTEMPTS + 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")

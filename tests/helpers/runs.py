@@ -10,7 +10,11 @@ from pathlib import Path
 from sgpipe.config import PipelineConfig, build_config
 from sgpipe.pipeline import build_stages
 from sgpipe.records import Caption, Sample
+from sgpipe.runner import RunOptions
 from sgpipe.stages.base import Stage
+
+
+QUIET = RunOptions(progress=False)  # no progress lines in test output
 
 
 def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> PipelineConfig:

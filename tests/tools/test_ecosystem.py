@@ -7,6 +7,7 @@ import pytest
 from sgpipe.output.writer import write_shard
 from sgpipe.records import Caption
 from sgpipe.shards import expand_urls
+from tests.helpers.ray_local import local_ray
 from tests.helpers.tiny_shards import PROVENANCE, output_sample
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,11 +61,10 @@ def test_hugging_face_datasets_loads_shards_with_sgpipe_features(tmp_path, image
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
+    pytest.importorskip("ray")
+    with local_ray() as ray:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield ray
 
 
 def test_ray_data_reads_shards(tmp_path, ray_session):
