@@ -33,9 +33,9 @@ from typing import Any, Iterator
 import sgpipe
 from sgpipe.config import VerifyConfig
 from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, OK, SgpipeError
-from sgpipe.records import Box, Relation, Sample, Triplet, sample_key
+from sgpipe.records import Box, Sample, Triplet, sample_key
 from sgpipe.tools import rlipv2_format as rf
-from sgpipe.tools.convert_vg import CategoryVocabulary, _header_size
+from sgpipe.tools.convert_vg import CategoryVocabulary, _header_size, add_given_relation
 
 STORE_THRESHOLD = VerifyConfig.store_threshold
 KEEP_THRESHOLD = VerifyConfig.keep_threshold
@@ -150,23 +150,9 @@ def build_relations(item: dict[str, Any], sample: Sample, store: float, keep: fl
         best[triple] = (confidence, str(rel.get("predicate")).strip())
     triplets: dict[tuple[str, str, str], Triplet] = {}
     for (subject_id, object_id, predicate), (confidence, raw) in best.items():
-        lemma = (categories[subject_id], predicate, categories[object_id])
-        if lemma not in triplets:
-            triplets[lemma] = Triplet(*lemma, lemma[0], raw, lemma[2], id=len(triplets), support=0)
-        triplet = triplets[lemma]
-        triplet.support += 1
-        sample.relations.append(
-            Relation(
-                len(sample.relations),
-                subject_id,
-                object_id,
-                predicate,
-                triplet.id,
-                tag_score=1.0,
-                confidence=confidence,
-                kept=confidence >= keep,
-            )
-        )
+        texts = (categories[subject_id], raw, categories[object_id])
+        ends = (subject_id, object_id, predicate)
+        add_given_relation(sample, triplets, categories, ends, texts, confidence, confidence >= keep)
     sample.triplets = list(triplets.values())
 
 

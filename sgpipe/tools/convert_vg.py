@@ -96,6 +96,31 @@ def build_boxes(
     return names
 
 
+def add_given_relation(
+    sample: Sample,
+    triplets: dict[tuple[str, str, str], Triplet],
+    categories: dict[int, str],
+    ends: tuple[int, int, str],
+    texts: tuple[str, str, str],
+    confidence: float = 1.0,
+    kept: bool = True,
+) -> None:
+    """A relation a label file states (no caption behind it): tag score 1, and one triplet per
+    (subject category, predicate, object category), its support the number of relations stating it."""
+    subject_id, object_id, predicate = ends
+    lemma = (categories[subject_id], predicate, categories[object_id])
+    triplet = triplets.get(lemma)
+    if triplet is None:
+        triplet = Triplet(*lemma, *texts, id=len(triplets), support=0)
+        triplets[lemma] = triplet
+    triplet.support += 1
+    sample.relations.append(
+        Relation(
+            len(sample.relations), subject_id, object_id, predicate, triplet.id, 1.0, confidence, kept
+        )
+    )
+
+
 def build_relations(entry: dict[str, Any], names: dict[int, str], sample: Sample) -> None:
     categories = {b.id: b.category for b in sample.objects}
     triplets: dict[tuple[str, str, str], Triplet] = {}
@@ -110,31 +135,8 @@ def build_relations(entry: dict[str, Any], names: dict[int, str], sample: Sample
             sample.count("vg_relations_duplicate")
             continue
         seen.add((subject_id, object_id, predicate))
-        lemma = (categories[subject_id], predicate, categories[object_id])
-        triplet = triplets.get(lemma)
-        if triplet is None:
-            triplet = Triplet(
-                *lemma,
-                subject_text=str(names[subject_id]).strip(),
-                predicate_text=str(rel["predicate"]).strip(),
-                object_text=str(names[object_id]).strip(),
-                id=len(triplets),
-                support=0,
-            )
-            triplets[lemma] = triplet
-        triplet.support += 1
-        sample.relations.append(
-            Relation(
-                len(sample.relations),
-                subject_id,
-                object_id,
-                predicate,
-                triplet.id,
-                tag_score=1.0,
-                confidence=1.0,
-                kept=True,
-            )
-        )
+        texts = (str(names[subject_id]).strip(), str(rel["predicate"]).strip(), str(names[object_id]).strip())
+        add_given_relation(sample, triplets, categories, (subject_id, object_id, predicate), texts)
     sample.triplets = list(triplets.values())
 
 
