@@ -142,6 +142,11 @@ def test_files_that_are_not_checkpoints_get_one_clear_error(tokenizer_dir, tmp_p
     text = tmp_path / "labels.json"
     text.write_text('{"images": []}')
     assert "is not a PyTorch checkpoint file" in _fail_message(text, tokenizer_dir, tmp_path)
+    # foreign bytes make the pickle reader fail in many ways (IndexError, KeyError, ...): all one message
+    foreign = {"recipe.yaml": b"source:\n  name: coco\n", "short.pth": b"hello", "noise.pth": bytes(range(256))}
+    for name, data in foreign.items():
+        (tmp_path / name).write_bytes(data)
+        assert "is not a PyTorch checkpoint file" in _fail_message(tmp_path / name, tokenizer_dir, tmp_path)
     assert "no such file" in _fail_message(tmp_path / "missing.pth", tokenizer_dir, tmp_path)
     other = tmp_path / "other.pth"
     torch.save({"weights": [1, 2, 3]}, other)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             f"tensors, plain containers and {', '.join(c.__module__ + '.' + c.__name__ for c in ALLOWED_GLOBALS)} "
             "are loaded (no arbitrary pickled code is run)"
         ) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
+    except Exception as error:  # noqa: BLE001 - foreign bytes make the unpickler raise anything (IndexError, KeyError...)
         raise CheckpointError(f"{path} is not a PyTorch checkpoint file ({type(error).__name__}: {error})") from None
     if isinstance(payload, dict) and isinstance(payload.get("model"), dict):
         state, args = payload["model"], payload.get("args")
