@@ -238,6 +238,23 @@ def write_shard(
     )
 
 
+def write_shards(
+    out_dir: str | Location, samples: Iterable[Sample], samples_per_shard: int, provenance: dict[str, Any]
+) -> int:
+    """Write a stream of samples as consecutive shards of `samples_per_shard` (the last may hold fewer),
+    holding one shard's samples at a time; return how many shards were written."""
+    n_shards, batch = 0, []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == samples_per_shard:
+            write_shard(out_dir, n_shards, batch, provenance)
+            n_shards, batch = n_shards + 1, []
+    if batch:
+        write_shard(out_dir, n_shards, batch, provenance)
+        n_shards += 1
+    return n_shards
+
+
 def read_shard_stats(out_dir: Location) -> list[dict[str, Any]]:
     """Every complete shard's `_stats.json`, in shard order."""
     out_dir = location(out_dir)

@@ -213,7 +213,7 @@ def convert_rlipv2(
     """Convert an RLIPv2 pseudo-label file (+ its images) into standard shards under `out`."""
     from sgpipe.output.atomic import write_json_atomic
     from sgpipe.output.finalize import finalize_outputs
-    from sgpipe.output.writer import write_shard
+    from sgpipe.output.writer import write_shards
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")
@@ -242,22 +242,19 @@ def convert_rlipv2(
     o365_paths = O365Paths(images, image_paths)
     seen: set[tuple[str, int]] = set()
     datasets: dict[str, int] = {}
-    batch: list[Sample] = []
-    n_shards = 0
-    for item in iter_items(labels):
-        identity = (rf.sgpipe_dataset(item.get("dataset")), item["image_id"])
-        if identity in seen:
-            sample = _duplicate(item)
-        else:
-            seen.add(identity)
-            sample = rlipv2_sample(item, images, o365_paths, vocab, (store_threshold, keep_threshold))
-        datasets[sample.dataset] = datasets.get(sample.dataset, 0) + 1
-        batch.append(sample)
-        if len(batch) == samples_per_shard:
-            write_shard(out, n_shards, batch, provenance)
-            n_shards, batch = n_shards + 1, []
-    if batch:
-        write_shard(out, n_shards, batch, provenance)
+
+    def samples() -> Iterator[Sample]:
+        for item in iter_items(labels):
+            identity = (rf.sgpipe_dataset(item.get("dataset")), item["image_id"])
+            if identity in seen:
+                sample = _duplicate(item)
+            else:
+                seen.add(identity)
+                sample = rlipv2_sample(item, images, o365_paths, vocab, (store_threshold, keep_threshold))
+            datasets[sample.dataset] = datasets.get(sample.dataset, 0) + 1
+            yield sample
+
+    write_shards(out, samples(), samples_per_shard, provenance)
     if not seen:
         raise SgpipeError(f"{labels} holds no images")
     write_json_atomic(out / "categories.json", vocab.to_json())

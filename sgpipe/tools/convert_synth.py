@@ -150,9 +150,9 @@ def synth_samples(world: Path, paraphrases: bool = True) -> list[Sample]:
 
 
 def convert_synth(world: Path, out: Path, samples_per_shard: int = 100, paraphrases: bool = True) -> str:
-    """Write the world's images and relations as shards (`write_shard`), plus shardindex/stats."""
+    """Write the world's images and relations as shards (`write_shards`), plus shardindex/stats."""
     from sgpipe.output.finalize import finalize_outputs
-    from sgpipe.output.writer import write_shard
+    from sgpipe.output.writer import write_shards
 
     if samples_per_shard < 1:
         raise SgpipeError("samples_per_shard must be >= 1")
@@ -161,8 +161,7 @@ def convert_synth(world: Path, out: Path, samples_per_shard: int = 100, paraphra
         raise SgpipeError(f"{world}: the world holds no images")
     provenance = {"sgpipe": sgpipe.__version__, "source": "synthetic ground truth", "world": Path(world).name}
     out = Path(out)
-    for index, start in enumerate(range(0, len(samples), samples_per_shard)):
-        write_shard(out, index, samples[start : start + samples_per_shard], provenance)
+    write_shards(out, samples, samples_per_shard, provenance)
     stats = finalize_outputs(out, DATASET)
     n_true = sum(1 for s in samples for r in s.relations if r.kept)
     n_false = sum(1 for s in samples for r in s.relations if not r.kept)

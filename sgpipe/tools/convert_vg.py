@@ -214,7 +214,7 @@ def convert_vg(
     """Convert Visual Genome scene graphs (+ images) into standard shards under `out`."""
     from sgpipe.output.atomic import write_json_atomic
     from sgpipe.output.finalize import finalize_outputs
-    from sgpipe.output.writer import write_shard
+    from sgpipe.output.writer import write_shards
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")
@@ -237,29 +237,26 @@ def convert_vg(
     }
     vocab = CategoryVocabulary()
     seen: set[int] = set()
-    batch: list[Sample] = []
-    n_shards = 0
-    for entry in iter_entries(scene_graphs):
-        image_id = int(entry["image_id"])
-        if image_id in seen:
-            sample = Sample(
-                key=sample_key(DATASET, image_id),
-                dataset=DATASET,
-                image_id=image_id,
-                file_name=f"{image_id}.jpg",
-                width=0,
-                height=0,
-            )
-            sample.fail(FAILED_DUPLICATE_ID, f"image id {image_id} appears again; the first entry wins")
-        else:
-            seen.add(image_id)
-            sample = vg_sample(entry, images, sizes.get(image_id, {}), vocab)
-        batch.append(sample)
-        if len(batch) == samples_per_shard:
-            write_shard(out, n_shards, batch, provenance)
-            n_shards, batch = n_shards + 1, []
-    if batch:
-        write_shard(out, n_shards, batch, provenance)
+
+    def samples() -> Iterator[Sample]:
+        for entry in iter_entries(scene_graphs):
+            image_id = int(entry["image_id"])
+            if image_id in seen:
+                sample = Sample(
+                    key=sample_key(DATASET, image_id),
+                    dataset=DATASET,
+                    image_id=image_id,
+                    file_name=f"{image_id}.jpg",
+                    width=0,
+                    height=0,
+                )
+                sample.fail(FAILED_DUPLICATE_ID, f"image id {image_id} appears again; the first entry wins")
+            else:
+                seen.add(image_id)
+                sample = vg_sample(entry, images, sizes.get(image_id, {}), vocab)
+            yield sample
+
+    write_shards(out, samples(), samples_per_shard, provenance)
     if not seen:
         raise SgpipeError(f"{scene_graphs} holds no images")
     write_json_atomic(out / "categories.json", vocab.to_json())
