@@ -16,7 +16,7 @@ from sgpipe.errors import OutputLockedError
 from sgpipe.output.lease import Lease
 from sgpipe.runner import run_pipeline
 from sgpipe.storage import RemotePath
-from tests.helpers.coco_fixture import make_coco
+from tests.helpers.coco_fixture import make_coco_with_bad_images
 from tests.helpers.ray_local import local_ray as start_local_ray
 from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.s3 import S3Calls, object_bytes, s3, s3_server, upload_folder
@@ -40,11 +40,7 @@ def local_ray(s3opts):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coco")
-    paths = make_coco(root, n_images=5)
-    (paths["images"] / "000000000030.jpg").write_bytes(b"not a jpeg")  # undecodable
-    (paths["images"] / "000000000040.jpg").unlink()  # missing
-    return paths
+    return make_coco_with_bad_images(tmp_path_factory.mktemp("coco"))
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import webdataset as wds
 from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedError, SgpipeError
 from sgpipe.output.guards import OutputLock
 from sgpipe.runner import placeable_workers, run_pipeline
-from tests.helpers.coco_fixture import make_coco
+from tests.helpers.coco_fixture import make_coco_with_bad_images
 from tests.helpers.runs import MARKER_CAPTION, QUIET, our_worker_pids, stages_with_a_marker, tiny_run_config
 from tests.helpers.schemas import validate
 
@@ -26,11 +26,7 @@ pytestmark = pytest.mark.usefixtures("local_ray")
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coco")
-    paths = make_coco(root, n_images=5)
-    (paths["images"] / "000000000030.jpg").write_bytes(b"not a jpeg")  # undecodable
-    (paths["images"] / "000000000040.jpg").unlink()  # missing
-    return paths
+    return make_coco_with_bad_images(tmp_path_factory.mktemp("coco"))
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from sgpipe.errors import SgpipeError, ShardsFailed
 from sgpipe.redo import REDO_ADVICE
 from sgpipe.output.guards import OutputLock
 from sgpipe.runner import RunOptions, run_pipeline
-from tests.helpers.coco_fixture import make_coco
+from tests.helpers.coco_fixture import make_coco, make_coco_with_bad_images
 from tests.helpers.runs import (
     QUIET,
     our_worker_pids,
@@ -54,9 +54,7 @@ def small(tmp_path_factory):
     """The 5-image fixture with a broken and a missing image, one per shard, and its reference
     (run.max_error_rate 1: the tests add failures of their own)."""
     root = tmp_path_factory.mktemp("small")
-    paths = make_coco(root, n_images=5)
-    (paths["images"] / "000000000030.jpg").write_bytes(b"not a jpeg")
-    (paths["images"] / "000000000040.jpg").unlink()
+    paths = make_coco_with_bad_images(root)
     reference = root / "reference"
     run_pipeline(_config(paths, reference, run__workers=1, run__max_error_rate=1.0), QUIET)
     return paths, _shard_bytes(reference)

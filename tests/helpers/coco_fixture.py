@@ -55,3 +55,11 @@ def make_coco(
         paths["captions"] = root / "captions.json"
         paths["captions"].write_text(json.dumps({"images": images, "annotations": caption_rows}))
     return paths
+
+
+def make_coco_with_bad_images(root: Path) -> dict[str, Path]:
+    """Five images (ids 10-50) of which 30 is not a JPEG (failed_decode) and 40 is missing (failed_missing)."""
+    paths = make_coco(root, n_images=5)
+    (paths["images"] / "000000000030.jpg").write_bytes(b"not a jpeg")
+    (paths["images"] / "000000000040.jpg").unlink()
+    return paths
