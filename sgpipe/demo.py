@@ -14,13 +14,12 @@ is sized so the whole demo takes about six minutes on two idle cores (docs/BENCH
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
-from typing import Iterator
 
 from sgpipe.config import load_config
 from sgpipe.errors import SgpipeError
+from sgpipe.models.device import one_thread
 from sgpipe.runner import RunOptions, run_pipeline
 from sgpipe.shards import iter_shard_samples
 
@@ -52,21 +51,6 @@ def _format(metrics: dict) -> str:
         f"hallucinations passed {number(metrics['hallucinations_predicted'])}  "
         f"({metrics['predicted']} relations, {metrics['true_positives']} true)"
     )
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread for training and scoring: reductions split over two threads do not add up in a
-    fixed order, so two runs would differ in the weights' last bits. The training data loader's process
-    takes the other core, so on two cores this costs little time."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def run_demo(
@@ -106,7 +90,7 @@ def run_demo(
             "run.resume=false",  # a folder left by an earlier demo must not change this one's training
         ],
     )
-    with _one_thread():
+    with one_thread():  # the same weights and figures on every run
         final = train(train_config)
 
     _say(
@@ -125,7 +109,7 @@ def run_demo(
         ],
     )
     _say("      " + run_pipeline(unverified, RunOptions(progress=False)))
-    with _one_thread():
+    with one_thread():  # the same weights and figures on every run
         _say("      " + reverify(candidates, final, shards, []))
 
     _say("[5/5] relations against the synthetic truth")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from typing import TYPE_CHECKING, Iterator
 
 from sgpipe.errors import SgpipeError
 
@@ -32,3 +33,18 @@ def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
     if dtype not in DTYPE_NAMES:
         raise SgpipeError(f"dtype {dtype!r} is not valid. Choose from: auto, {', '.join(DTYPE_NAMES)}")
     return getattr(torch, dtype)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one intra-op thread for the block: reductions split over several threads do not add up in
+    a fixed order, so results would differ in their last bits from run to run (and small forwards run
+    faster on one thread of a busy machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -16,10 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
+from sgpipe.models.device import one_thread
 from sgpipe.models.rtagger import RTaggerConfig, TaggerInput
 from sgpipe.models.rtagger.convert import expected_shapes
 from sgpipe.models.rtagger.keys import canonical_key, is_alias
-from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture, one_thread
+from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture
 
 FIXTURES = Path(__file__).parent / "rtagger_fixtures"
 REFERENCE = FIXTURES / "reference_scores.json"
@@ -28,7 +29,7 @@ BATCH_TOLERANCE = 2e-5  # one padded batch of images vs each image alone; measur
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
+def _one_thread():  # the port's small forwards run faster on one thread; the reference was made on one
     with one_thread():
         yield
 

@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from sgpipe.cli import app
+from sgpipe.models.device import one_thread
 from sgpipe.models.rtagger import RTagger, RTaggerConfig
 from sgpipe.models.rtagger.convert import (
     CheckpointError,
@@ -24,7 +25,7 @@ from sgpipe.models.rtagger.convert import (
 )
 from sgpipe.models.rtagger.fill import write_byte_tokenizer
 from sgpipe.models.rtagger.keys import is_alias
-from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture, one_thread
+from sgpipe.models.rtagger.reference import cached_fixture_tagger, fixture_inputs, load_fixture
 
 FIXTURES = Path(__file__).parent / "rtagger_fixtures"
 
@@ -55,7 +56,7 @@ def _args(config: RTaggerConfig, **changes) -> argparse.Namespace:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
+def _one_thread():  # the port's small forwards run faster on one thread; the reference was made on one
     with one_thread():
         yield
 

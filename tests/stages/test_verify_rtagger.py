@@ -9,8 +9,9 @@ from PIL import Image
 
 from sgpipe.config import VerifyConfig, build_config
 from sgpipe.errors import ConfigError
+from sgpipe.models.device import one_thread
 from sgpipe.models.rtagger import RTagger
-from sgpipe.models.rtagger.reference import cached_fixture_tagger, one_thread
+from sgpipe.models.rtagger.reference import cached_fixture_tagger
 from sgpipe.records import Box, Relation, Sample
 from sgpipe.stages.base import reraise
 from sgpipe.stages.verify import ASSIGNED_BY_VERIFIER, VerifyStage, candidate_example, rtagger_input
@@ -20,7 +21,7 @@ RELATIONS = [(1, 2, "ride"), (2, 1, "under"), (1, 2, "next to"), (3, 1, "hold"),
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
+def _one_thread():  # the port's small forwards run faster on one thread; the reference was made on one
     with one_thread():
         yield
 

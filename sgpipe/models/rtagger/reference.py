@@ -52,22 +52,3 @@ def cached_fixture_tagger(path: str) -> tuple[dict, RTagger]:
     """(fixture, its tagger), built once per process: tests share it and must not modify it."""
     fixture = load_fixture(path)
     return fixture, tagger_for_fixture(fixture)
-
-
-def one_thread():
-    """A context for tests: the port's small forwards run faster on one thread than two on a busy machine,
-    and RLIPv2's reference was made on one."""
-    import contextlib
-
-    import torch
-
-    @contextlib.contextmanager
-    def context():
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-    return context()
