@@ -34,6 +34,7 @@ import sgpipe
 from sgpipe.config import VerifyConfig
 from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, OK, SgpipeError
 from sgpipe.records import Box, Sample, Triplet, sample_key
+from sgpipe.storage import Location
 from sgpipe.tools import rlipv2_format as rf
 from sgpipe.tools.convert_vg import CategoryVocabulary, _header_size, add_given_relation
 
@@ -204,16 +205,19 @@ def _duplicate(item: dict[str, Any]) -> Sample:
 def convert_rlipv2(
     labels: Path,
     images: Path,
-    out: Path,
+    out: str | Location,
     image_paths: Path | None = None,
     samples_per_shard: int = 1000,
     store_threshold: float = STORE_THRESHOLD,
     keep_threshold: float = KEEP_THRESHOLD,
+    options: dict[str, Any] | None = None,
 ) -> str:
-    """Convert an RLIPv2 pseudo-label file (+ its images) into standard shards under `out`."""
+    """Convert an RLIPv2 pseudo-label file (+ its images) into standard shards under `out`, a folder
+    or an fsspec URL (written with the fsspec `options`)."""
     from sgpipe.output.atomic import write_json_atomic
     from sgpipe.output.finalize import finalize_outputs
     from sgpipe.output.writer import write_shards
+    from sgpipe.tools.locations import new_corpus_folder
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")
@@ -221,11 +225,10 @@ def convert_rlipv2(
         raise SgpipeError(
             f"thresholds must satisfy 0 <= store ({store_threshold}) <= keep ({keep_threshold}) <= 1"
         )
-    images, out = Path(images), Path(out)
+    images = Path(images)
     if not images.is_dir():
         raise SgpipeError(f"images folder {images} does not exist")
-    if out.is_dir() and any(out.glob("[0-9][0-9][0-9][0-9][0-9].tar")):
-        raise SgpipeError(f"{out} already holds shards: remove them or choose another folder")
+    out = new_corpus_folder(out, options)
     parameters = {
         "source": "rlipv2 pseudo-labels",
         "labels": Path(labels).name,

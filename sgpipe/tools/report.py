@@ -10,14 +10,15 @@ from __future__ import annotations
 import base64
 import html
 import json
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from sgpipe.output.atomic import atomic_write_bytes
-from sgpipe.shards import expand_urls, iter_shard_samples
-from sgpipe.tools.stats import load_run, load_stats, run_seconds
+from sgpipe.shards import iter_shard_samples
+from sgpipe.storage import Location, RemotePath
+from sgpipe.tools.locations import SHARD_TAR, existing_folder, files_matching, new_file
+from sgpipe.tools.stats import load_run, run_seconds, stats_of
 
 THUMB_SIDE = 480  # gallery renders are shrunk to this longer side to keep the page small
 MAX_LISTED_RELATIONS = 8
@@ -119,13 +120,14 @@ def _relation_items(record: dict[str, Any]) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else "<p>no relations</p>"
 
 
-def _gallery(out: Path, n_samples: int) -> list[str]:
+def _gallery(out: Location, n_samples: int) -> list[str]:
     from sgpipe.tools.render_record import png_bytes, render_record
 
     figures: list[str] = []
-    if n_samples <= 0 or not any(Path(out).glob("*.tar")):
+    shards = files_matching(out, SHARD_TAR)
+    if n_samples <= 0 or not shards:
         return figures
-    for sample in iter_shard_samples(expand_urls(out)):
+    for sample in iter_shard_samples([str(s) for s in shards], _options(out)):
         if len(figures) >= n_samples:
             break
         image = render_record(sample.record, sample.image_bytes)
@@ -139,12 +141,16 @@ def _gallery(out: Path, n_samples: int) -> list[str]:
     return figures
 
 
-def build_report(out: Path, n_samples: int = 12) -> str:
-    """The report's HTML text for the output folder `out`."""
+def _options(folder: Location) -> dict[str, Any]:
+    return folder.options if isinstance(folder, RemotePath) else {}
+
+
+def build_report(out: str | Location, n_samples: int = 12, options: dict[str, Any] | None = None) -> str:
+    """The report's HTML text for the output folder `out` (a path or URL)."""
     from sgpipe.tools.plots import plot_pngs
 
-    out = Path(out)
-    stats = load_stats(out)
+    out = existing_folder(out, options)
+    stats = stats_of(out)
     run = load_run(out)
     plots = plot_pngs(out, stats)
     figures = _gallery(out, n_samples)
@@ -172,10 +178,11 @@ def build_report(out: Path, n_samples: int = 12) -> str:
     )
 
 
-def write_report(out: Path, output: Path, n_samples: int = 12) -> str:
-    """Write the self-contained HTML report of `out` to `output`; returns a one-line summary."""
-    page = build_report(out, n_samples).encode("utf-8")
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(output, page)
-    return f"wrote {output} ({len(page) // 1024} KiB, self-contained)"
+def write_report(
+    out: str | Location, output: str | Location, n_samples: int = 12, options: dict[str, Any] | None = None
+) -> str:
+    """Write the self-contained HTML report of `out` to `output` (paths or URLs); a one-line summary."""
+    page = build_report(out, n_samples, options).encode("utf-8")
+    target = new_file(output, options)
+    atomic_write_bytes(target, page)
+    return f"wrote {target} ({len(page) // 1024} KiB, self-contained)"

@@ -33,6 +33,9 @@ O365_PATHS = "image_id_to_filepath.json"  # the file RLIPv2 reads in its Objects
 DEFAULT_SPLIT = {COCO: "train2017", O365: "train"}
 _COCO_SPLIT = re.compile(r"^(train|val|test|unlabeled)20\d\d$")
 _O365_SPLITS = ("train", "val")
+# which of a record's two relation texts `relation_text` gives: "lemma" (`relations[].predicate`,
+# "sit on") or "surface" (the triplet's `predicate_text`, "sitting on")
+RELATION_TEXT_FORM = "lemma"
 # RLIPv2 dataset value -> sgpipe dataset name (keys `coco-...`, `o365-...` as sgpipe's own runs write)
 SGPIPE_DATASET = {COCO: "coco", O365: "o365", None: "vg"}
 
@@ -96,6 +99,13 @@ def image_candidates(
     return [(images.joinpath(*PurePosixPath(r).parts), r) for r in relative]
 
 
+def relation_text(record: dict[str, Any], relation: dict[str, Any]) -> str:
+    """The text an RLIPv2 item carries as a relation's `predicate`, of the form `RELATION_TEXT_FORM`.
+    `export --format rlipv2` writes it and `sgpipe compare` reads sgpipe corpora through it, so the two
+    never diverge."""
+    return relation["predicate"]
+
+
 def rlipv2_item(
     record: dict[str, Any],
     relations: list[dict[str, Any]],
@@ -126,7 +136,7 @@ def rlipv2_item(
     for i, r in enumerate(relations):
         relationship = {
             "relationship_id": next_relationship_id + i,
-            "predicate": r["predicate"],
+            "predicate": relation_text(record, r),
             "subject_id": r["subject_id"],
             "object_id": r["object_id"],
         }
