@@ -78,6 +78,9 @@ def object_bytes(
     return {name.rsplit("/", 1)[-1]: fs.cat_file(name) for name in names}
 
 
+WRITES = ("PutObject", "CreateMultipartUpload", "CopyObject", "DeleteObject", "DeleteObjects")
+
+
 class S3Calls:
     """Counts the S3 operations this process's s3fs client makes (bucket, operation, prefix/key)."""
 
@@ -85,11 +88,14 @@ class S3Calls:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.listed_prefixes: list[str] = []
         self.list_sizes: list[int | None] = []  # MaxKeys: 1 for s3fs's probe of a missing key
+        self.written_keys: list[tuple[str, str]] = []  # (operation, key) of every write, copy and delete
         client = s3(options).s3  # created on connect; the same cached instance the code under test uses
         client.meta.events.register("before-parameter-build.s3.*", self._record)
 
     def _record(self, params: dict, model, **kwargs) -> None:
         self.calls[(model.name, params.get("Bucket", ""))] += 1
+        if model.name in WRITES:
+            self.written_keys.append((model.name, params.get("Key", "")))
         if model.name.startswith("ListObjects"):
             self.listed_prefixes.append(params.get("Prefix", ""))
             self.list_sizes.append(params.get("MaxKeys"))
