@@ -290,7 +290,9 @@ def reverify(
 @app.command()
 @_user_errors()
 def reshard(
-    source: str = typer.Argument(..., help="Input shards: a folder, a .tar or a brace pattern (path or URL)."),
+    source: str = typer.Argument(
+        ..., help="Input shards: a folder, a .tar or a brace pattern (path or URL)."
+    ),
     out: str = typer.Argument(..., help="Folder for the equal-size shards (path or URL)."),
     samples_per_shard: int = typer.Option(100, "--samples-per-shard", help="Samples per output shard."),
     storage_options: Optional[str] = _storage_option(),
@@ -321,7 +323,12 @@ def convert_vg(
     options = _storage(storage_options)
     typer.echo(
         run_convert(
-            images, scene_graphs, out, image_data=image_data, samples_per_shard=samples_per_shard, options=options
+            images,
+            scene_graphs,
+            out,
+            image_data=image_data,
+            samples_per_shard=samples_per_shard,
+            options=options,
         )
     )
 
@@ -337,7 +344,9 @@ def convert_synth(
     """The synthetic world's true relations (and its captions' false ones as negatives) -> training shards."""
     from sgpipe.tools.convert import convert_synth as run_convert
 
-    typer.echo(run_convert(world, out, samples_per_shard=samples_per_shard, options=_storage(storage_options)))
+    typer.echo(
+        run_convert(world, out, samples_per_shard=samples_per_shard, options=_storage(storage_options))
+    )
 
 
 @convert_app.command("rlipv2")
@@ -397,6 +406,52 @@ def export(
 
     options = _storage(storage_options)
     typer.echo(run_export(out, format, output, min_confidence, data_split, options))
+
+
+@app.command()
+@_user_errors()
+def compare(
+    a: str = typer.Argument(
+        ..., help="The reference: an sgpipe output folder (or shards) or an RLIPv2 label .json."
+    ),
+    b: str = typer.Argument(..., help="The corpus measured against A: the same kinds."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write the comparison as JSON here (path or URL)."),
+    min_confidence: Optional[float] = typer.Option(
+        None,
+        "--min-confidence",
+        help="Compare relations with confidence >= X on both sides (0.05: stored sets, 0.20: kept); "
+        "default: sgpipe's kept relations and a label file's every relationship.",
+    ),
+    all_images: bool = typer.Option(
+        False,
+        "--all-images",
+        help="Count the relations of images only one side has (default: images in both).",
+    ),
+    box_tolerance: float = typer.Option(
+        0.5,
+        "--box-tolerance",
+        help="Pixels within which boxes are the same box (largest of |x|, |y|, |w|, |h|).",
+    ),
+    examples: int = typer.Option(
+        10, "--examples", help="Images with the most disagreement listed in the JSON."
+    ),
+    storage_options: Optional[str] = _storage_option(),
+) -> None:
+    """Two corpora side by side: relations in both, only in A, only in B; agreement; confidences."""
+    from sgpipe.tools.compare import compare as run_compare
+
+    typer.echo(
+        run_compare(
+            a,
+            b,
+            out,
+            min_confidence=min_confidence,
+            all_images=all_images,
+            box_tolerance=box_tolerance,
+            examples=examples,
+            options=_storage(storage_options),
+        )
+    )
 
 
 @app.command()

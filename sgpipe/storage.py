@@ -252,10 +252,12 @@ def reach(action: Callable[[], T], url: str) -> T:
 
 
 def absent_reason(path: RemotePath, otherwise: str = "nothing there (no object under that prefix)") -> str:
-    """Why nothing is at `path`: its bucket is missing (or hidden from these credentials), else `otherwise`."""
+    """Why nothing is at `path`: its bucket is missing (or hidden from these credentials), or `otherwise`."""
     bucket = bucket_of(path)
     if bucket is not None and not reach(bucket.exists, bucket.url):
-        return f"{path.url}: no such bucket {bucket.url!r} (or not visible with these credentials and options)"
+        return (
+            f"{path.url}: no such bucket {bucket.url!r} (or not visible with these credentials and options)"
+        )
     return f"{path.url}: {otherwise}"
 
 

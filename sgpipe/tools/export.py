@@ -194,7 +194,10 @@ def relation_rows(record: dict[str, Any], relations: list[dict[str, Any]]) -> It
 
 
 def export_parquet(
-    urls: list[str], output: Location, min_confidence: float | None = None, options: dict[str, Any] | None = None
+    urls: list[str],
+    output: Location,
+    min_confidence: float | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -31,7 +31,9 @@ def parse_storage_options(text: str | dict | None) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise SgpipeError(f"--storage-options: not a YAML/JSON mapping: {error}") from error
     if not isinstance(value, dict):
-        raise SgpipeError(f"--storage-options: expected a mapping such as '{{\"endpoint_url\": ...}}', got {text!r}")
+        raise SgpipeError(
+            f"--storage-options: expected a mapping such as '{{\"endpoint_url\": ...}}', got {text!r}"
+        )
     return value
 
 

@@ -101,7 +101,9 @@ def format_stats(stats: dict[str, Any], run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def show_stats(out: str | Location, plots_dir: Path | None = None, options: dict[str, Any] | None = None) -> str:
+def show_stats(
+    out: str | Location, plots_dir: Path | None = None, options: dict[str, Any] | None = None
+) -> str:
     """The text summary of an output folder (a path or URL); with `plots_dir`, histogram PNGs there too."""
     out = existing_folder(out, options)
     stats = stats_of(out)

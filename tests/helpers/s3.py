@@ -43,7 +43,9 @@ def s3_server(bucket: str = "bucket") -> Iterator[dict]:
     try:
         options = {"endpoint_url": f"http://127.0.0.1:{port}"}
         # moto keeps its buckets per process, not per server: start from an empty store
-        urllib.request.urlopen(urllib.request.Request(f"{options['endpoint_url']}/moto-api/reset", method="POST"))
+        urllib.request.urlopen(
+            urllib.request.Request(f"{options['endpoint_url']}/moto-api/reset", method="POST")
+        )
         s3(options).mkdir(bucket)
         yield options
     finally:

@@ -52,7 +52,9 @@ def _assert_only_final_names_written(calls):
     assert calls.written_keys, "nothing was written"
     operations = {op for op, _ in calls.written_keys}
     assert operations == {"PutObject"}, calls.written_keys
-    assert not [key for _, key in calls.written_keys if ".tmp" in key or key.rsplit("/", 1)[-1].startswith(".")]
+    assert not [
+        key for _, key in calls.written_keys if ".tmp" in key or key.rsplit("/", 1)[-1].startswith(".")
+    ]
 
 
 def test_stats_and_plots_of_a_bucket_equal_those_of_the_local_folder(s3opts, corpus, tmp_path):
@@ -137,7 +139,9 @@ def _vg(tmp_path):
         {"object_id": 2, "x": 0, "y": 10, "w": 40, "h": 20, "names": ["table"]},
     ]
     relation = {"relationship_id": 1, "predicate": "on", "subject_id": 1, "object_id": 2}
-    (tmp_path / "sg.json").write_text(json.dumps([{"image_id": 7, "objects": objects, "relationships": [relation]}]))
+    (tmp_path / "sg.json").write_text(
+        json.dumps([{"image_id": 7, "objects": objects, "relationships": [relation]}])
+    )
     return tmp_path / "vg", tmp_path / "sg.json"
 
 
@@ -147,7 +151,13 @@ def _rlipv2(tmp_path):
         {"object_id": 1, "x": 1.5, "y": 2.0, "w": 30.0, "h": 40.0, "names": "person"},
         {"object_id": 2, "x": 20.0, "y": 10.0, "w": 60.0, "h": 50.0, "names": "horse"},
     ]
-    relation = {"relationship_id": 0, "predicate": "riding", "subject_id": 1, "object_id": 2, "confidence": 0.9}
+    relation = {
+        "relationship_id": 0,
+        "predicate": "riding",
+        "subject_id": 1,
+        "object_id": 2,
+        "confidence": 0.9,
+    }
     item = {"image_id": 9, "dataset": "coco2017", "data_split": "train2017", "objects": objects}
     (tmp_path / "labels.json").write_text(json.dumps([{**item, "relationships": [relation]}]))
     return tmp_path / "labels.json", tmp_path / "coco"
@@ -213,7 +223,10 @@ def test_the_commands_take_storage_options_or_the_environment(s3opts, corpus, tm
         (["export", "s3://bucket/out", "--output", "s3://nobucket/x.json"], "no such bucket 's3://nobucket'"),
         (["reshard", "s3://bucket/out", "s3://nobucket/re"], "no such bucket 's3://nobucket'"),
         (["stats", "s3:/bucket/out"], "looks like a URL missing a slash; write 's3://bucket/out'"),
-        (["stats", "s3://bucket/out", "--storage-options", "[1, 2]"], "--storage-options: expected a mapping"),
+        (
+            ["stats", "s3://bucket/out", "--storage-options", "[1, 2]"],
+            "--storage-options: expected a mapping",
+        ),
     ],
 )
 def test_a_missing_bucket_or_prefix_is_one_clear_error(s3opts, corpus, tmp_path, monkeypatch, args, message):
