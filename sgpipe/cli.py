@@ -473,12 +473,16 @@ def report(
     out: str = typer.Argument(..., help=CORPUS_HELP),
     output: str = typer.Option(..., "--output", help="HTML file to write (path or URL)."),
     samples: int = typer.Option(12, "--samples", help="Rendered samples in the gallery."),
+    comparison: Optional[str] = typer.Option(
+        None, "--comparison", help="A `sgpipe compare --out` JSON: adds a Comparison section."
+    ),
     storage_options: Optional[str] = _storage_option(),
 ) -> None:
     """A self-contained HTML report: run summary, plots, a gallery of rendered samples."""
     from sgpipe.tools.report import write_report
 
-    typer.echo(write_report(out, output, n_samples=samples, options=_storage(storage_options)))
+    options = _storage(storage_options)
+    typer.echo(write_report(out, output, n_samples=samples, options=options, comparison=comparison))
 
 
 if __name__ == "__main__":

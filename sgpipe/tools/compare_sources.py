@@ -124,38 +124,32 @@ def _corpus_images(
 def _label_box(obj: Any) -> tuple[Any, tuple[float, ...], str] | None:
     """(id, bbox, name) of an RLIPv2 object; None for one without numeric x, y, w, h (its relations
     are then dropped, as the image has no such box)."""
-    from sgpipe.tools.convert_rlipv2 import _number, _text
-
     if not isinstance(obj, dict):
         return None
-    bbox = tuple(_number(obj.get(k)) for k in ("x", "y", "w", "h"))
+    bbox = tuple(rf.finite_number(obj.get(k)) for k in ("x", "y", "w", "h"))
     if None in bbox:
         return None
-    return obj.get("object_id"), bbox, _text(obj.get("names", obj.get("name")))
+    return obj.get("object_id"), bbox, rf.text_value(obj.get("names", obj.get("name")))
 
 
 def _label_relation(relationship: Any) -> tuple[Any, Any, str, float | None] | None:
     """(subject id, object id, text, confidence) of an RLIPv2 relationship; None when it is unusable
     (not an object, no text, a confidence that is not a number in [0, 1])."""
-    from sgpipe.tools.convert_rlipv2 import _number
-
     if not isinstance(relationship, dict):
         return None
-    text = " ".join(str(relationship.get("predicate") or "").split())
+    text = rf.text_value(relationship.get("predicate"))
     if not text:
         return None
     confidence = relationship.get("confidence")
     if confidence is not None:
-        confidence = _number(confidence)
+        confidence = rf.finite_number(confidence)
         if confidence is None or not 0.0 <= confidence <= 1.0:
             return None
     return relationship.get("subject_id"), relationship.get("object_id"), text, confidence
 
 
 def _label_images(url: str, options: dict[str, Any], min_confidence: float | None) -> Iterator[ImageLabels]:
-    from sgpipe.tools.convert_rlipv2 import iter_items
-
-    for item in iter_items(url, options):
+    for item in rf.iter_items(url, options):
         objects = [box for box in map(_label_box, item.get("objects") or []) if box is not None]
         found = [_label_relation(r) for r in item.get("relationships") or []]
         relations = [

@@ -14,10 +14,11 @@ from typing import Any
 
 from PIL import Image
 
+from sgpipe.errors import SgpipeError
 from sgpipe.output.atomic import atomic_write_bytes
 from sgpipe.shards import iter_shard_samples
 from sgpipe.storage import Location, RemotePath
-from sgpipe.tools.locations import SHARD_TAR, existing_folder, files_matching, new_file
+from sgpipe.tools.locations import SHARD_TAR, existing_file, existing_folder, files_matching, new_file
 from sgpipe.tools.stats import load_run, run_seconds, stats_of
 
 THUMB_SIDE = 480  # gallery renders are shrunk to this longer side to keep the page small
@@ -145,8 +146,16 @@ def _options(folder: Location) -> dict[str, Any]:
     return folder.options if isinstance(folder, RemotePath) else {}
 
 
-def build_report(out: str | Location, n_samples: int = 12, options: dict[str, Any] | None = None) -> str:
-    """The report's HTML text for the output folder `out` (a path or URL)."""
+def build_report(
+    out: str | Location,
+    n_samples: int = 12,
+    options: dict[str, Any] | None = None,
+    comparison: dict[str, Any] | None = None,
+) -> str:
+    """The report's HTML text for the output folder `out` (a path or URL); with `comparison` (a
+    `sgpipe compare` JSON document), a Comparison section too."""
+    from sgpipe.tools.compare_report import STYLE as COMPARISON_STYLE
+    from sgpipe.tools.compare_report import comparison_section
     from sgpipe.tools.plots import plot_pngs
 
     out = existing_folder(out, options)
@@ -162,12 +171,14 @@ def build_report(out: str | Location, n_samples: int = 12, options: dict[str, An
         [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style><script>{SCRIPT}</script></head>",
+            f"<title>{html.escape(title)}</title><style>{STYLE}{COMPARISON_STYLE}</style>"
+            f"<script>{SCRIPT}</script></head>",
             "<body>",
             f"<h1>{html.escape(title)}</h1>",
             f"<h2>Run</h2>{_run_section(run)}",
             f"<h2>Totals</h2>{_totals_section(stats)}",
             f'<h2>Plots</h2><div class="plots" id="plots">{plot_html}</div>',
+            comparison_section(comparison) if comparison is not None else "",
             "<h2>Samples</h2><p>Boxes with category and id; arrows from subject to object: "
             '<span class="kept">kept (solid green)</span>, '
             '<span class="dropped">dropped (dashed grey)</span>, '
@@ -178,11 +189,26 @@ def build_report(out: str | Location, n_samples: int = 12, options: dict[str, An
     )
 
 
+def read_comparison(path: str | Location, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A `sgpipe compare --out` file (a path or URL)."""
+    source = existing_file(path, options)
+    try:
+        return json.loads(source.read_text())
+    except ValueError as error:
+        raise SgpipeError(f"{source} is not a `sgpipe compare --out` JSON: {error}") from error
+
+
 def write_report(
-    out: str | Location, output: str | Location, n_samples: int = 12, options: dict[str, Any] | None = None
+    out: str | Location,
+    output: str | Location,
+    n_samples: int = 12,
+    options: dict[str, Any] | None = None,
+    comparison: str | Location | None = None,
 ) -> str:
-    """Write the self-contained HTML report of `out` to `output` (paths or URLs); a one-line summary."""
-    page = build_report(out, n_samples, options).encode("utf-8")
+    """Write the self-contained HTML report of `out` to `output` (paths or URLs), with the Comparison
+    section of the `sgpipe compare --out` file `comparison` when given; a one-line summary."""
+    compared = read_comparison(comparison, options) if comparison is not None else None
+    page = build_report(out, n_samples, options, compared).encode("utf-8")
     target = new_file(output, options)
     atomic_write_bytes(target, page)
     return f"wrote {target} ({len(page) // 1024} KiB, self-contained)"

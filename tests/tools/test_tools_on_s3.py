@@ -102,6 +102,31 @@ def test_export_from_and_to_a_bucket_writes_the_local_exports_bytes(s3opts, corp
         ]
 
 
+def test_compare_reads_a_bucket_corpus_and_label_file_and_writes_its_json_whole(s3opts, corpus, tmp_path):
+    from sgpipe.tools.compare import compare, compare_corpora
+
+    export(corpus, "rlipv2", tmp_path / "x.json", min_confidence=0.05)
+    s3(s3opts).put_file(str(tmp_path / "x.json"), "bucket/labels/x.json")
+    local = compare_corpora(str(corpus), str(tmp_path / "x.json"), min_confidence=0.05)
+    calls = S3Calls(s3opts)
+    summary = compare(
+        "s3://bucket/out",
+        "s3://bucket/labels/x.json",
+        "s3://bucket/cmp/c.json",
+        min_confidence=0.05,
+        options=s3opts,
+    )
+    assert "relations: 8 in both, 0 only in A, 0 only in B" in summary
+    _assert_only_final_names_written(calls)
+    remote = json.loads(s3(s3opts).cat_file("bucket/cmp/c.json"))
+    for side, path in (("a", "s3://bucket/out"), ("b", "s3://bucket/labels/x.json")):
+        assert remote[side].pop("path") == path
+        local[side].pop("path")
+    assert remote == local
+    with pytest.raises(SgpipeError, match="s3://bucket/labels/none.json: no such object"):
+        compare_corpora("s3://bucket/out", "s3://bucket/labels/none.json", options=s3opts)
+
+
 def test_reshard_from_and_to_a_bucket_equals_a_local_reshard(s3opts, corpus, tmp_path):
     reshard(str(corpus), tmp_path / "re", 4)
     calls = S3Calls(s3opts)
