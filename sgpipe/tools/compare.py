@@ -1,9 +1,9 @@
 """`sgpipe compare A B`: two corpora side by side, image by image.
 
 Sides are read by `compare_sources` (sgpipe corpora, RLIPv2 label JSONs), images and relations matched
-by `compare_match`, numbers computed by `compare_stats`. A is held in memory (its selected relations,
-~150 bytes each) while B streams past it, so put the smaller side first where it matters; B is
-measured against A as the reference (precision = shared / B, recall = shared / A).
+by `compare_match`, numbers computed by `compare_stats`. A's selected relations are held in memory,
+packed (`PackedImage`), while B streams past it; B is measured against A as the reference
+(precision = shared / B, recall = shared / A).
 
 The JSON (`--out`) follows `schemas/compare.schema.json`; `sgpipe report --comparison` renders it.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from sgpipe.errors import SgpipeError
 from sgpipe.tools.compare_match import BOX_TOLERANCE_PX, A, ImageDiff, diff_image
-from sgpipe.tools.compare_sources import CORPUS, ImageId, ImageLabels, Side, open_side
+from sgpipe.tools.compare_sources import CORPUS, ImageId, ImageLabels, PackedImage, Side, open_side
 from sgpipe.tools.compare_stats import agreement, confidence_summary
 
 SCHEMA_VERSION = 1
@@ -183,13 +183,13 @@ def example(a: ImageLabels, b: ImageLabels, diff: ImageDiff) -> dict[str, Any]:
     }
 
 
-def _read(side: Side, tally: SideTally) -> dict[ImageId, ImageLabels]:
-    held: dict[ImageId, ImageLabels] = {}
+def _read(side: Side, tally: SideTally) -> dict[ImageId, PackedImage]:
+    held: dict[ImageId, PackedImage] = {}
     for image in side.images:
         if image.image in held:
             tally.repeated_images += 1  # the first entry wins, as in a run and in `convert rlipv2`
             continue
-        held[image.image] = image
+        held[image.image] = PackedImage.pack(image)
         _tally(tally, image)
     return held
 
@@ -234,9 +234,10 @@ def compare_corpora(
             continue
         seen_b.add(image.image)
         _tally(tallies["b"], image)
-        comparison.add(held.pop(image.image, None), image)
-    for image in held.values():
-        comparison.add(image, None)
+        packed = held.pop(image.image, None)
+        comparison.add(packed.unpack(image.image) if packed else None, image)
+    for identity, packed in held.items():
+        comparison.add(packed.unpack(identity), None)
     return comparison.result(side_a, side_b, tallies, min_confidence)
 
 
@@ -261,7 +262,7 @@ def _describe(name: str, side: dict[str, Any]) -> str:
     kind = "sgpipe corpus" if side["kind"] == CORPUS else "RLIPv2 label JSON"
     text = "as in the file" if side["relation_text"] == "file" else side["relation_text"]
     extra = f", {side['repeated_images']} repeated images skipped" if side["repeated_images"] else ""
-    extra += f", {side['dropped']} relations naming no box skipped" if side["dropped"] else ""
+    extra += f", {side['dropped']} unusable relationships skipped" if side["dropped"] else ""
     return (
         f"{name}: {side['path']} ({kind}; relation text: {text}; {side['selection']}): "
         f"{side['images']} images, {side['relations']} relations{extra}"
@@ -276,8 +277,8 @@ def format_summary(result: dict[str, Any], top: int = 15) -> str:
     lines = [
         _describe("A", result["a"]),
         _describe("B", result["b"]),
-        f"images: {images['both']} in both, {images['only_a']} only in A, {images['only_b']} only in B; "
-        f"their relations {images['relations_in_only_a']} and {images['relations_in_only_b']} ({scope})",
+        f"images: {images['both']} in both, {images['only_a']} only in A, {images['only_b']} only in B "
+        f"(with {images['relations_in_only_a']} and {images['relations_in_only_b']} relations: {scope})",
         f"boxes: {boxes['by_id'] + boxes['by_coordinates']} matched ({boxes['by_id']} by id, "
         f"{boxes['by_coordinates']} by coordinates within {result['settings']['box_tolerance_px']:g} px), "
         f"{boxes['only_a']} only in A, {boxes['only_b']} only in B",

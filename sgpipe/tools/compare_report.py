@@ -64,7 +64,8 @@ def _counts(result: dict[str, Any]) -> str:
         table(["", "in both", "only in A", "only in B"], rows)
         + f"<p>Boxes matched by id: {boxes['by_id']}, by coordinates within "
         f"{settings['box_tolerance_px']:g} px: {boxes['by_coordinates']}. Images compared: "
-        f"{html.escape(settings['images'])}; minimum confidence: {settings['min_confidence']}.</p>"
+        f"{html.escape(settings['images'])}; minimum confidence: "
+        f"{'none (the kept sets)' if settings['min_confidence'] is None else settings['min_confidence']}.</p>"
         + table(["agreement (B against A)", "value"], agreement)
     )
 
