@@ -273,12 +273,15 @@ def format_summary(result: dict[str, Any], top: int = 15) -> str:
     """The comparison as a few readable lines."""
     images, boxes, relations = result["images"], result["boxes"], result["relations"]
     confidence = result["confidence"]
-    scope = "counted" if result["settings"]["images"] == "all" else "not compared: --all-images counts them"
+    scope = (
+        "counted below" if result["settings"]["images"] == "all" else "left out (--all-images counts them)"
+    )
     lines = [
         _describe("A", result["a"]),
         _describe("B", result["b"]),
-        f"images: {images['both']} in both, {images['only_a']} only in A, {images['only_b']} only in B "
-        f"(with {images['relations_in_only_a']} and {images['relations_in_only_b']} relations: {scope})",
+        f"images: {images['both']} in both, {images['only_a']} only in A "
+        f"({images['relations_in_only_a']} relations), {images['only_b']} only in B "
+        f"({images['relations_in_only_b']}): their relations {scope}",
         f"boxes: {boxes['by_id'] + boxes['by_coordinates']} matched ({boxes['by_id']} by id, "
         f"{boxes['by_coordinates']} by coordinates within {result['settings']['box_tolerance_px']:g} px), "
         f"{boxes['only_a']} only in A, {boxes['only_b']} only in B",

@@ -207,8 +207,8 @@ def write_report(
 ) -> str:
     """Write the self-contained HTML report of `out` to `output` (paths or URLs), with the Comparison
     section of the `sgpipe compare --out` file `comparison` when given; a one-line summary."""
+    target = new_file(output, options)  # a missing bucket stops before any reading
     compared = read_comparison(comparison, options) if comparison is not None else None
     page = build_report(out, n_samples, options, compared).encode("utf-8")
-    target = new_file(output, options)
     atomic_write_bytes(target, page)
     return f"wrote {target} ({len(page) // 1024} KiB, self-contained)"

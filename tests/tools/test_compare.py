@@ -307,7 +307,10 @@ def test_the_command_prints_a_summary_writes_the_json_and_the_report_shows_it(co
     assert result.exit_code == 0, result.output
     assert "relations: 3 in both, 1 only in A, 3 only in B" in result.output
     assert "Jaccard 0.429, precision of B against A 0.500, recall 0.750, F1 0.600" in result.output
-    assert "images: 2 in both, 1 only in A, 1 only in B" in result.output
+    assert (
+        "images: 2 in both, 1 only in A (1 relations), 1 only in B (1): their relations left out"
+        in result.output
+    )
     written = json.loads((tmp_path / "c.json").read_text())
     validate(written, "compare")
     page = build_report(corpus_a, n_samples=0, comparison=written)
