@@ -123,6 +123,8 @@ def test_compare_reads_a_bucket_corpus_and_label_file_and_writes_its_json_whole(
         assert remote[side].pop("path") == path
         local[side].pop("path")
     assert remote == local
+    write_report("s3://bucket/out", tmp_path / "r.html", 0, s3opts, comparison="s3://bucket/cmp/c.json")
+    assert '<section class="comparison" id="comparison">' in (tmp_path / "r.html").read_text()
     with pytest.raises(SgpipeError, match="s3://bucket/labels/none.json: no such object"):
         compare_corpora("s3://bucket/out", "s3://bucket/labels/none.json", options=s3opts)
 
