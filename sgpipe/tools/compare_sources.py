@@ -51,7 +51,7 @@ class ImageLabels:
     key: str  # for people: `coco-000000000009`
     boxes: list[LabelBox] = field(default_factory=list)
     relations: list[LabelRelation] = field(default_factory=list)
-    dropped: int = 0  # relations naming a box the image does not have
+    dropped: int = 0  # unusable relationships: naming no box of the image, no text, a bad confidence
 
 
 @dataclass(slots=True)
