@@ -41,6 +41,11 @@ app.add_typer(convert_app, name="convert")
 F = TypeVar("F", bound=Callable[..., Any])
 
 SET_HELP = "Override a config key, e.g. --set output.samples_per_shard=500 (repeatable)."
+STORAGE_HELP = (
+    "fsspec options for URLs (s3://, gs://), YAML or JSON, as run's output.storage_options, e.g. "
+    '\'{"endpoint_url": "http://minio:9000"}\' (default: the store\'s environment, e.g. AWS_ENDPOINT_URL).'
+)
+CORPUS_HELP = "An sgpipe output folder: a path or an fsspec URL (s3://bucket/out)."
 
 
 def _user_errors(*also: type[Exception], on_interrupt: str = "") -> Callable[[F], F]:
@@ -66,6 +71,16 @@ def _user_errors(*also: type[Exception], on_interrupt: str = "") -> Callable[[F]
         return run_command  # type: ignore[return-value]
 
     return decorate
+
+
+def _storage_option() -> Any:
+    return typer.Option(None, "--storage-options", help=STORAGE_HELP)
+
+
+def _storage(text: Optional[str]) -> dict[str, Any]:
+    from sgpipe.tools.locations import parse_storage_options
+
+    return parse_storage_options(text)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -210,14 +225,15 @@ def demo(
 @app.command()
 @_user_errors()
 def inspect(
-    path: str = typer.Argument(..., help="A shard .tar, an output folder, or a brace pattern."),
+    path: str = typer.Argument(..., help="A shard .tar, an output folder, or a brace pattern (path or URL)."),
     limit: int = typer.Option(3, "--limit", help="Records to print in full."),
     render: Optional[Path] = typer.Option(None, "--render", help="Write PNG renderings of records here."),
+    storage_options: Optional[str] = _storage_option(),
 ) -> None:
     """Print records and counts of shards; optionally render boxes and relations as PNGs."""
     from sgpipe.tools.inspect_shards import inspect_shards
 
-    typer.echo(inspect_shards(path, limit=limit, render_dir=render))
+    typer.echo(inspect_shards(path, limit=limit, render_dir=render, options=_storage(storage_options)))
 
 
 @app.command()
@@ -274,14 +290,17 @@ def reverify(
 @app.command()
 @_user_errors()
 def reshard(
-    source: str = typer.Argument(..., help="Input shards: a folder, a .tar or a brace pattern."),
-    out: Path = typer.Argument(..., help="Folder for the equal-size shards."),
+    source: str = typer.Argument(
+        ..., help="Input shards: a folder, a .tar or a brace pattern (path or URL)."
+    ),
+    out: str = typer.Argument(..., help="Folder for the equal-size shards (path or URL)."),
     samples_per_shard: int = typer.Option(100, "--samples-per-shard", help="Samples per output shard."),
+    storage_options: Optional[str] = _storage_option(),
 ) -> None:
     """Rewrite shards into equal-size ones (for training on ranks x workers)."""
     from sgpipe.tools.reshard import reshard as reshard_shards
 
-    typer.echo(reshard_shards(source, out, samples_per_shard))
+    typer.echo(reshard_shards(source, out, samples_per_shard, _storage(storage_options)))
 
 
 @convert_app.command("vg")
@@ -291,17 +310,26 @@ def convert_vg(
     scene_graphs: Path = typer.Option(
         ..., "--scene-graphs", help="scene_graphs.json (or relationships.json)."
     ),
-    out: Path = typer.Option(..., "--out", help="Folder for training shards."),
+    out: str = typer.Option(..., "--out", help="Folder for training shards (path or URL)."),
     image_data: Optional[Path] = typer.Option(
         None, "--image-data", help="image_data.json (sizes, file names)."
     ),
     samples_per_shard: int = typer.Option(1000, "--samples-per-shard"),
+    storage_options: Optional[str] = _storage_option(),
 ) -> None:
     """Visual Genome scene graphs -> training shards."""
     from sgpipe.tools.convert import convert_vg as run_convert
 
+    options = _storage(storage_options)
     typer.echo(
-        run_convert(images, scene_graphs, out, image_data=image_data, samples_per_shard=samples_per_shard)
+        run_convert(
+            images,
+            scene_graphs,
+            out,
+            image_data=image_data,
+            samples_per_shard=samples_per_shard,
+            options=options,
+        )
     )
 
 
@@ -309,13 +337,16 @@ def convert_vg(
 @_user_errors()
 def convert_synth(
     world: Path = typer.Argument(..., help="A folder written by `sgpipe synth`."),
-    out: Path = typer.Option(..., "--out", help="Folder for training shards."),
+    out: str = typer.Option(..., "--out", help="Folder for training shards (path or URL)."),
     samples_per_shard: int = typer.Option(100, "--samples-per-shard"),
+    storage_options: Optional[str] = _storage_option(),
 ) -> None:
     """The synthetic world's true relations (and its captions' false ones as negatives) -> training shards."""
     from sgpipe.tools.convert import convert_synth as run_convert
 
-    typer.echo(run_convert(world, out, samples_per_shard=samples_per_shard))
+    typer.echo(
+        run_convert(world, out, samples_per_shard=samples_per_shard, options=_storage(storage_options))
+    )
 
 
 @convert_app.command("rlipv2")
@@ -325,16 +356,22 @@ def convert_rlipv2(
     images: Path = typer.Option(
         ..., "--images", help="RLIPv2's image folder: COCO (train2017/...), Objects365 root, or VG images."
     ),
-    out: Path = typer.Option(..., "--out", help="Folder for the shards."),
+    out: str = typer.Option(..., "--out", help="Folder for the shards (path or URL)."),
     image_paths: Optional[Path] = typer.Option(
         None, "--image-paths", help="Objects365 image_id_to_filepath.json (default: in --images)."
     ),
     samples_per_shard: int = typer.Option(1000, "--samples-per-shard"),
+    storage_options: Optional[str] = _storage_option(),
 ) -> None:
     """RLIPv2's released pseudo-labels -> shards (confidence kept, kept at >= 0.20)."""
     from sgpipe.tools.convert import convert_rlipv2 as run_convert
 
-    typer.echo(run_convert(labels, images, out, image_paths=image_paths, samples_per_shard=samples_per_shard))
+    options = _storage(storage_options)
+    typer.echo(
+        run_convert(
+            labels, images, out, image_paths=image_paths, samples_per_shard=samples_per_shard, options=options
+        )
+    )
 
 
 @convert_app.command("rtagger")
@@ -353,45 +390,99 @@ def convert_rtagger(
 @app.command()
 @_user_errors()
 def export(
-    out: Path = typer.Argument(..., help="An sgpipe output folder."),
+    out: str = typer.Argument(..., help=CORPUS_HELP),
     format: str = typer.Option("rlipv2", "--format", help="rlipv2 | parquet"),
-    output: Path = typer.Option(..., "--output", help="File to write."),
+    output: str = typer.Option(..., "--output", help="File to write (path or URL)."),
     min_confidence: Optional[float] = typer.Option(
         None, "--min-confidence", help="Drop relations below this."
     ),
     data_split: Optional[str] = typer.Option(
         None, "--data-split", help="rlipv2: the items' data_split (default: from the run's source.images)."
     ),
+    storage_options: Optional[str] = _storage_option(),
 ) -> None:
     """Export shards as RLIPv2's pre-training JSON (+ vocabulary, Objects365 paths) or a relations parquet."""
     from sgpipe.tools.export import export as run_export
 
-    typer.echo(run_export(out, format, output, min_confidence=min_confidence, data_split=data_split))
+    options = _storage(storage_options)
+    typer.echo(run_export(out, format, output, min_confidence, data_split, options))
+
+
+@app.command()
+@_user_errors()
+def compare(
+    a: str = typer.Argument(
+        ..., help="The reference: an sgpipe output folder (or shards) or an RLIPv2 label .json."
+    ),
+    b: str = typer.Argument(..., help="The corpus measured against A: the same kinds."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write the comparison as JSON here (path or URL)."),
+    min_confidence: Optional[float] = typer.Option(
+        None,
+        "--min-confidence",
+        help="Compare relations with confidence >= X on both sides (0.05: stored sets, 0.20: kept); "
+        "default: sgpipe's kept relations and a label file's every relationship.",
+    ),
+    all_images: bool = typer.Option(
+        False,
+        "--all-images",
+        help="Count the relations of images only one side has (default: images in both).",
+    ),
+    box_tolerance: float = typer.Option(
+        0.5,
+        "--box-tolerance",
+        help="Pixels within which boxes are the same box (largest of |x|, |y|, |w|, |h|).",
+    ),
+    examples: int = typer.Option(
+        10, "--examples", help="Images with the most disagreement listed in the JSON."
+    ),
+    storage_options: Optional[str] = _storage_option(),
+) -> None:
+    """Two corpora side by side: relations in both, only in A, only in B; agreement; confidences."""
+    from sgpipe.tools.compare import compare as run_compare
+
+    typer.echo(
+        run_compare(
+            a,
+            b,
+            out,
+            min_confidence=min_confidence,
+            all_images=all_images,
+            box_tolerance=box_tolerance,
+            examples=examples,
+            options=_storage(storage_options),
+        )
+    )
 
 
 @app.command()
 @_user_errors()
 def stats(
-    out: Path = typer.Argument(..., help="An sgpipe output folder."),
+    out: str = typer.Argument(..., help=CORPUS_HELP),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write histogram PNGs into this folder."),
+    storage_options: Optional[str] = _storage_option(),
 ) -> None:
     """Totals, status counts, top predicates and categories, throughput."""
     from sgpipe.tools.stats import show_stats
 
-    typer.echo(show_stats(out, plots_dir=plots))
+    typer.echo(show_stats(out, plots_dir=plots, options=_storage(storage_options)))
 
 
 @app.command()
 @_user_errors()
 def report(
-    out: Path = typer.Argument(..., help="An sgpipe output folder."),
-    output: Path = typer.Option(..., "--output", help="HTML file to write."),
+    out: str = typer.Argument(..., help=CORPUS_HELP),
+    output: str = typer.Option(..., "--output", help="HTML file to write (path or URL)."),
     samples: int = typer.Option(12, "--samples", help="Rendered samples in the gallery."),
+    comparison: Optional[str] = typer.Option(
+        None, "--comparison", help="A `sgpipe compare --out` JSON: adds a Comparison section."
+    ),
+    storage_options: Optional[str] = _storage_option(),
 ) -> None:
     """A self-contained HTML report: run summary, plots, a gallery of rendered samples."""
     from sgpipe.tools.report import write_report
 
-    typer.echo(write_report(out, output, n_samples=samples))
+    options = _storage(storage_options)
+    typer.echo(write_report(out, output, n_samples=samples, options=options, comparison=comparison))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ is sized so the whole demo takes about six minutes on two idle cores (docs/BENCH
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from sgpipe.config import load_config
@@ -74,6 +75,7 @@ def run_demo(
     generate_world(val_world, n_images=n_images, seed=2, first_image_id=VAL_FIRST_ID)
 
     _say("[2/5] training shards from the training world's true relations (and its captions' false ones)")
+    shutil.rmtree(out / "train-shards", ignore_errors=True)  # an earlier demo's: convert refuses to mix
     convert_synth(train_world, out / "train-shards", samples_per_shard=50)
 
     _say(f"[3/5] training the small verifier for {train_steps} steps on CPU (seed {seed})")

@@ -12,7 +12,7 @@ from braceexpand import braceexpand
 
 from sgpipe.errors import SgpipeError
 from sgpipe.records import IMAGE_EXTENSIONS
-from sgpipe.storage import RemotePath, location, open_binary
+from sgpipe.storage import RemotePath, absent_reason, location, open_binary, reach
 
 
 @dataclass(slots=True)
@@ -32,10 +32,13 @@ def expand_urls(spec: str | Path, options: dict[str, Any] | None = None) -> list
         if "{" in text:
             return list(braceexpand(text))
         if text.endswith(".tar"):
+            if not reach(path.is_file, text):
+                raise SgpipeError(absent_reason(path, "no such shard"))
             return [text]
-        names = sorted(n for n in path.list_names() if n.endswith(".tar") and not n.startswith("."))
+        listed = reach(path.list_names, text)
+        names = sorted(n for n in listed if n.endswith(".tar") and not n.startswith("."))
         if not names:
-            raise SgpipeError(f"no shards found at {text!r}")
+            raise SgpipeError(f"no shards found at {text!r}" if listed else absent_reason(path))
         return [str(path / n) for n in names]
     if path.is_dir():
         urls = sorted(str(p) for p in path.glob("*.tar") if not p.name.startswith("."))

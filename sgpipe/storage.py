@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable, TypeVar
+
+from sgpipe.errors import SgpipeError
 
 LOCAL_PROTOCOLS = ("file", "local")
 # a PUT replaces an object atomically: final names can be written directly
@@ -32,6 +34,7 @@ BACKEND_PACKAGES = {
 }
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _ONE_SLASH = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/(?!/)")  # "s3:/bucket": a URL that lost a slash
+T = TypeVar("T")
 SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas")
 
 
@@ -226,6 +229,36 @@ def location(url: str | os.PathLike | RemotePath, options: dict[str, Any] | None
     if protocol_of(text) in LOCAL_PROTOCOLS:
         text = _URL.sub("", text, count=1)
     return Path(text)
+
+
+def bucket_of(path: RemotePath) -> RemotePath | None:
+    """The bucket (container) a URL on an object store lies in; None for stores without buckets."""
+    if path.protocol not in ATOMIC_PUT_PROTOCOLS or path.protocol == "memory":
+        return None
+    return RemotePath(f"{path.protocol}://{path.path.strip('/').split('/', 1)[0]}", path.options)
+
+
+def reach(action: Callable[[], T], url: str) -> T:
+    """`action()` on the store holding `url`; a store that cannot be reached (credentials, endpoint,
+    network) or a missing bucket is one `SgpipeError` that names the URL and the cause."""
+    try:
+        return action()
+    except SgpipeError:
+        raise
+    except FileNotFoundError as error:
+        raise SgpipeError(f"{url}: {error or 'not found'}") from error
+    except Exception as error:  # noqa: BLE001 - botocore, gcsfs, aiohttp errors all said the same way
+        raise SgpipeError(f"cannot reach {url}: {type(error).__name__}: {error}") from error
+
+
+def absent_reason(path: RemotePath, otherwise: str = "nothing there (no object under that prefix)") -> str:
+    """Why nothing is at `path`: its bucket is missing (or hidden from these credentials), or `otherwise`."""
+    bucket = bucket_of(path)
+    if bucket is not None and not reach(bucket.exists, bucket.url):
+        return (
+            f"{path.url}: no such bucket {bucket.url!r} (or not visible with these credentials and options)"
+        )
+    return f"{path.url}: {otherwise}"
 
 
 def listing(folder: Location) -> set[str] | None:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,23 +32,12 @@ import sgpipe
 from sgpipe.config import VerifyConfig
 from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, OK, SgpipeError
 from sgpipe.records import Box, Sample, Triplet, sample_key
+from sgpipe.storage import Location
 from sgpipe.tools import rlipv2_format as rf
 from sgpipe.tools.convert_vg import CategoryVocabulary, _header_size, add_given_relation
 
 STORE_THRESHOLD = VerifyConfig.store_threshold
 KEEP_THRESHOLD = VerifyConfig.keep_threshold
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return re.sub(r"\s+", " ", str(value or "")).strip()
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 class O365Paths:
@@ -71,36 +58,14 @@ class O365Paths:
         return self.paths
 
 
-def iter_items(labels: Path) -> Iterator[dict[str, Any]]:
-    """The file's items one by one; a file that is not a JSON list is one clear error."""
-    import ijson
-
-    labels = Path(labels)
-    if not labels.is_file():
-        raise SgpipeError(f"pseudo-label file {labels} does not exist")
-    with open(labels, "rb") as handle:
-        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if not head.startswith(b"["):
-            raise SgpipeError(f"{labels} is not RLIPv2's format: a JSON list of per-image items")
-        handle.seek(0)
-        try:
-            for index, item in enumerate(ijson.items(handle, "item", use_float=True)):
-                image_id = item.get("image_id") if isinstance(item, dict) else None
-                if isinstance(image_id, bool) or not isinstance(image_id, int) or image_id < 0:
-                    raise SgpipeError(f"{labels}: item {index} has no integer image_id: {str(item)[:200]}")
-                yield item
-        except ijson.JSONError as error:
-            raise SgpipeError(f"{labels} is not valid JSON: {error}") from error
-
-
 def build_boxes(item: dict[str, Any], sample: Sample, vocab: CategoryVocabulary) -> None:
     ids: set[int] = set()
     for obj in item.get("objects") or []:
         if not isinstance(obj, dict):
             sample.count("rlipv2_boxes_dropped")
             continue
-        name = _text(obj.get("names", obj.get("name")))
-        x, y, w, h = (_number(obj.get(k)) for k in ("x", "y", "w", "h"))
+        name = rf.text_value(obj.get("names", obj.get("name")))
+        x, y, w, h = (rf.finite_number(obj.get(k)) for k in ("x", "y", "w", "h"))
         object_id = obj.get("object_id")
         if not name or None in (x, y, w, h) or not isinstance(object_id, int) or object_id in ids:
             sample.count("rlipv2_boxes_dropped")
@@ -121,7 +86,7 @@ def _confidence(rel: dict[str, Any], sample: Sample) -> float | None:
     if "confidence" not in rel:
         sample.count("rlipv2_relations_without_confidence")
         return 1.0
-    confidence = _number(rel["confidence"])
+    confidence = rf.finite_number(rel["confidence"])
     return confidence if confidence is not None and 0.0 <= confidence <= 1.0 else None
 
 
@@ -133,7 +98,7 @@ def build_relations(item: dict[str, Any], sample: Sample, store: float, keep: fl
             sample.count("rlipv2_relations_dropped")
             continue
         subject_id, object_id = rel.get("subject_id"), rel.get("object_id")
-        predicate = _text(rel.get("predicate"))
+        predicate = rf.text_value(rel.get("predicate"))
         confidence = _confidence(rel, sample)
         known = all(isinstance(i, int) and i in categories for i in (subject_id, object_id))
         if not predicate or not known or confidence is None:
@@ -204,16 +169,19 @@ def _duplicate(item: dict[str, Any]) -> Sample:
 def convert_rlipv2(
     labels: Path,
     images: Path,
-    out: Path,
+    out: str | Location,
     image_paths: Path | None = None,
     samples_per_shard: int = 1000,
     store_threshold: float = STORE_THRESHOLD,
     keep_threshold: float = KEEP_THRESHOLD,
+    options: dict[str, Any] | None = None,
 ) -> str:
-    """Convert an RLIPv2 pseudo-label file (+ its images) into standard shards under `out`."""
+    """Convert an RLIPv2 pseudo-label file (+ its images) into standard shards under `out`, a folder
+    or an fsspec URL (written with the fsspec `options`)."""
     from sgpipe.output.atomic import write_json_atomic
     from sgpipe.output.finalize import finalize_outputs
     from sgpipe.output.writer import write_shards
+    from sgpipe.tools.locations import new_corpus_folder
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")
@@ -221,11 +189,10 @@ def convert_rlipv2(
         raise SgpipeError(
             f"thresholds must satisfy 0 <= store ({store_threshold}) <= keep ({keep_threshold}) <= 1"
         )
-    images, out = Path(images), Path(out)
+    images = Path(images)
     if not images.is_dir():
         raise SgpipeError(f"images folder {images} does not exist")
-    if out.is_dir() and any(out.glob("[0-9][0-9][0-9][0-9][0-9].tar")):
-        raise SgpipeError(f"{out} already holds shards: remove them or choose another folder")
+    out = new_corpus_folder(out, options)
     parameters = {
         "source": "rlipv2 pseudo-labels",
         "labels": Path(labels).name,
@@ -244,7 +211,7 @@ def convert_rlipv2(
     datasets: dict[str, int] = {}
 
     def samples() -> Iterator[Sample]:
-        for item in iter_items(labels):
+        for item in rf.iter_items(labels):
             identity = (rf.sgpipe_dataset(item.get("dataset")), item["image_id"])
             if identity in seen:
                 sample = _duplicate(item)

@@ -21,6 +21,7 @@ from typing import Any
 import sgpipe
 from sgpipe.errors import SgpipeError
 from sgpipe.records import Box, Caption, Relation, Sample, sample_key
+from sgpipe.storage import Location
 
 DATASET = "synth"
 # Phrasings the parser gives the world's captions; each is kept where canonical_predicate agrees.
@@ -149,10 +150,18 @@ def synth_samples(world: Path, paraphrases: bool = True) -> list[Sample]:
     return samples
 
 
-def convert_synth(world: Path, out: Path, samples_per_shard: int = 100, paraphrases: bool = True) -> str:
-    """Write the world's images and relations as shards (`write_shards`), plus shardindex/stats."""
+def convert_synth(
+    world: Path,
+    out: str | Location,
+    samples_per_shard: int = 100,
+    paraphrases: bool = True,
+    options: dict[str, Any] | None = None,
+) -> str:
+    """Write the world's images and relations as shards (`write_shards`), plus shardindex/stats, into
+    `out`, a folder or an fsspec URL (written with the fsspec `options`)."""
     from sgpipe.output.finalize import finalize_outputs
     from sgpipe.output.writer import write_shards
+    from sgpipe.tools.locations import new_corpus_folder
 
     if samples_per_shard < 1:
         raise SgpipeError("samples_per_shard must be >= 1")
@@ -160,7 +169,7 @@ def convert_synth(world: Path, out: Path, samples_per_shard: int = 100, paraphra
     if not samples:
         raise SgpipeError(f"{world}: the world holds no images")
     provenance = {"sgpipe": sgpipe.__version__, "source": "synthetic ground truth", "world": Path(world).name}
-    out = Path(out)
+    out = new_corpus_folder(out, options)
     write_shards(out, samples, samples_per_shard, provenance)
     stats = finalize_outputs(out, DATASET)
     n_true = sum(1 for s in samples for r in s.relations if r.kept)

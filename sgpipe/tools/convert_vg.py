@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import sgpipe
 from sgpipe.errors import FAILED_DECODE, FAILED_DUPLICATE_ID, FAILED_MISSING, OK, SgpipeError
 from sgpipe.records import Box, Relation, Sample, Triplet, sample_key
+from sgpipe.storage import Location
 
 DATASET = "vg"
 SUBFOLDERS = ("", "VG_100K", "VG_100K_2")
@@ -115,9 +116,7 @@ def add_given_relation(
         triplets[lemma] = triplet
     triplet.support += 1
     sample.relations.append(
-        Relation(
-            len(sample.relations), subject_id, object_id, predicate, triplet.id, 1.0, confidence, kept
-        )
+        Relation(len(sample.relations), subject_id, object_id, predicate, triplet.id, 1.0, confidence, kept)
     )
 
 
@@ -209,20 +208,26 @@ def iter_entries(scene_graphs: Path) -> Iterator[dict[str, Any]]:
 
 
 def convert_vg(
-    images: Path, scene_graphs: Path, out: Path, image_data: Path | None = None, samples_per_shard: int = 1000
+    images: Path,
+    scene_graphs: Path,
+    out: str | Location,
+    image_data: Path | None = None,
+    samples_per_shard: int = 1000,
+    options: dict[str, Any] | None = None,
 ) -> str:
-    """Convert Visual Genome scene graphs (+ images) into standard shards under `out`."""
+    """Convert Visual Genome scene graphs (+ images) into standard shards under `out`, a folder or an
+    fsspec URL (written with the fsspec `options`)."""
     from sgpipe.output.atomic import write_json_atomic
     from sgpipe.output.finalize import finalize_outputs
     from sgpipe.output.writer import write_shards
+    from sgpipe.tools.locations import new_corpus_folder
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")
-    images, out = Path(images), Path(out)
+    images = Path(images)
     if not images.is_dir():
         raise SgpipeError(f"images folder {images} does not exist")
-    if out.is_dir() and any(out.glob("[0-9][0-9][0-9][0-9][0-9].tar")):
-        raise SgpipeError(f"{out} already holds shards: remove them or choose another folder")
+    out = new_corpus_folder(out, options)
     sizes = load_image_data(image_data)
     parameters = {
         "source": "visual genome",

@@ -25,6 +25,8 @@ image id -> path file, written as it goes like the JSON list.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,7 +34,10 @@ from typing import Any, Iterator
 from sgpipe.errors import SgpipeError
 from sgpipe.output.atomic import atomic_file
 from sgpipe.shards import expand_urls, iter_shard_samples
+from sgpipe.storage import Location
 from sgpipe.tools import rlipv2_format as rf
+from sgpipe.tools.locations import new_file, sibling, stem
+from sgpipe.tools.stats import load_run
 
 FORMATS = ("rlipv2", "parquet")
 ROW_GROUP = 10_000
@@ -50,9 +55,9 @@ def select_relations(
     return [r for r in relations if r.get("kept") is None or r["kept"]]
 
 
-def vocab_path(output: Path) -> Path:
+def vocab_path(output: Location) -> Location:
     """`out/pseudo.json` -> `out/pseudo_vocab_freq.json`."""
-    return output.with_name(output.stem + "_vocab_freq.json")
+    return sibling(output, stem(output) + "_vocab_freq.json")
 
 
 def vocab_freq(relationships: Counter[str], objects: Counter[str]) -> dict[str, Any]:
@@ -69,39 +74,44 @@ def vocab_freq(relationships: Counter[str], objects: Counter[str]) -> dict[str, 
     }
 
 
-def _records(out: Path | str) -> Iterator[dict[str, Any]]:
-    for sample in iter_shard_samples(expand_urls(out)):
+def _records(urls: list[str], options: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    for sample in iter_shard_samples(urls, options):
         if sample.record:
             yield sample.record
 
 
-def o365_paths_path(output: Path) -> Path:
+def o365_paths_path(output: Location) -> Location:
     """`out/pseudo.json` -> `out/pseudo_image_id_to_filepath.json`."""
-    return output.with_name(f"{output.stem}_{rf.O365_PATHS}")
+    return sibling(output, f"{stem(output)}_{rf.O365_PATHS}")
 
 
-def _source_images(out: Path | str) -> str | None:
-    """`source.images` of the run that wrote `out` (from its run.json), if known."""
-    run_json = Path(str(out)) / "run.json"
-    if not run_json.is_file():
+def _source_images(out: str, options: dict[str, Any]) -> str | None:
+    """`source.images` of the run that wrote the folder `out` (from its run.json), if known."""
+    if out.endswith(".tar") or "{" in out:
         return None
-    return ((json.loads(run_json.read_text()).get("config") or {}).get("source") or {}).get("images")
+    run = load_run(out, options)
+    return ((run.get("config") or {}).get("source") or {}).get("images")
 
 
 def export_rlipv2(
-    out: Path | str, output: Path, min_confidence: float | None = None, data_split: str | None = None
+    urls: list[str],
+    output: Location,
+    min_confidence: float | None = None,
+    data_split: str | None = None,
+    options: dict[str, Any] | None = None,
+    source_images: str | None = None,
 ) -> dict[str, Any]:
+    """`source_images`: the run's `source.images`, which names the default split."""
     relationship_counts: Counter[str] = Counter()
     object_counts: Counter[str] = Counter()
     datasets: Counter[str] = Counter()
     splits: dict[str, str | None] = {}
-    source_images = _source_images(out)
     n_images = n_relations = n_paths = 0
-    paths_path = o365_paths_path(output)
-    with atomic_file(output, "w") as handle, atomic_file(paths_path, "w") as paths:
+    # the id -> path map goes to a local spool first: written only when an Objects365 item needs it
+    with atomic_file(output, "w") as handle, tempfile.TemporaryFile("w+", encoding="utf-8") as paths:
         handle.write("[")
         paths.write("{")
-        for record in _records(out):
+        for record in _records(urls, options):
             dataset = rf.rlipv2_dataset(record["dataset"])
             if record["dataset"] not in splits:
                 splits[record["dataset"]] = data_split or rf.default_split(dataset, source_images)
@@ -117,12 +127,14 @@ def export_rlipv2(
             n_images += 1
             n_relations += len(relations)
             datasets[dataset or "Visual Genome (no dataset)"] += 1
-            relationship_counts.update(r["predicate"] for r in relations)
+            relationship_counts.update(r["predicate"] for r in item["relationships"])
             object_counts.update(o["category"] for o in record.get("objects", []))
         handle.write("\n]\n")
-        paths.write("\n}\n")
-    if not n_paths:  # only Objects365 items need the id -> path file
-        paths_path.unlink()
+        if n_paths:  # only Objects365 items need the id -> path file
+            paths.write("\n}\n")
+            paths.seek(0)
+            with atomic_file(o365_paths_path(output), "w") as target:
+                shutil.copyfileobj(paths, target)
     with atomic_file(vocab_path(output), "w") as handle:
         json.dump(vocab_freq(relationship_counts, object_counts), handle, ensure_ascii=False)
     return {
@@ -181,7 +193,12 @@ def relation_rows(record: dict[str, Any], relations: list[dict[str, Any]]) -> It
         }
 
 
-def export_parquet(out: Path | str, output: Path, min_confidence: float | None = None) -> dict[str, int]:
+def export_parquet(
+    urls: list[str],
+    output: Location,
+    min_confidence: float | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -190,7 +207,7 @@ def export_parquet(out: Path | str, output: Path, min_confidence: float | None =
     rows: list[dict[str, Any]] = []
     with atomic_file(output) as handle:
         with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
-            for record in _records(out):
+            for record in _records(urls, options):
                 n_images += 1
                 rows.extend(
                     relation_rows(record, select_relations(record, min_confidence, default_kept_only=False))
@@ -206,22 +223,27 @@ def export_parquet(out: Path | str, output: Path, min_confidence: float | None =
 
 
 def export(
-    out: Path | str,
+    out: str | Path,
     format: str,
-    output: Path,
+    output: str | Location,
     min_confidence: float | None = None,
     data_split: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> str:
-    """Export the shards of `out` (a folder, a .tar or a brace pattern) to `output` in `format`;
-    `data_split` overrides the rlipv2 items' split (train2017, val2017, train, val, ...)."""
+    """Export the shards of `out` (a folder, a .tar or a brace pattern) to `output` in `format`, each a
+    path or an fsspec URL (read and written with the fsspec `options`); `data_split` overrides the
+    rlipv2 items' split (train2017, val2017, train, val, ...)."""
     if format not in FORMATS:
         raise SgpipeError(f"unknown export format {format!r}. Choose from: {', '.join(FORMATS)}")
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise SgpipeError(f"--min-confidence must be within [0, 1], got {min_confidence}")
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    out = str(out)
+    urls = expand_urls(out, options)  # nothing there: one clear error before any file is written
+    output = new_file(output, options)
     if format == "rlipv2":
-        counts = export_rlipv2(out, output, min_confidence, data_split)
+        counts = export_rlipv2(
+            urls, output, min_confidence, data_split, options, _source_images(out, options or {})
+        )
         lines = [
             (
                 f"wrote {counts['images']} images and {counts['relations']} relationships to {output}, "
@@ -239,5 +261,5 @@ def export(
         if "Visual Genome (no dataset)" in counts["datasets"]:
             lines.append("  items without dataset: RLIPv2 opens their image as VG/images/{image_id}.jpg")
         return "\n".join(lines)
-    counts = export_parquet(out, output, min_confidence)
+    counts = export_parquet(urls, output, min_confidence, options)
     return f"wrote {counts['relations']} relations of {counts['images']} images to {output}"

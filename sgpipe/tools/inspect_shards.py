@@ -44,18 +44,21 @@ def format_record(record: dict[str, Any], has_image: bool) -> str:
     return "\n".join(lines)
 
 
-def inspect_shards(path: str | Path, limit: int = 3, render_dir: Path | None = None) -> str:
-    """Summarise the shards at `path` (.tar, folder or brace pattern); render the first `limit`."""
+def inspect_shards(
+    path: str | Path, limit: int = 3, render_dir: Path | None = None, options: dict[str, Any] | None = None
+) -> str:
+    """Summarise the shards at `path` (.tar, folder or brace pattern; a path or URL, read with the
+    fsspec `options`); render the first `limit`."""
     from sgpipe.tools.render_record import png_bytes, render_record
 
-    urls = expand_urls(path)
+    urls = expand_urls(path, options)
     counts = {"samples": 0, "with_images": 0, "objects": 0, "triplets": 0, "relations": 0, "kept": 0}
     shown: list[str] = []
     rendered: list[Path] = []
     if render_dir is not None:
         render_dir = Path(render_dir)
         render_dir.mkdir(parents=True, exist_ok=True)
-    for sample in iter_shard_samples(urls):
+    for sample in iter_shard_samples(urls, options):
         record = sample.record
         relations = record.get("relations", [])
         counts["samples"] += 1

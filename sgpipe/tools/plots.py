@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
 from sgpipe.errors import OK
 from sgpipe.output.atomic import atomic_write_bytes
+from sgpipe.storage import Location, location, open_binary
+from sgpipe.tools.locations import files_matching
 
 TOP = 25
+SHARD_PARQUET = re.compile(r"[0-9]{5}\.parquet")
 
 
 def _figure_png(fig: Any) -> bytes:
@@ -45,13 +49,14 @@ def _barh(title: str, series: dict[str, dict[str, int]], xlabel: str) -> bytes:
     return png
 
 
-def _per_image_counts(out: Path) -> dict[str, list[int]]:
+def _per_image_counts(out: Location) -> dict[str, list[int]]:
     """Relations per ok image from the parquet status rows (columns only, shard by shard)."""
     import pyarrow.parquet as pq
 
     counts: dict[str, list[int]] = {"candidates": [], "kept": []}
-    for path in sorted(Path(out).glob("[0-9][0-9][0-9][0-9][0-9].parquet")):
-        table = pq.read_table(path, columns=["status", "n_candidates", "n_kept"])
+    for path in files_matching(location(out), SHARD_PARQUET):
+        with open_binary(path) as handle:
+            table = pq.read_table(handle, columns=["status", "n_candidates", "n_kept"])
         for status, candidates, kept in zip(*(table.column(c).to_pylist() for c in table.column_names)):
             if status == OK:
                 counts["candidates"].append(candidates)
@@ -79,7 +84,7 @@ def _histogram(title: str, counts: dict[str, list[int]]) -> bytes:
     return png
 
 
-def plot_pngs(out: Path, stats: dict[str, Any]) -> dict[str, bytes]:
+def plot_pngs(out: Location, stats: dict[str, Any]) -> dict[str, bytes]:
     """name -> PNG bytes; a plot whose data is empty is left out."""
     plots: dict[str, bytes] = {}
     if stats.get("status"):
@@ -98,7 +103,7 @@ def plot_pngs(out: Path, stats: dict[str, Any]) -> dict[str, bytes]:
     return plots
 
 
-def write_plots(out: Path, stats: dict[str, Any], plots_dir: Path) -> list[Path]:
+def write_plots(out: Location, stats: dict[str, Any], plots_dir: Path) -> list[Path]:
     plots_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, png in plot_pngs(out, stats).items():

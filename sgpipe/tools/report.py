@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import html
 import json
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from sgpipe.errors import SgpipeError
 from sgpipe.output.atomic import atomic_write_bytes
-from sgpipe.shards import expand_urls, iter_shard_samples
-from sgpipe.tools.stats import load_run, load_stats, run_seconds
+from sgpipe.shards import iter_shard_samples
+from sgpipe.storage import Location, RemotePath
+from sgpipe.tools.locations import SHARD_TAR, existing_file, existing_folder, files_matching, new_file
+from sgpipe.tools.stats import load_run, run_seconds, stats_of
 
 THUMB_SIDE = 480  # gallery renders are shrunk to this longer side to keep the page small
 MAX_LISTED_RELATIONS = 8
@@ -119,13 +121,14 @@ def _relation_items(record: dict[str, Any]) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else "<p>no relations</p>"
 
 
-def _gallery(out: Path, n_samples: int) -> list[str]:
+def _gallery(out: Location, n_samples: int) -> list[str]:
     from sgpipe.tools.render_record import png_bytes, render_record
 
     figures: list[str] = []
-    if n_samples <= 0 or not any(Path(out).glob("*.tar")):
+    shards = files_matching(out, SHARD_TAR)
+    if n_samples <= 0 or not shards:
         return figures
-    for sample in iter_shard_samples(expand_urls(out)):
+    for sample in iter_shard_samples([str(s) for s in shards], _options(out)):
         if len(figures) >= n_samples:
             break
         image = render_record(sample.record, sample.image_bytes)
@@ -139,12 +142,24 @@ def _gallery(out: Path, n_samples: int) -> list[str]:
     return figures
 
 
-def build_report(out: Path, n_samples: int = 12) -> str:
-    """The report's HTML text for the output folder `out`."""
+def _options(folder: Location) -> dict[str, Any]:
+    return folder.options if isinstance(folder, RemotePath) else {}
+
+
+def build_report(
+    out: str | Location,
+    n_samples: int = 12,
+    options: dict[str, Any] | None = None,
+    comparison: dict[str, Any] | None = None,
+) -> str:
+    """The report's HTML text for the output folder `out` (a path or URL); with `comparison` (a
+    `sgpipe compare` JSON document), a Comparison section too."""
+    from sgpipe.tools.compare_report import STYLE as COMPARISON_STYLE
+    from sgpipe.tools.compare_report import comparison_section
     from sgpipe.tools.plots import plot_pngs
 
-    out = Path(out)
-    stats = load_stats(out)
+    out = existing_folder(out, options)
+    stats = stats_of(out)
     run = load_run(out)
     plots = plot_pngs(out, stats)
     figures = _gallery(out, n_samples)
@@ -156,12 +171,14 @@ def build_report(out: Path, n_samples: int = 12) -> str:
         [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style><script>{SCRIPT}</script></head>",
+            f"<title>{html.escape(title)}</title><style>{STYLE}{COMPARISON_STYLE}</style>"
+            f"<script>{SCRIPT}</script></head>",
             "<body>",
             f"<h1>{html.escape(title)}</h1>",
             f"<h2>Run</h2>{_run_section(run)}",
             f"<h2>Totals</h2>{_totals_section(stats)}",
             f'<h2>Plots</h2><div class="plots" id="plots">{plot_html}</div>',
+            comparison_section(comparison) if comparison is not None else "",
             "<h2>Samples</h2><p>Boxes with category and id; arrows from subject to object: "
             '<span class="kept">kept (solid green)</span>, '
             '<span class="dropped">dropped (dashed grey)</span>, '
@@ -172,10 +189,26 @@ def build_report(out: Path, n_samples: int = 12) -> str:
     )
 
 
-def write_report(out: Path, output: Path, n_samples: int = 12) -> str:
-    """Write the self-contained HTML report of `out` to `output`; returns a one-line summary."""
-    page = build_report(out, n_samples).encode("utf-8")
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(output, page)
-    return f"wrote {output} ({len(page) // 1024} KiB, self-contained)"
+def read_comparison(path: str | Location, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A `sgpipe compare --out` file (a path or URL)."""
+    source = existing_file(path, options)
+    try:
+        return json.loads(source.read_text())
+    except ValueError as error:
+        raise SgpipeError(f"{source} is not a `sgpipe compare --out` JSON: {error}") from error
+
+
+def write_report(
+    out: str | Location,
+    output: str | Location,
+    n_samples: int = 12,
+    options: dict[str, Any] | None = None,
+    comparison: str | Location | None = None,
+) -> str:
+    """Write the self-contained HTML report of `out` to `output` (paths or URLs), with the Comparison
+    section of the `sgpipe compare --out` file `comparison` when given; a one-line summary."""
+    target = new_file(output, options)  # a missing bucket stops before any reading
+    compared = read_comparison(comparison, options) if comparison is not None else None
+    page = build_report(out, n_samples, options, compared).encode("utf-8")
+    atomic_write_bytes(target, page)
+    return f"wrote {target} ({len(page) // 1024} KiB, self-contained)"

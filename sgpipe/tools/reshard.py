@@ -9,13 +9,16 @@ then shardindex.json and stats.json are rebuilt. One output shard is held in mem
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sgpipe.errors import SgpipeError
 from sgpipe.records import Sample
 from sgpipe.shards import KeyMembers, expand_urls, iter_key_members
+from sgpipe.storage import Location
+from sgpipe.tools.locations import new_corpus_folder
 
 
-def write_copied_shard(out: Path, index: int, group: list[KeyMembers]) -> dict:
+def write_copied_shard(out: Location, index: int, group: list[KeyMembers]) -> dict:
     """One shard from copied members: tar, parquet rows, `_stats.json` (last), as write_shard does."""
     from sgpipe.output.writer import commit_shard
 
@@ -23,22 +26,22 @@ def write_copied_shard(out: Path, index: int, group: list[KeyMembers]) -> dict:
     return commit_shard(out, index, (member for item in group for member in item.members), samples)
 
 
-def reshard(source: str | Path, out: Path, samples_per_shard: int) -> str:
-    """Rewrite the shards at `source` into `out`, `samples_per_shard` each (the last may hold fewer)."""
+def reshard(
+    source: str | Path, out: str | Location, samples_per_shard: int, options: dict[str, Any] | None = None
+) -> str:
+    """Rewrite the shards at `source` into `out`, `samples_per_shard` each (the last may hold fewer);
+    both may be paths or fsspec URLs (read and written with the fsspec `options`)."""
     from sgpipe.output.finalize import finalize_outputs
 
     if samples_per_shard < 1:
         raise SgpipeError(f"--samples-per-shard must be >= 1, got {samples_per_shard}")
-    urls = expand_urls(source)
-    out = Path(out)
-    if out.is_dir() and any(out.glob("[0-9][0-9][0-9][0-9][0-9].tar")):
-        raise SgpipeError(f"{out} already holds shards: reshard into an empty folder")
-    out.mkdir(parents=True, exist_ok=True)
+    urls = expand_urls(source, options)
+    out = new_corpus_folder(out, options)
     group: list[KeyMembers] = []
     sizes: list[int] = []
     datasets: set[str] = set()
     skipped = 0
-    for item in iter_key_members(urls):
+    for item in iter_key_members(urls, options):
         record = item.record()
         if record is None:
             skipped += 1  # an image without its record cannot be described in the parquet

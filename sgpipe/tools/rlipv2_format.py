@@ -21,11 +21,13 @@ datasets/coco.py) read it:
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Iterator
 
 from sgpipe.errors import SgpipeError
+from sgpipe.storage import Location, location, open_binary
 
 COCO = "coco2017"
 O365 = "o365"
@@ -33,8 +35,49 @@ O365_PATHS = "image_id_to_filepath.json"  # the file RLIPv2 reads in its Objects
 DEFAULT_SPLIT = {COCO: "train2017", O365: "train"}
 _COCO_SPLIT = re.compile(r"^(train|val|test|unlabeled)20\d\d$")
 _O365_SPLITS = ("train", "val")
+# which of a record's two relation texts `relation_text` gives: "lemma" (`relations[].predicate`,
+# "sit on") or "surface" (the triplet's `predicate_text`, "sitting on")
+RELATION_TEXT_FORM = "lemma"
 # RLIPv2 dataset value -> sgpipe dataset name (keys `coco-...`, `o365-...` as sgpipe's own runs write)
 SGPIPE_DATASET = {COCO: "coco", O365: "o365", None: "vg"}
+
+
+def text_value(value: Any) -> str:
+    """A name or predicate as RLIPv2's files write it (a string, or a list whose first entry counts),
+    whitespace runs collapsed."""
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return re.sub(r"\s+", " ", str(value or "")).strip()
+
+
+def finite_number(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else (a string, a bool, NaN, infinity)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def iter_items(labels: str | Location, options: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """The file's items one by one (a path or an fsspec URL); a file that is not a JSON list is one
+    clear error."""
+    import ijson
+
+    labels = location(labels, options)
+    if isinstance(labels, Path) and not labels.is_file():
+        raise SgpipeError(f"pseudo-label file {labels} does not exist")
+    with open_binary(labels) as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if not head.startswith(b"["):
+            raise SgpipeError(f"{labels} is not RLIPv2's format: a JSON list of per-image items")
+        handle.seek(0)
+        try:
+            for index, item in enumerate(ijson.items(handle, "item", use_float=True)):
+                image_id = item.get("image_id") if isinstance(item, dict) else None
+                if isinstance(image_id, bool) or not isinstance(image_id, int) or image_id < 0:
+                    raise SgpipeError(f"{labels}: item {index} has no integer image_id: {str(item)[:200]}")
+                yield item
+        except ijson.JSONError as error:
+            raise SgpipeError(f"{labels} is not valid JSON: {error}") from error
 
 
 def rlipv2_dataset(name: str) -> str | None:
@@ -96,6 +139,13 @@ def image_candidates(
     return [(images.joinpath(*PurePosixPath(r).parts), r) for r in relative]
 
 
+def relation_text(record: dict[str, Any], relation: dict[str, Any]) -> str:
+    """The text an RLIPv2 item carries as a relation's `predicate`, of the form `RELATION_TEXT_FORM`.
+    `export --format rlipv2` writes it and `sgpipe compare` reads sgpipe corpora through it, so the two
+    never diverge."""
+    return relation["predicate"]
+
+
 def rlipv2_item(
     record: dict[str, Any],
     relations: list[dict[str, Any]],
@@ -126,7 +176,7 @@ def rlipv2_item(
     for i, r in enumerate(relations):
         relationship = {
             "relationship_id": next_relationship_id + i,
-            "predicate": r["predicate"],
+            "predicate": relation_text(record, r),
             "subject_id": r["subject_id"],
             "object_id": r["object_id"],
         }

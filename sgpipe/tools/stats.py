@@ -1,7 +1,8 @@
 """`sgpipe stats`: totals, status counts, top predicates and categories, throughput; optional plots.
 
-Reads `stats.json` (and `run.json` for wall-clock times); an output folder whose run has not been
-finalised yet is summarised from its shards' `_stats.json` files, without writing anything.
+Reads `stats.json` (and `run.json` for wall-clock times) from a folder or a URL; an output folder
+whose run has not been finalised yet is summarised from its shards' `_stats.json` files, without
+writing anything.
 """
 
 from __future__ import annotations
@@ -12,19 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from sgpipe.errors import SgpipeError
+from sgpipe.storage import Location, location
+from sgpipe.tools.locations import existing_folder
 
 TOP = 15
 
 
-def load_stats(out: Path) -> dict[str, Any]:
+def load_stats(out: str | Location, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """stats.json, or the same aggregate computed from the complete shards when it is missing."""
+    return stats_of(existing_folder(out, options))
+
+
+def stats_of(out: Location) -> dict[str, Any]:
+    """`load_stats` of a folder already checked (`existing_folder`)."""
     from sgpipe.attempts import read_failed_shards
     from sgpipe.output.finalize import aggregate_stats
     from sgpipe.output.writer import read_shard_stats
 
-    out = Path(out)
-    if not out.is_dir():
-        raise SgpipeError(f"{out} is not a folder")
     path = out / "stats.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -34,8 +39,8 @@ def load_stats(out: Path) -> dict[str, Any]:
     return aggregate_stats(shard_stats, read_failed_shards(out))
 
 
-def load_run(out: Path) -> dict[str, Any]:
-    path = Path(out) / "run.json"
+def load_run(out: str | Location, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    path = location(out, options) / "run.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -96,9 +101,12 @@ def format_stats(stats: dict[str, Any], run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def show_stats(out: Path, plots_dir: Path | None = None) -> str:
-    """The text summary of an output folder; with `plots_dir`, histogram PNGs written there too."""
-    stats = load_stats(out)
+def show_stats(
+    out: str | Location, plots_dir: Path | None = None, options: dict[str, Any] | None = None
+) -> str:
+    """The text summary of an output folder (a path or URL); with `plots_dir`, histogram PNGs there too."""
+    out = existing_folder(out, options)
+    stats = stats_of(out)
     text = format_stats(stats, load_run(out))
     if plots_dir is not None:
         from sgpipe.tools.plots import write_plots

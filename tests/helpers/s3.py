@@ -43,7 +43,9 @@ def s3_server(bucket: str = "bucket") -> Iterator[dict]:
     try:
         options = {"endpoint_url": f"http://127.0.0.1:{port}"}
         # moto keeps its buckets per process, not per server: start from an empty store
-        urllib.request.urlopen(urllib.request.Request(f"{options['endpoint_url']}/moto-api/reset", method="POST"))
+        urllib.request.urlopen(
+            urllib.request.Request(f"{options['endpoint_url']}/moto-api/reset", method="POST")
+        )
         s3(options).mkdir(bucket)
         yield options
     finally:
@@ -78,6 +80,9 @@ def object_bytes(
     return {name.rsplit("/", 1)[-1]: fs.cat_file(name) for name in names}
 
 
+WRITES = ("PutObject", "CreateMultipartUpload", "CopyObject", "DeleteObject", "DeleteObjects")
+
+
 class S3Calls:
     """Counts the S3 operations this process's s3fs client makes (bucket, operation, prefix/key)."""
 
@@ -85,11 +90,14 @@ class S3Calls:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.listed_prefixes: list[str] = []
         self.list_sizes: list[int | None] = []  # MaxKeys: 1 for s3fs's probe of a missing key
+        self.written_keys: list[tuple[str, str]] = []  # (operation, key) of every write, copy and delete
         client = s3(options).s3  # created on connect; the same cached instance the code under test uses
         client.meta.events.register("before-parameter-build.s3.*", self._record)
 
     def _record(self, params: dict, model, **kwargs) -> None:
         self.calls[(model.name, params.get("Bucket", ""))] += 1
+        if model.name in WRITES:
+            self.written_keys.append((model.name, params.get("Key", "")))
         if model.name.startswith("ListObjects"):
             self.listed_prefixes.append(params.get("Prefix", ""))
             self.list_sizes.append(params.get("MaxKeys"))
