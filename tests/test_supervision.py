@@ -256,9 +256,7 @@ def _assert_one_paragraph(stderr):
     return errors[0]
 
 
-@pytest.mark.parametrize(
-    "signal_number", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_cleanly_and_the_same_command_resumes_to_the_same_bytes(
     small, tmp_path, signal_number
 ):
