@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import time
 
 import pyarrow.parquet as pq
@@ -11,11 +12,11 @@ from sgpipe.errors import OutputLockedError
 from sgpipe.output.lease import Lease
 from sgpipe.runner import run_pipeline
 from sgpipe.storage import RemotePath
-from tests.helpers.cli_runs import kill_after_shards, start_run, write_recipe
+from tests.helpers.cli_runs import invoke, kill_after_shards, start_run, write_recipe
 from tests.helpers.coco_fixture import make_coco_with_bad_images
 from tests.helpers.outputs import shard_bytes
 from tests.helpers.ray_local import local_ray as start_local_ray
-from tests.helpers.runs import QUIET, tiny_run_config
+from tests.helpers.runs import FLAKY_IMAGE_ID, QUIET, flaky_flag, tiny_run_config
 from tests.helpers.s3 import S3Calls, object_bytes, s3, s3_server, upload_folder
 from tests.helpers.schemas import validate
 
@@ -165,3 +166,32 @@ def test_resume_on_s3_from_every_state_a_kill_can_leave(dataset, s3opts, local_r
     assert fs.exists("bucket/states/stats.json")
     # the uploaded plan was reused (same inputs): nothing under .sgpipe/plan was written again
     assert calls.count("PutObject") <= 6  # lease, run.json x2, stats.json, shardindex.json (+ a renewal)
+
+
+def test_redo_failed_on_s3_gives_the_bytes_of_a_clean_run(dataset, s3opts, local_run, tmp_path):
+    """Output in a bucket; on the first run's mount image 20 was half copied (failed_decode) and image 50
+    met a stage failure (failed_caption). With the mount fixed, `--redo-failed` reopens the shards holding
+    retryable failures in the bucket and writes an undisturbed run's bytes (30 and 40 fail again: the
+    fixture's own undecodable and missing images)."""
+    flaky = tmp_path / "mount" / "images"
+    shutil.copytree(dataset["images"], flaky)
+    whole = (flaky / "000000000020.jpg").read_bytes()
+    (flaky / "000000000020.jpg").write_bytes(whole[: len(whole) // 2])
+    flaky_flag(flaky).touch()
+    recipe = write_recipe(s3_config(dataset, "s3://bucket/redo", s3opts, **ONE_PER_SHARD), tmp_path / "r.yaml")
+    options = ["run", recipe, "--no-progress", "--set", "run.max_error_rate=1.0"]
+    first = invoke([*options, "--set", f"source.images={flaky}"], factory="stages_with_a_flaky_stage")
+    assert first.exit_code == 0, first.output
+    rows = [
+        (r["image_id"], r["status"])
+        for data in object_bytes(s3opts, "s3://bucket/redo", (".parquet",)).values()
+        for r in pq.read_table(io.BytesIO(data)).to_pylist()
+    ]
+    assert rows == [(10, "ok"), (20, "failed_decode"), (30, "failed_decode"), (40, "failed_missing"),
+                    (FLAKY_IMAGE_ID, "failed_caption")]
+
+    redo = invoke([*options, "--redo-failed"], factory="stages_with_a_flaky_stage")
+    assert redo.exit_code == 0, redo.output
+    assert object_bytes(s3opts, "s3://bucket/redo") == shard_bytes(local_run)
+    run = json.loads(s3(s3opts).cat_file("bucket/redo/run.json"))
+    assert [r["shards"] for r in run["redone"]] == [[1, 2, 3, 4]]
