@@ -420,7 +420,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError([f"override {text!r}: expected section.key=value"])
     key, _, value = text.partition("=")
-    parsed = yaml.safe_load(value) if value.strip() else ""
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:  # not YAML (a path with a bracket, a tag safe_load refuses): the text as typed
+        parsed = value
     return key.strip().split("."), parsed
 
 
