@@ -319,7 +319,7 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
 
 def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
     src = config.source
-    if not DATASET_NAME_PATTERN.match(src.name or ""):
+    if not DATASET_NAME_PATTERN.fullmatch(src.name or ""):
         problems.append(f"source.name: {src.name!r} may hold letters, digits and '_' only")
     if not src.instances:
         problems.append("source.instances: required (a COCO-format instances JSON)")
