@@ -178,7 +178,8 @@ def test_redo_failed_on_s3_gives_the_bytes_of_a_clean_run(dataset, s3opts, local
     whole = (flaky / "000000000020.jpg").read_bytes()
     (flaky / "000000000020.jpg").write_bytes(whole[: len(whole) // 2])
     flaky_flag(flaky).touch()
-    recipe = write_recipe(s3_config(dataset, "s3://bucket/redo", s3opts, **ONE_PER_SHARD), tmp_path / "r.yaml")
+    config = s3_config(dataset, "s3://bucket/redo", s3opts, **ONE_PER_SHARD)
+    recipe = write_recipe(config, tmp_path / "recipe.yaml")
     options = ["run", recipe, "--no-progress", "--set", "run.max_error_rate=1.0"]
     first = invoke([*options, "--set", f"source.images={flaky}"], factory="stages_with_a_flaky_stage")
     assert first.exit_code == 0, first.output

@@ -113,7 +113,8 @@ def test_a_hub_id_cached_while_offline_passes_and_one_without_its_weights_does_n
     files = sorted(Path(tiny_blip).iterdir())
     _cached_hub_model(tmp_path / "hf", "example-org/tiny-blip", files)
     # a download that stopped after the config
-    _cached_hub_model(tmp_path / "hf", "example-org/half-blip", [p for p in files if p.suffix != ".safetensors"])
+    config_only = [path for path in files if path.suffix != ".safetensors"]
+    _cached_hub_model(tmp_path / "hf", "example-org/half-blip", config_only)
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.getcwd()}
     env.pop("HF_HUB_CACHE", None)
     args = [sys.executable, "-c", CACHED, "example-org/tiny-blip", "example-org/half-blip"]

@@ -13,7 +13,7 @@ from sgpipe.shards import iter_shard_samples
 from tests.helpers.cli_runs import invoke, kill_after_shards, start_run, write_recipe
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.outputs import complete_shards, shard_bytes
-from tests.helpers.runs import FLAKY_IMAGE_ID, flaky_flag, tiny_run_config
+from tests.helpers.runs import FLAKY_IMAGE_ID, flaky_flag, tiny_run_config, with_tiny_models
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
@@ -29,21 +29,9 @@ def recipe(dataset, tiny_blip, tiny_verifier, tmp_path_factory):
     folder = tmp_path_factory.mktemp("recipes")
 
     def write(out, **overrides):
-        config = tiny_run_config(
-            dataset,
-            out,
-            run__workers=1,
-            output__samples_per_shard=1,
-            caption__enabled=True,
-            caption__model=tiny_blip,
-            caption__captions_per_image=2,
-            caption__max_length=8,
-            caption__min_length=2,
-            verify__enabled=True,
-            verify__checkpoint=str(tiny_verifier),
-            verify__store_threshold=0.0,
-            **overrides,
-        )
+        models = with_tiny_models(tiny_blip, tiny_verifier)
+        one_a_shard = {"run__workers": 1, "output__samples_per_shard": 1}
+        config = tiny_run_config(dataset, out, **one_a_shard, **models, **overrides)
         return write_recipe(config, folder / f"{out.name}.yaml")
 
     return write
@@ -83,7 +71,9 @@ def test_sigkill_mid_run_then_resume_gives_identical_shards(recipe, reference, t
     assert len(keys) == len(set(keys)) == 5
 
 
-def test_redo_failed_decode_and_stage_failure_give_the_bytes_of_a_clean_run(dataset, recipe, reference, tmp_path):
+def test_redo_failed_decode_and_stage_failure_give_the_bytes_of_a_clean_run(
+    dataset, recipe, reference, tmp_path
+):
     """Image 20 was half copied on the first run's mount (failed_decode); image 50 met a stage failure
     (failed_caption). With the mount fixed, `--redo-failed` redoes those two shards only."""
     flaky = tmp_path / "mount" / "images"

@@ -100,7 +100,8 @@ def test_force_resumes_a_changed_config_and_keeps_the_complete_shards(dataset, t
 
     assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept  # kept as they are
     # shard 2 (image 30) and 3 (image 40) hold failures only
-    assert _jpg_members(out) == {"00000.tar": 1, "00001.tar": 1, "00002.tar": 0, "00003.tar": 0, "00004.tar": 0}
+    jpgs = {"00000.tar": 1, "00001.tar": 1, "00002.tar": 0, "00003.tar": 0, "00004.tar": 0}
+    assert _jpg_members(out) == jpgs
     run = json.loads((out / "run.json").read_text())
     assert run["config_hash"] != first_hash and run["config"]["output"]["images"] is False
     assert run["resumed"] == 1 and run["totals"]["shards"] == 5

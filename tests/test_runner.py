@@ -15,7 +15,14 @@ from sgpipe.runner import placeable_workers, run_pipeline
 from tests.helpers.cli_runs import kill_after_shards, start_run, write_recipe
 from tests.helpers.coco_fixture import make_coco_with_bad_images
 from tests.helpers.outputs import complete_shards, shard_bytes
-from tests.helpers.runs import MARKER_CAPTION, QUIET, our_worker_pids, stages_with_a_marker, tiny_run_config
+from tests.helpers.runs import (
+    MARKER_CAPTION,
+    QUIET,
+    our_worker_pids,
+    stages_with_a_marker,
+    tiny_run_config,
+    with_tiny_models,
+)
 from tests.helpers.schemas import validate
 
 
@@ -198,19 +205,7 @@ def test_the_dry_run_names_the_stages_a_worker_builds(dataset, tmp_path):
 def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path, tiny_blip, tiny_verifier):
     """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, on Ray."""
     blip, checkpoint = tiny_blip, tiny_verifier
-    config = tiny_run_config(
-        dataset,
-        tmp_path / "out",
-        caption__enabled=True,
-        caption__model=str(blip),
-        caption__captions_per_image=2,
-        caption__max_length=8,
-        caption__min_length=2,
-        verify__enabled=True,
-        verify__checkpoint=str(checkpoint),
-        verify__store_threshold=0.0,
-    )
-    run_pipeline(config, QUIET)
+    run_pipeline(tiny_run_config(dataset, tmp_path / "out", **with_tiny_models(blip, checkpoint)), QUIET)
     records = [
         json.loads(s["json"])
         for s in wds.WebDataset(str(tmp_path / "out" / "{00000..00002}.tar"), shardshuffle=False)

@@ -21,7 +21,8 @@ def recipe(tmp_path):
     path = tmp_path / "recipe.yaml"
     path.write_text(
         f"source:\n  name: t\n  instances: {paths['instances']}\n  images: {paths['images']}\n"
-        f"  captions: {paths['captions']}\noutput:\n  dir: {tmp_path / 'out'}\ntag:\n  embedding_model: none\n"
+        f"  captions: {paths['captions']}\noutput:\n  dir: {tmp_path / 'out'}\n"
+        "tag:\n  embedding_model: none\n"
     )
     return path
 

@@ -58,13 +58,15 @@ def invoke(args: list[str], factory: str | None = None):
         return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def start_run(recipe: Path, *options: str, factory: str | None = None, capture: bool = False) -> subprocess.Popen:
+def start_run(
+    recipe: Path, *options: str, factory: str | None = None, capture: bool = False
+) -> subprocess.Popen:
     """`sgpipe run RECIPE --no-progress OPTIONS` in a session of its own (so its Ray workers can be
     killed with it); stdout and stderr are captured as text with `capture`, else discarded."""
-    args = [sys.executable, "-m", "tests.helpers.cli_runs", factory or "-", "run", str(recipe), "--no-progress"]
+    args = [sys.executable, "-m", "tests.helpers.cli_runs", factory or "-", "run", str(recipe), *options]
     output = subprocess.PIPE if capture else subprocess.DEVNULL
     return subprocess.Popen(
-        [*args, *options],
+        [*args, "--no-progress"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         start_new_session=True,

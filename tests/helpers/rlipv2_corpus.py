@@ -27,11 +27,15 @@ from tests.helpers.samples import build_sample
 
 PROVENANCE = {"sgpipe": "0.1.0", "config_hash": "0" * 16, "models": {}}
 
-# (subject index, object index, lemma, surface text, confidence) per relation
+# (image id, width, height, boxes (name, category id, xywh), relations (subject index, object index, lemma,
+# surface text, confidence))
 COCO_IMAGES = [
-    (9, 64, 48, [("person", 1, [2, 2, 20, 30]), ("dog", 18, [30, 20, 16, 12]), ("bicycle", 2, [10, 25, 30, 20])],
-     [(0, 2, "ride", "riding", 0.8), (0, 2, "sit on", "sitting on", 0.45), (2, 1, "next to", "next to", 0.1)]),
-    (25, 80, 40, [("person", 1, [4, 4, 20, 30]), ("person", 1, [40, 2, 18, 34]), ("fire hydrant", 11, [60, 20, 10, 16])],
+    (9, 64, 48,
+     [("person", 1, [2, 2, 20, 30]), ("dog", 18, [30, 20, 16, 12]), ("bicycle", 2, [10, 25, 30, 20])],
+     [(0, 2, "ride", "riding", 0.8), (0, 2, "sit on", "sitting on", 0.45),
+      (2, 1, "next to", "next to", 0.1)]),
+    (25, 80, 40,
+     [("person", 1, [4, 4, 20, 30]), ("person", 1, [40, 2, 18, 34]), ("fire hydrant", 11, [60, 20, 10, 16])],
      [(0, 1, "talk to", "talking to", 0.9), (1, 2, "stand next to", "standing next to", 0.2)]),
     (36, 48, 64, [("traffic light", 10, [4, 4, 8, 20]), ("car", 3, [10, 30, 30, 20])], []),
     (49, 64, 48, [("person", 1, [2, 2, 20, 30]), ("surfboard", 42, [20, 30, 40, 10])],
@@ -40,7 +44,8 @@ COCO_IMAGES = [
 O365_IMAGES = [
     (1234, 64, 48, [("person", 1, [2, 2, 20, 30]), ("horse", 2, [20, 10, 40, 30])],
      [(0, 1, "ride", "riding", None), (0, 1, "next to", "next to", None)]),
-    (5678, 48, 48, [("cup", 3, [20, 10, 8, 8]), ("dining table", 4, [0, 18, 48, 30]), ("person", 1, [30, 0, 18, 40])],
+    (5678, 48, 48,
+     [("cup", 3, [20, 10, 8, 8]), ("dining table", 4, [0, 18, 48, 30]), ("person", 1, [30, 0, 18, 40])],
      [(0, 1, "on", "on", None), (2, 0, "hold", "holding", None)]),
     (9012, 64, 48, [("car", 5, [4, 4, 30, 20])], []),
 ]
@@ -54,27 +59,25 @@ EXPORTS = {
 
 # what each RLIPv2 loader is given (RLIPv2's pre-training uses relation_threshold 0.2)
 CASES = [
-    {"name": "mixed-coco", "loader": "MixedRelDetection", "export": "coco", "threshold": 0.2, "vocabulary": False},
-    {"name": "mixed-coco-vocabulary", "loader": "MixedRelDetection", "export": "coco", "threshold": 0.2,
-     "vocabulary": True},
-    {"name": "mixed-coco-stored", "loader": "MixedRelDetection", "export": "coco_stored", "threshold": 0.2,
-     "vocabulary": False},
-    {"name": "mixed-coco-stored-unthresholded", "loader": "MixedRelDetection", "export": "coco_stored",
-     "threshold": 0.0, "vocabulary": False},
-    {"name": "mixed-o365", "loader": "MixedRelDetection", "export": "o365", "threshold": 0.2, "vocabulary": False},
-    {"name": "mixed-o365-vocabulary", "loader": "MixedRelDetection", "export": "o365", "threshold": 0.2,
-     "vocabulary": True},
-    {"name": "coco-rlip-vocabulary", "loader": "CocoRLIPDetection", "export": "coco", "threshold": 0.2,
-     "vocabulary": True},
-    {"name": "coco-rlip", "loader": "CocoRLIPDetection", "export": "coco", "threshold": 0.2, "vocabulary": False},
+    {"name": name, "loader": loader, "export": export, "threshold": threshold, "vocabulary": vocabulary}
+    for name, loader, export, threshold, vocabulary in [
+        ("mixed-coco", "MixedRelDetection", "coco", 0.2, False),
+        ("mixed-coco-vocabulary", "MixedRelDetection", "coco", 0.2, True),
+        ("mixed-coco-stored", "MixedRelDetection", "coco_stored", 0.2, False),
+        ("mixed-coco-stored-unthresholded", "MixedRelDetection", "coco_stored", 0.0, False),
+        ("mixed-o365", "MixedRelDetection", "o365", 0.2, False),
+        ("mixed-o365-vocabulary", "MixedRelDetection", "o365", 0.2, True),
+        ("coco-rlip-vocabulary", "CocoRLIPDetection", "coco", 0.2, True),
+        ("coco-rlip", "CocoRLIPDetection", "coco", 0.2, False),
+    ]
 ]
 
 
 def _sample(dataset: str, image_id: int, width: int, height: int, boxes: list, relations: list) -> Sample:
     objects = [Box(image_id * 10 + n, name, cid, bbox) for n, (name, cid, bbox) in enumerate(boxes)]
+    image = jpeg_bytes(width, height, image_id)
     sample = build_sample(
-        image_id, dataset, width=width, height=height, objects=objects,
-        image_bytes=jpeg_bytes(width, height, image_id), image_ext="jpg",
+        image_id, dataset, width=width, height=height, objects=objects, image_bytes=image, image_ext="jpg"
     )
     if dataset == "o365":
         sample.file_name = f"images/v2/patch{image_id % 3}/objects365_v2_{image_id:08d}.jpg"
@@ -118,13 +121,15 @@ def export_corpus(root: Path) -> Path:
     _write_output(root / "o365-out", "o365", O365_IMAGES, None)
     (root / "exports").mkdir()
     for name, (folder, options) in EXPORTS.items():
-        args = ["export", str(root / folder), "--format", "rlipv2", "--output", str(root / "exports" / f"{name}.json")]
-        result = CliRunner().invoke(app, args + options)
+        output = root / "exports" / f"{name}.json"
+        args = ["export", str(root / folder), "--format", "rlipv2", "--output", str(output), *options]
+        result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
     _place_images(root / "coco-out", lambda r: root / "COCO" / "val2017" / f"{r['image_id']:012d}.jpg")
     o365_paths = json.loads((root / "exports" / "o365_image_id_to_filepath.json").read_text())
     _place_images(root / "o365-out", lambda r: root / "Objects365" / o365_paths[str(r["image_id"])])
-    shutil.copy(root / "exports" / "o365_image_id_to_filepath.json", root / "Objects365" / "image_id_to_filepath.json")
+    paths_file = root / "Objects365" / "image_id_to_filepath.json"  # the name RLIPv2 reads
+    shutil.copy(root / "exports" / "o365_image_id_to_filepath.json", paths_file)
     return root
 
 
@@ -142,7 +147,7 @@ def loader_arguments(root: Path, case: dict) -> dict:
         "use_all_text_labels": case["vocabulary"],
         "keep_names_freq_file": str(exports / f"{case['export']}_vocab_freq.json"),
     }
-    if case["loader"] == "CocoRLIPDetection":  # its folder is the split's own; the vocabulary file is required
+    if case["loader"] == "CocoRLIPDetection":  # its folder is the split's own; its vocabulary file required
         return {**arguments, "dataset": ["coco2017"], "coco2017_folder": str(root / "COCO" / "val2017")}
     if not case["vocabulary"]:
         arguments["keep_names_freq_file"] = None

@@ -36,6 +36,21 @@ def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> P
     return build_config(raw, [s.replace("__", ".", 1) for s in settings])
 
 
+def with_tiny_models(blip: object, verifier: object) -> dict[str, object]:
+    """`tiny_run_config` overrides that run every model stage: the tiny BLIP's two short sampled captions
+    per image (beside the file's) and the tiny verifier, storing every candidate."""
+    return {
+        "caption__enabled": True,
+        "caption__model": str(blip),
+        "caption__captions_per_image": 2,
+        "caption__max_length": 8,
+        "caption__min_length": 2,
+        "verify__enabled": True,
+        "verify__checkpoint": str(verifier),
+        "verify__store_threshold": 0.0,
+    }
+
+
 MARKER_CAPTION = "a cat on a mat from the factory"
 
 

@@ -91,11 +91,13 @@ def test_the_reader_derives_what_rlipv2s_loaders_returned(corpus, case):
 
 @pytest.mark.slow
 def test_the_fixture_regenerates_with_rlipv2s_code(tmp_path):
-    """Needs RLIPv2's checkout and environment (tools/rlipv2_reference/README.md: RLIPV2_PYTHON, RLIPV2_SRC)."""
+    """Needs RLIPv2's checkout and environment (tools/rlipv2_reference/README.md): RLIPV2_PYTHON,
+    RLIPV2_SRC."""
     python, src = os.environ.get("RLIPV2_PYTHON"), os.environ.get("RLIPV2_SRC")
     if not (python and src):
         pytest.skip("RLIPV2_PYTHON / RLIPV2_SRC not set")
     fresh = tmp_path / "loaders.json"
-    command = [sys.executable, str(SCRIPT), "--rlipv2-python", python, "--rlipv2-src", src, "--fixture", str(fresh)]
+    command = [sys.executable, str(SCRIPT), "--rlipv2-python", python, "--rlipv2-src", src]
+    command += ["--fixture", str(fresh)]
     subprocess.run(command, check=True, timeout=600, stdout=subprocess.DEVNULL)
     assert json.loads(fresh.read_text()) == RECORDED

@@ -1,4 +1,4 @@
-"""What RLIPv2's own pre-training datasets return for an `sgpipe export --format rlipv2`, committed as a fixture.
+"""What RLIPv2's own pre-training datasets return for `sgpipe export --format rlipv2`, committed as a fixture.
 
 From the repository root, with sgpipe's Python (one command; see README.md next to this file):
 
