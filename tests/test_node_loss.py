@@ -55,6 +55,7 @@ def test_losing_a_node_mid_run_loses_no_shard(cluster, tmp_path, caplog):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(list(out.glob("*_stats.json"))) < 2:
         time.sleep(0.01)
+    assert 2 <= len(list(out.glob("*_stats.json"))) < 8, "the node is lost mid-run"
     cluster.remove_node(doomed)  # one worker per node (1 CPU each): one of the two goes with it
     thread.join(timeout=600)
     assert "error" not in outcome, outcome.get("error")
