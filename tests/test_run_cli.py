@@ -56,22 +56,21 @@ def test_a_kill_during_start_up_resumes_to_the_same_bytes(dataset, tmp_path):
 
 def test_the_images_of_a_shard_that_fails_every_attempt_count_toward_the_error_rate(tmp_path):
     """Four good images, one a shard; image 20 kills every worker given it, so shard 00001 fails its
-    three attempts. Its image counts as failed: 1 of at most 4 (25%) is over run.max_error_rate 20%,
-    and the run stops on the error rate rather than ending with a failed shard."""
+    attempts (one here: run.shard_attempts=1). Its image counts as failed: 1 of at most 4 (25%) is over
+    run.max_error_rate 20%, and the run stops on the error rate rather than ending with a failed shard."""
     paths = make_coco(tmp_path / "coco", n_images=4)
     out = tmp_path / "out"
-    recipe = _recipe(
-        paths, out, tmp_path / "recipe.yaml", run__max_error_rate=0.2, run__min_samples_for_error_rate=1
-    )
+    limits = {"run__max_error_rate": 0.2, "run__min_samples_for_error_rate": 1, "run__shard_attempts": 1}
+    recipe = _recipe(paths, out, tmp_path / "recipe.yaml", **limits)
     # in a process of its own: the poison kills whichever process runs the shard
     process = start_run(recipe, factory="stages_with_a_poison", capture=True)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 2, stderr
     (paragraph,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert "Stopped: 1 of " in paragraph and "> run.max_error_rate 20%" in paragraph
-    assert "00001 after 3 attempts" in paragraph and "--redo-failed" in paragraph
+    assert "00001 after 1 attempt (" in paragraph and "--redo-failed" in paragraph
     listing = json.loads(failed_shards_path(out).read_text())
-    assert [(f["shard"], f["images"], f["count"]) for f in listing["failed"]] == [("00001", 1, 3)]
+    assert [(f["shard"], f["images"], f["count"]) for f in listing["failed"]] == [("00001", 1, 1)]
     assert not (out / "00001.tar").exists() and POISON_IMAGE_ID == 20
 
     code, output = _run(recipe)  # the poison gone: the same command writes every shard
