@@ -18,11 +18,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/sgpipe demo --out demo-out
 
+# The venv's bin on PATH: tests run its tools (hadolint, sgpipe) as a user of the venv would.
+TEST_ENV := PATH="$(abspath $(BIN)):$$PATH" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 RAY_AUTH_MODE=disabled
+
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
+	$(TEST_ENV) $(BIN)/python -m pytest -q
 
 test-all: $(STAMP)
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not gpu"
+	$(TEST_ENV) $(BIN)/python -m pytest -q -m "not gpu"
 
 # The CPU benchmarks at small sizes, a few minutes in all: a smoke run, not the figures of
 # docs/BENCHMARKS.md (each script's docstring gives the sizes those come from). bench_parse.py needs

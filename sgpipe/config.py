@@ -319,7 +319,7 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
 
 def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
     src = config.source
-    if not DATASET_NAME_PATTERN.match(src.name or ""):
+    if not DATASET_NAME_PATTERN.fullmatch(src.name or ""):
         problems.append(f"source.name: {src.name!r} may hold letters, digits and '_' only")
     if not src.instances:
         problems.append("source.instances: required (a COCO-format instances JSON)")
@@ -420,7 +420,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError([f"override {text!r}: expected section.key=value"])
     key, _, value = text.partition("=")
-    parsed = yaml.safe_load(value) if value.strip() else ""
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:  # not YAML (a path with a bracket, a tag safe_load refuses): the text as typed
+        parsed = value
     return key.strip().split("."), parsed
 
 

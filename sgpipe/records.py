@@ -14,13 +14,13 @@ from sgpipe.errors import OK
 
 SCHEMA_VERSION = 1
 
-DATASET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+DATASET_NAME_PATTERN = re.compile(r"[A-Za-z0-9_]+")  # whole name: fullmatch (a $ admits a final newline)
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 
 
 def sample_key(dataset: str, image_id: int) -> str:
     """`{dataset}-{image_id:012d}`: never contains dots or slashes."""
-    if not DATASET_NAME_PATTERN.match(dataset):
+    if not DATASET_NAME_PATTERN.fullmatch(dataset):
         raise ValueError(f"dataset name {dataset!r} may hold letters, digits and '_' only")
     if image_id < 0:
         raise ValueError(f"image id must be non-negative, got {image_id}")

@@ -2,11 +2,7 @@
 
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
+import shutil
 import time
 
 import pyarrow.parquet as pq
@@ -16,9 +12,11 @@ from sgpipe.errors import OutputLockedError
 from sgpipe.output.lease import Lease
 from sgpipe.runner import run_pipeline
 from sgpipe.storage import RemotePath
+from tests.helpers.cli_runs import invoke, kill_after_shards, start_run, write_recipe
 from tests.helpers.coco_fixture import make_coco_with_bad_images
+from tests.helpers.outputs import shard_bytes
 from tests.helpers.ray_local import local_ray as start_local_ray
-from tests.helpers.runs import QUIET, tiny_run_config
+from tests.helpers.runs import FLAKY_IMAGE_ID, QUIET, flaky_flag, tiny_run_config
 from tests.helpers.s3 import S3Calls, object_bytes, s3, s3_server, upload_folder
 from tests.helpers.schemas import validate
 
@@ -55,17 +53,13 @@ def s3_config(paths, out, options, **overrides):
     return tiny_run_config(paths, out, output__storage_options=json.dumps(options), **overrides)
 
 
-def _local_shard_bytes(out):
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
-
-
 def test_a_run_to_s3_writes_the_bytes_of_a_local_run_and_lists_only_the_output(dataset, s3opts, local_run):
     local = local_run
     calls = S3Calls(s3opts)
     summary = run_pipeline(s3_config(dataset, "s3://bucket/run", s3opts, **ONE_PER_SHARD), QUIET)
     listed = list(calls.listed_prefixes)
     assert "wrote 5 shards to s3://bucket/run" in summary
-    assert object_bytes(s3opts, "s3://bucket/run") == _local_shard_bytes(local)
+    assert object_bytes(s3opts, "s3://bucket/run") == shard_bytes(local)
     fs = s3(s3opts)
     names = {p.rsplit("/", 1)[-1] for p in fs.ls("bucket/run", detail=False, refresh=True)}
     assert {"run.json", "stats.json", "shardindex.json", "00004_stats.json"} <= names
@@ -87,18 +81,6 @@ def test_a_run_to_s3_writes_the_bytes_of_a_local_run_and_lists_only_the_output(d
     assert calls.count("PutObject") <= 5  # lease (take, release is a delete), run.json x2, stats, index
 
 
-KILL_SCRIPT = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-    from sgpipe.runner import RunOptions, run_pipeline
-    from tests.helpers.runs import stages_with_a_pause, tiny_run_config
-    paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
-    config = tiny_run_config(paths, sys.argv[4], run__workers=1, output__samples_per_shard=1,
-                             output__storage_options=sys.argv[5], output__lease_seconds=6)
-    run_pipeline(config, RunOptions(progress=False), stage_factory=stages_with_a_pause)
-""")
-
-
 def _markers(fs, prefix):
     fs.invalidate_cache()
     try:
@@ -107,35 +89,22 @@ def _markers(fs, prefix):
         return []
 
 
-def test_sigkill_then_resume_on_s3_gives_identical_shards_once_the_lease_lapses(dataset, s3opts, local_run):
+def test_sigkill_then_resume_on_s3_gives_identical_shards_once_the_lease_lapses(
+    dataset, s3opts, local_run, tmp_path
+):
     one_per_shard = {**ONE_PER_SHARD, "output__lease_seconds": 6}
     fs = s3(s3opts)
-    args = [
-        sys.executable,
-        "-c",
-        KILL_SCRIPT,
-        *(str(dataset[k]) for k in ("instances", "images", "captions")),
-    ]
-    args += ["s3://bucket/killed", json.dumps(s3opts)]
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    process = subprocess.Popen(
-        args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(_markers(fs, "bucket/killed")) < 2:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # the driver and its Ray workers, at once
-    process.wait()
-    assert 2 <= len(_markers(fs, "bucket/killed")) < 5, "killed mid-run"
-
     config = s3_config(dataset, "s3://bucket/killed", s3opts, **one_per_shard)
+    process = start_run(write_recipe(config, tmp_path / "recipe.yaml"), factory="stages_with_a_pause")
+    kill_after_shards(process, lambda: len(_markers(fs, "bucket/killed")), 2, total=5, poll=0.05)
+
     with pytest.raises(OutputLockedError, match="lease runs until"):
         run_pipeline(config, QUIET)  # the killed run's lease is still live
     lease = json.loads(fs.cat_file("bucket/killed/.sgpipe/lease.json"))
     time.sleep(max(0.0, lease["expires"] - time.time()) + 0.2)
     run_pipeline(config, QUIET)  # lapsed: taken over
     # the bytes of an uninterrupted run (a local one: the first test shows S3 and local bytes agree)
-    assert object_bytes(s3opts, "s3://bucket/killed") == _local_shard_bytes(local_run)
+    assert object_bytes(s3opts, "s3://bucket/killed") == shard_bytes(local_run)
     keys = [
         r["key"]
         for name, data in object_bytes(s3opts, "s3://bucket/killed", (".parquet",)).items()
@@ -190,10 +159,40 @@ def test_resume_on_s3_from_every_state_a_kill_can_leave(dataset, s3opts, local_r
     fs.pipe_file("bucket/states/shardindex.json", b"{")
     calls = S3Calls(s3opts)
     run_pipeline(s3_config(dataset, "s3://bucket/states", s3opts, **ONE_PER_SHARD), QUIET)
-    assert object_bytes(s3opts, "s3://bucket/states") == _local_shard_bytes(local_run)
+    assert object_bytes(s3opts, "s3://bucket/states") == shard_bytes(local_run)
     assert json.loads(fs.cat_file("bucket/states/shardindex.json")) == json.loads(
         (local_run / "shardindex.json").read_text()
     )
     assert fs.exists("bucket/states/stats.json")
     # the uploaded plan was reused (same inputs): nothing under .sgpipe/plan was written again
     assert calls.count("PutObject") <= 6  # lease, run.json x2, stats.json, shardindex.json (+ a renewal)
+
+
+def test_redo_failed_on_s3_gives_the_bytes_of_a_clean_run(dataset, s3opts, local_run, tmp_path):
+    """Output in a bucket; on the first run's mount image 20 was half copied (failed_decode) and image 50
+    met a stage failure (failed_caption). With the mount fixed, `--redo-failed` reopens the shards holding
+    retryable failures in the bucket and writes an undisturbed run's bytes (30 and 40 fail again: the
+    fixture's own undecodable and missing images)."""
+    flaky = tmp_path / "mount" / "images"
+    shutil.copytree(dataset["images"], flaky)
+    whole = (flaky / "000000000020.jpg").read_bytes()
+    (flaky / "000000000020.jpg").write_bytes(whole[: len(whole) // 2])
+    flaky_flag(flaky).touch()
+    config = s3_config(dataset, "s3://bucket/redo", s3opts, **ONE_PER_SHARD)
+    recipe = write_recipe(config, tmp_path / "recipe.yaml")
+    options = ["run", recipe, "--no-progress", "--set", "run.max_error_rate=1.0"]
+    first = invoke([*options, "--set", f"source.images={flaky}"], factory="stages_with_a_flaky_stage")
+    assert first.exit_code == 0, first.output
+    rows = [
+        (r["image_id"], r["status"])
+        for data in object_bytes(s3opts, "s3://bucket/redo", (".parquet",)).values()
+        for r in pq.read_table(io.BytesIO(data)).to_pylist()
+    ]
+    assert rows == [(10, "ok"), (20, "failed_decode"), (30, "failed_decode"), (40, "failed_missing"),
+                    (FLAKY_IMAGE_ID, "failed_caption")]
+
+    redo = invoke([*options, "--redo-failed"], factory="stages_with_a_flaky_stage")
+    assert redo.exit_code == 0, redo.output
+    assert object_bytes(s3opts, "s3://bucket/redo") == shard_bytes(local_run)
+    run = json.loads(s3(s3opts).cat_file("bucket/redo/run.json"))
+    assert [r["shards"] for r in run["redone"]] == [[1, 2, 3, 4]]

@@ -1,19 +1,15 @@
 """A run with `parse.backend: seq2seq` on Ray: grounded records, stats, resume to the same bytes."""
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 
 import pytest
 import webdataset as wds
 
 from sgpipe.runner import run_pipeline
+from tests.helpers.cli_runs import kill_after_shards, start_run, write_recipe
 from tests.helpers.coco_fixture import make_coco
+from tests.helpers.outputs import complete_shards, shard_bytes
 from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.schemas import validate
 
@@ -46,10 +42,6 @@ def reference(dataset, tiny_factual_t5, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
     run_pipeline(seq2seq_run_config(dataset, out, tiny_factual_t5), QUIET)
     return out
-
-
-def _shard_bytes(out):
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
 
 
 def test_a_seq2seq_run_writes_grounded_records_from_the_generated_graphs(reference, tiny_factual_t5):
@@ -91,39 +83,20 @@ def test_resume_gives_the_same_bytes_with_the_seq2seq_backend(dataset, reference
         (out / name).unlink()
     (out / ".00000.tar.tmp4242").write_bytes(tar0[: len(tar0) // 2])  # killed mid-write
     run_pipeline(seq2seq_run_config(dataset, out, tiny_factual_t5), QUIET)  # both shards redone
-    assert _shard_bytes(out) == _shard_bytes(reference)
-
-
-KILL_SCRIPT = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-    from sgpipe.runner import RunOptions, run_pipeline
-    from tests.helpers.runs import stages_with_a_pause
-    from tests.test_parse_seq2seq_run import seq2seq_run_config
-    paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
-    config = seq2seq_run_config(paths, Path(sys.argv[4]), sys.argv[5], output__samples_per_shard=1)
-    run_pipeline(config, RunOptions(progress=False), stage_factory=stages_with_a_pause)
-""")
+    assert shard_bytes(out) == shard_bytes(reference)
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_same_bytes_with_the_seq2seq_backend(
     dataset, tiny_factual_t5, tmp_path
 ):
+    def config(out):
+        return seq2seq_run_config(dataset, out, tiny_factual_t5, output__samples_per_shard=1)
+
     reference = tmp_path / "reference"
-    run_pipeline(seq2seq_run_config(dataset, reference, tiny_factual_t5, output__samples_per_shard=1), QUIET)
+    run_pipeline(config(reference), QUIET)
     out = tmp_path / "killed"
-    paths = [str(dataset[k]) for k in ("instances", "images", "captions")]
-    args = [sys.executable, "-c", KILL_SCRIPT, *paths, str(out), str(tiny_factual_t5)]
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    process = subprocess.Popen(
-        args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(list(out.glob("*_stats.json"))) < 2:
-        time.sleep(0.002)
-    os.killpg(process.pid, signal.SIGKILL)  # the driver and its Ray workers, at once
-    process.wait()
-    assert len(list(out.glob("*_stats.json"))) < 4, "killed before the end"
-    run_pipeline(seq2seq_run_config(dataset, out, tiny_factual_t5, output__samples_per_shard=1), QUIET)
-    assert _shard_bytes(out) == _shard_bytes(reference)
+    process = start_run(write_recipe(config(out), tmp_path / "recipe.yaml"), factory="stages_with_a_pause")
+    kill_after_shards(process, lambda: complete_shards(out), 2, total=4, timeout=300)
+    run_pipeline(config(out), QUIET)
+    assert shard_bytes(out) == shard_bytes(reference)

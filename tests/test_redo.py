@@ -13,6 +13,7 @@ from sgpipe.redo import RETRYABLE_STATUSES, reopen_shard, shards_to_redo
 from sgpipe.runner import RunOptions, run_pipeline
 from sgpipe.output.writer import is_shard_complete
 from tests.helpers.coco_fixture import make_coco
+from tests.helpers.outputs import shard_bytes
 from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.schemas import validate
 
@@ -33,10 +34,6 @@ def clean(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("clean")
     run_pipeline(tiny_run_config(dataset, out), QUIET)
     return out
-
-
-def _output_bytes(out):
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
 
 
 def _stamps(out, names):
@@ -71,7 +68,7 @@ def test_redo_after_missing_images_come_back_gives_the_clean_runs_bytes(dataset,
     assert json.loads((out / "stats.json").read_text())["status"]["failed_missing"] == 3
     run_pipeline(fixed, REDO)
 
-    assert _output_bytes(out) == _output_bytes(clean)
+    assert shard_bytes(out) == shard_bytes(clean)
     assert _stamps(out, untouched) == untouched  # an all-ok shard is not rewritten
     for name in ("stats.json", "shardindex.json"):
         now, reference = json.loads((out / name).read_text()), json.loads((clean / name).read_text())
@@ -86,7 +83,7 @@ def test_redo_after_missing_images_come_back_gives_the_clean_runs_bytes(dataset,
         ("source.images", str(flaky), str(dataset["images"]))
     ]
     run_pipeline(fixed, REDO)  # nothing retryable is left: a no-op
-    assert _output_bytes(out) == _output_bytes(clean)
+    assert shard_bytes(out) == shard_bytes(clean)
     assert len(json.loads((out / "run.json").read_text())["redone"]) == 1
 
 
@@ -104,7 +101,7 @@ def test_the_error_rate_stops_advice_works(dataset, clean, tmp_path):
     assert is_shard_complete(out, 0) and not is_shard_complete(out, 2)
 
     run_pipeline(tiny_run_config(dataset, out, run__workers=1), REDO)
-    assert _output_bytes(out) == _output_bytes(clean)
+    assert shard_bytes(out) == shard_bytes(clean)
 
 
 def _write_marker(out, index, status):
@@ -141,7 +138,7 @@ def test_a_reopened_shard_is_incomplete_until_rewritten(dataset, clean, tmp_path
     assert not is_shard_complete(out, 1) and (out / "00001.tar").exists()
     stamps = _stamps(out, ["00000.tar", "00002.tar"])
     run_pipeline(tiny_run_config(dataset, out), QUIET)
-    assert _output_bytes(out) == _output_bytes(clean)
+    assert shard_bytes(out) == shard_bytes(clean)
     assert _stamps(out, stamps) == stamps
 
 

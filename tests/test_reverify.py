@@ -1,8 +1,10 @@
+import io
 import json
 import random
 
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from sgpipe.errors import ConfigError, SgpipeError
 from sgpipe.output.finalize import finalize_outputs
@@ -31,6 +33,41 @@ def _out(folder):
     (folder / "run.json").write_text(json.dumps({"config": {"verify": {}}, "models": {}}))
 
 
+# records keep 4 decimals (half a unit: 5e-5), and the model scores one image here, several in reverify
+TOLERANCE = 6e-5
+
+
+def _checkpoint_scores(checkpoint, items):
+    """The checkpoint's own confidence of each stored relation, per key: the model called here on one
+    image at a time, with the record's boxes and its relations' (subject, object) pairs and predicates."""
+    from sgpipe.models.pixels import resize_batch, to_tensor
+    from sgpipe.models.verifier import Example, Verifier, normalise_boxes
+
+    model = Verifier.from_pretrained(checkpoint)
+    size = model.config.image_size
+    scores = {}
+    for item in items:
+        record = item.record
+        image = Image.open(io.BytesIO(item.image_bytes)).convert("RGB")
+        position = {box["id"]: i for i, box in enumerate(record["objects"])}
+        triples = [(r["subject_id"], r["object_id"], r["predicate"]) for r in record["relations"]]
+        pairs = list(dict.fromkeys((position[s], position[o]) for s, o, _ in triples))
+        predicates = list(dict.fromkeys(p for _, _, p in triples))
+        example = Example(
+            pixels=resize_batch([to_tensor(image)], (size, size), "bilinear", "cpu")[0],
+            boxes=normalise_boxes([box["bbox"] for box in record["objects"]], *image.size),
+            box_labels=[box["category"] for box in record["objects"]],
+            pairs=pairs,
+            predicates=predicates,
+        )
+        (matrix,) = model.score([example], "float32")
+        scores[item.key] = {
+            (s, o, p): float(matrix[pairs.index((position[s], position[o])), predicates.index(p)])
+            for s, o, p in triples
+        }
+    return scores
+
+
 def test_reverify_rescores_stored_relations_and_keeps_failures(tmp_path, checkpoint):
     _out(tmp_path / "old")
     summary = reverify(
@@ -41,14 +78,18 @@ def test_reverify_rescores_stored_relations_and_keeps_failures(tmp_path, checkpo
     )
     assert "re-scored 2 shards" in summary
     old = {s.key: s.record for s in iter_shard_samples(str(tmp_path / "old"))}
+    own = _checkpoint_scores(checkpoint, iter_shard_samples(str(tmp_path / "old")))
+    spread = [score for scores in own.values() for score in scores.values()]
+    assert max(spread) - min(spread) > 100 * TOLERANCE, "scores that tell relations apart"
     new = {s.key: s for s in iter_shard_samples(str(tmp_path / "new"))}
     assert set(new) == set(old) and all(s.image_bytes for s in new.values())
     for key, item in new.items():
         relations = item.record["relations"]
         assert len(relations) == len(old[key]["relations"])
-        assert all(
-            r["confidence"] not in (0.0, 1.0) and r["kept"] == (r["confidence"] >= 0.5) for r in relations
-        )
+        for relation in relations:
+            expected = own[key][(relation["subject_id"], relation["object_id"], relation["predicate"])]
+            assert relation["confidence"] == pytest.approx(expected, abs=TOLERANCE)
+            assert relation["kept"] == (relation["confidence"] >= 0.5)
         assert item.record["provenance"]["models"]["verify"]["checkpoint"] == str(checkpoint)
     rows = pq.read_table(tmp_path / "new" / "00000.parquet").to_pylist()
     assert [r["status"] for r in rows] == ["ok", "ok", "failed_missing", "ok"]

@@ -3,9 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 
 import pyarrow.parquet as pq
@@ -15,8 +12,17 @@ import webdataset as wds
 from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedError, SgpipeError
 from sgpipe.output.guards import OutputLock
 from sgpipe.runner import placeable_workers, run_pipeline
+from tests.helpers.cli_runs import kill_after_shards, start_run, write_recipe
 from tests.helpers.coco_fixture import make_coco_with_bad_images
-from tests.helpers.runs import MARKER_CAPTION, QUIET, our_worker_pids, stages_with_a_marker, tiny_run_config
+from tests.helpers.outputs import complete_shards, shard_bytes
+from tests.helpers.runs import (
+    MARKER_CAPTION,
+    QUIET,
+    our_worker_pids,
+    stages_with_a_marker,
+    tiny_run_config,
+    with_tiny_models,
+)
 from tests.helpers.schemas import validate
 
 
@@ -34,10 +40,6 @@ def finished(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     summary = run_pipeline(tiny_run_config(dataset, out), QUIET)
     return out, summary
-
-
-def _shard_bytes(out):
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
 
 
 def test_every_entry_gets_one_status_row(finished):
@@ -97,46 +99,21 @@ def test_wrong_images_folder_trips_the_error_rate(dataset, tmp_path):
         run_pipeline(config, QUIET)
 
 
-KILL_SCRIPT = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-    from sgpipe.runner import RunOptions, run_pipeline
-    from tests.helpers.runs import stages_with_a_pause, tiny_run_config
-    paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}
-    # each shard pauses, so the test's polling cannot miss the moment to kill, however busy the machine
-    run_pipeline(tiny_run_config(paths, Path(sys.argv[4]), run__workers=1, output__samples_per_shard=1),
-                 RunOptions(progress=False), stage_factory=stages_with_a_pause)
-""")
-
-
 @pytest.mark.parametrize(
-    "kill_after_shards", [2] + [pytest.param(k, marks=pytest.mark.slow) for k in (0, 1, 3)]
+    "shards_before_kill", [2] + [pytest.param(k, marks=pytest.mark.slow) for k in (0, 1, 3)]
 )
-def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, kill_after_shards):
+def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, shards_before_kill):
+    def config(out):
+        return tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1)
+
     reference = tmp_path / "reference"
-    run_pipeline(tiny_run_config(dataset, reference, run__workers=1, output__samples_per_shard=1), QUIET)
+    run_pipeline(config(reference), QUIET)
     out = tmp_path / "killed"
-    args = [
-        sys.executable,
-        "-c",
-        KILL_SCRIPT,
-        str(dataset["instances"]),
-        str(dataset["images"]),
-        str(dataset["captions"]),
-        str(out),
-    ]
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    process = subprocess.Popen(
-        args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.glob("*_stats.json"))) < kill_after_shards:
-        time.sleep(0.002)
-    os.killpg(process.pid, signal.SIGKILL)  # the driver and its Ray workers, at once
-    process.wait()
-    assert len(list(out.glob("*_stats.json"))) < 5, "killed before the end"
-    run_pipeline(tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1), QUIET)
-    assert _shard_bytes(out) == _shard_bytes(reference)
+    # each shard pauses, so the polling cannot miss the moment to kill, however busy the machine
+    process = start_run(write_recipe(config(out), tmp_path / "recipe.yaml"), factory="stages_with_a_pause")
+    kill_after_shards(process, lambda: complete_shards(out), shards_before_kill, total=5)
+    run_pipeline(config(out), QUIET)
+    assert shard_bytes(out) == shard_bytes(reference)
     keys = [r["key"] for r in pq.read_table(sorted(out.glob("*.parquet"))).to_pylist()]
     assert len(keys) == len(set(keys)) == 5
 
@@ -168,7 +145,7 @@ def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
         os.kill(pid, signal.SIGKILL)
     thread.join(timeout=300)
     assert "error" not in outcome, outcome.get("error")
-    assert _shard_bytes(out) == _shard_bytes(reference)
+    assert shard_bytes(out) == shard_bytes(reference)
 
 
 def _recipe(dataset, tmp_path):
@@ -228,19 +205,7 @@ def test_the_dry_run_names_the_stages_a_worker_builds(dataset, tmp_path):
 def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path, tiny_blip, tiny_verifier):
     """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, on Ray."""
     blip, checkpoint = tiny_blip, tiny_verifier
-    config = tiny_run_config(
-        dataset,
-        tmp_path / "out",
-        caption__enabled=True,
-        caption__model=str(blip),
-        caption__captions_per_image=2,
-        caption__max_length=8,
-        caption__min_length=2,
-        verify__enabled=True,
-        verify__checkpoint=str(checkpoint),
-        verify__store_threshold=0.0,
-    )
-    run_pipeline(config, QUIET)
+    run_pipeline(tiny_run_config(dataset, tmp_path / "out", **with_tiny_models(blip, checkpoint)), QUIET)
     records = [
         json.loads(s["json"])
         for s in wds.WebDataset(str(tmp_path / "out" / "{00000..00002}.tar"), shardshuffle=False)
@@ -292,7 +257,7 @@ def test_resume_from_every_state_a_kill_can_leave(dataset, tmp_path):
     (out / "run.json").write_text(json.dumps(run_json))
 
     run_pipeline(tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1), QUIET)
-    assert _shard_bytes(out) == _shard_bytes(reference)
+    assert shard_bytes(out) == shard_bytes(reference)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".0")]
     assert json.loads((out / "shardindex.json").read_text()) == json.loads(
         (reference / "shardindex.json").read_text()

@@ -6,9 +6,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
@@ -21,7 +18,9 @@ from sgpipe.errors import SgpipeError, ShardsFailed
 from sgpipe.redo import REDO_ADVICE
 from sgpipe.output.guards import OutputLock
 from sgpipe.runner import RunOptions, run_pipeline
+from tests.helpers.cli_runs import start_run
 from tests.helpers.coco_fixture import make_coco, make_coco_with_bad_images
+from tests.helpers.outputs import shard_bytes
 from tests.helpers.runs import (
     QUIET,
     our_worker_pids,
@@ -46,7 +45,7 @@ def world(tmp_path_factory):
     paths = make_coco(root, n_images=24)
     reference = root / "reference"
     run_pipeline(_config(paths, reference), QUIET)
-    return paths, _shard_bytes(reference)
+    return paths, shard_bytes(reference)
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +56,11 @@ def small(tmp_path_factory):
     paths = make_coco_with_bad_images(root)
     reference = root / "reference"
     run_pipeline(_config(paths, reference, run__workers=1, run__max_error_rate=1.0), QUIET)
-    return paths, _shard_bytes(reference)
+    return paths, shard_bytes(reference)
 
 
 def _config(paths, out, **overrides):
     return tiny_run_config(paths, out, output__samples_per_shard=1, **overrides)
-
-
-def _shard_bytes(out):
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
 
 
 def _in_thread(function, *args, **kwargs):
@@ -125,7 +120,7 @@ def test_more_worker_kills_than_any_budget_still_completes_every_shard(world, tm
     losses = len([r for r in caplog.records if " lost (" in r.getMessage()])
     assert losses >= KILLS, "the run outlasted the kills"
     assert "error" not in outcome, outcome.get("error")
-    assert _shard_bytes(out) == reference
+    assert shard_bytes(out) == reference
     rows = pq.read_table(sorted(out.glob("*.parquet"))).to_pylist()
     assert {r["status"] for r in rows} == {"ok"} and len(rows) == 24
     stats = json.loads((out / "stats.json").read_text())
@@ -162,7 +157,7 @@ def test_a_frozen_worker_is_killed_and_its_shard_redone(world, tmp_path, monkeyp
     try:
         thread.join(timeout=600)
         assert "error" not in outcome, outcome.get("error")
-        assert _shard_bytes(out) == reference
+        assert shard_bytes(out) == reference
         retries = json.loads((out / "stats.json").read_text())["retries"]
         # (on a heavily loaded machine a starved worker may time out too: its shard is simply redone)
         assert retries["timed_out"] >= 1 and retries["failed_shards"] == 0
@@ -198,7 +193,7 @@ def test_a_poison_shard_fails_alone_and_a_rerun_retries_it(small, tmp_path):
         pass  # released
 
     run_pipeline(config, QUIET)  # the advice: the same command (the poison gone) writes the shard
-    assert _shard_bytes(out) == reference
+    assert shard_bytes(out) == reference
     assert not failed_shards_path(out).exists()
     assert json.loads((out / "stats.json").read_text())["retries"]["failed_shards"] == 0
 
@@ -233,20 +228,8 @@ def test_a_worker_that_cannot_be_placed_is_dropped_and_its_shard_goes_to_the_oth
         run_pipeline(config, RunOptions(progress=True))
     finally:
         ray.kill(holder)
-    assert _shard_bytes(out) == reference
+    assert shard_bytes(out) == reference
     assert "was not placed (or not started) within run.placement_timeout_s=15 s: dropped" in caplog.text
-
-
-# The command line in a process of its own, with each shard slowed so signals meet it mid-run.
-CLI_SCRIPT = textwrap.dedent("""
-    import functools, sys
-    from sgpipe import runner
-    from sgpipe.cli import app
-    from tests.helpers import runs
-    factory = getattr(runs, sys.argv[1])
-    runner.run_pipeline = functools.partial(runner.run_pipeline, stage_factory=factory)
-    app(sys.argv[2:])
-""")
 
 
 def _recipe(paths, out, tmp_path, **run):
@@ -262,11 +245,8 @@ def _recipe(paths, out, tmp_path, **run):
 
 
 def _start_cli(factory, recipe):
-    args = [sys.executable, "-c", CLI_SCRIPT, factory, "run", str(recipe), "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    return subprocess.Popen(
-        args, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    """The command line in a process of its own, with each shard slowed so signals meet it mid-run."""
+    return start_run(recipe, factory=factory, capture=True)
 
 
 def _assert_one_paragraph(stderr):
@@ -276,9 +256,7 @@ def _assert_one_paragraph(stderr):
     return errors[0]
 
 
-@pytest.mark.parametrize(
-    "signal_number", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_cleanly_and_the_same_command_resumes_to_the_same_bytes(
     small, tmp_path, signal_number
 ):
@@ -306,7 +284,7 @@ def test_a_signal_stops_cleanly_and_the_same_command_resumes_to_the_same_bytes(
         pass  # released
 
     run_pipeline(load_config(recipe), QUIET)  # the advice: the same recipe again
-    assert _shard_bytes(out) == reference
+    assert shard_bytes(out) == reference
     assert not failed_shards_path(out).exists()
 
 
@@ -343,5 +321,5 @@ def test_the_error_rate_stop_with_shards_in_flight_is_one_paragraph(small, tmp_p
     # run.* key outside the hash)
     fixed = load_config(recipe, [f"source.images={paths['images']}", "run.max_error_rate=1.0"])
     run_pipeline(fixed, RunOptions(progress=False, redo_failed=True))
-    assert _shard_bytes(out) == reference
+    assert shard_bytes(out) == reference
     assert not failed_shards_path(out).exists()

@@ -7,4 +7,7 @@
   session fixtures `tiny_blip` and `tiny_verifier` in `tests/conftest.py` build each once
 - `coco_fixture`, `tiny_shards`, `train_shards`: a tiny COCO dataset, sgpipe output folders, trainer shards
 - `runs`: run configs and stage factories for end-to-end runs; `schemas`: the contract's JSON schemas
+- `cli_runs`: `sgpipe run` in this process or in one of its own (kill, signal), a stage factory injected;
+  `outputs`: an output folder's shard bytes and complete shards
+- `rlipv2_reader`, `rlipv2_corpus`: RLIPv2's file reading, and the corpus its loaders' fixture was made from
 """

@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+from sgpipe import errors
 from sgpipe.config import PipelineConfig, build_config
 from sgpipe.pipeline import build_stages
 from sgpipe.records import Caption, Sample
@@ -33,6 +34,21 @@ def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> P
     }
     settings = [f"{key}={value}" for key, value in overrides.items()]
     return build_config(raw, [s.replace("__", ".", 1) for s in settings])
+
+
+def with_tiny_models(blip: object, verifier: object) -> dict[str, object]:
+    """`tiny_run_config` overrides that run every model stage: the tiny BLIP's two short sampled captions
+    per image (beside the file's) and the tiny verifier, storing every candidate."""
+    return {
+        "caption__enabled": True,
+        "caption__model": str(blip),
+        "caption__captions_per_image": 2,
+        "caption__max_length": 8,
+        "caption__min_length": 2,
+        "verify__enabled": True,
+        "verify__checkpoint": str(verifier),
+        "verify__store_threshold": 0.0,
+    }
 
 
 MARKER_CAPTION = "a cat on a mat from the factory"
@@ -115,6 +131,36 @@ class PoisonStage(Stage):
 
 def stages_with_a_poison(config: PipelineConfig, categories: list[str]) -> list[Stage]:
     return build_stages(config, categories) + [PoisonStage()]
+
+
+FLAKY_IMAGE_ID = 50
+
+
+def flaky_flag(images: Path) -> Path:
+    """While this file lies beside the images folder, `FlakyStage` fails image `FLAKY_IMAGE_ID`."""
+    return Path(images).parent / f"fail-image-{FLAKY_IMAGE_ID}"
+
+
+class FlakyStage(Stage):
+    """A stage failure that a later run no longer meets (an out-of-memory, a device error): raises on
+    every batch holding image `FLAKY_IMAGE_ID` while `flaky_flag` exists, so that image alone gets
+    `failed_caption` (placed before the caption stage)."""
+
+    name = "flaky"
+    failure_status = errors.FAILED_CAPTION
+
+    def __init__(self, flag: Path):
+        super().__init__()
+        self.flag = flag
+
+    def process(self, samples: list[Sample]) -> None:
+        if self.flag.exists() and any(s.image_id == FLAKY_IMAGE_ID for s in samples):
+            raise RuntimeError("CUDA out of memory (a stand-in)")
+
+
+def stages_with_a_flaky_stage(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    stages = build_stages(config, categories)
+    return stages[:1] + [FlakyStage(flaky_flag(Path(config.source.images)))] + stages[1:]
 
 
 SLOW_IMAGE_ID = 20

@@ -61,7 +61,6 @@ def test_hugging_face_datasets_loads_shards_with_sgpipe_features(tmp_path, image
 
 @pytest.fixture(scope="module")
 def ray_session():
-    pytest.importorskip("ray")
     with local_ray() as ray:
         ray.data.DataContext.get_current().enable_progress_bars = False
         yield ray

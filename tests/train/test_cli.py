@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from sgpipe.cli import app
@@ -52,7 +54,14 @@ def test_convert_train_reverify_from_the_command_line(tmp_path):
     evals = [
         json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if '"eval"' in x
     ]
-    assert evals and 0.0 <= evals[-1]["eval"]["auc"] <= 1.0 and "recall@1" in evals[-1]["eval"]
+    # the held-out figures are those of the final step, over every relation of the held-out shard
+    held_out = [r for s in iter_shard_samples(f"{tmp_path / 'shards'}/00001.tar") for r in s.record["relations"]]
+    true = sum(r["confidence"] == 1.0 for r in held_out)  # the world's; the captions' false ones are 0.0
+    assert 0 < true < len(held_out)
+    final = evals[-1]
+    assert final["step"] == 2 and final["eval"]["relations"] == len(held_out)
+    assert final["eval"]["candidate_precision"] == pytest.approx(true / len(held_out))
+    assert isinstance(final["eval"]["auc"], float) and "recall@1" in final["eval"]
     rescored = runner.invoke(
         app,
         [
@@ -70,7 +79,7 @@ def test_convert_train_reverify_from_the_command_line(tmp_path):
     records = [s.record for s in iter_shard_samples(str(tmp_path / "rescored"))]
     assert len(records) == 4 and all(
         r["confidence"] not in (0.0, 1.0) for rec in records for r in rec["relations"]
-    )
+    )  # rescored: none keeps the ground truth's 1.0 / 0.0
     refused = runner.invoke(app, ["train", "pipelines/train_small.yaml", "--set", "optim.lr=-1"])
     assert (
         refused.exit_code == 2 and "data.train: required" in refused.output and "optim.lr" in refused.output
