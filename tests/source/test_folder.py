@@ -1,0 +1,47 @@
+"""A folder of images: every image under it, recursively and sorted, with NAME.txt as its alt text."""
+
+from sgpipe.config import SourceConfig
+from sgpipe.source.folder import list_files
+from sgpipe.source.items import image_id_of_key
+from sgpipe.source.plan import build_plan
+from sgpipe.source.readers import ShardReader
+from tests.helpers.web_fixture import ALT_TEXTS, make_image_folder
+
+
+def test_listing_is_recursive_sorted_and_skips_hidden_files(tmp_path):
+    root = make_image_folder(tmp_path / "photos")
+    assert list_files(root) == ["a.png", "a.txt", "b/2.jpg", "b/2.txt", "b/notes.md", "c.jpg", "d.txt"]
+
+
+def test_entries_with_alt_texts_read_by_the_worker(tmp_path):
+    root = make_image_folder(tmp_path / "photos")
+    source = SourceConfig(kind="folder", name="mine", images=str(root))
+    plan = build_plan(source, 3, tmp_path / "plan")
+    assert plan.shard_sizes == [3, 1] and plan.counters == {"files_ignored": 1}
+    reader = ShardReader(source, tmp_path / "plan")
+    entries = [e for shard in range(plan.n_shards) for e, image in reader.items(shard)]
+    assert [e.file_name for e in entries] == ["a.png", "b/2.jpg", "c.jpg", "d"]
+    assert [e.source_key for e in entries] == ["a", "b/2", "c", "d"]
+    assert [e.image_id for e in entries] == [image_id_of_key("a"), image_id_of_key("b/2"),
+                                             image_id_of_key("c"), image_id_of_key("d")]
+    assert [[c.text for c in e.captions] for e in entries] == [[ALT_TEXTS[1]], [ALT_TEXTS[0]], [], []]
+    assert [(e.failure, e.failure_message) for e in entries][3] == (
+        "failed_missing", "no image beside the alt text 'd.txt'"
+    )
+    assert not any(e.failure for e in entries[:3])
+
+
+def test_two_images_of_one_name_and_repeated_digits_are_duplicates(tmp_path):
+    root = tmp_path / "photos"
+    make_image_folder(root)
+    (root / "c.png").write_bytes((root / "a.png").read_bytes())  # c.jpg and c.png: one item twice
+    (root / "7.jpg").write_bytes((root / "c.jpg").read_bytes())
+    (root / "007.jpg").write_bytes((root / "c.jpg").read_bytes())  # image id 7 twice
+    source = SourceConfig(kind="folder", name="mine", images=str(root), limit=6)
+    plan = build_plan(source, 10, tmp_path / "plan")
+    entries = [e for e, _ in ShardReader(source, tmp_path / "plan").items(0)]
+    assert [(e.file_name, e.duplicate) for e in entries] == [
+        ("007.jpg", False), ("7.jpg", True), ("a.png", False), ("b/2.jpg", False), ("c.jpg", False),
+        ("c.png", True),
+    ]
+    assert plan.n_images == 6  # source.limit: the first six in path order (d.txt's entry is left out)
