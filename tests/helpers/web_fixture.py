@@ -81,3 +81,17 @@ def make_image_folder(root: Path) -> Path:
     (root / ".hidden").mkdir()
     (root / ".hidden" / "x.jpg").write_bytes(jpeg_bytes(20, 20, 4))
     return root
+
+
+def web_run_config(shards: list[str] | str, out: Path, **overrides: object):
+    """A webdataset run: alt texts as captions, spaCy, no embedder; 2 workers; `a__b=v` overrides."""
+    from sgpipe.config import build_config
+
+    raw = {
+        "source": {"kind": "webdataset", "name": "web", "shards": shards},
+        "output": {"dir": str(out)},
+        # the fixture's tar 1 holds a corrupt image and a missing one: 2 of 9 fail
+        "run": {"workers": 2, "decode_threads": 2, "max_error_rate": 0.5},
+        "tag": {"embedding_model": "none"},
+    }
+    return build_config(raw, [f"{k.replace('__', '.', 1)}={v}" for k, v in overrides.items()])
