@@ -509,7 +509,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError([f"override {text!r}: expected section.key=value"])
     key, _, value = text.partition("=")
-    parsed = yaml.safe_load(value) if value.strip() else ""
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:  # not YAML ("{00000..00009}.tar"): the text as typed
+        parsed = value
     return key.strip().split("."), parsed
 
 
