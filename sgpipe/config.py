@@ -24,7 +24,7 @@ from sgpipe.errors import ConfigError, SgpipeError, SourceError
 from sgpipe.leakage.exclude import load_exclusions
 from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
-from sgpipe.storage import location, protocol_of, url_problem
+from sgpipe.storage import is_remote, location, protocol_of, url_problem
 
 C = TypeVar("C")
 
@@ -403,11 +403,13 @@ def _check_source_kind(src: SourceConfig, problems: list[str]) -> None:
 
 
 def _check_tar_files(src: SourceConfig, problems: list[str]) -> None:
-    """Each `source.shards` item names tars that are there (a remote folder is listed once; remote
-    tars of a pattern are met by the workers)."""
+    """Each local `source.shards` item names tars that are there. Remote ones are not listed here: the
+    plan lists a remote folder once, and the workers meet the tars."""
     from sgpipe.shards import expand_urls
 
     for item in src.shards:
+        if is_remote(item):
+            continue
         try:
             expand_urls(item, src.storage_options)
         except SgpipeError as error:

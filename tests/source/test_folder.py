@@ -1,6 +1,6 @@
 """A folder of images: every image under it, recursively and sorted, with NAME.txt as its alt text."""
 
-from sgpipe.config import SourceConfig
+from sgpipe.config import SourceConfig, build_config
 from sgpipe.source.folder import list_files
 from sgpipe.source.items import image_id_of_key
 from sgpipe.source.plan import build_plan
@@ -45,3 +45,45 @@ def test_two_images_of_one_name_and_repeated_digits_are_duplicates(tmp_path):
         ("c.png", True),
     ]
     assert plan.n_images == 6  # source.limit: the first six in path order (d.txt's entry is left out)
+
+
+def test_a_folder_runs_through_the_stages_and_its_copies_are_found(tmp_path):
+    import json
+    import tarfile
+
+    import pyarrow.parquet as pq
+
+    from sgpipe.leakage.scan import find_leakage
+    from sgpipe.pipeline import ShardJob, ShardProcessor
+    from sgpipe.source.plan import plan_dir_of
+    from tests.helpers.schemas import validate
+
+    root = make_image_folder(tmp_path / "photos")
+    out = tmp_path / "out"
+    config = build_config({"source": {"kind": "folder", "name": "mine", "images": str(root)},
+                           "output": {"dir": str(out), "samples_per_shard": 10}, "tag": {"embedding_model": "none"}})
+    plan = build_plan(config.source, 10, plan_dir_of(out))
+    ShardProcessor(config, ShardJob(plan.dataset, ())).process_shard(0)
+    rows = pq.read_table(out / "00000.parquet").to_pylist()
+    assert [(r["file_name"], r["status"], r["n_captions"]) for r in rows] == [
+        ("a.png", "ok", 1), ("b/2.jpg", "ok", 1), ("c.jpg", "ok", 0), ("d", "failed_missing", 0)
+    ]
+    with tarfile.open(out / "00000.tar") as tar:
+        names = tar.getnames()
+        records = [json.loads(tar.extractfile(n).read()) for n in names if n.endswith(".json")]
+    assert [n.rsplit(".", 1)[1] for n in names] == ["png", "json", "jpg", "json", "jpg", "json"]
+    for record in records:
+        validate(record, "scene_graph")
+    assert [(r["source_key"], r["width"], r["height"]) for r in records] == [("a", 36, 30), ("b/2", 40, 32),
+                                                                             ("c", 30, 30)]
+    assert records[1]["triplets"] and "metadata" not in records[0]
+
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    (evaluation / "copy.jpg").write_bytes((root / "b" / "2.jpg").read_bytes())
+    summary = find_leakage(config, [str(evaluation)], tmp_path / "leak.json", threads=2)
+    assert json.loads((tmp_path / "leak.json").read_text()) == [
+        {"image_id": image_id_of_key("b/2"), "file_name": "b/2.jpg", "how": "bytes",
+         "against": str(evaluation / "copy.jpg"), "distance": 0}
+    ]
+    assert "3 images hashed, 1 missing" in summary
