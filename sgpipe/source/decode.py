@@ -221,7 +221,8 @@ class DecodeStage(Stage):
         self._pool: ThreadPoolExecutor | None = None
 
     def setup(self) -> None:
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
+        if self.threads > 1:  # one thread decodes in the caller's: no hand-off per image
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
 
     def teardown(self) -> None:
         if self._pool is not None:
@@ -229,5 +230,10 @@ class DecodeStage(Stage):
             self._pool = None
 
     def process(self, samples: list[Sample]) -> None:
+        decode = lambda s: decode_sample(s, self.root, self.max_pixels, self.keep_bytes)  # noqa: E731
+        if self.threads == 1:
+            for sample in samples:
+                decode(sample)
+            return
         assert self._pool is not None, "setup() starts the thread pool"
-        list(self._pool.map(lambda s: decode_sample(s, self.root, self.max_pixels, self.keep_bytes), samples))
+        list(self._pool.map(decode, samples))
