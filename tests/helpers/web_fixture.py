@@ -68,7 +68,7 @@ def make_img2dataset(root: Path, n_tars: int = 2, per_tar: int = 3, broken: bool
 
 def make_image_folder(root: Path) -> Path:
     """`root/b/2.jpg` + `2.txt`, `root/a.png` + `a.txt`, `root/c.jpg` (no alt text), `root/d.txt` (no
-    image), `root/b/notes.md` (neither), `root/.hidden/x.jpg` (hidden)."""
+    image), `root/b/notes.md` (neither), `root/.hidden/x.jpg` and `root/.x.jpg` (hidden)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "b").mkdir()
     (root / "b" / "2.jpg").write_bytes(jpeg_bytes(40, 32, 1))
@@ -80,6 +80,7 @@ def make_image_folder(root: Path) -> Path:
     (root / "b" / "notes.md").write_text("not an image")
     (root / ".hidden").mkdir()
     (root / ".hidden" / "x.jpg").write_bytes(jpeg_bytes(20, 20, 4))
+    (root / ".x.jpg").write_bytes(jpeg_bytes(20, 20, 5))
     return root
 
 
