@@ -98,7 +98,9 @@ def read_with_sgpipe(source: SourceConfig, plan_dir: Path, n_shards: int, thread
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tars", type=int, default=4)
     parser.add_argument("--per-tar", type=int, default=250)
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (img2dataset's resize)")

@@ -45,7 +45,7 @@ MODELS = ("grounding-dino-tiny", "grounding-dino-base", "owlv2-base")
 
 
 def bert_tokenizer(folder: Path):
-    """A BERT tokenizer with BERT-base-uncased's size and special ids (Grounding DINO reads 101, 102, 1012)."""
+    """A BERT tokenizer of BERT-base-uncased's size and special ids (Grounding DINO reads 101, 102, 1012)."""
     from transformers import BertTokenizerFast
 
     special = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", 1012: ".", 1029: "?"}
@@ -66,7 +66,9 @@ def clip_tokenizer(folder: Path, vocab_size: int):
     vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1, "!": len(vocab) + 2})
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="!", model_max_length=16)
+    return CLIPTokenizer(
+        str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="!", model_max_length=16
+    )
 
 
 def grounding_dino(name: str, quick: bool, folder: Path):
@@ -109,8 +111,8 @@ def owlv2(quick: bool, folder: Path):
 
     if quick:
         config = Owlv2Config(
-            text_config={"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                         "num_attention_heads": 2, "max_position_embeddings": 16},
+            text_config={"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64,
+                         "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 16},
             vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
                            "num_attention_heads": 2, "image_size": 64, "patch_size": 16},
             projection_dim=32,
@@ -146,7 +148,8 @@ def measure(detector: ZeroShotDetector, batch_size: int, args, rng: np.random.Ge
     from PIL import Image
 
     side = (64, 48) if args.quick else (640, 480)
-    images = [Image.fromarray(rng.integers(0, 255, (side[1], side[0], 3), dtype=np.uint8)) for _ in range(batch_size)]
+    pixels = [rng.integers(0, 255, (side[1], side[0], 3), dtype=np.uint8) for _ in range(batch_size)]
+    images = [Image.fromarray(p) for p in pixels]
     phrases = [[WORDS[(i + k) % len(WORDS)] for k in range(args.phrases)] for i in range(batch_size)]
     rows = detector.rows(phrases)
     row = {"batch_size": batch_size, "dtype": str(detector.dtype).removeprefix("torch."), "rows": len(rows)}
@@ -201,7 +204,9 @@ def run_model(name: str, args, folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny models on CPU, a few batches (smoke test)")
     parser.add_argument("--device", default=None, help="cuda (default when available) or cpu")
     parser.add_argument("--models", default=",".join(MODELS), help=f"any of {', '.join(MODELS)}")

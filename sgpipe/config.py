@@ -420,7 +420,9 @@ def _check_detect(detect: DetectConfig, problems: list[str], check_paths: bool) 
     if not detect.enabled:
         return
     if not detect.model:
-        problems.append(f"detect.model: required with detect.enabled (a hub id or folder: {DEFAULT_DETECT_MODEL})")
+        problems.append(
+            f"detect.model: required with detect.enabled (a hub id or folder: {DEFAULT_DETECT_MODEL})"
+        )
     vocabulary = detect.vocabulary
     if vocabulary not in DETECT_VOCABULARIES and check_paths and not location(vocabulary).is_file():
         problems.append(

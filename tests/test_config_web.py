@@ -20,11 +20,13 @@ def test_each_kind_names_what_it_needs_and_refuses_what_it_does_not_use():
         "source.instances: not used with source.kind webdataset; remove it",
     ]
     assert _problems({"source": {"kind": "folder", "shards": ["a.tar"]}}) == [
-        "source.images: required with source.kind folder (the folder whose images (and NAME.txt alt texts) are read)",
+        "source.images: required with source.kind folder "
+        "(the folder whose images (and NAME.txt alt texts) are read)",
         "source.shards: not used with source.kind folder; remove it",
     ]
     problems = _problems({"source": {"kind": "lidar"}})
-    assert any("source.kind: 'lidar' is not valid. Choose from: coco, folder, webdataset" in p for p in problems)
+    expected = "source.kind: 'lidar' is not valid. Choose from: coco, folder, webdataset"
+    assert any(expected in p for p in problems)
 
 
 def test_no_captioner_is_fine_where_alt_texts_are_the_captions():
@@ -38,7 +40,8 @@ def test_shards_take_a_pattern_a_list_or_one_url(tmp_path):
     many = build_config({}, ["source.kind=webdataset", "source.shards=[s3://b/a.tar, s3://b/b.tar]"],
                         check_paths=False)
     assert many.source.shards == ["s3://b/a.tar", "s3://b/b.tar"]
-    assert "expected a string or a list of strings" in _problems({"source": {"kind": "webdataset", "shards": 3}})[0]
+    (problem,) = _problems({"source": {"kind": "webdataset", "shards": 3}})
+    assert "expected a string or a list of strings" in problem
 
 
 def test_relative_shards_resolve_next_to_the_recipe_and_missing_tars_are_named(tmp_path):
@@ -60,7 +63,8 @@ def test_detect_keys_are_checked_only_when_it_runs(tmp_path):
     assert problems == [
         "detect.box_threshold: 2.0 must be in [0.0, 1.0]",
         "detect.model: required with detect.enabled (a hub id or folder: IDEA-Research/grounding-dino-tiny)",
-        "detect.vocabulary: 'nonsense' is neither a file (one name per line) nor one of none, coco, objects365",
+        "detect.vocabulary: 'nonsense' is neither a file (one name per line) "
+        "nor one of none, coco, objects365",
     ]
 
 
@@ -82,4 +86,5 @@ def test_hashes_of_coco_runs_without_detection_are_unchanged_and_new_keys_count(
     assert with_file.content_hash() != before  # the vocabulary file counts by its names, not its path
     web = {"source": {"kind": "webdataset", "shards": ["a.tar"]}}
     moved = {"source": {"kind": "webdataset", "shards": ["b.tar"]}}
-    assert build_config(web, check_paths=False).content_hash() != build_config(moved, check_paths=False).content_hash()
+    hashes = {build_config(raw, check_paths=False).content_hash() for raw in (web, moved)}
+    assert len(hashes) == 2

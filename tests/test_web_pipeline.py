@@ -70,7 +70,8 @@ def test_one_shard_per_tar_with_every_item_and_its_status(clean):
     assert set(statuses.values()) == {"ok"}
     assert [p.name for p in sorted(clean.glob("*.tar"))] == ["00000.tar", "00001.tar", "00002.tar"]
     missing = next(r for r in rows if r["key"].endswith(MISSING_KEY))
-    assert missing["file_name"] == f"00001.tar/{MISSING_KEY}" and "no image member" in missing["error_message"]
+    assert missing["file_name"] == f"00001.tar/{MISSING_KEY}"
+    assert "no image member" in missing["error_message"]
 
 
 def test_records_hold_alt_text_detections_and_verified_relations(clean):
@@ -92,7 +93,8 @@ def test_records_hold_alt_text_detections_and_verified_relations(clean):
         ids = {o["id"]: o["category"] for o in objects}
         for relation in record["relations"]:
             triplet = record["triplets"][relation["triplet_id"]]
-            assert (ids[relation["subject_id"]], ids[relation["object_id"]]) == (triplet["subject"], triplet["object"])
+            grounded = (ids[relation["subject_id"]], ids[relation["object_id"]])
+            assert grounded == (triplet["subject"], triplet["object"])
             assert 0 <= relation["confidence"] <= 1
         relations += len(record["relations"])
         assert set(record["provenance"]["models"]) >= {"detect", "verify"}
@@ -116,8 +118,9 @@ def test_leakage_finds_a_copy_and_exclude_leaves_it_out(tars, tmp_path):
     leaks = json.loads((tmp_path / "leak.json").read_text())
     assert [(m["image_id"], m["how"]) for m in leaks] == [(1, "bytes")]
     assert "1 missing" in summary  # the item without an image
-    excluded = web_run_config([str(t) for t in tars], tmp_path / "out", source__exclude=str(tmp_path / "leak.json"),
-                              source__limit=2)
+    excluded = web_run_config(
+        [str(t) for t in tars], tmp_path / "out", source__exclude=str(tmp_path / "leak.json"), source__limit=2
+    )
     run_pipeline(excluded, QUIET)
     rows = pq.read_table(sorted((tmp_path / "out").glob("*.parquet"))).to_pylist()
     assert [(r["image_id"], r["status"]) for r in rows] == [(0, "ok"), (1, "excluded")]
@@ -146,7 +149,9 @@ def test_resume_from_what_a_kill_leaves_gives_the_same_bytes(clean, tars, dino, 
     assert not list(out.glob(".0*"))
 
 
-def test_redo_failed_after_the_tar_is_fixed_gives_a_clean_runs_bytes(clean, tars, dino, tiny_verifier, tmp_path):
+def test_redo_failed_after_the_tar_is_fixed_gives_a_clean_runs_bytes(
+    clean, tars, dino, tiny_verifier, tmp_path
+):
     """The broken tar is downloaded again, whole: its shard alone is redone, to the bytes of a run that
     met the fixed tar first. (Last in the module: it replaces tar 1 for the test, then puts it back.)"""
     out, reference = tmp_path / "out", tmp_path / "reference"

@@ -53,7 +53,8 @@ class Candidate:
 def corners(boxes_cxcywh: np.ndarray, width: float, height: float) -> np.ndarray:
     """Normalised (cx, cy, w, h) -> pixel (x0, y0, x1, y1) in a `width` x `height` frame."""
     cx, cy, w, h = (boxes_cxcywh[:, i].astype(np.float64) for i in range(4))
-    return np.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], 1)
+    x0, y0, x1, y1 = (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height
+    return np.stack([x0, y0, x1, y1], 1)
 
 
 def candidates(
@@ -68,10 +69,7 @@ def candidates(
     [proposals, 4] pixel corners, `phrase_ranks` each column's phrase index in the image. Returns
     them and how many boxes were dropped for having no area inside the image."""
     width, height = image_size
-    clipped = np.stack(
-        [np.clip(boxes[:, 0], 0, width), np.clip(boxes[:, 1], 0, height),
-         np.clip(boxes[:, 2], 0, width), np.clip(boxes[:, 3], 0, height)], 1
-    ) if len(boxes) else np.zeros((0, 4))
+    clipped = np.clip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), 0, [width, height, width, height])
     found, degenerate = [], 0
     best = scores.max(axis=1) if scores.size else np.zeros(len(boxes))
     for q in np.flatnonzero(best >= thresholds.box):
@@ -80,7 +78,8 @@ def candidates(
             degenerate += 1
             continue
         for column in np.flatnonzero(scores[q] >= thresholds.text):
-            found.append(Candidate(float(scores[q, column]), phrase_ranks[column], first_serial + int(q), (x0, y0, x1, y1)))
+            score = float(scores[q, column])
+            found.append(Candidate(score, phrase_ranks[column], first_serial + int(q), (x0, y0, x1, y1)))
     return found, degenerate
 
 
@@ -94,7 +93,9 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def select(found: list[Candidate], phrases: list[str], thresholds: Thresholds) -> tuple[list[Detection], dict[str, int]]:
+def select(
+    found: list[Candidate], phrases: list[str], thresholds: Thresholds
+) -> tuple[list[Detection], dict[str, int]]:
     """Per-phrase NMS, then the best `max_boxes`; returns the detections, best first, and counts of
     what each step removed."""
     by_phrase: dict[int, list[Candidate]] = {}
@@ -108,6 +109,9 @@ def select(found: list[Candidate], phrases: list[str], thresholds: Thresholds) -
                 survivors.append(candidate)
         kept += survivors
     kept.sort(key=lambda c: c.order)
-    counts = {"detect_suppressed": len(found) - len(kept), "detect_over_max_boxes": max(0, len(kept) - thresholds.max_boxes)}
+    counts = {
+        "detect_suppressed": len(found) - len(kept),
+        "detect_over_max_boxes": max(0, len(kept) - thresholds.max_boxes),
+    }
     detections = [Detection(phrases[c.phrase_rank], c.score, c.box) for c in kept[: thresholds.max_boxes]]
     return detections, counts

@@ -159,7 +159,9 @@ class ZeroShotDetector:
             batch = rows[start : start + self.batch_size]
             for row, (scores, boxes) in zip(batch, self.score_rows([images[r.image] for r in batch], batch)):
                 size = images[row.image].size
-                more, degenerate = candidates(scores, boxes, list(row.ranks), self.thresholds, size, serials[row.image])
+                more, degenerate = candidates(
+                    scores, boxes, list(row.ranks), self.thresholds, size, serials[row.image]
+                )
                 found[row.image] += more
                 serials[row.image] += len(boxes)
                 dropped[row.image]["detect_boxes_degenerate"] += degenerate
@@ -192,7 +194,9 @@ class ZeroShotDetector:
             results.append((scores, boxes))
         return results
 
-    def prepare(self, images: list["Image.Image"], rows: list[Row]) -> tuple[dict[str, "torch.Tensor"], list | None]:
+    def prepare(
+        self, images: list["Image.Image"], rows: list[Row]
+    ) -> tuple[dict[str, "torch.Tensor"], list | None]:
         """Model inputs on the device (pixels in the model's dtype) and, for Grounding DINO, each
         row's token positions per phrase."""
         token_lists = None

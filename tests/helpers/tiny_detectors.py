@@ -54,7 +54,13 @@ def build_tiny_grounding_dino(path: str | Path, seed: int = 0, max_text_len: int
 def build_tiny_owlv2(path: str | Path, seed: int = 0) -> Path:
     """OWLv2 with a character-level CLIP tokenizer (every letter a token, no merges)."""
     import torch
-    from transformers import CLIPTokenizer, Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessorPil, Owlv2Processor
+    from transformers import (
+        CLIPTokenizer,
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessorPil,
+        Owlv2Processor,
+    )
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,8 @@ def test_a_box_needs_its_best_phrase_at_box_threshold_and_each_phrase_at_text_th
 def test_boxes_are_clipped_and_empty_ones_dropped():
     scores = np.array([[0.9], [0.9], [0.9]])
     boxes = _boxes([-5, -5, 10, 10], [100, 10, 120, 20], [30, 30, 30, 40])  # partly out, out, no width
-    found, degenerate = candidates(scores, boxes, [0], Thresholds(box=0.5, text=0.5), (100, 80), first_serial=7)
+    settings = Thresholds(box=0.5, text=0.5)
+    found, degenerate = candidates(scores, boxes, [0], settings, (100, 80), first_serial=7)
     assert [(c.serial, c.box) for c in found] == [(7, (0.0, 0.0, 10.0, 10.0))]
     assert degenerate == 2
 

@@ -77,7 +77,8 @@ def test_batches_give_each_image_its_own_detections(tiny_dino):
     for batch_size in (1, 2, 8):
         detector = _stubbed(tiny_dino, StubDino, batch_size=batch_size)
         assert _plain(detector.detect(images, phrases)[0]) == _plain(alone)
-        assert [shape[0] for shape in detector.model.calls] == [min(batch_size, 3 - s) for s in range(0, 3, batch_size)]
+        expected = [min(batch_size, 3 - start) for start in range(0, 3, batch_size)]
+        assert [shape[0] for shape in detector.model.calls] == expected  # rows per forward
 
 
 def test_owlv2_boxes_are_relative_to_the_image_padded_to_a_square(tiny_owl):
@@ -108,4 +109,5 @@ def test_real_tiny_models_run_batched_as_they_run_alone(model, request):
         assert [d.phrase for d in one] == [d.phrase for d in many]
         np.testing.assert_allclose([d.box for d in one], [d.box for d in many], atol=1e-3)
         np.testing.assert_allclose([d.score for d in one], [d.score for d in many], atol=1e-5)
-    assert all(set(c) == {"detect_boxes_degenerate", "detect_suppressed", "detect_over_max_boxes"} for c in counts)
+    names = {"detect_boxes_degenerate", "detect_suppressed", "detect_over_max_boxes"}
+    assert all(set(c) == names for c in counts)

@@ -60,8 +60,11 @@ def test_a_folder_runs_through_the_stages_and_its_copies_are_found(tmp_path):
 
     root = make_image_folder(tmp_path / "photos")
     out = tmp_path / "out"
-    config = build_config({"source": {"kind": "folder", "name": "mine", "images": str(root)},
-                           "output": {"dir": str(out), "samples_per_shard": 10}, "tag": {"embedding_model": "none"}})
+    config = build_config({
+        "source": {"kind": "folder", "name": "mine", "images": str(root)},
+        "output": {"dir": str(out), "samples_per_shard": 10},
+        "tag": {"embedding_model": "none"},
+    })
     plan = build_plan(config.source, 10, plan_dir_of(out))
     ShardProcessor(config, ShardJob(plan.dataset, ())).process_shard(0)
     rows = pq.read_table(out / "00000.parquet").to_pylist()

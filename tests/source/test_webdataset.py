@@ -40,14 +40,16 @@ def test_items_in_member_order_with_alt_text_metadata_and_statuses(tmp_path):
     assert items[1].image == b"not a jpeg" and not items[1].entry.failure  # judged by the decode stage
     missing = items[2].entry
     assert missing.failure == "failed_missing" and items[2].image is None
-    assert missing.failure_message == "no image member for key '000010002' in 00001.tar (found KEY.json, KEY.txt)"
+    expected = "no image member for key '000010002' in 00001.tar (found KEY.json, KEY.txt)"
+    assert missing.failure_message == expected
     assert missing.captions[0].text == ALT_TEXTS[6 % 4]  # its alt text is kept in the row's counts
 
 
 def test_image_ids_of_keys():
     assert image_id_of_key("000010002") == 10002
     assert image_id_of_key("0") == 0
-    for key in ("cat_01", "a/b", "9" * 30, "１２", "x" * 500):  # words, paths, over 63 bits, non-ASCII digits
+    # words, paths, digits over 63 bits, non-ASCII digits
+    for key in ("cat_01", "a/b", "9" * 30, "１２", "x" * 500):
         digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
         expected = int.from_bytes(digest, "big") % (1 << 63)
         assert image_id_of_key(key) == expected <= MAX_IMAGE_ID

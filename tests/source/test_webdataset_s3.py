@@ -19,8 +19,8 @@ def test_a_bucket_of_tars_is_listed_once_and_each_tar_fetched_once(s3opts, tmp_p
     local = tmp_path / "tars"
     make_img2dataset(local, n_tars=3, per_tar=3)
     upload_folder(s3opts, local, "s3://bucket/cc")
-    config = build_config({"source": {"kind": "webdataset", "shards": "s3://bucket/cc", "storage_options": s3opts},
-                           "output": {"dir": str(tmp_path / "out")}})
+    source = {"kind": "webdataset", "shards": "s3://bucket/cc", "storage_options": s3opts}
+    config = build_config({"source": source, "output": {"dir": str(tmp_path / "out")}})
     calls = S3Calls(s3opts)
     plan = build_plan(config.source, 1000, tmp_path / "plan")
     assert plan.inputs == [f"s3://bucket/cc/0000{i}.tar" for i in range(3)]

@@ -185,7 +185,8 @@ def test_a_phrase_grounds_on_the_boxes_it_found_first():
     s = sample(
         [box(1, "person", 0, 0), _detected(10, "man", 100, 100), _detected(11, "horse", 200, 100),
          _detected(12, "dog", 300, 300)],
-        [triplet(0, "man", "ride", "horse"), triplet(1, "woman", "walk", "dog"), triplet(2, "cat", "on", "horse")],
+        [triplet(0, "man", "ride", "horse"), triplet(1, "woman", "walk", "dog"),
+         triplet(2, "cat", "on", "horse")],
     )
     run([s])
     got = [(r.subject_id, r.object_id, r.triplet_id) for r in s.relations]
@@ -198,8 +199,8 @@ def test_a_phrase_grounds_on_the_boxes_it_found_first():
 
 
 def test_phrases_of_words_the_lexicon_does_not_know_ground_on_their_own_boxes():
-    s = sample([_detected(0, "teapot", 10, 10), _detected(1, "saucer", 10, 40), _detected(2, "teapot", 200, 10)],
-               [triplet(0, "teapot", "on", "saucer")])
+    boxes = [_detected(0, "teapot", 10, 10), _detected(1, "saucer", 10, 40), _detected(2, "teapot", 200, 10)]
+    s = sample(boxes, [triplet(0, "teapot", "on", "saucer")])
     run([s], categories=[])
     assert sorted((r.subject_id, r.object_id) for r in s.relations) == [(0, 1), (2, 1)]
 
