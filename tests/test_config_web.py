@@ -40,8 +40,8 @@ def test_shards_take_a_pattern_a_list_or_one_url(tmp_path):
     many = build_config({}, ["source.kind=webdataset", "source.shards=[s3://b/a.tar, s3://b/b.tar]"],
                         check_paths=False)
     assert many.source.shards == ["s3://b/a.tar", "s3://b/b.tar"]
-    (problem,) = _problems({"source": {"kind": "webdataset", "shards": 3}})
-    assert "expected a string or a list of strings" in problem
+    problems = _problems({"source": {"kind": "webdataset", "shards": 3}})
+    assert problems[0] == "source.shards: expected a string or a list of strings, got 3"
 
 
 def test_relative_shards_resolve_next_to_the_recipe_and_missing_tars_are_named(tmp_path):
