@@ -10,6 +10,9 @@ a proposal is the highest probability among its own tokens. OWL-ViT and OWLv2 en
 its own query, all of an image's phrases in one row. Rows are batched `batch_size` at a time; scores
 and boxes then go through `detections.select` (thresholds, per-phrase NMS, the cap).
 
+Inputs are made by the model's own processor; with transformers' torchvision backend (installed beside
+torchvision) its resizing and normalising run on the GPU.
+
 Box frames: Grounding DINO and OWL-ViT predict boxes relative to the image itself (Grounding DINO's
 padding to the batch's largest image is masked; OWL-ViT squashes every image to a square); OWLv2
 pads an image to a square (bottom and right) before resizing, so its boxes are relative to that
@@ -194,6 +197,16 @@ class ZeroShotDetector:
             results.append((scores, boxes))
         return results
 
+    def _on_device(self) -> dict[str, str]:
+        """Resize and normalise on the model's GPU where the image processor can (transformers'
+        torchvision backend): the host then only turns each image into a tensor."""
+        try:
+            from transformers.image_processing_backends import TorchvisionBackend
+        except ImportError:  # transformers before 5: processors work on the host
+            return {}
+        on_gpu = self.device != "cpu" and isinstance(self.processor.image_processor, TorchvisionBackend)
+        return {"device": self.device} if on_gpu else {}
+
     def prepare(
         self, images: list["Image.Image"], rows: list[Row]
     ) -> tuple[dict[str, "torch.Tensor"], list | None]:
@@ -211,10 +224,12 @@ class ZeroShotDetector:
             )
             offsets = text.pop("offset_mapping").tolist()
             token_lists = [phrase_tokens(o, spans) for o, (_, spans) in zip(offsets, prompts)]
-            inputs = {**text, **self.processor.image_processor(images, return_tensors="pt")}
+            pixels = self.processor.image_processor(images, return_tensors="pt", **self._on_device())
+            inputs = {**text, **pixels}
         else:
+            queries = [list(row.phrases) for row in rows]
             inputs = self.processor(
-                text=[list(row.phrases) for row in rows], images=images, return_tensors="pt", truncation=True
+                text=queries, images=images, return_tensors="pt", truncation=True, **self._on_device()
             )
         inputs = {name: value.to(self.device) for name, value in inputs.items()}
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
