@@ -231,6 +231,8 @@ def _hash_source_kind_and_detect(content: dict[str, Any], options: dict[str, Any
     if content["source"]["kind"] == "coco":
         content["source"].pop("kind")
         content["source"].pop("shards")
+    elif content["source"]["kind"] == "webdataset":  # one output shard per tar, whatever this says
+        content["output"].pop("samples_per_shard")
     detect = content.pop("detect")
     if detect["enabled"]:
         if detect["vocabulary"] not in DETECT_VOCABULARIES:

@@ -88,3 +88,5 @@ def test_hashes_of_coco_runs_without_detection_are_unchanged_and_new_keys_count(
     moved = {"source": {"kind": "webdataset", "shards": ["b.tar"]}}
     hashes = {build_config(raw, check_paths=False).content_hash() for raw in (web, moved)}
     assert len(hashes) == 2
+    bigger = build_config(web, ["output.samples_per_shard=5000"], check_paths=False)
+    assert bigger.content_hash() == build_config(web, check_paths=False).content_hash()  # one shard per tar

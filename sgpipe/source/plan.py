@@ -121,6 +121,8 @@ def _fingerprint(config: SourceConfig, samples_per_shard: int, inputs: list[str]
         }
     else:
         found = {"kind": config.kind, "inputs": len(inputs), "inputs_sha256": _digest(inputs)}
+    if config.kind == "webdataset":
+        samples_per_shard = 0  # one shard per tar
     return {**found, "samples_per_shard": samples_per_shard, "limit": config.limit, "dataset": config.name}
 
 
