@@ -20,11 +20,12 @@ from typing import Any, TypeVar
 
 import yaml
 
-from sgpipe.errors import ConfigError, SgpipeError, SourceError
+from sgpipe.errors import ConfigError, SourceError
 from sgpipe.leakage.exclude import load_exclusions
 from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
-from sgpipe.storage import is_remote, location, protocol_of, url_problem
+from sgpipe.source.kinds import kind_problems, tar_problems
+from sgpipe.storage import location, protocol_of, url_problem
 
 C = TypeVar("C")
 
@@ -371,7 +372,7 @@ def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool
     src = config.source
     if not DATASET_NAME_PATTERN.match(src.name or ""):
         problems.append(f"source.name: {src.name!r} may hold letters, digits and '_' only")
-    _check_source_kind(src, problems)
+    problems += kind_problems(src)
     bad_urls = _check_urls(config, problems)
     if check_paths:
         for key, kind in (("instances", "file"), ("images", "folder"), ("captions", "file")):
@@ -380,42 +381,12 @@ def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool
         if src.exclude and "source.exclude" not in bad_urls:
             _check_exclude_file(src, problems)
         if src.shards and "source.shards" not in bad_urls:
-            _check_tar_files(src, problems)
+            problems += tar_problems(src)
     if src.kind == "coco" and not config.caption.enabled and not src.captions:
         problems.append(
             "caption: with caption.enabled false, source.captions must name a COCO captions JSON "
             "(otherwise images have no captions to parse)"
         )
-
-
-def _check_source_kind(src: SourceConfig, problems: list[str]) -> None:
-    """Each kind's required keys; keys of another kind are an error rather than silently ignored."""
-    required = {
-        "coco": {"instances": "a COCO-format instances JSON", "images": "the folder file_name is under"},
-        "webdataset": {"shards": "tar URLs: a brace pattern (/data/{00000..00099}.tar), a list, a folder"},
-        "folder": {"images": "the folder whose images (and NAME.txt alt texts) are read"},
-    }.get(src.kind, {})
-    for key, what in required.items():
-        if not getattr(src, key):
-            problems.append(f"source.{key}: required with source.kind {src.kind} ({what})")
-    coco_only = ("instances", "captions") if src.kind != "coco" else ()
-    for key in coco_only + (("shards",) if src.kind != "webdataset" else ()):
-        if getattr(src, key):
-            problems.append(f"source.{key}: not used with source.kind {src.kind}; remove it")
-
-
-def _check_tar_files(src: SourceConfig, problems: list[str]) -> None:
-    """Each local `source.shards` item names tars that are there. Remote ones are not listed here: the
-    plan lists a remote folder once, and the workers meet the tars."""
-    from sgpipe.shards import expand_urls
-
-    for item in src.shards:
-        if is_remote(item):
-            continue
-        try:
-            expand_urls(item, src.storage_options)
-        except SgpipeError as error:
-            problems.append(f"source.shards: {error}")
 
 
 def _check_detect(detect: DetectConfig, problems: list[str], check_paths: bool) -> None:

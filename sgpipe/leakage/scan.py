@@ -54,7 +54,8 @@ class SourceImage:
 def check_source_paths(config: PipelineConfig) -> None:
     """The source's instances file and images folder (or its tars), local or any fsspec URL, as
     `sgpipe run` checks them."""
-    from sgpipe.config import _check_source_path, _check_tar_files
+    from sgpipe.config import _check_source_path
+    from sgpipe.source.kinds import tar_problems
 
     problems: list[str] = []
     src = config.source
@@ -67,7 +68,7 @@ def check_source_paths(config: PipelineConfig) -> None:
         else:
             _check_source_path(problems, where, url, kind, src.storage_options)
     if src.kind == "webdataset":
-        _check_tar_files(src, problems)
+        problems += tar_problems(src)
     if problems:
         raise SgpipeError("; ".join(problems))
 
