@@ -127,8 +127,6 @@ def entry_to_sample(
         sample.fail(errors.EXCLUDED, excluded[entry.image_id])  # a status, not a failure
     elif entry.failure:  # known before any image is read (a `.txt` without its image)
         sample.fail(entry.failure, entry.failure_message)
-    if not sample.ok:
-        sample.image_bytes = None  # never written: not held for the rest of the shard
     return sample
 
 

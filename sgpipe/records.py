@@ -193,6 +193,7 @@ class Sample:
         self.status = status
         self.error_message = message
         self.image = None
+        self.image_bytes = None  # a failed sample's image is never written
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
