@@ -47,7 +47,8 @@ def test_two_images_of_one_name_and_repeated_digits_are_duplicates(tmp_path):
     assert plan.n_images == 6  # source.limit: the first six in path order (d.txt's entry is left out)
 
 
-def test_a_folder_runs_through_the_stages_and_its_copies_are_found(tmp_path):
+def test_a_folder_runs_through_the_stages_with_owlv2_and_its_copies_are_found(tmp_path):
+    """Decode -> parse -> detect (the tiny OWLv2) -> tag, in process (the Ray runs are in test_web_pipeline)."""
     import json
     import tarfile
 
@@ -57,6 +58,7 @@ def test_a_folder_runs_through_the_stages_and_its_copies_are_found(tmp_path):
     from sgpipe.pipeline import ShardJob, ShardProcessor
     from sgpipe.source.plan import plan_dir_of
     from tests.helpers.schemas import validate
+    from tests.helpers.tiny_detectors import build_tiny_owlv2
 
     root = make_image_folder(tmp_path / "photos")
     out = tmp_path / "out"
@@ -64,6 +66,7 @@ def test_a_folder_runs_through_the_stages_and_its_copies_are_found(tmp_path):
         "source": {"kind": "folder", "name": "mine", "images": str(root)},
         "output": {"dir": str(out), "samples_per_shard": 10},
         "tag": {"embedding_model": "none"},
+        "detect": {"enabled": True, "model": str(build_tiny_owlv2(tmp_path / "owl")), "box_threshold": 0.1},
     })
     plan = build_plan(config.source, 10, plan_dir_of(out))
     ShardProcessor(config, ShardJob(plan.dataset, ())).process_shard(0)
@@ -80,6 +83,11 @@ def test_a_folder_runs_through_the_stages_and_its_copies_are_found(tmp_path):
     assert [(r["source_key"], r["width"], r["height"]) for r in records] == [("a", 36, 30), ("b/2", 40, 32),
                                                                              ("c", 30, 30)]
     assert records[1]["triplets"] and "metadata" not in records[0]
+    for record in records:  # a's and b/2's alt texts name things; c has no caption, so no phrase
+        phrases = {e for t in record["triplets"] for e in (t["subject"], t["object"])}
+        assert {o["category"] for o in record["objects"]} <= phrases
+        assert all(o["source"] == "detector" and o["score"] >= 0.1 for o in record["objects"])
+    assert records[1]["objects"] and not records[2]["objects"]
 
     evaluation = tmp_path / "eval"
     evaluation.mkdir()
