@@ -48,7 +48,7 @@ def test_two_images_of_one_name_and_repeated_digits_are_duplicates(tmp_path):
 
 
 def test_a_folder_runs_through_the_stages_with_owlv2_and_its_copies_are_found(tmp_path):
-    """Decode -> parse -> detect (the tiny OWLv2) -> tag, in process (the Ray runs are in test_web_pipeline)."""
+    """Decode -> parse -> detect (the tiny OWLv2) -> tag, in process (Ray runs: test_web_pipeline.py)."""
     import json
     import tarfile
 
