@@ -75,3 +75,11 @@ def test_max_boxes_keeps_the_best_with_ties_by_phrase_then_proposal():
     # 0.9 ties: phrase a (rank 0) first; then the 0.5s: a's proposals 0, 2, 3 before b's
     assert got == [("a", 0.9, 20.0), ("b", 0.9, 0.0), ("a", 0.5, 0.0), ("a", 0.5, 40.0)]
     assert counts["detect_over_max_boxes"] == 4  # of 8 (proposal, phrase) detections
+
+
+def test_a_phrase_stops_at_max_boxes_survivors():
+    boxes = ([0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60])  # box 1 overlaps box 0 (IoU 0.68)
+    detections, counts = _select([[0.9], [0.8], [0.7]], boxes, ["dog"], nms_iou=0.5, max_boxes=1)
+    assert [(d.score, d.box[0]) for d in detections] == [(0.9, 0.0)]
+    # boxes 1 and 2 could never make the cut: dropped by it, not looked at by NMS
+    assert counts == {"detect_suppressed": 0, "detect_over_max_boxes": 2}
