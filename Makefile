@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BENCH)/bench_index.py --images 2000 --boxes 20000
 	$(BENCH)/bench_tag_synth.py --images 30
 	$(BENCH)/bench_pipeline.py --images 128
+	$(BENCH)/bench_webdataset_source.py --tars 2 --per-tar 100 --rounds 3
 
 clean:
 	rm -rf demo-out .pytest_cache build dist *.egg-info

@@ -24,12 +24,16 @@ from sgpipe.errors import ConfigError, SourceError
 from sgpipe.leakage.exclude import load_exclusions
 from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
+from sgpipe.source.kinds import kind_problems, tar_problems
 from sgpipe.storage import location, protocol_of, url_problem
 
 C = TypeVar("C")
 
 DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-large"
+DEFAULT_DETECT_MODEL = "IDEA-Research/grounding-dino-tiny"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+SOURCE_KINDS = ("coco", "webdataset", "folder")
+DETECT_VOCABULARIES = ("none", "coco", "objects365")  # or a file: one name per line
 
 
 def option(
@@ -42,6 +46,8 @@ def option(
 
 @dataclass
 class SourceConfig:
+    # coco: an instances JSON with boxes; webdataset: img2dataset-style tars; folder: image files
+    kind: str = option("coco", choices=SOURCE_KINDS)
     name: str = "coco"
     instances: str = ""  # COCO-format instances JSON (a path or an fsspec URL, like the next two)
     images: str = ""  # folder that file_name is resolved under
@@ -53,6 +59,8 @@ class SourceConfig:
     max_pixels: int = option(89_478_485, low=1)  # decompression-bomb guard (PIL's default limit)
     # JSON list of images to leave out (`sgpipe leakage --out`; a path or a URL); status `excluded`
     exclude: str = ""
+    # webdataset: tar URLs (brace patterns, or a folder holding them), one output shard per tar
+    shards: list = field(default_factory=list)
 
 
 @dataclass
@@ -87,6 +95,22 @@ class ParseConfig:
 
 
 SEQ2SEQ_PARSE_KEYS = ("model", "prompt", "num_beams", "max_new_tokens", "dtype")
+
+
+@dataclass
+class DetectConfig:
+    """Open-vocabulary boxes for the phrases of each image's triplets (any transformers zero-shot
+    object detection model: Grounding DINO, OWLv2, OWL-ViT)."""
+
+    enabled: bool = False
+    model: str = DEFAULT_DETECT_MODEL
+    box_threshold: float = option(0.35, low=0.0, high=1.0)  # a box's best phrase reaches it
+    text_threshold: float = option(0.25, low=0.0, high=1.0)  # a phrase that reaches it found the box
+    max_boxes: int = option(50, low=1)  # per image, best scores first
+    nms_iou: float = option(0.5, low=0.0, high=1.0)  # per phrase; 1.0 keeps overlapping boxes
+    vocabulary: str = "none"  # none | coco | objects365 | a file: names always queried
+    batch_size: int = option(8, low=1)
+    dtype: str = option("auto", choices=DTYPES)
 
 
 @dataclass
@@ -147,6 +171,7 @@ class PipelineConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     caption: CaptionConfig = field(default_factory=CaptionConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
     tag: TagConfig = field(default_factory=TagConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -162,6 +187,7 @@ class PipelineConfig:
         for section, key in location_keys(self):
             content[section].pop(key)
         _hash_exclude_file(content["source"], content["source"].pop("storage_options"))
+        _hash_source_kind_and_detect(content, self.source.storage_options)
         if content["parse"]["backend"] == "rules":  # the learned parser's keys matter only when it runs
             for key in ("backend", *SEQ2SEQ_PARSE_KEYS):
                 content["parse"].pop(key)
@@ -200,6 +226,24 @@ def _hash_exclude_file(source: dict[str, Any], options: dict[str, Any]) -> None:
             source["exclude_md5"] = path
 
 
+def _hash_source_kind_and_detect(content: dict[str, Any], options: dict[str, Any]) -> None:
+    """COCO sources and runs without the detect stage keep the hash they had before these keys
+    existed; a vocabulary file is hashed by its bytes, as the exclude file."""
+    if content["source"]["kind"] == "coco":
+        content["source"].pop("kind")
+        content["source"].pop("shards")
+    elif content["source"]["kind"] == "webdataset":  # one output shard per tar, whatever this says
+        content["output"].pop("samples_per_shard")
+    detect = content.pop("detect")
+    if detect["enabled"]:
+        if detect["vocabulary"] not in DETECT_VOCABULARIES:
+            try:
+                detect["vocabulary"] = hashlib.md5(location(detect["vocabulary"]).read_bytes()).hexdigest()
+            except OSError:
+                pass
+        content["detect"] = detect
+
+
 def _choices(names: typing.Iterable[str]) -> str:
     return "Choose from: " + ", ".join(sorted(names))
 
@@ -210,6 +254,12 @@ def _coerce(value: Any, kind: Any, where: str, problems: list[str]) -> Any:
         if isinstance(value, dict):
             return dict(value)
         problems.append(f"{where}: expected a mapping, got {value!r}")
+        return None
+    if kind is list:  # a list of strings; one string is a list of one (tuples from Python too)
+        items = [value] if isinstance(value, str) else value
+        if isinstance(items, (list, tuple)) and all(isinstance(v, str) for v in items):
+            return list(items)
+        problems.append(f"{where}: expected a string or a list of strings, got {value!r}")
         return None
     if kind is float and isinstance(value, str):
         try:
@@ -312,6 +362,7 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     _check_source(config, problems, check_paths)
     _check_caption_lengths(config.caption, problems)
     _check_parse(config.parse, problems)
+    _check_detect(config.detect, problems, check_paths)
     _check_verify(config.verify, problems, check_paths)
     if not config.output.dir:
         problems.append("output.dir: required")
@@ -321,10 +372,7 @@ def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool
     src = config.source
     if not DATASET_NAME_PATTERN.fullmatch(src.name or ""):
         problems.append(f"source.name: {src.name!r} may hold letters, digits and '_' only")
-    if not src.instances:
-        problems.append("source.instances: required (a COCO-format instances JSON)")
-    if not src.images:
-        problems.append("source.images: required (the folder that file_name is resolved under)")
+    problems += kind_problems(src)
     bad_urls = _check_urls(config, problems)
     if check_paths:
         for key, kind in (("instances", "file"), ("images", "folder"), ("captions", "file")):
@@ -332,10 +380,27 @@ def _check_source(config: PipelineConfig, problems: list[str], check_paths: bool
                 _check_source_path(problems, f"source.{key}", getattr(src, key), kind, src.storage_options)
         if src.exclude and "source.exclude" not in bad_urls:
             _check_exclude_file(src, problems)
-    if not config.caption.enabled and not src.captions:
+        if src.shards and "source.shards" not in bad_urls:
+            problems += tar_problems(src)
+    if src.kind == "coco" and not config.caption.enabled and not src.captions:
         problems.append(
             "caption: with caption.enabled false, source.captions must name a COCO captions JSON "
             "(otherwise images have no captions to parse)"
+        )
+
+
+def _check_detect(detect: DetectConfig, problems: list[str], check_paths: bool) -> None:
+    if not detect.enabled:
+        return
+    if not detect.model:
+        problems.append(
+            f"detect.model: required with detect.enabled (a hub id or folder: {DEFAULT_DETECT_MODEL})"
+        )
+    vocabulary = detect.vocabulary
+    if vocabulary not in DETECT_VOCABULARIES and check_paths and not location(vocabulary).is_file():
+        problems.append(
+            f"detect.vocabulary: {vocabulary!r} is neither a file (one name per line) nor one of "
+            f"{', '.join(DETECT_VOCABULARIES)}"
         )
 
 
@@ -377,6 +442,7 @@ def _check_urls(config: PipelineConfig, problems: list[str]) -> set[str]:
         ("source.captions", config.source.captions),
         ("source.exclude", config.source.exclude),
         ("output.dir", config.output.dir),
+        *(("source.shards", url) for url in config.source.shards),
     ):
         problem = url_problem(url, where)
         if problem:
@@ -422,7 +488,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, _, value = text.partition("=")
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:  # not YAML (a path with a bracket, a tag safe_load refuses): the text as typed
+    except yaml.YAMLError:  # not YAML ("{00000..00009}.tar", a path with a bracket): the text as typed
         parsed = value
     return key.strip().split("."), parsed
 
@@ -454,8 +520,11 @@ def apply_overrides(
                 continue
             mapping[path[2]] = value
             continue
-        # a key that wants a string keeps the text as typed ("00001" stays "00001", not 1)
-        section[path[1]] = text.partition("=")[2] if kind is str else value
+        # a key that wants a string keeps the text as typed ("00001" stays "00001", not 1), and so does
+        # a list key given one item ("{00000..00009}.tar" is a brace pattern, not a YAML mapping)
+        typed = text.partition("=")[2]
+        as_typed = kind is str or (kind is list and not typed.lstrip().startswith("["))
+        section[path[1]] = typed if as_typed else value
 
 
 PATH_KEYS = (
@@ -463,21 +532,32 @@ PATH_KEYS = (
     ("source", "images"),
     ("source", "captions"),
     ("source", "exclude"),
+    ("source", "shards"),
     ("verify", "checkpoint"),
     ("parse", "model"),
+    ("detect", "model"),
+    ("detect", "vocabulary"),
 )
 
 
 def resolve_paths(raw: dict[str, Any], base: Path, keys: typing.Iterable[tuple[str, str]]) -> None:
     """Relative paths in a recipe are relative to the recipe file, as users expect (when they exist
     there; object-store URLs are left alone)."""
+    def resolved(value: Any) -> Any:
+        if isinstance(value, str) and value and not os.path.isabs(value) and not protocol_of(value):
+            candidate = base / value
+            # a brace pattern resolves by its folder (`tars/{00000..00009}.tar`)
+            if candidate.exists() or ("{" in value and candidate.parent.is_dir()):
+                return str(candidate)
+        return value
+
     for section, key in keys:
         values = raw.get(section)
         value = values.get(key) if isinstance(values, dict) else None
-        if isinstance(value, str) and value and not os.path.isabs(value) and not protocol_of(value):
-            candidate = base / value
-            if candidate.exists():
-                values[key] = str(candidate)
+        if isinstance(value, list):
+            values[key] = [resolved(item) for item in value]
+        elif value is not None:
+            values[key] = resolved(value)
 
 
 def read_recipe(path: str | Path | None, path_keys: typing.Iterable[tuple[str, str]]) -> dict[str, Any]:

@@ -11,6 +11,9 @@ free-form dicts (`decoding`, `provenance`) as `datasets.Json`.
     ds = load_dataset("webdataset", data_files={"train": ["out/00000.tar", ...]},
                       features=hf_features(image_ext="jpg"), split="train")
 
+Fields a record may leave out (a box's `source` and `score`, a record's `source_key` and `metadata`,
+written by the detect stage and the image-text sources) load as null where absent.
+
 The builder needs every sample to hold the same members: one image extension per dataset (COCO and
 the synthetic world are all `.jpg`) or label-only shards (`image_ext=None`).
 """
@@ -48,6 +51,8 @@ def hf_features(image_ext: str | None = "jpg") -> Any:
                 "category_id": integer,
                 "bbox": List(number),
                 "iscrowd": integer,
+                "source": text,  # null for an annotation box, "detector" for a detected one
+                "score": number,
             }
         ),
         "captions": List({"id": integer, "text": text, "source": text, "model": text, "decoding": Json()}),
@@ -76,6 +81,8 @@ def hf_features(image_ext: str | None = "jpg") -> Any:
                 "kept": Value("bool"),
             }
         ),
+        "source_key": text,  # null but for image-text sources (webdataset, folder)
+        "metadata": Json(),
         "provenance": Json(),
     }
     fields: dict[str, Any] = {}

@@ -10,6 +10,7 @@ FAILED_SIZE_MISMATCH = "failed_size_mismatch"
 FAILED_DUPLICATE_ID = "failed_duplicate_id"
 FAILED_CAPTION = "failed_caption"
 FAILED_PARSE = "failed_parse"
+FAILED_DETECT = "failed_detect"
 FAILED_TAG = "failed_tag"
 FAILED_VERIFY = "failed_verify"
 # Not a failure: an image listed in `source.exclude` (an evaluation image, say). It gets a parquet row
@@ -25,6 +26,7 @@ STATUSES = (
     FAILED_DUPLICATE_ID,
     FAILED_CAPTION,
     FAILED_PARSE,
+    FAILED_DETECT,
     FAILED_TAG,
     FAILED_VERIFY,
     EXCLUDED,

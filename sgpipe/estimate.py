@@ -31,9 +31,11 @@ class Estimate:
     bottleneck: str
     missing: list[str]
 
-    def describe(self, n_images: int) -> str:
+    def describe(self, n_images: int | None) -> str:
         if self.images_per_s is None:
             return f"time estimate: none ({', '.join(self.missing)} not benchmarked on this device)"
+        if n_images is None:  # tars are counted as they are read
+            return f"time estimate: {self.images_per_s:.0f} images/s (bound by {self.bottleneck})"
         hours = n_images / self.images_per_s / 3600
         return (
             f"time estimate: {self.images_per_s:.0f} images/s, {hours:.2f} h for {n_images} images "
@@ -67,6 +69,8 @@ def estimate(config: PipelineConfig, workers: int, cpus: float, gpus: float) -> 
     """Images/s of a run with `workers` actors over `cpus` cores and `gpus` GPUs in all."""
     if config.parse.backend == "seq2seq":
         return Estimate(None, "", ["the seq2seq parser"])  # no real weights measured yet
+    if config.detect.enabled:
+        return Estimate(None, "", ["the detect stage"])  # gpu_detect.py has not run on a GPU yet
     model_stages = [s for s in ("caption", "verify") if _enabled(config, s)]
     host = host_seconds_per_image(config)
     cores = max(cpus, 1.0)

@@ -18,7 +18,8 @@ from sgpipe.leakage.exclude import load_exclusions
 from sgpipe.output.writer import write_shard
 from sgpipe.records import ImageEntry, Sample, sample_key
 from sgpipe.source.decode import DecodeStage
-from sgpipe.source.plan import plan_dir_of, read_shard_entries
+from sgpipe.source.plan import plan_dir_of
+from sgpipe.source.readers import ShardReader
 from sgpipe.stages.base import ErrorHandler, Resources, Stage, warn_and_continue
 from sgpipe.storage import location
 
@@ -31,6 +32,8 @@ def chunk_size(config: PipelineConfig) -> int:
     sizes = [CHUNK_SIZE]
     if config.caption.enabled:
         sizes.append(config.caption.batch_size)
+    if config.detect.enabled:
+        sizes.append(config.detect.batch_size)
     if config.verify.enabled:
         sizes.append(config.verify.batch_size)
     return max(sizes)
@@ -46,9 +49,10 @@ class ShardJob:
 
 def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
     """The recipe's stages in order. Imports are local: a worker loads only what it runs."""
+    images = config.source.images if config.source.kind != "webdataset" else ""  # tars carry their images
     stages: list[Stage] = [
         DecodeStage(
-            location(config.source.images, config.source.storage_options),
+            location(images, config.source.storage_options) if images else None,
             config.source.max_pixels,
             config.run.decode_threads,
             keep_bytes=config.output.images,
@@ -71,6 +75,12 @@ def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
         from sgpipe.stages.parse import ParseStage
 
         stages.append(ParseStage(config.parse))
+    if config.detect.enabled:
+        from sgpipe.stages.detect import DetectStage, query_vocabulary
+
+        run = config.run
+        stages.append(DetectStage(config.detect, device=run.device, gpus=run.gpus_per_worker))
+        categories = list(dict.fromkeys(categories + query_vocabulary(config.detect.vocabulary)))
     stages.append(TagStage(config.tag, categories))
     if config.verify.enabled:
         from sgpipe.stages.verify import VerifyStage
@@ -87,7 +97,13 @@ def worker_resources(stages: list[Stage]) -> Resources:
     )
 
 
-def entry_to_sample(entry: ImageEntry, dataset: str, excluded: Mapping[int, str] | None = None) -> Sample:
+def entry_to_sample(
+    entry: ImageEntry,
+    dataset: str,
+    excluded: Mapping[int, str] | None = None,
+    image_bytes: bytes | None = None,
+) -> Sample:
+    """A sample of one planned entry; `image_bytes` when the source carries the image itself (a tar)."""
     sample = Sample(
         key=sample_key(dataset, entry.image_id),
         dataset=dataset,
@@ -97,8 +113,11 @@ def entry_to_sample(entry: ImageEntry, dataset: str, excluded: Mapping[int, str]
         height=entry.height,
         objects=list(entry.objects),
         captions=list(entry.captions),
+        image_bytes=image_bytes,
+        source_key=entry.source_key,
+        metadata=entry.metadata,
     )
-    for reason, count in entry.dropped_boxes.items():
+    for reason, count in (*entry.dropped_boxes.items(), *entry.counters.items()):
         sample.count(reason, count)
     if entry.duplicate:
         sample.fail(
@@ -106,6 +125,8 @@ def entry_to_sample(entry: ImageEntry, dataset: str, excluded: Mapping[int, str]
         )
     elif excluded and entry.image_id in excluded:
         sample.fail(errors.EXCLUDED, excluded[entry.image_id])  # a status, not a failure
+    elif entry.failure:  # known before any image is read (a `.txt` without its image)
+        sample.fail(entry.failure, entry.failure_message)
     return sample
 
 
@@ -122,6 +143,7 @@ class ShardProcessor:
         self.out_dir = location(config.output.dir, config.output.storage_options)
         self.plan_dir = plan_dir_of(self.out_dir)
         source = config.source
+        self.reader = ShardReader(source, self.plan_dir)
         self.excluded = load_exclusions(source.exclude, source.storage_options) if source.exclude else {}
         self.stages = stages if stages is not None else build_stages(config, list(job.categories))
         for stage in self.stages:
@@ -154,8 +176,10 @@ class ShardProcessor:
         attempt included) is recorded in its `_stats.json`."""
         started = time.perf_counter()  # the first shard's wall time includes loading the models
         self.setup()
-        entries = read_shard_entries(self.plan_dir, index)
-        samples = [entry_to_sample(e, self.job.dataset, self.excluded) for e in entries]
+        samples = [
+            entry_to_sample(entry, self.job.dataset, self.excluded, image)
+            for entry, image in self.reader.items(index)
+        ]
         before = {s.name: s.seconds for s in self.stages}
         splits_before = {s.name: s.retries for s in self.stages}
         size = chunk_size(self.config)

@@ -168,6 +168,8 @@ def preflight_problems(config: PipelineConfig) -> list[str]:
         problems += model_problems(config.caption.model, "caption")
     if config.parse.backend == "seq2seq":
         problems += model_problems(config.parse.model, "parse")
+    if config.detect.enabled:
+        problems += model_problems(config.detect.model, "detect")
     embedding = config.tag.embedding_model
     if embedding not in ("none", ""):
         from sgpipe.errors import ModelNotAvailableError

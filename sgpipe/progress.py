@@ -82,13 +82,17 @@ def describe_plan(
         models.append(f"captioner {config.caption.model}")
     if config.parse.backend == "seq2seq":
         models.append(f"parser {config.parse.model}")
+    if config.detect.enabled:
+        models.append(f"detector {config.detect.model}")
     if config.verify.enabled:
         models.append(f"verifier {config.verify.checkpoint}")
+    images, to_run = plan.n_images, plan.images_in(todo)
+    per_shard = "one per tar" if plan.kind == "webdataset" else f"{config.output.samples_per_shard} per shard"
     return "\n".join(
         [
-            f"dataset {plan.dataset}: {plan.n_images} images in {plan.n_shards} shards "
-            f"({config.output.samples_per_shard} per shard), indexed with {plan.method}",
-            f"to run: {len(todo)} shards ({sum(plan.shard_sizes[i] for i in todo)} images); "
+            f"dataset {plan.dataset}: {_count(images)} images in {plan.n_shards} shards "
+            f"({per_shard}), indexed with {plan.method}",
+            f"to run: {len(todo)} shards ({_count(to_run)} images); "
             f"{plan.n_shards - len(todo)} already complete or outside --shards",
             f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
             f"resources: {resources['workers']} workers, {resources['cpus']:g} CPUs, "
@@ -96,10 +100,14 @@ def describe_plan(
             + (
                 " (none visible here: planned for one)" if resources["gpus"] and not local_gpu_count() else ""
             ),
-            estimate(config, **resources).describe(sum(plan.shard_sizes[i] for i in todo)),
+            estimate(config, **resources).describe(to_run),
             f"output: {config.output.dir}",
         ]
     )
+
+
+def _count(images: int | None) -> str:
+    return "an unknown number of" if images is None else str(images)  # tars are counted as they are read
 
 
 def local_gpu_count() -> int:

@@ -31,31 +31,43 @@ def shard_name(index: int) -> str:
     return f"{index:05d}"
 
 
+ANNOTATION = "annotation"
+DETECTOR = "detector"
+NO_CATEGORY_ID = -1  # a detected box's category is the phrase that found it, not a dataset category
+
+
 @dataclass(slots=True)
 class Box:
-    """One annotation box; `id` is the source annotation id."""
+    """One box: an annotation box (`id` is the source annotation id) or one the detect stage found
+    (`source` "detector", `score` the detector's, `category` the phrase that found it)."""
 
     id: int
     category: str
     category_id: int
     bbox: list[float]  # [x, y, w, h] in pixels
     iscrowd: int = 0
+    source: str = ANNOTATION
+    score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "id": self.id,
             "category": self.category,
             "category_id": self.category_id,
             "bbox": [round(float(v), 2) for v in self.bbox],
             "iscrowd": self.iscrowd,
         }
+        if self.source != ANNOTATION:  # annotated boxes keep the record they always had
+            record["source"] = self.source
+            record["score"] = None if self.score is None else round(float(self.score), 4)
+        return record
 
 
 @dataclass(slots=True)
 class Caption:
     id: int
     text: str
-    source: str  # "model" | "annotation"
+    source: str  # "model" | "annotation" | "alt_text"
     model: str | None = None
     decoding: dict[str, Any] | None = None
 
@@ -139,6 +151,15 @@ class ImageEntry:
     captions: list[Caption] = field(default_factory=list)
     duplicate: bool = False  # a repeated image id; the first entry wins
     dropped_boxes: dict[str, int] = field(default_factory=dict)  # reason -> count
+    # image-text sources (webdataset, folder): the item's own key, its metadata, the alt-text file
+    # to read beside the image, and a failure the source already knows (`failed_missing`: a `.txt`
+    # without its image) with its message
+    source_key: str = ""
+    metadata: dict[str, Any] | None = None
+    alt_text_file: str = ""
+    failure: str = ""
+    failure_message: str = ""
+    counters: dict[str, int] = field(default_factory=dict)  # what reading it met (summed per shard)
 
 
 @dataclass(slots=True)
@@ -161,6 +182,8 @@ class Sample:
     image_ext: str = "jpg"
     image: Any = None  # decoded PIL image in RGB, transient (never serialised)
     counters: dict[str, int] = field(default_factory=dict)  # per-sample stats, summed per shard
+    source_key: str = ""  # the item's key in an image-text source (its tar member name's stem)
+    metadata: dict[str, Any] | None = None  # the item's own metadata (img2dataset's KEY.json)
 
     @property
     def ok(self) -> bool:
@@ -170,6 +193,7 @@ class Sample:
         self.status = status
         self.error_message = message
         self.image = None
+        self.image_bytes = None  # a failed sample's image is never written
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
@@ -188,6 +212,8 @@ class Sample:
             "captions": [c.to_json() for c in self.captions],
             "triplets": [t.to_json() for t in self.triplets],
             "relations": [r.to_json() for r in self.relations],
+            **({"source_key": self.source_key} if self.source_key else {}),
+            **({"metadata": self.metadata} if self.metadata is not None else {}),
             "provenance": provenance,
         }
 
@@ -205,4 +231,6 @@ class Sample:
             captions=[Caption(**c) for c in record["captions"]],
             triplets=[Triplet(**t) for t in record["triplets"]],
             relations=[Relation(**r) for r in record["relations"]],
+            source_key=record.get("source_key", ""),
+            metadata=record.get("metadata"),
         )

@@ -3,10 +3,10 @@
 A sample's failure is retryable when a rerun can turn it into `ok` without any change to the config:
 
 - `failed_missing`, `failed_decode`: a flaky or wrongly mounted images folder, a file still being copied
-  or truncated by a failed transfer. The file can come back whole (or `source.images` can be pointed at
-  the right mount: a location key, outside the config hash).
-- `failed_caption`, `failed_parse`, `failed_tag`, `failed_verify`: a stage raised even on the sample
-  alone (an out-of-memory on a busy GPU, a device error, a model file read during an outage).
+  or truncated by a failed transfer (a tar too). The file can come back whole (or `source.images` can be
+  pointed at the right mount: a location key, outside the config hash).
+- `failed_caption`, `failed_parse`, `failed_detect`, `failed_tag`, `failed_verify`: a stage raised even on
+  the sample alone (an out-of-memory on a busy GPU, a device error, a model file read during an outage).
 
 Not retryable, because the same inputs under the same config give the same verdict every time:
 `failed_duplicate_id` (decided by the annotation file, which is hashed), `failed_too_large` (the image's
@@ -38,6 +38,7 @@ RETRYABLE_STATUSES = frozenset(
         errors.FAILED_DECODE,
         errors.FAILED_CAPTION,
         errors.FAILED_PARSE,
+        errors.FAILED_DETECT,
         errors.FAILED_TAG,
         errors.FAILED_VERIFY,
     }

@@ -398,7 +398,8 @@ class _Scheduler:
         self.progress = Progress(len(todo), options.progress, options.metrics_path)
         self.done_stats = read_shard_stats(self.out_dir)
         # small datasets are judged once they are through; large ones after the first N images
-        self.threshold = max(1, min(config.run.min_samples_for_error_rate, plan.n_images))
+        known = plan.n_images if plan.n_images is not None else config.run.min_samples_for_error_rate
+        self.threshold = max(1, min(config.run.min_samples_for_error_rate, known))
         self.last_news = time.monotonic()
 
     def run(self) -> None:
@@ -583,7 +584,7 @@ class _Scheduler:
 
     def _check_error_rate(self) -> None:
         processed, failures = failure_rate(self.done_stats)
-        lost = sum(self.plan.shard_sizes[i] for i in self.book.failed)
+        lost = sum(self.plan.shard_sizes[i] or 0 for i in self.book.failed)  # None: a tar never read
         processed, failures = processed + lost, failures + lost
         rate = self.config.run.max_error_rate
         if processed < self.threshold or failures / processed <= rate:

@@ -135,3 +135,12 @@ def test_a_missing_seq2seq_parser_fails_the_run_at_start_up_naming_it(tmp_path, 
     with pytest.raises(PreflightError, match="parse model 'example-org/no-such-parser'"):
         check_models(config)
     check_models(tiny_run_config(paths, tmp_path / "out"))  # the rule parser needs no model check
+
+
+def test_the_detector_is_checked_when_the_detect_stage_runs(tmp_path, offline):
+    paths = make_coco(tmp_path / "d", n_images=1)
+    absent = str(tmp_path / "no-detector")
+    check_models(tiny_run_config(paths, tmp_path / "out", detect__model=absent))  # off: not asked
+    with pytest.raises(PreflightError) as caught:
+        check_models(tiny_run_config(paths, tmp_path / "out", detect__enabled=True, detect__model=absent))
+    assert caught.value.problems == [f"detect model {absent!r}: no such folder"]

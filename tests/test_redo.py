@@ -125,6 +125,7 @@ def test_only_complete_shards_with_retryable_failures_are_redone(tmp_path):
         "failed_decode",
         "failed_caption",
         "failed_parse",
+        "failed_detect",
         "failed_tag",
         "failed_verify",
     }

@@ -1,8 +1,9 @@
 """`sgpipe leakage`: which source images are also evaluation images, by id, bytes or perceptual hash.
 
 The source is read the way `sgpipe run` reads it: the recipe's `source` section is planned by
-`source/plan.py` (into a temporary folder, so a live run's plan is never touched) and file names are
-resolved by `source/decode.py`'s rules. Source files are hashed in threads with a bounded window and
+`source/plan.py` (into a temporary folder, so a live run's plan is never touched), its shards are
+read by `source/readers.py` (a webdataset tar streamed once) and file names are resolved by
+`source/decode.py`'s rules. Source files are hashed in threads with a bounded window and
 matched block by block against the evaluation hashes, so memory holds the evaluation set and one
 block, whatever the source's size.
 """
@@ -26,7 +27,8 @@ from sgpipe.leakage.match import nearest, to_words
 from sgpipe.output.atomic import write_json_atomic
 from sgpipe.records import ImageEntry
 from sgpipe.source.decode import read_remote_image, resolve_image_path
-from sgpipe.source.plan import build_plan, read_shard_entries
+from sgpipe.source.plan import build_plan
+from sgpipe.source.readers import ShardItem, ShardReader
 from sgpipe.storage import Location, RemotePath, location, url_problem
 
 log = logging.getLogger(__name__)
@@ -50,34 +52,46 @@ class SourceImage:
 
 
 def check_source_paths(config: PipelineConfig) -> None:
-    """The source's instances file and images folder, local or any fsspec URL, as `sgpipe run` checks them."""
+    """The source's instances file and images folder (or its tars), local or any fsspec URL, as
+    `sgpipe run` checks them."""
     from sgpipe.config import _check_source_path
+    from sgpipe.source.kinds import tar_problems
 
     problems: list[str] = []
     src = config.source
-    for key, kind in (("instances", "file"), ("images", "folder")):
+    keys = {"coco": (("instances", "file"), ("images", "folder")), "folder": (("images", "folder"),)}
+    for key, kind in keys.get(src.kind, ()):
         where, url = f"source.{key}", getattr(src, key)
         problem = url_problem(url, where)
         if problem:
             problems.append(problem)
         else:
             _check_source_path(problems, where, url, kind, src.storage_options)
+    if src.kind == "webdataset":
+        problems += tar_problems(src)
     if problems:
         raise SgpipeError("; ".join(problems))
 
 
-def _source_entries(config: PipelineConfig, plan_dir: Path, counters: Counter) -> Iterator[ImageEntry]:
+def _source_entries(config: PipelineConfig, plan_dir: Path, counters: Counter) -> Iterator[ShardItem]:
     plan = build_plan(config.source, config.output.samples_per_shard, plan_dir)
+    reader = ShardReader(config.source, plan_dir, alt_texts=False)
     for index in range(plan.n_shards):
-        for entry in read_shard_entries(plan_dir, index):
+        for entry, image in reader.items(index):
             if entry.duplicate:  # a repeated id: its first entry stands for it
                 counters["source_duplicates"] += 1
                 continue
-            yield entry
+            yield entry, image
 
 
-def _hash_source(entry: ImageEntry, root: Location) -> SourceImage:
-    """The image under the decode stage's name rules: a local file, or an object fetched by name."""
+def _hash_source(item: ShardItem, root: Location | None) -> SourceImage:
+    """The image the source carries (a tar's), else the file under the decode stage's name rules: a
+    local file, or an object fetched by name."""
+    entry, image = item
+    if image is not None:
+        return SourceImage(entry, True, hash_bytes(image))
+    if root is None or entry.failure:  # an item without its image
+        return SourceImage(entry, False, None)
     if isinstance(root, RemotePath):
         data, _ = read_remote_image(root, entry.file_name)
         return SourceImage(entry, data is not None, hash_bytes(data) if data is not None else None)
@@ -122,11 +136,12 @@ def find_leakage(
     index = evaluation.phash_words()
     counters: Counter = Counter(evaluation.counters)
     matches: list[dict] = []
-    root = location(config.source.images, config.source.storage_options)
+    images = config.source.images if config.source.kind != "webdataset" else ""
+    root = location(images, config.source.storage_options) if images else None
     last_log = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sgpipe-leakage-plan-") as plan_dir:
         entries = _source_entries(config, Path(plan_dir), counters)
-        hashed = bounded_map(lambda entry: _hash_source(entry, root), entries, threads)
+        hashed = bounded_map(lambda item: _hash_source(item, root), entries, threads)
         while block := list(islice(hashed, MATCH_BLOCK)):
             usable = [i for i, image in enumerate(block) if image.hashes and image.hashes.phash is not None]
             queries = to_words([block[i].hashes.phash for i in usable])  # type: ignore[union-attr,misc]

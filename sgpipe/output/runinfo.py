@@ -24,6 +24,8 @@ def _models(config: PipelineConfig) -> dict[str, Any]:
         models["captioner"] = config.caption.model
     if config.parse.backend == "seq2seq":
         models["parser"] = config.parse.model
+    if config.detect.enabled:
+        models["detector"] = config.detect.model
     if config.verify.enabled:
         models["verifier"] = config.verify.checkpoint
     return models

@@ -111,8 +111,14 @@ def read_remote_image(root: RemotePath, file_name: str) -> tuple[bytes | None, s
     )
 
 
-def read_image(sample: Sample, root: Path | RemotePath) -> bytes | None:
-    """The sample's image bytes, or None with the sample failed as missing."""
+def read_image(sample: Sample, root: Path | RemotePath | None) -> bytes | None:
+    """The sample's image bytes, or None with the sample failed as missing. A source that carries
+    its images (a tar) has put them in `image_bytes` already; `root` is None for it."""
+    if sample.image_bytes is not None:
+        return sample.image_bytes
+    if root is None:
+        sample.fail(errors.FAILED_MISSING, "no image in the source item")
+        return None
     if isinstance(root, RemotePath):
         data, rule = read_remote_image(root, sample.file_name)
         if data is None:
@@ -132,7 +138,9 @@ def read_image(sample: Sample, root: Path | RemotePath) -> bytes | None:
         return None
 
 
-def decode_sample(sample: Sample, root: Path | RemotePath, max_pixels: int, keep_bytes: bool) -> None:
+def decode_sample(
+    sample: Sample, root: Path | RemotePath | None, max_pixels: int, keep_bytes: bool
+) -> None:
     data = read_image(sample, root)
     if data is None:
         return
@@ -198,7 +206,7 @@ class DecodeStage(Stage):
 
     def __init__(
         self,
-        images_root: str | Path | RemotePath,
+        images_root: str | Path | RemotePath | None,
         max_pixels: int,
         threads: int = 4,
         keep_bytes: bool = True,
@@ -206,14 +214,15 @@ class DecodeStage(Stage):
     ):
         # one CPU: the threads mostly wait on reads, and decoding releases the GIL
         super().__init__(batch_size, Resources(cpus=1.0))
-        self.root = location(images_root)
+        self.root = location(images_root) if images_root is not None else None  # None: tars carry images
         self.max_pixels = max_pixels
         self.threads = max(1, threads)
         self.keep_bytes = keep_bytes
         self._pool: ThreadPoolExecutor | None = None
 
     def setup(self) -> None:
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
+        if self.threads > 1:  # one thread decodes in the caller's: no hand-off per image
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="decode")
 
     def teardown(self) -> None:
         if self._pool is not None:
@@ -221,5 +230,10 @@ class DecodeStage(Stage):
             self._pool = None
 
     def process(self, samples: list[Sample]) -> None:
+        decode = lambda s: decode_sample(s, self.root, self.max_pixels, self.keep_bytes)  # noqa: E731
+        if self.threads == 1:
+            for sample in samples:
+                decode(sample)
+            return
         assert self._pool is not None, "setup() starts the thread pool"
-        list(self._pool.map(lambda s: decode_sample(s, self.root, self.max_pixels, self.keep_bytes), samples))
+        list(self._pool.map(decode, samples))

@@ -5,6 +5,10 @@ lexicon (whole words, curated synonyms and hyponyms), then by sentence-embedding
 words the lexicon does not know. Candidates are the ordered pairs of distinct eligible boxes
 (no crowd boxes unless `include_crowd`, none smaller than `min_box_area`) whose categories match,
 at most `max_pairs_per_triplet` per triplet, best geometric prior (`tag_score`) first.
+
+Boxes the detect stage found are grounded by the phrase that found them first: an entity for which
+its own phrase found boxes takes those, and only those; an entity whose phrase found none goes
+through the lexicon as above, over the annotated boxes and the boxes the detector's vocabulary found.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import numpy as np
 
 from sgpipe import errors
 from sgpipe.config import TagConfig
-from sgpipe.records import Box, Relation, Sample
+from sgpipe.records import DETECTOR, Box, Relation, Sample
 from sgpipe.stages.base import Resources, Stage
-from sgpipe.vocab.lexicon import Lexicon
+from sgpipe.vocab.lexicon import Lexicon, normalise
 from sgpipe.vocab.matcher import EMBEDDING, EntityMatcher
 from sgpipe.vocab.tag_score import tag_scores
 
@@ -69,6 +73,11 @@ class TagStage(Stage):
 
     def _boxes_for(self, sample: Sample, lemma: str, eligible: list[Box]) -> list[int]:
         """Indices of the eligible boxes the entity may denote; counts how it matched or why not."""
+        phrase = normalise(lemma)
+        own = [i for i, b in enumerate(eligible) if b.source == DETECTOR and b.category == phrase]
+        if own:
+            sample.count("tag_entity_matched_detector")
+            return own
         match = self.matcher.match(lemma)
         if not match.matched:  # unknown word, or a body part, clothing, stuff
             sample.count(f"tag_entity_unmatched_{match.source}")

@@ -20,7 +20,7 @@ from typing import Any
 from sgpipe import errors
 from sgpipe.config import VerifyConfig
 from sgpipe.models.checkpoint import WEIGHTS_NAME, is_checkpoint, is_rtagger_folder, not_a_checkpoint
-from sgpipe.records import Relation, Sample
+from sgpipe.records import DETECTOR, Relation, Sample
 from sgpipe.stages.base import Resources, Stage
 
 
@@ -60,12 +60,14 @@ ASSIGNED_BY_VERIFIER = -1  # triplet_id of a relation no grounded triplet propos
 
 def rtagger_categories(sample: Sample) -> list[str]:
     """The category texts the R-Tagger reads before the relation texts: COCO's 80 names in COCO's order
-    when every box is a COCO category (what RLIPv2's COCO run used), else the image's own categories."""
+    when every box is an annotated COCO category (what RLIPv2's COCO run used), else the image's own
+    categories (with detected boxes: the phrases that found them, beside any annotated categories)."""
     from sgpipe.vocab.lexicon import load_vocabulary
 
     coco = list(load_vocabulary("coco"))
     names = list(dict.fromkeys(b.category for b in sample.objects))
-    return coco if set(names) <= set(coco) else names
+    detected = any(b.source == DETECTOR for b in sample.objects)
+    return coco if not detected and set(names) <= set(coco) else names
 
 
 def rtagger_input(sample: Sample, example: Any) -> Any:

@@ -26,11 +26,16 @@ def _sample(name, size):
     return build_sample(1, file_name=name, width=size[0], height=size[1])
 
 
+@pytest.mark.parametrize("carried", [False, True], ids=["file", "carried"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_each_image_case_gets_its_status(tmp_path, name):
+def test_each_image_case_gets_its_status(tmp_path, name, carried):
+    """Read by name in a thread pool, or carried by the source (a tar's member) and decoded inline."""
     size = write_case(tmp_path, name)
     sample = _sample(name, size)
-    run_stage(DecodeStage(tmp_path, max_pixels=50_000_000, threads=2), [sample])
+    if carried:
+        sample.image_bytes = (tmp_path / name).read_bytes()
+    run_stage(DecodeStage(None if carried else tmp_path, max_pixels=50_000_000, threads=1 if carried else 2),
+              [sample])
     status, ext = EXPECTED[name]
     assert sample.status == status, sample.error_message
     if status == errors.OK:

@@ -176,6 +176,35 @@ def test_synthetic_categories_without_a_vocabulary():
     assert [(r.subject_id, r.object_id) for r in s.relations] == [(1, 2), (3, 1)]
 
 
+def _detected(box_id, phrase, x, y, w=20, h=20):
+    return Box(box_id, phrase, -1, [x, y, w, h], source="detector", score=0.9)
+
+
+def test_a_phrase_grounds_on_the_boxes_it_found_first():
+    # annotated person 1; the detector found "man" 10, "horse" 11 and, for the vocabulary, "dog" 12
+    s = sample(
+        [box(1, "person", 0, 0), _detected(10, "man", 100, 100), _detected(11, "horse", 200, 100),
+         _detected(12, "dog", 300, 300)],
+        [triplet(0, "man", "ride", "horse"), triplet(1, "woman", "walk", "dog"),
+         triplet(2, "cat", "on", "horse")],
+    )
+    run([s])
+    got = [(r.subject_id, r.object_id, r.triplet_id) for r in s.relations]
+    # "man" takes its own box only (not the annotated person); "woman" found nothing of its own and goes
+    # through the lexicon: the annotated person; "dog" the box its phrase found; "cat": nothing
+    assert got == [(10, 11, 0), (1, 12, 1)]
+    assert s.counters["tag_entity_matched_detector"] == 4  # man, horse; dog; horse (of the cat)
+    assert s.counters["tag_entity_matched_lexicon"] == 1  # woman
+    assert s.counters["tag_triplets_without_pair"] == 1
+
+
+def test_phrases_of_words_the_lexicon_does_not_know_ground_on_their_own_boxes():
+    boxes = [_detected(0, "teapot", 10, 10), _detected(1, "saucer", 10, 40), _detected(2, "teapot", 200, 10)]
+    s = sample(boxes, [triplet(0, "teapot", "on", "saucer")])
+    run([s], categories=[])
+    assert sorted((r.subject_id, r.object_id) for r in s.relations) == [(0, 1), (2, 1)]
+
+
 def test_stage_contract():
     stage = TagStage(TagConfig(embedding_model="none"), COCO)
     assert stage.name == "tag" and stage.failure_status == errors.FAILED_TAG

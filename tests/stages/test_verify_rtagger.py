@@ -117,3 +117,17 @@ def test_reverify_accepts_an_rtagger_folder(folder, tmp_path):
     new = list(iter_shard_samples(str(tmp_path / "new")))
     assert new and all(r["confidence"] is not None for s in new for r in s.record["relations"])
     assert new[0].record["provenance"]["models"]["verify"]["assignment"] == "all_pairs"
+
+
+def test_with_detected_boxes_the_taggers_category_texts_are_the_images_phrases():
+    from sgpipe.stages.verify import rtagger_categories
+
+    coco_only = _sample(1, ("person", "horse", "cup"))
+    assert len(rtagger_categories(coco_only)) == 80  # RLIPv2's COCO run: COCO's 80 names
+    detected = _sample(2, ("person", "horse", "cup"))
+    detected.objects.append(Box(4, "man", -1, [1, 1, 5, 5], source="detector", score=0.5))
+    assert rtagger_categories(detected) == ["person", "horse", "cup", "man"]
+    phrases_only = _sample(3, ("person", "horse", "cup"))
+    for b in phrases_only.objects:
+        b.source = "detector"
+    assert rtagger_categories(phrases_only) == ["person", "horse", "cup"]  # COCO words, found by phrases

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from sgpipe.output.writer import write_shard
-from sgpipe.records import Caption
+from sgpipe.records import Box, Caption
 from sgpipe.shards import expand_urls
 from tests.helpers.ray_local import local_ray
 from tests.helpers.tiny_shards import PROVENANCE, output_sample
@@ -27,11 +27,20 @@ def _tricky_output(out, images=True):
         sample.captions.append(
             Caption(1, "a dog on a bike", "model", "tiny-blip", {"top_p": 0.9, "max_length": 20})
         )
+    # an image-text item: a detected box, its source key and metadata
+    second[1].objects.append(Box(99, "kite", -1, [1, 1, 4, 4], source="detector", score=0.5))
+    second[1].source_key, second[1].metadata = "000123", {"url": "https://example.com/a.jpg", "width": 80}
     write_shard(out, 0, first, PROVENANCE, write_images=images)
     write_shard(
         out, 1, second, dict(PROVENANCE, models={"verifier": "ckpt"}, source="x"), write_images=images
     )
     return first + second
+
+
+def _as_loaded(record):
+    """A record as typed features give it back: the fields it leaves out, null."""
+    objects = [{"source": None, "score": None, **o} for o in record["objects"]]
+    return {"source_key": None, "metadata": None, **record, "objects": objects}
 
 
 @pytest.mark.parametrize("images", [True, False])
@@ -46,7 +55,9 @@ def test_hugging_face_datasets_loads_shards_with_sgpipe_features(tmp_path, image
     assert ds["__key__"] == [s.key for s in samples]
     row = ds[3]
     record = row["json"]
-    assert record == samples[3].to_record(record["provenance"])
+    assert record == _as_loaded(samples[3].to_record(record["provenance"]))
+    assert record["objects"][-1]["source"] == "detector" and record["metadata"]["width"] == 80
+    assert ds[2]["json"] == _as_loaded(samples[2].to_record(ds[2]["json"]["provenance"]))
     assert record["captions"][1]["decoding"] == {"top_p": 0.9, "max_length": 20}
     assert record["relations"][0]["kept"] is True and record["relations"][1]["confidence"] == pytest.approx(
         0.1

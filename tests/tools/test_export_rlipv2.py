@@ -163,6 +163,32 @@ def test_other_sources_are_visual_genome_items(tmp_path):
     assert reader[0]["path"] == tmp_path / "VG/images/1.jpg"
 
 
+def test_detected_boxes_export_as_objects_named_by_their_phrase(tmp_path):
+    """A web source's record: detector boxes only, a 63-bit image id; RLIPv2 reads it as a VG item."""
+    from sgpipe.records import Box, Relation, Triplet
+
+    sample = output_sample(1, "cc3m")
+    sample.image_id = 2**62 + 5  # a hashed key's id
+    sample.key = f"cc3m-{sample.image_id:012d}"
+    sample.objects = [Box(0, "man", -1, [2, 2, 20, 30], source="detector", score=0.91),
+                      Box(1, "skateboard", -1, [10, 25, 30, 20], source="detector", score=0.48)]
+    sample.triplets = [Triplet("man", "ride", "skateboard", "a man", "riding", "a skateboard", 0, 1, [0])]
+    sample.relations = [Relation(0, 0, 1, "ride", 0, 0.9, 0.6, True)]
+    write_shard(tmp_path / "out", 0, [sample], PROVENANCE)
+    export(tmp_path / "out", "rlipv2", tmp_path / "web.json")
+    (item,) = json.loads((tmp_path / "web.json").read_text())
+    assert item["image_id"] == 2**62 + 5 and "dataset" not in item
+    assert item["objects"] == [
+        {"object_id": 0, "x": 2.0, "y": 2.0, "w": 20.0, "h": 30.0, "names": "man"},
+        {"object_id": 1, "x": 10.0, "y": 25.0, "w": 30.0, "h": 20.0, "names": "skateboard"},
+    ]
+    vocab = json.loads((tmp_path / "web_vocab_freq.json").read_text())
+    assert vocab["object_names"] == ["man", "skateboard"] and vocab["relationship_names"] == ["ride"]
+    _place_images(tmp_path / "out", tmp_path / "VG" / "images", lambda r: f"{r['image_id']}.jpg")
+    read = MixedRelReader(tmp_path / "web.json", ["vg"], vg_folder=tmp_path / "VG" / "images")[0]
+    assert _triplets(read) == {("man", "ride", "skateboard")}
+
+
 def test_the_reader_fails_where_rlipv2_fails(tmp_path):
     """The former export (names as a list, confidence null) breaks RLIPv2's loader; so does the reader."""
     out = tmp_path / "out"
