@@ -48,9 +48,9 @@ def build_tagger(quick: bool, device: str):
     folder = Path(tempfile.mkdtemp())
     vocab = write_byte_tokenizer(folder)
     fields = {"text": {"vocab_size": vocab}}
-    if quick:  # the reduced model of the reference fixture
-        fields.update(enc_layers=4, dec_layers=2, min_size=128, max_size=213,
-                      text={"vocab_size": vocab, "num_hidden_layers": 2})
+    if quick:  # smaller than the reference fixture's reduced model: one fusion, one decoder layer
+        fields.update(enc_layers=2, dec_layers=1, min_size=128, max_size=213,
+                      text={"vocab_size": vocab, "num_hidden_layers": 1})
     config = RTaggerConfig.from_dict(fields)
     net = RTaggerNet.without_init(config)
     deterministic_fill(net.state_dict(), config.dec_layers)
