@@ -99,7 +99,9 @@ def main() -> None:
                                  + (["--quick"] if options.quick else []), capture_output=True, text=True, check=True)
         report = {"checkpoint": json.loads(written.stdout.strip().splitlines()[-1])}
         tokenizer = work / "tokenizer"
-        trees = {"this_tree": ROOT, **({"baseline_tree": options.baseline_tree.resolve()} if options.baseline_tree else {})}
+        trees = {"this_tree": ROOT}
+        if options.baseline_tree:
+            trees["baseline_tree"] = options.baseline_tree.resolve()
         for name, tree in trees.items():
             report[name] = convert(tree, work / "checkpoint0019.pth", tokenizer, work / name)
     print(json.dumps(report, indent=1))

@@ -53,5 +53,6 @@ def test_a_pipeline_not_known_to_be_torch_free_gets_spacy_with_torch(tmp_path):
 def test_stop_words_are_spacys_own_lists():
     english, foreign = _stop_words()
     assert english == importlib.import_module("spacy.lang.en.stop_words").STOP_WORDS
-    others = set().union(*(importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS for lang in _OTHER_LANGUAGES))
+    lists = [importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS for lang in _OTHER_LANGUAGES]
+    others = set().union(*lists)
     assert foreign == others - english and len(foreign) > 1000

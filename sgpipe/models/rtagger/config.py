@@ -88,15 +88,15 @@ class RTaggerConfig:
                 "each decoder layer reads one fused text layer"
             )
         if self.num_feature_levels != 4:
-            errors.append(f"num_feature_levels must be 4 (ResNet stages 2-4 plus one extra), got {self.num_feature_levels}")
+            errors.append(f"num_feature_levels must be 4 (backbone stages 2-4 plus one extra), got {self.num_feature_levels}")
         if self.text.get("hidden_size") != 768:
             errors.append("the text encoder must be 768 wide (RLIPv2's fusion layers are built for 768)")
         if self.hidden_dim % self.nheads:
             errors.append("hidden_dim must be divisible by nheads")
-        for name, value, choices in (("backbone", self.backbone, BACKBONES), ("gating_mechanism", self.gating_mechanism, GATINGS),
-                                     ("verb_query_tgt_type", self.verb_query_tgt_type, VERB_QUERY_TYPES)):
-            if value not in choices:
-                errors.append(f"{name} {value!r} is not implemented. Choose from: {', '.join(choices)}")
+        for name, choices in (("backbone", BACKBONES), ("gating_mechanism", GATINGS),
+                              ("verb_query_tgt_type", VERB_QUERY_TYPES)):
+            if getattr(self, name) not in choices:
+                errors.append(f"{name} {getattr(self, name)!r} is not implemented. Choose from: {', '.join(choices)}")
         if self.swin_depths is not None and (self.swin is None or len(self.swin_depths) != 4):
             errors.append("swin_depths needs a Swin backbone and four stage depths")
         if errors:

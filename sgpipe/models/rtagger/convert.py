@@ -94,7 +94,9 @@ def detect_backbone(state: dict[str, torch.Tensor]) -> dict[str, Any]:
             raise CheckpointError("not an RLIPv2 R-Tagger state dict: it holds neither a ResNet nor a Swin backbone")
         blocks = tuple(_count(state, rf"backbone\.0\.body\.layer{i}\.(\d+)\.") for i in (1, 2, 3, 4))
         if blocks != (3, 4, 6, 3):
-            raise CheckpointError(f"a ResNet backbone of {blocks} blocks per stage: only ResNet-50 (3, 4, 6, 3) is implemented")
+            raise CheckpointError(
+                f"a ResNet backbone of {blocks} blocks per stage: only ResNet-50 (3, 4, 6, 3) is implemented"
+            )
         return {"backbone": "resnet50"}
     stages = _count(state, r"backbone\.0\.body\.layers\.(\d+)\.")
     depths = tuple(_count(state, rf"backbone\.0\.body\.layers\.{i}\.blocks\.(\d+)\.") for i in range(stages))

@@ -1,9 +1,9 @@
 """RTaggerNet: RLIPv2's R-Tagger network (`RLIP_ParSeD` + `RLIP_ParSeDTransformer_v2` with `--verb_tagger`)
 under RLIPv2's own state-dict key names, batched over images of different sizes.
 
-Flow: backbone (ResNet-50 or Swin) stages 2-4 plus a stride-2 extra level, each projected to 256 (per image, unpadded, so group
-norm and convolutions see exactly the image alone) -> levels zero-padded to a common size -> fusion encoder
-with each image's own texts -> per candidate group ("row", at most num_queries // 2 pairs): subject and
+Flow: backbone (ResNet-50 or Swin) stages 2-4 plus a stride-2 extra level, each projected to 256 (per image,
+unpadded, so group norm and convolutions see exactly the image alone) -> levels zero-padded to a common size
+-> fusion encoder with each image's own texts -> per candidate group ("row", at most num_queries // 2 pairs): subject and
 object queries from the given boxes and the fused text of their class -> pair decoder -> verb decoder (its
 content the learned verb queries, plus a multi-branch fusion of each pair's subject and object outputs with
 `vanilla_MBF`) -> verb logit of every pair against every text of the row's image.
