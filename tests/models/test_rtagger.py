@@ -145,6 +145,8 @@ def test_numpy_arrays_and_tuples_score_as_lists(fixture, tagger, alone):
     empty = tagger.score(item.image, item.boxes_xywh, item.box_labels, np.empty((0, 2), dtype=np.int64), item.texts,
                          item.category_names)
     assert empty.shape == (0, len(item.texts))
+    from_generator = tagger.score_batch(x for x in fixture_inputs(fixture)[2:])
+    np.testing.assert_array_equal(from_generator[0], alone[2])
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ to 0.10, a score near 0.5 by 0.026 (docs/BENCHMARKS.md): next to thresholds of 0
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,8 @@ class RTagger:
         return self.score_batch([TaggerInput(image, boxes_xywh, box_labels, pairs, texts, category_names)])[0]
 
     @torch.inference_mode()
-    def score_batch(self, items: Sequence[TaggerInput]) -> list[np.ndarray]:
+    def score_batch(self, items: Iterable[TaggerInput]) -> list[np.ndarray]:
+        items = list(items)  # a tuple or a generator as well as a list
         for item in items:
             item.check()
         results = [np.zeros((len(item.pairs), len(item.texts)), dtype=np.float32) for item in items]
