@@ -211,5 +211,6 @@ def test_reference_regenerates_with_rlipv2s_code(tmp_path, model):
                    check=True, cwd=src, env={**os.environ, "PYTHONPATH": ""}, stdout=subprocess.DEVNULL, timeout=1800)
     fresh, committed = load_fixture(out), load_fixture(FIXTURES / MODELS[model][0])
     assert fresh["config"] == committed["config"] and len(fresh["cases"]) == len(committed["cases"])
-    for new, old in zip(fresh["cases"], committed["cases"]):
-        assert np.abs(np.asarray(new["scores"]) - np.asarray(old["scores"])).max() < 1e-6
+    for new, old in zip(fresh["cases"], committed["cases"]):  # the same machine repeats it exactly; another
+        # CPU rounds differently (the ResNet-50 reference, made elsewhere, regenerates here within 4.6e-6)
+        assert np.abs(np.asarray(new["scores"]) - np.asarray(old["scores"])).max() < 1e-5
