@@ -6,12 +6,20 @@
 
     python benchmarks/bench_parse.py --backend seq2seq --model DIR_OR_HUB_ID [--num-beams 5] [--device cuda]
 
+    python benchmarks/bench_parse.py --whole-process --copies 4 [--baseline-tree /tmp/sgpipe-before] [--repeat 3]
+
 Quality: precision/recall/F1 of relation triplets on FACTUAL's random_dev and length_dev
 (sgpipe.eval.factual: entities match on the lemma of their last word, predicates on their lemmas).
 Speed: captions per second, each parser pinned to one core (threads capped at 1), on the same
 captions with the same spaCy model in the same run; bare `nlp.pipe` is timed too, to show what the
 extraction rules add. Scaling: sgpipe in 1 and 2 processes (each pinned to its own core, models
 loaded before the clock starts), and a projection to 16 cores against 10 captions x 100 images/s.
+
+Whole process (`--whole-process`): `sgpipe parse --input` on the captions of both splits x `--copies` (4:
+8,000 captions) against a script running SceneGraphParser over the same JSONL, each a fresh process pinned to
+one core, start-up included (interpreter, imports, model loading); taking turns, best of `--repeat`. With
+`--baseline-tree`, the `sgpipe parse` of another checkout too, and the English verdicts of both checkouts'
+`looks_english` on the captions and a multilingual set, compared one by one.
 
 `--backend seq2seq` scores a text2text scene-graph parser (FACTUAL's Flan-T5 checkpoints, e.g.
 lizhuang144/flan-t5-base-VG-factual-sg, or a folder) through the same code as the parse stage
@@ -26,7 +34,9 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -158,6 +168,102 @@ def scaling(model: str, captions: list[str], processes: int, rounds: int) -> dic
     }
 
 
+# SceneGraphParser has no command line: the whole process a user of it runs, JSONL in, JSONL out.
+SGP_SCRIPT = """
+import json, sys
+import sng_parser
+parser = sng_parser.Parser("spacy", model=sys.argv[3])
+with open(sys.argv[1]) as rows, open(sys.argv[2], "w") as out:
+    for line in rows:
+        row = json.loads(line)
+        graph = parser.parse(row["text"])
+        entities = graph["entities"]
+        triplets = [[entities[r["subject"]]["lemma_head"], r["relation"], entities[r["object"]]["lemma_head"]]
+                    for r in graph["relations"]]
+        out.write(json.dumps({"id": row["id"], "triplets": triplets}) + "\\n")
+"""
+VERDICTS_SCRIPT = """
+import json, sys
+from sgpipe.text.parser import looks_english
+print(json.dumps([looks_english(text) for text in json.load(open(sys.argv[1]))]))
+"""
+MULTILINGUAL = [
+    "a man riding a horse on the beach", "two dogs playing with a ball in the park", "a red car parked near a tree",
+    "un homme sur un cheval sur la plage", "une femme avec un chapeau et une robe", "le chat est sous la table",
+    "ein Mann reitet auf einem Pferd am Strand", "eine Frau mit einem Hut und einem Kleid", "der Hund ist im Auto",
+    "un hombre montando a caballo en la playa", "una mujer con un sombrero y un vestido", "el perro está en el coche",
+    "un uomo a cavallo sulla spiaggia", "una donna con un cappello e un vestito", "il gatto è sotto il tavolo",
+    "um homem montando um cavalo na praia", "uma mulher com um chapéu e um vestido", "o cão está no carro",
+    "een man rijdt op een paard op het strand", "een vrouw met een hoed en een jurk", "de hond is in de auto",
+    "一个男人在海滩上骑马", "海辺で馬に乗る男性", "мужчина едет на лошади по пляжу",
+    "رجل يركب حصانا على الشاطئ",
+    "a man with a sombrero on a plaza", "the cafe on the corner de la rue", "a pizza with la salsa on a table",
+    "person in a kimono near a torii gate", "Le Mans race car on the track", "a sign that says Die Hard",
+    "", "?!...", "🐱🐶🐴", "1234 5678", "a b c d", "la la la la", "the the the", "de de de de het het",
+]
+
+
+def _pinned() -> None:
+    os.sched_setaffinity(0, {0})
+
+
+def _timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of user + system) of one fresh process pinned to core 0. `cwd`: where
+    `python -m`/`-c` look first for packages (the checkout timed)."""
+    started = time.perf_counter()
+    pin_core = _pinned if hasattr(os, "sched_setaffinity") else None
+    process = subprocess.Popen(command, env=env, cwd=cwd, preexec_fn=pin_core, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if status:
+        sys.exit(f"{command[:4]} failed: {process.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def _verdicts(tree: Path, texts_path: Path) -> list[bool]:
+    done = subprocess.run([sys.executable, "-c", VERDICTS_SCRIPT, str(texts_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree, check=True)
+    return json.loads(done.stdout)
+
+
+def whole_process(args: argparse.Namespace, captions: list[str]) -> dict:
+    work = Path(tempfile.mkdtemp())
+    rows = work / "captions.jsonl"
+    rows.write_text("".join(json.dumps({"id": i, "text": c}) + "\n" for i, c in enumerate(captions)))
+    root = Path(__file__).resolve().parents[1]
+    trees = {"sgpipe": root, **({"sgpipe_baseline": args.baseline_tree.resolve()} if args.baseline_tree else {})}
+    commands = {
+        name: ([sys.executable, "-m", "sgpipe.cli", "parse", "--input", str(rows), "--output",
+                str(work / f"{name}.jsonl"), "--spacy-model", args.spacy_model], tree)
+        for name, tree in trees.items()
+    }
+    commands["scenegraphparser"] = ([sys.executable, "-c", SGP_SCRIPT, str(rows), str(work / "sgp.jsonl"),
+                                     args.spacy_model], work)
+    best = {name: [float("inf"), float("inf")] for name in commands}
+    for _ in range(args.repeat):
+        for name, (command, tree) in commands.items():
+            wall, cpu = _timed(command, {**os.environ, "PYTHONPATH": str(tree)}, cwd=tree)
+            best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
+    report: dict = {"captions": len(captions), "best_of": args.repeat}
+    for name, (wall, cpu) in best.items():
+        report[name] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
+    for name in trees:
+        report[f"ratio_scenegraphparser_over_{name}"] = {
+            "wall": round(best["scenegraphparser"][0] / best[name][0], 2),
+            "cpu": round(best["scenegraphparser"][1] / best[name][1], 2),
+        }
+    if args.baseline_tree:
+        outputs_equal = (work / "sgpipe.jsonl").read_bytes() == (work / "sgpipe_baseline.jsonl").read_bytes()
+        texts = work / "texts.json"
+        texts.write_text(json.dumps(list(dict.fromkeys(captions)) + MULTILINGUAL))
+        new, old = _verdicts(root, texts), _verdicts(args.baseline_tree.resolve(), texts)
+        report["same_output_as_baseline"] = outputs_equal
+        report["english_verdicts"] = {"texts": len(new), "not_english": new.count(False),
+                                      "same_as_baseline": new == old}
+    return report
+
+
 def seq2seq_report(args: argparse.Namespace) -> dict:
     """F1 per split and captions/s of the seq2seq backend, from one pass over both splits."""
     from sgpipe.config import ParseConfig
@@ -237,6 +343,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="seq2seq: captions per generate call")
     parser.add_argument("--device", default="auto", help="seq2seq: auto | cpu | cuda")
     parser.add_argument("--dtype", default="auto", help="seq2seq: auto | float32 | bfloat16 | float16")
+    parser.add_argument("--whole-process", action="store_true",
+                        help="time whole `sgpipe parse` and SceneGraphParser processes, start-up included")
+    parser.add_argument("--baseline-tree", type=Path, help="--whole-process: another sgpipe checkout, same run")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"FACTUAL data not found at {args.data} (pass --data)")
@@ -255,6 +364,19 @@ def main() -> None:
         return
 
     captions = [e.caption for split in SPLITS for e in read_factual(args.data / f"{split}.csv")] * args.copies
+    if args.whole_process:
+        report = {
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible",
+            "load_average_before": [round(x, 2) for x in os.getloadavg()],
+            "spacy_model": args.spacy_model,
+            "whole_process_one_core": whole_process(args, captions),
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        }
+        print(json.dumps(report, indent=1), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
+        return
     report: dict = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible",

@@ -4,6 +4,9 @@
     # (tools/rlipv2_reference/README.md) as a subprocess of this script
     python benchmarks/bench_rtagger.py --official-python /work/rlipv2-env/bin/python --rlipv2-src /work/rlipv2-src
 
+    # the same for RLIPv2's Swin-T / Swin-L taggers (test_Tagger_swinT.sh, test_Tagger_swinL.sh)
+    python benchmarks/bench_rtagger.py --model swin_tiny --official-python ... --rlipv2-src ...
+
     # GPU: the port at full size, bf16, by batch size, against RLIPv2's loop settings (batch 1, fp32)
     python benchmarks/bench_rtagger.py --gpu --images 64 --batch-sizes 1,4,8,16,32
 
@@ -68,7 +71,7 @@ def run_official(options) -> None:
     config = json.loads((Path(options.work) / "roberta-base-config" / "config.json").read_text())
     config["vocab_size"] = vocab  # byte-level vocabulary, RoBERTa-base's 12 layers
     (Path(options.work) / "roberta-base-config" / "config.json").write_text(json.dumps(config))
-    model, _ = ref.build_official(Path(options.rlipv2_src), ref.TAGGER_FLAGS)
+    model, _ = ref.build_official(Path(options.rlipv2_src), ref.MODELS[options.model]["flags"])
     fill.deterministic_fill(model.state_dict(), 3)
     cases = make_cases(options.images + 1, options.width, options.height)
     ref.run_case(model, cases[0], fill, COCO_NAMES, 800, 1333)  # warm-up
@@ -80,7 +83,10 @@ def run_official(options) -> None:
     print(json.dumps({"seconds": seconds, "scores": scores, "peak_rss_gb": _peak_rss_gb()}))
 
 
-def _port_tagger(device: str, text_vocab: int | None = None):
+SWIN_FIELDS = {"dim_feedforward": 2048, "gating_mechanism": "VXAc", "verb_query_tgt_type": "vanilla_MBF"}
+
+
+def _port_tagger(device: str, model: str = "resnet50"):
     sys.path.insert(0, str(ROOT))
     from transformers import AutoTokenizer
 
@@ -90,7 +96,8 @@ def _port_tagger(device: str, text_vocab: int | None = None):
 
     folder = Path(tempfile.mkdtemp())
     vocab = write_byte_tokenizer(folder)
-    config = RTaggerConfig.from_dict({"text": {"vocab_size": vocab}})
+    fields = {} if model == "resnet50" else {"backbone": model, **SWIN_FIELDS}
+    config = RTaggerConfig.from_dict({"text": {"vocab_size": vocab}, **fields})
     net = RTaggerNet.without_init(config)
     deterministic_fill(net.state_dict(), config.dec_layers)
     return RTagger(net, AutoTokenizer.from_pretrained(str(folder)), device)
@@ -112,7 +119,8 @@ def run_cpu(options) -> None:
     print(f"RLIPv2's code: {options.images} images of {options.width}x{options.height}, {options.threads} threads ...", flush=True)
     with tempfile.TemporaryDirectory() as work:
         done = subprocess.run(
-            [options.official_python, __file__, "--role", "official", "--rlipv2-src", options.rlipv2_src, "--work", work,
+            [options.official_python, __file__, "--role", "official", "--model", options.model,
+             "--rlipv2-src", options.rlipv2_src, "--work", work,
              "--images", str(options.images), "--width", str(options.width), "--height", str(options.height),
              "--threads", str(options.threads)],
             cwd=options.rlipv2_src, capture_output=True, text=True, check=True,
@@ -120,7 +128,7 @@ def run_cpu(options) -> None:
     official = json.loads(done.stdout.strip().splitlines()[-1])
     import numpy as np
 
-    tagger = _port_tagger("cpu")
+    tagger = _port_tagger("cpu", options.model)
     items = _inputs(make_cases(options.images + 1, options.width, options.height))
     tagger.score_batch(items[:1])  # warm-up
     seconds, diffs = [], []
@@ -132,11 +140,11 @@ def run_cpu(options) -> None:
     rlip, port = sum(official["seconds"]) / len(official["seconds"]), sum(seconds) / len(seconds)
     print(f"RLIPv2's code: {rlip:.2f} s/image, peak RSS {official['peak_rss_gb']:.2f} GiB")
     print(f"sgpipe port:   {port:.2f} s/image, peak RSS {_peak_rss_gb():.2f} GiB")
-    print(f"speed-up {rlip / port:.2f}x; max |score difference| {max(diffs):.2e} (fp32, full size)")
+    print(f"speed-up {rlip / port:.2f}x; max |score difference| {max(diffs):.2e} (fp32, full size, {options.model})")
 
 
 def run_gpu(options) -> None:
-    tagger = _port_tagger("cuda")
+    tagger = _port_tagger("cuda", options.model)
     items = _inputs(make_cases(options.images, options.width, options.height))
     torch.backends.cuda.matmul.allow_tf32 = False
 
@@ -164,9 +172,11 @@ def run_gpu(options) -> None:
     print(f"RLIPv2's loop settings (batch 1, fp32): {baseline:.1f} images/s ({1 / baseline:.3f} s/image; "
           f"RLIPv2 reports 0.229 s/image with its compiled op)")
     for batch in [int(b) for b in options.batch_sizes.split(",")]:
-        value = rate(batch, bf16=True)
-        print(f"batch {batch:3d} bf16: {value:7.1f} images/s  {value / baseline:5.1f}x the fp32 batch-1 loop, "
-              f"{value * 0.229:5.1f}x RLIPv2's reported rate; peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+        for bf16 in (False, True):  # fp32 is the default (verify.dtype auto); bf16 the opt-in
+            value = rate(batch, bf16=bf16)
+            print(f"batch {batch:3d} {'bf16' if bf16 else 'fp32'}: {value:7.1f} images/s  {value / baseline:5.1f}x the "
+                  f"fp32 batch-1 loop, {value * 0.229:5.1f}x RLIPv2's reported rate; "
+                  f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
 
 def main() -> None:
@@ -176,6 +186,8 @@ def main() -> None:
     parser.add_argument("--rlipv2-src", help="RLIPv2's code with official-code-on-cpu.diff applied")
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--gpu", action="store_true", help="images/s by batch size on CUDA")
+    parser.add_argument("--model", choices=["resnet50", "swin_tiny", "swin_large"], default="resnet50",
+                        help="which of RLIPv2's tagger scripts' models")
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--height", type=int, default=800)

@@ -380,11 +380,16 @@ def convert_rtagger(
     checkpoint: Path = typer.Argument(..., help="RLIPv2's R-Tagger checkpoint (checkpoint0019.pth)."),
     out: Path = typer.Option(..., "--out", help="Folder to write (config.json, model.safetensors, tokenizer)."),
     tokenizer: str = typer.Option("roberta-base", "--tokenizer", help="Tokenizer folder or hub id."),
+    assume_released: Optional[str] = typer.Option(
+        None, "--assume-released",
+        help="For a checkpoint that stores no args: convert it with the flags of RLIPv2's released tagger script "
+        "for this backbone (resnet50 | swin_tiny | swin_large).",
+    ),
 ) -> None:
-    """RLIPv2's released R-Tagger weights -> a folder `verify.checkpoint` accepts."""
+    """RLIPv2's R-Tagger weights (ResNet-50, Swin-T, Swin-L) -> a folder `verify.checkpoint` accepts."""
     from sgpipe.models.rtagger.convert import convert_rtagger as run_convert
 
-    typer.echo(run_convert(checkpoint, out, tokenizer=tokenizer))
+    typer.echo(run_convert(checkpoint, out, tokenizer=tokenizer, assume_released=assume_released))
 
 
 @app.command()

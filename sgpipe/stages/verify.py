@@ -107,7 +107,7 @@ class VerifyStage(Stage):
             from sgpipe.models.rtagger import RTagger
 
             self.model = RTagger.from_pretrained(
-                folder, device=resolve_device(self.device), bf16=self.config.dtype != "float32"
+                folder, device=resolve_device(self.device), bf16=self.config.dtype == "bfloat16"  # auto: fp32
             )
         else:
             self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))

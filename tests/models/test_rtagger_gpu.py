@@ -1,5 +1,5 @@
 """The R-Tagger on CUDA (off by default: run with `-m gpu` on a machine with a GPU): fp32 equals RLIPv2's
-reference, and a bf16 batch stays near it."""
+references (ResNet-50, Swin-T, Swin-L), and a bf16 batch stays within the drift measured with CPU autocast."""
 
 from pathlib import Path
 
@@ -14,19 +14,22 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 
-REFERENCE = Path(__file__).parent / "rtagger_fixtures" / "reference_scores.json"
+FIXTURES = Path(__file__).parent / "rtagger_fixtures"
+# bf16 drift bounds: the CPU autocast figures of tests/models/test_rtagger.py (CUDA's not yet measured)
+BF16_DRIFT = {"reference_scores.json": 0.017, "reference_scores_swin_tiny.json": 0.006,
+              "reference_scores_swin_large.json": 0.026}
 
 
-@pytest.fixture(scope="module")
-def setup():
+@pytest.fixture(scope="module", params=BF16_DRIFT)
+def setup(request):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    fixture = load_fixture(REFERENCE)
-    return fixture, tagger_for_fixture(fixture, device="cuda")
+    fixture = load_fixture(FIXTURES / request.param)
+    return fixture, tagger_for_fixture(fixture, device="cuda"), BF16_DRIFT[request.param]
 
 
 def test_fp32_on_cuda_equals_rlipv2(setup):
-    fixture, tagger = setup
+    fixture, tagger, _ = setup
     tagger.bf16 = False
     for item, case in zip(fixture_inputs(fixture), fixture["cases"]):
         scores = tagger.score_batch([item])[0]
@@ -34,7 +37,7 @@ def test_fp32_on_cuda_equals_rlipv2(setup):
 
 
 def test_bf16_batch_on_cuda(setup):
-    fixture, tagger = setup
+    fixture, tagger, bound = setup
     tagger.bf16 = True
     for scores, case in zip(tagger.score_batch(fixture_inputs(fixture)), fixture["cases"]):
-        assert np.isfinite(scores).all() and np.abs(scores - np.asarray(case["scores"])).max() < 0.1
+        assert np.isfinite(scores).all() and np.abs(scores - np.asarray(case["scores"])).max() < bound

@@ -7,11 +7,12 @@ for every step). It imports nothing of sgpipe except two torch-only files loaded
     python make_reference.py --rlipv2-src /work/rlipv2-src --work /tmp/rlipv2-ref \
         --fixture tests/models/rtagger_fixtures/reference_scores.json \
         --keys tests/models/rtagger_fixtures/official_keys.json
+    python make_reference.py --model swin_tiny ... (the same for swin_large)
 
 Writes:
-- `--keys`: the full-size official model's state-dict keys and shapes (built on the meta device, the flags of
-  `scripts/verb_tagger/test_Tagger_resnet.sh`, RoBERTa-base text encoder), which keys are aliases, and the
-  parsed `args` (as a checkpoint stores them).
+- `--keys`: the full-size official model's state-dict keys and shapes (the flags of
+  `scripts/verb_tagger/test_Tagger_resnet.sh`, `test_Tagger_swinT.sh` or `test_Tagger_swinL.sh` by `--model`,
+  RoBERTa-base text encoder), which keys are aliases, and the parsed `args` (as a checkpoint stores them).
 - `--fixture`: a reduced official model (fewer encoder/decoder layers, a 2-layer RoBERTa text encoder with a
   byte-level vocabulary, small test-time image size; the 768-wide fusion and its RoBERTa layers stay full
   size) filled by `deterministic_fill`, run one image at a time with one candidate group each, exactly as
@@ -33,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 PORT = HERE.parent.parent / "sgpipe" / "models" / "rtagger"
 
 # The flags of scripts/verb_tagger/test_Tagger_resnet.sh that shape the model.
-TAGGER_FLAGS = [
+RESNET_FLAGS = [
     "--dataset_file", "coco", "--dec_layers", "3", "--enc_layers", "6", "--num_queries", "200",
     "--backbone", "resnet50", "--dim_feedforward", "1024", "--num_feature_levels", "4", "--with_box_refine",
     "--RLIP_ParSeD_v2", "--fusion_type", "GLIP_attn", "--fusion_interval", "2", "--fusion_last_vis",
@@ -41,6 +42,22 @@ TAGGER_FLAGS = [
     "--relation_threshold", "0.05", "--device", "cpu", "--text_encoder_type", "roberta-base",
     "--param_path", "unused.pth", "--save_path", "unused.json",  # required by the parser, not read here
 ]
+
+def _swin_flags(backbone: str, drop_path_rate: str) -> list[str]:
+    """test_Tagger_swinT.sh / test_Tagger_swinL.sh: the ResNet script's flags with these changes."""
+    flags = list(RESNET_FLAGS)
+    for name, value in (("backbone", backbone), ("dim_feedforward", "2048")):
+        flags[flags.index(f"--{name}") + 1] = value
+    return flags + ["--dropout", "0.0", "--drop_path_rate", drop_path_rate, "--gating_mechanism", "VXAc",
+                    "--verb_query_tgt_type", "vanilla_MBF"]
+
+
+MODELS = {
+    "resnet50": {"flags": RESNET_FLAGS, "swin_depths": None},
+    "swin_tiny": {"flags": _swin_flags("swin_tiny", "0.2"), "swin_depths": None},  # Swin-T's backbone is small: full depth
+    "swin_large": {"flags": _swin_flags("swin_large", "0.5"), "swin_depths": [2, 2, 2, 2]},  # of 2, 2, 18, 2
+}
+TAGGER_FLAGS = RESNET_FLAGS  # the released R-Tagger's (bench_rtagger.py builds it)
 # Reduced where the official flags allow it (3 fusions <-> 3 decoder layers becomes 2 <-> 2).
 REDUCED = {"enc_layers": 4, "dec_layers": 2}
 TINY_TEXT = {"num_hidden_layers": 2}  # vocabulary: the byte-level one written by fill.write_byte_tokenizer
@@ -97,14 +114,20 @@ def text_encoder_dir(work: Path, fill, layers: int | None) -> Path:
     return folder
 
 
-def build_official(src: Path, flags: list[str]):
-    """RLIPv2's model, built as generate_relations_using_verb_tagger.main_tagger builds it."""
+def build_official(src: Path, flags: list[str], swin_depths: list[int] | None = None):
+    """RLIPv2's model, built as generate_relations_using_verb_tagger.main_tagger builds it; `swin_depths`
+    replaces the blocks per stage of a Swin backbone (a reduced model)."""
     sys.path.insert(0, str(src))
     import transformers
     from generate_relations_using_verb_tagger import get_args_parser
     from models.DDETR_backbone import build_backbone
     from models.hoi import RLIP_ParSeD
+    from models.swin import backbone as swin_backbone
     from models.transformer import build_transformer
+
+    if swin_depths is not None:
+        full_size = swin_backbone.SwinTransformer
+        swin_backbone.SwinTransformer = lambda **kwargs: full_size(**{**kwargs, "depths": swin_depths})
 
     # The text encoder is built from its config.json; the weights are filled afterwards anyway.
     def from_config(path, **_):
@@ -116,7 +139,7 @@ def build_official(src: Path, flags: list[str]):
 
     args = get_args_parser().parse_args(flags)
     args.lr_backbone, args.masks = 0, False
-    backbone = build_backbone(args)
+    backbone = swin_backbone.build_backbone(args) if "swin" in args.backbone else build_backbone(args)
     transformer = build_transformer(args)
     model = RLIP_ParSeD(
         backbone, transformer, num_queries=args.num_queries, num_feature_levels=args.num_feature_levels,
@@ -125,23 +148,28 @@ def build_official(src: Path, flags: list[str]):
     return model.eval(), args
 
 
-def write_keys(src: Path, work: Path, out: Path, keys_module, fill) -> None:
+def write_keys(src: Path, work: Path, out: Path, keys_module, fill, model_name: str) -> None:
     os.environ["RLIP_TEXT_ENCODER_DIR"] = str(text_encoder_dir(work, fill, None))
-    with torch.device("meta"):
-        model, args = build_official(src, TAGGER_FLAGS)
+    flags = MODELS[model_name]["flags"]
+    # Swin's constructor reads values of a tensor (its drop-path schedule): built for real, not on meta
+    with torch.device("cpu" if "swin" in model_name else "meta"):
+        model, args = build_official(src, flags)
     state = model.state_dict()
     plain = (str, int, float, bool, type(None))
     out.write_text(json.dumps({
-        "flags": TAGGER_FLAGS,
+        "flags": flags,
         "args": {k: v for k, v in sorted(vars(args).items()) if isinstance(v, plain)},
         "keys": {name: list(tensor.shape) for name, tensor in state.items()},
         "aliases": sorted(name for name in state if keys_module.is_alias(name)),
+        # Swin's relative position index (one window size in all blocks): the values the converter checks
+        **({"relative_position_index": next(t for k, t in state.items() if k.endswith("relative_position_index")).tolist()}
+           if "swin" in model_name else {}),
     }, indent=0) + "\n")
     print(f"{out}: {len(state)} keys, {sum(t.numel() for t in state.values())} elements")
 
 
-def _flags_reduced() -> list[str]:
-    flags = list(TAGGER_FLAGS)
+def _flags_reduced(model_name: str) -> list[str]:
+    flags = list(MODELS[model_name]["flags"])
     for name, value in REDUCED.items():
         flags[flags.index(f"--{name}") + 1] = str(value)
     return flags
@@ -185,10 +213,11 @@ def run_case(model, case: dict, fill, categories=CATEGORIES, min_size=MIN_SIZE, 
     return scores.tolist()
 
 
-def write_fixture(src: Path, work: Path, out: Path, fill) -> None:
+def write_fixture(src: Path, work: Path, out: Path, fill, model_name: str) -> None:
     os.environ["RLIP_TEXT_ENCODER_DIR"] = str(text_encoder_dir(work, fill, TINY_TEXT["num_hidden_layers"]))
     torch.set_num_threads(1)  # thread count moves the last digits
-    model, _ = build_official(src, _flags_reduced())
+    swin_depths = MODELS[model_name]["swin_depths"]
+    model, args = build_official(src, _flags_reduced(model_name), swin_depths)
     fill.deterministic_fill(model.state_dict(), REDUCED["dec_layers"])
     text_config = model.transformer.text_encoder.config
     results = [{**case, "scores": run_case(model, case, fill)} for case in CASES]
@@ -197,6 +226,11 @@ def write_fixture(src: Path, work: Path, out: Path, fill) -> None:
         "max_size": MAX_SIZE,
         "text": {"vocab_size": text_config.vocab_size, "num_hidden_layers": text_config.num_hidden_layers},
     }
+    if model_name != "resnet50":  # the port's config names for the flags that differ from the ResNet script's
+        config.update(backbone=args.backbone, dim_feedforward=args.dim_feedforward,
+                      gating_mechanism=args.gating_mechanism, verb_query_tgt_type=args.verb_query_tgt_type)
+        if swin_depths is not None:
+            config["swin_depths"] = swin_depths
     out.write_text(json.dumps({"config": config, "category_names": CATEGORIES, "cases": results}, indent=1) + "\n")
     print(f"{out}: {len(results)} cases")
 
@@ -207,13 +241,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (text encoder config, tokenizer)")
     parser.add_argument("--fixture", type=Path, help="where to write the reference scores")
     parser.add_argument("--keys", type=Path, help="where to write the full-size key/shape list")
+    parser.add_argument("--model", choices=sorted(MODELS), default="resnet50", help="which tagger script's model")
     options = parser.parse_args()
     keys_module, fill = load_port_file("keys"), load_port_file("fill")
     src = options.rlipv2_src.resolve()
     if options.keys:
-        write_keys(src, options.work, options.keys, keys_module, fill)
+        write_keys(src, options.work, options.keys, keys_module, fill, options.model)
     if options.fixture:
-        write_fixture(src, options.work, options.fixture, fill)
+        write_fixture(src, options.work, options.fixture, fill, options.model)
 
 
 if __name__ == "__main__":

@@ -79,13 +79,14 @@ class ResNet50Body(nn.Module):
         return [c3, c4, c5]
 
 
-def sine_position(height: int, width: int, num_feats: int, device: torch.device) -> torch.Tensor:
-    """DETR's normalised sine encoding of an unpadded `height` x `width` map -> [2 * num_feats, H, W]."""
+def sine_position(height: int, width: int, num_feats: int, device: torch.device, offset: float = 0.0) -> torch.Tensor:
+    """DETR's normalised sine encoding of an unpadded `height` x `width` map -> [2 * num_feats, H, W];
+    positions 1..n, less `offset`, over n."""
     eps, scale, temperature = 1e-6, 2 * math.pi, 10000
     y_embed = torch.arange(1, height + 1, dtype=torch.float32, device=device)[:, None].expand(height, width)
     x_embed = torch.arange(1, width + 1, dtype=torch.float32, device=device)[None, :].expand(height, width)
-    y_embed = y_embed / (height + eps) * scale
-    x_embed = x_embed / (width + eps) * scale
+    y_embed = (y_embed - offset) / (height + eps) * scale
+    x_embed = (x_embed - offset) / (width + eps) * scale
     dim_t = torch.arange(num_feats, dtype=torch.float32, device=device)
     dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / num_feats)
     pos_x = x_embed[:, :, None] / dim_t

@@ -9,6 +9,12 @@ from typing import Any
 
 from sgpipe.models.checkpoint import RTAGGER_MODEL_TYPE
 
+from .swin import SWIN_VARIANTS, SwinSpec
+
+BACKBONES = ("resnet50", *SWIN_VARIANTS)
+GATINGS = ("GLIP", "VXAc")  # the fusion's residual gate: per channel, or its first value for all channels
+VERB_QUERY_TYPES = ("vanilla", "vanilla_MBF")  # the verb decoder's content (+ a multi-branch fusion) and position
+
 # RoBERTa-base, the text encoder of the released R-Tagger.
 ROBERTA_BASE = {
     "vocab_size": 50265,
@@ -28,8 +34,12 @@ ROBERTA_BASE = {
 
 @dataclass
 class RTaggerConfig:
-    """Defaults are `scripts/verb_tagger/test_Tagger_resnet.sh` of RLIPv2 (the released R-Tagger)."""
+    """Defaults are `scripts/verb_tagger/test_Tagger_resnet.sh` of RLIPv2 (the released R-Tagger); the Swin
+    R-Taggers (`test_Tagger_swinT.sh`, `test_Tagger_swinL.sh`) are `backbone`, `dim_feedforward` 2048,
+    `gating_mechanism` VXAc and `verb_query_tgt_type` vanilla_MBF."""
 
+    backbone: str = "resnet50"
+    swin_depths: list[int] | None = None  # blocks per Swin stage; None: the variant's own
     hidden_dim: int = 256
     nheads: int = 8
     enc_layers: int = 6
@@ -44,6 +54,8 @@ class RTaggerConfig:
     stable_softmax_2d: bool = False
     clamp_min_for_underflow: bool = False
     clamp_max_for_overflow: bool = False
+    gating_mechanism: str = "GLIP"
+    verb_query_tgt_type: str = "vanilla"
     min_size: int = 800  # test-time resize: short side ...
     max_size: int = 1333  # ... long side at most
     text: dict[str, Any] = field(default_factory=lambda: dict(ROBERTA_BASE))
@@ -56,6 +68,18 @@ class RTaggerConfig:
     def num_fusions(self) -> int:
         return self.enc_layers // self.fusion_interval
 
+    @property
+    def swin(self) -> SwinSpec | None:
+        spec = SWIN_VARIANTS.get(self.backbone)
+        if spec is None or self.swin_depths is None:
+            return spec
+        return SwinSpec(spec.embed_dim, tuple(self.swin_depths), spec.num_heads, spec.window_size)
+
+    @property
+    def sine_offset(self) -> float:
+        """RLIPv2's Swin backbones encode positions from pixel centres (cumsum - 0.5), its ResNet from edges."""
+        return 0.5 if self.swin is not None else 0.0
+
     def validate(self) -> None:
         errors = []
         if self.num_fusions != self.dec_layers:
@@ -64,11 +88,17 @@ class RTaggerConfig:
                 "each decoder layer reads one fused text layer"
             )
         if self.num_feature_levels != 4:
-            errors.append(f"num_feature_levels must be 4 (ResNet stages 2-4 plus one extra), got {self.num_feature_levels}")
+            errors.append(f"num_feature_levels must be 4 (backbone stages 2-4 plus one extra), got {self.num_feature_levels}")
         if self.text.get("hidden_size") != 768:
             errors.append("the text encoder must be 768 wide (RLIPv2's fusion layers are built for 768)")
         if self.hidden_dim % self.nheads:
             errors.append("hidden_dim must be divisible by nheads")
+        for name, choices in (("backbone", BACKBONES), ("gating_mechanism", GATINGS),
+                              ("verb_query_tgt_type", VERB_QUERY_TYPES)):
+            if getattr(self, name) not in choices:
+                errors.append(f"{name} {getattr(self, name)!r} is not implemented. Choose from: {', '.join(choices)}")
+        if self.swin_depths is not None and (self.swin is None or len(self.swin_depths) != 4):
+            errors.append("swin_depths needs a Swin backbone and four stage depths")
         if errors:
             raise ValueError("invalid R-Tagger config: " + "; ".join(errors))
 

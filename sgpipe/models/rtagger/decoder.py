@@ -47,6 +47,21 @@ class DeformableDecoderLayer(nn.Module):
         return self.norm3(tgt + self.linear2(F.relu(self.linear1(tgt))))
 
 
+class MultiBranchFusion(nn.Module):
+    """RLIPv2's verb query generator (`vanilla_MBF`): relu(sum over branches of fc_3(relu(fc_1(a) * fc_2(b))))."""
+
+    def __init__(self, dim: int, cardinality: int):
+        super().__init__()
+        branch = dim // cardinality
+        self.fc_1 = nn.ModuleList(nn.Linear(dim, branch) for _ in range(cardinality))
+        self.fc_2 = nn.ModuleList(nn.Linear(dim, branch) for _ in range(cardinality))
+        self.fc_3 = nn.ModuleList(nn.Linear(branch, dim) for _ in range(cardinality))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        branches = [fc_3(F.relu(fc_1(a) * fc_2(b))) for fc_1, fc_2, fc_3 in zip(self.fc_1, self.fc_2, self.fc_3)]
+        return F.relu(torch.stack(branches).sum(0))
+
+
 def _refine(head: MLP, output: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     delta = head(output)
     if ref.shape[-1] == 4:

@@ -5,6 +5,10 @@ from each image's valid ratios exactly as Deformable DETR does, which puts every
 coordinate as for the image alone; padded values are zeroed, so a sample past an image's edge reads zero as
 `grid_sample`'s own zero padding would. A padded batch therefore gives each image its unbatched result up to
 float rounding.
+
+Under autocast the sampling stays in fp32: the offsets, attention weights, locations and the bilinear
+interpolation (a location in bf16 is off by up to 1/256 of its value: a pixel and more on a 200-wide map).
+Only the value and output projections run in the lower precision.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .precision import full_precision
 
 
 def deformable_sample(
@@ -30,12 +36,10 @@ def deformable_sample(
         start += height * width
         level_value = level_value.flatten(2).transpose(1, 2).reshape(n * heads, head_dim, height, width)
         grid = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)  # [N*heads, Q, points, 2]
-        sampled.append(
-            F.grid_sample(level_value, grid.to(level_value.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
-        )
+        sampled.append(F.grid_sample(level_value, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
     weights = weights.transpose(1, 2).reshape(n * heads, 1, queries, levels * points)
     stacked = torch.stack(sampled, dim=-2).flatten(-2)  # [N*heads, head_dim, Q, levels*points]
-    out = (stacked * weights.to(stacked.dtype)).sum(-1).view(n, heads * head_dim, queries)
+    out = (stacked * weights).sum(-1).view(n, heads * head_dim, queries)
     return out.transpose(1, 2)
 
 
@@ -60,15 +64,18 @@ class MSDeformAttn(nn.Module):
         n, queries, _ = query.shape
         value = self.value_proj(source).masked_fill(padding_mask[..., None], 0.0)
         value = value.view(n, source.shape[1], self.n_heads, self.d_model // self.n_heads)
-        offsets = self.sampling_offsets(query).view(n, queries, self.n_heads, self.n_levels, self.n_points, 2)
-        weights = self.attention_weights(query).view(n, queries, self.n_heads, self.n_levels * self.n_points)
-        weights = F.softmax(weights, -1).view(n, queries, self.n_heads, self.n_levels, self.n_points)
-        if reference_points.shape[-1] == 2:
-            normalizer = torch.stack([shapes_tensor[..., 1], shapes_tensor[..., 0]], -1)
-            locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
-        else:
-            locations = (
-                reference_points[:, :, None, :, None, :2]
-                + offsets / self.n_points * reference_points[:, :, None, :, None, 2:] * 0.5
-            )
-        return self.output_proj(deformable_sample(value, shapes, locations, weights))
+        with full_precision(query):
+            query, value, reference_points = query.float(), value.float(), reference_points.float()
+            offsets = self.sampling_offsets(query).view(n, queries, self.n_heads, self.n_levels, self.n_points, 2)
+            weights = self.attention_weights(query).view(n, queries, self.n_heads, self.n_levels * self.n_points)
+            weights = F.softmax(weights, -1).view(n, queries, self.n_heads, self.n_levels, self.n_points)
+            if reference_points.shape[-1] == 2:
+                normalizer = torch.stack([shapes_tensor[..., 1], shapes_tensor[..., 0]], -1)
+                locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+            else:
+                locations = (
+                    reference_points[:, :, None, :, None, :2]
+                    + offsets / self.n_points * reference_points[:, :, None, :, None, 2:] * 0.5
+                )
+            sampled = deformable_sample(value, shapes, locations, weights)
+        return self.output_proj(sampled)

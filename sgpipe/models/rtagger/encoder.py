@@ -3,6 +3,8 @@ on the texts before every `fusion_interval`-th layer (RLIPv2's `RLIPv2_Deformabl
 
 Texts of one image form one sequence (each text is one token, its RoBERTa pooler output). In a batch,
 padded texts and padded pixels are masked for real; RLIPv2's own masks there are no-ops (it never pads).
+Under autocast only the deformable layers leave fp32: the fusions and text layers (a few hundred tokens
+against tens of thousands of pixels) stay in it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .deformable import MSDeformAttn
+from .precision import full_precision
 
 
 def masked_logits(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -140,6 +143,7 @@ class BiMultiHeadAttention(nn.Module):
 class BiAttentionBlock(nn.Module):
     def __init__(self, v_dim: int, l_dim: int, flags: dict, layer_scale: float):
         super().__init__()
+        self.scalar_gate = flags["gating_mechanism"] == "VXAc"  # RLIPv2's VXAc: gamma[0] scales every channel
         self.layer_norm_v = nn.LayerNorm(v_dim)
         self.layer_norm_l = nn.LayerNorm(l_dim)
         self.attn = BiMultiHeadAttention(v_dim, l_dim, embed_dim=2048, heads=8, flags=flags)
@@ -149,7 +153,8 @@ class BiAttentionBlock(nn.Module):
     def forward(self, v, l, v_pos, l_valid, v_valid):
         v, l = self.layer_norm_v(v), self.layer_norm_l(l)
         delta_v, delta_l = self.attn(v, l, v_pos, l_valid, v_valid)
-        return v + self.gamma_v * delta_v, l + self.gamma_l * delta_l
+        gamma_v, gamma_l = (self.gamma_v[:1], self.gamma_l[:1]) if self.scalar_gate else (self.gamma_v, self.gamma_l)
+        return v + gamma_v * delta_v, l + gamma_l * delta_l
 
 
 class VLFuse(nn.Module):
@@ -176,7 +181,8 @@ class FusionEncoder(nn.Module):
     def __init__(self, config):
         super().__init__()
         d, text = config.hidden_dim, config.text
-        flags = {k: getattr(config, k) for k in ("stable_softmax_2d", "clamp_min_for_underflow", "clamp_max_for_overflow")}
+        flags = {k: getattr(config, k) for k in ("stable_softmax_2d", "clamp_min_for_underflow", "clamp_max_for_overflow",
+                                                 "gating_mechanism")}
         self.interval = config.fusion_interval
         self.layers = nn.ModuleList(
             DeformableEncoderLayer(d, config.dim_feedforward, config.num_feature_levels, config.nheads, config.enc_n_points)
@@ -196,11 +202,12 @@ class FusionEncoder(nn.Module):
         for index, layer in enumerate(self.layers):
             if index % self.interval == 0:
                 fusion = index // self.interval
-                fused, lang = self.VLFuse_layers[fusion].b_attn(
-                    src[:, last_start:], lang, pos[:, last_start:], lang_valid, last_valid
-                )
-                src = torch.cat([src[:, :last_start], fused], dim=1)
-                lang = self.roberta_layers[fusion](lang, lang_valid)
+                with full_precision(src):  # the fusion and the texts: small, and their scores feed every logit
+                    fused, lang = self.VLFuse_layers[fusion].b_attn(
+                        src[:, last_start:].float(), lang.float(), pos[:, last_start:].float(), lang_valid, last_valid
+                    )
+                    lang = self.roberta_layers[fusion](lang, lang_valid)
+                src = torch.cat([src[:, :last_start], fused.to(src.dtype)], dim=1)
                 texts.append(lang)
             src = layer(src, pos, reference_points, shapes, shapes_tensor, padding_mask)
         return src, torch.stack(texts)

@@ -13,6 +13,8 @@ import re
 _ALIAS = re.compile(r"^transformer\.(ho_decoder|verb_decoder)\.(sub_bbox_embed|obj_bbox_embed)\.(\d+)\.(.+)$")
 # Saved by older transformers releases as a persistent buffer; derived from the config, never needed.
 IGNORED_KEYS = ("transformer.text_encoder.embeddings.position_ids",)
+# Swin's relative position index: a function of the window size, which the port computes.
+_DERIVED = re.compile(r"^backbone\.0\.body\.layers\.\d+\.blocks\.\d+\.attn\.relative_position_index$")
 
 
 def canonical_key(name: str, dec_layers: int) -> str:
@@ -27,3 +29,7 @@ def canonical_key(name: str, dec_layers: int) -> str:
 
 def is_alias(name: str) -> bool:
     return _ALIAS.match(name) is not None
+
+
+def is_derived(name: str) -> bool:
+    return _DERIVED.match(name) is not None

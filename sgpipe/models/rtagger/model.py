@@ -1,11 +1,12 @@
 """RTaggerNet: RLIPv2's R-Tagger network (`RLIP_ParSeD` + `RLIP_ParSeDTransformer_v2` with `--verb_tagger`)
 under RLIPv2's own state-dict key names, batched over images of different sizes.
 
-Flow: ResNet-50 stages 2-4 plus a stride-2 extra level, each projected to 256 (per image, unpadded, so group
-norm and convolutions see exactly the image alone) -> levels zero-padded to a common size -> fusion encoder
-with each image's own texts -> per candidate group ("row", at most num_queries // 2 pairs): subject and
-object queries from the given boxes and the fused text of their class -> pair decoder -> verb decoder ->
-verb logit of every pair against every text of the row's image.
+Flow: backbone (ResNet-50 or Swin) stages 2-4 plus a stride-2 extra level, each projected to 256 (per image,
+unpadded, so group norm and convolutions see exactly the image alone) -> levels zero-padded to a common size
+-> fusion encoder with each image's own texts -> per candidate group ("row", at most num_queries // 2 pairs): subject and
+object queries from the given boxes and the fused text of their class -> pair decoder -> verb decoder (its
+content the learned verb queries, plus a multi-branch fusion of each pair's subject and object outputs with
+`vanilla_MBF`) -> verb logit of every pair against every text of the row's image.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from transformers import RobertaConfig, RobertaModel
 
 from .backbone import ResNet50Body, sine_position
 from .config import RTaggerConfig
-from .decoder import MLP, PairDecoder, VerbDecoder, inverse_sigmoid
+from .decoder import MLP, MultiBranchFusion, PairDecoder, VerbDecoder, inverse_sigmoid
 from .encoder import FusionEncoder
+from .precision import full_precision
+from .swin import SwinBody
 
 BIAS_C = -math.log((1 - 0.01) / 0.01)  # the focal-loss prior RLIPv2 adds to every logit
 
@@ -49,9 +52,9 @@ class Rows:
 
 
 class _Backbone(nn.Module):
-    def __init__(self):
+    def __init__(self, config: RTaggerConfig):
         super().__init__()
-        self.body = ResNet50Body()
+        self.body = SwinBody(config.swin) if config.swin is not None else ResNet50Body()
 
 
 class _Resizer(nn.Module):
@@ -79,6 +82,9 @@ class _Transformer(nn.Module):
         self.resizer = _Resizer(config.text["hidden_size"], d)
         self.coord_proj = nn.Linear(4, d)
         self.verb_tgt = nn.Embedding(config.num_queries, d)
+        if config.verb_query_tgt_type == "vanilla_MBF":
+            self.verb_tgt_generator = MultiBranchFusion(d, cardinality=16)
+            self.verb_query_embed = nn.Embedding(config.num_pairs, d)
 
 
 class RTaggerNet(nn.Module):
@@ -88,8 +94,8 @@ class RTaggerNet(nn.Module):
         self.config = config
         d = config.hidden_dim
         self.transformer = _Transformer(config)
-        self.backbone = nn.ModuleList([_Backbone()])
-        channels = ResNet50Body.num_channels
+        self.backbone = nn.ModuleList([_Backbone(config)])
+        channels = self.backbone[0].body.num_channels
         projections = [nn.Sequential(nn.Conv2d(c, d, 1), nn.GroupNorm(32, d)) for c in channels]
         projections.append(nn.Sequential(nn.Conv2d(channels[-1], d, 3, stride=2, padding=1), nn.GroupNorm(32, d)))
         self.input_proj = nn.ModuleList(projections)
@@ -114,8 +120,9 @@ class RTaggerNet(nn.Module):
 
     # -- text --------------------------------------------------------------------------------------------
     def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """RoBERTa pooler output of each tokenised text -> [texts, 768]."""
-        return self.transformer.text_encoder(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        """RoBERTa pooler output of each tokenised text -> [texts, 768], in fp32 under autocast."""
+        with full_precision(input_ids):
+            return self.transformer.text_encoder(input_ids=input_ids, attention_mask=attention_mask).pooler_output
 
     # -- image -------------------------------------------------------------------------------------------
     def image_levels(self, pixels: list[torch.Tensor]) -> list[list[torch.Tensor]]:
@@ -145,7 +152,7 @@ class RTaggerNet(nn.Module):
             pad = torch.ones(n, height, width, dtype=torch.bool, device=device)
             for i, (h, w) in enumerate(sizes):
                 src[i, :, :h, :w] = levels[i][level]
-                pos[i, :, :h, :w] = sine_position(h, w, d // 2, device)
+                pos[i, :, :h, :w] = sine_position(h, w, d // 2, device, self.config.sine_offset)
                 pad[i, :h, :w] = False
             ratios.append(torch.stack([(~pad[:, 0, :]).sum(1).float() / width, (~pad[:, :, 0]).sum(1).float() / height], -1))
             srcs.append(src.flatten(2).transpose(1, 2))
@@ -159,12 +166,19 @@ class RTaggerNet(nn.Module):
         memory, texts = self.transformer.ho_encoder(
             src, pos, padding, shapes, shapes_tensor, last_start, valid_ratios, lang, lang_valid
         )
-        resized = self.transformer.resizer(texts[-1])
+        with full_precision(texts):
+            resized = self.transformer.resizer(texts[-1].float())
         return Encoded(memory, padding, shapes, shapes_tensor, valid_ratios, resized)
 
     # -- decoding ----------------------------------------------------------------------------------------
     def verb_logits(self, enc: Encoded, rows: Rows) -> torch.Tensor:
-        """-> [R, P, T]: each pair of each row against every text of its image."""
+        """-> [R, P, T]: each pair of each row against every text of its image; fp32 under autocast (the
+        decoders see a few hundred queries: their cost is small beside the encoder's)."""
+        with full_precision(enc.memory):
+            return self._verb_logits(Encoded(enc.memory.float(), enc.padding, enc.shapes, enc.shapes_tensor,
+                                             enc.valid_ratios, enc.texts.float()), rows)
+
+    def _verb_logits(self, enc: Encoded, rows: Rows) -> torch.Tensor:
         t = self.transformer
         label_text = enc.texts[rows.image]  # [R, T, C]
         gather = lambda labels: torch.gather(label_text, 1, labels[..., None].expand(-1, -1, label_text.shape[-1]))
@@ -185,8 +199,13 @@ class RTaggerNet(nn.Module):
         )
         half = self.config.num_pairs
         verb_tgt = (t.verb_tgt.weight[:pairs] + t.verb_tgt.weight[half : half + pairs]).unsqueeze(0).expand(len(hs), -1, -1)
+        if self.config.verb_query_tgt_type == "vanilla_MBF":
+            verb_tgt = verb_tgt + t.verb_tgt_generator(hs[:, :pairs], hs[:, pairs:])
+            verb_pos = t.verb_query_embed.weight[:pairs].unsqueeze(0).expand(len(hs), -1, -1)
+        else:
+            verb_pos = hs[:, :pairs] + hs[:, pairs:]
         hs_verb = t.verb_decoder(
-            verb_tgt, hs[:, :pairs] + hs[:, pairs:], sub_ref, obj_ref, memory, enc.shapes, enc.shapes_tensor, ratios,
+            verb_tgt, verb_pos, sub_ref, obj_ref, memory, enc.shapes, enc.shapes_tensor, ratios,
             padding, ~rows.valid, self.sub_bbox_embed[dec:], self.obj_bbox_embed[dec:],
         )
         text = self.projection_text(F.normalize(label_text, p=2, dim=-1) / 2.0)

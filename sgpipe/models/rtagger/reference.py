@@ -20,11 +20,7 @@ from .tagger import RTagger
 def tagger_for_fixture(fixture: dict, device: str = "cpu") -> RTagger:
     from transformers import RobertaTokenizerFast
 
-    spec = fixture["config"]
-    config = RTaggerConfig(
-        enc_layers=spec["enc_layers"], dec_layers=spec["dec_layers"], min_size=spec["min_size"], max_size=spec["max_size"]
-    )
-    config = RTaggerConfig.from_dict({**config.to_dict(), "text": spec["text"]})
+    config = RTaggerConfig.from_dict(fixture["config"])  # the fields that differ from the released model's
     net = RTaggerNet.without_init(config)
     deterministic_fill(net.state_dict(), config.dec_layers)
     with tempfile.TemporaryDirectory() as folder:
@@ -47,7 +43,7 @@ def load_fixture(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def cached_fixture_tagger(path: str) -> tuple[dict, RTagger]:
     """(fixture, its tagger), built once per process: tests share it and must not modify it."""
     fixture = load_fixture(path)

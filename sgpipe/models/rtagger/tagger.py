@@ -5,11 +5,15 @@ and texts (texts = category names, "no objects", then the relation texts). `scor
 in one forward; each image sees only its own texts (padded texts and pixels are masked), so its scores equal
 its unbatched scores up to float rounding. An image with more pairs than the model has pair queries (100
 for the released model) is split into consecutive groups of that many pairs, as RLIPv2 would need to.
+
+Precision: fp32 unless `bf16=True` on CUDA. bf16 autocast runs the backbone and the deformable encoder in
+bf16 (the fusions, texts, sampling and decoders stay fp32) and still moves a full-size model's logits by up
+to 0.10, a score near 0.5 by 0.026 (docs/BENCHMARKS.md): next to thresholds of 0.05 and 0.20, an opt-in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,18 +29,20 @@ NO_OBJECT_TEXT = "no objects"
 
 
 class RTagger:
-    def __init__(self, net: RTaggerNet, tokenizer, device: str | torch.device = "cpu", bf16: bool = True):
+    def __init__(self, net: RTaggerNet, tokenizer, device: str | torch.device = "cpu", bf16: bool = False):
         self.net = net.eval().to(device)
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.config = net.config
-        self.bf16 = bf16 and self.device.type == "cuda"  # bf16 autocast on CUDA; CPU always runs fp32
+        self.bf16 = bf16 and self.device.type == "cuda"  # bf16 autocast only on CUDA, on request
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None, bf16: bool = True) -> RTagger:
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None, bf16: bool = False) -> RTagger:
         """A folder written by `sgpipe convert rtagger` (config.json, model.safetensors, tokenizer files)."""
         from safetensors.torch import load_file
         from transformers import RobertaTokenizerFast
+
+        from .convert import tokenizer_mismatch
 
         folder = Path(folder)
         config = RTaggerConfig.load(folder)
@@ -47,6 +53,9 @@ class RTagger:
         if missing or unexpected:
             raise ValueError(f"{folder}: weights do not fit the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
         tokenizer = RobertaTokenizerFast.from_pretrained(str(folder))
+        problem = tokenizer_mismatch(tokenizer, config.text["vocab_size"])
+        if problem:
+            raise ValueError(f"{folder}: the tokenizer does not fit the text encoder: {problem}")
         device = resolve_device(device or "auto")
         return cls(net, tokenizer, device, bf16)
 
@@ -66,11 +75,12 @@ class RTagger:
         return self.score_batch([TaggerInput(image, boxes_xywh, box_labels, pairs, texts, category_names)])[0]
 
     @torch.inference_mode()
-    def score_batch(self, items: Sequence[TaggerInput]) -> list[np.ndarray]:
+    def score_batch(self, items: Iterable[TaggerInput]) -> list[np.ndarray]:
+        items = list(items)  # a tuple or a generator as well as a list
         for item in items:
             item.check()
         results = [np.zeros((len(item.pairs), len(item.texts)), dtype=np.float32) for item in items]
-        active = [i for i, item in enumerate(items) if item.pairs and item.texts]
+        active = [i for i, item in enumerate(items) if len(item.pairs) and len(item.texts)]
         if not active:
             return results
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
