@@ -162,14 +162,27 @@ def spacy_problem(name: str) -> str | None:
     )
 
 
+def sng_problems() -> list[str]:
+    """SceneGraphParser, which `parse.backend: sng` runs, must be installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("sng_parser") is None:
+        from sgpipe.text.sng import EXTRA_HINT
+
+        return [f"parse.backend sng needs SceneGraphParser: {EXTRA_HINT}"]
+    return []
+
+
 def preflight_problems(config: PipelineConfig) -> list[str]:
     problems: list[str] = []
     if config.caption.enabled:
         problems += model_problems(config.caption.model, "caption")
     if config.parse.backend == "seq2seq":
         problems += model_problems(config.parse.model, "parse")
+    if config.parse.backend == "sng":
+        problems += sng_problems()
     embedding = config.tag.embedding_model
-    if embedding not in ("none", ""):
+    if embedding not in ("none", "") and config.tag.matching == "lexicon":  # RLIPv2's matching embeds nothing
         from sgpipe.errors import ModelNotAvailableError
         from sgpipe.models.text_embedder import resolve_model_path
 

@@ -20,7 +20,13 @@ def entry_to_json(entry: ImageEntry) -> dict[str, Any]:
         "objects": [b.to_json() for b in entry.objects],
         "captions": [{"id": c.id, "text": c.text} for c in entry.captions],
         "dropped_boxes": dict(sorted(entry.dropped_boxes.items())),
+        **_optional(entry),
     }
+
+
+def _optional(entry: ImageEntry) -> dict[str, Any]:
+    """Keys written only when set, so that plans without them read as before."""
+    return {} if entry.annotation_categories is None else {"annotation_categories": entry.annotation_categories}
 
 
 def entry_from_json(data: dict[str, Any]) -> ImageEntry:
@@ -33,6 +39,7 @@ def entry_from_json(data: dict[str, Any]) -> ImageEntry:
         objects=[Box(**b) for b in data["objects"]],
         captions=[Caption(id=c["id"], text=c["text"], source="annotation") for c in data["captions"]],
         dropped_boxes=data["dropped_boxes"],
+        annotation_categories=data.get("annotation_categories"),
     )
 
 
@@ -63,8 +70,10 @@ def entry_line(entry: ImageEntry, box_jsons: list[str]) -> str:
     )
     captions = _dumps([{"id": c.id, "text": c.text} for c in entry.captions])
     dropped = _dumps(dict(sorted(entry.dropped_boxes.items())))
+    optional = "".join(f",{_dumps(k)}:{_dumps(v)}" for k, v in _optional(entry).items())
     return (
-        f'{head[:-1]},"objects":[{",".join(box_jsons)}],"captions":{captions},"dropped_boxes":{dropped}}}\n'
+        f'{head[:-1]},"objects":[{",".join(box_jsons)}],"captions":{captions},"dropped_boxes":{dropped}'
+        f"{optional}}}\n"
     )
 
 

@@ -116,7 +116,7 @@ def add_given_relation(
     triplet.support += 1
     sample.relations.append(
         Relation(
-            len(sample.relations), subject_id, object_id, predicate, triplet.id, 1.0, confidence, kept
+            len(sample.relations), subject_id, object_id, predicate, triplet.id, 1.0, confidence, kept, texts[1]
         )
     )
 

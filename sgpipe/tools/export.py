@@ -117,7 +117,7 @@ def export_rlipv2(
             n_images += 1
             n_relations += len(relations)
             datasets[dataset or "Visual Genome (no dataset)"] += 1
-            relationship_counts.update(r["predicate"] for r in relations)
+            relationship_counts.update(rf.relation_text(record, r) for r in relations)
             object_counts.update(o["category"] for o in record.get("objects", []))
         handle.write("\n]\n")
         paths.write("\n}\n")

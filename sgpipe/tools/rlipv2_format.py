@@ -10,6 +10,8 @@ datasets/coco.py) read it:
      "relationships": [{"relationship_id", "predicate", "subject_id", "object_id", "confidence"}]}
 
 - `names` is one string: the loaders use it as a dictionary key.
+- `predicate` is the surface relation text ("sitting on"), as RLIPv2's labels and vocabulary hold it
+  (`relation_text`).
 - The image is found from `dataset`: coco2017 -> `COCO/{data_split}/{image_id:012d}.jpg`
   (datasets/coco.py: `COCO/{image_id:012d}.jpg`); o365 -> `O365/` + `image_id_to_filepath.json`
   [str(image_id)] (a path like `train/patch8/objects365_v1_00420917.jpg`); no `dataset` -> a
@@ -96,6 +98,18 @@ def image_candidates(
     return [(images.joinpath(*PurePosixPath(r).parts), r) for r in relative]
 
 
+def relation_text(record: dict[str, Any], relation: dict[str, Any]) -> str:
+    """The text a relation has in RLIPv2's format: the surface relation text SceneGraphParser writes and
+    RLIPv2's labels hold ("sitting on", not the lemma "sit on"): the relation's `predicate_text`; in records
+    written before that field, its triplet's `predicate_text`; failing both, its `predicate`."""
+    if relation.get("predicate_text"):
+        return relation["predicate_text"]
+    for triplet in record.get("triplets", []):
+        if triplet.get("id") == relation.get("triplet_id") and triplet.get("predicate_text"):
+            return triplet["predicate_text"]
+    return relation["predicate"]
+
+
 def rlipv2_item(
     record: dict[str, Any],
     relations: list[dict[str, Any]],
@@ -126,7 +140,7 @@ def rlipv2_item(
     for i, r in enumerate(relations):
         relationship = {
             "relationship_id": next_relationship_id + i,
-            "predicate": r["predicate"],
+            "predicate": relation_text(record, r),
             "subject_id": r["subject_id"],
             "object_id": r["object_id"],
         }

@@ -13,6 +13,7 @@ from sgpipe.shards import iter_shard_samples
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.writer import write_shard
 from sgpipe.tools.export import export
+from sgpipe.tools.rlipv2_format import relation_text
 from tests.helpers.rlipv2_reader import CocoRLIPReader, MixedRelReader, vocabulary_from_annotations
 from tests.helpers.tiny_shards import PROVENANCE, make_output, output_sample
 
@@ -44,7 +45,7 @@ def _relations_by_image(out: Path, kept_only: bool = True) -> dict[int, set]:
         record = sample.record
         names = {o["id"]: o["category"] for o in record["objects"]}
         result[record["image_id"]] = {
-            (names[r["subject_id"]], r["predicate"], names[r["object_id"]])
+            (names[r["subject_id"]], relation_text(record, r), names[r["object_id"]])
             for r in record["relations"]
             if r["kept"] or (r["kept"] is None and not kept_only)
         }

@@ -9,6 +9,8 @@ from typing import Any
 
 from sgpipe.models.checkpoint import RTAGGER_MODEL_TYPE
 
+RELATION_TEXTS = ("surface", "lemma")
+
 # RoBERTa-base, the text encoder of the released R-Tagger.
 ROBERTA_BASE = {
     "vocab_size": 50265,
@@ -46,6 +48,9 @@ class RTaggerConfig:
     clamp_max_for_overflow: bool = False
     min_size: int = 800  # test-time resize: short side ...
     max_size: int = 1333  # ... long side at most
+    # the relation form it reads: "surface" (SceneGraphParser's relation text, "sitting on": Visual Genome's
+    # predicates, what RLIPv2 trained and ran it on) or "lemma" ("sit on")
+    relation_text: str = "surface"
     text: dict[str, Any] = field(default_factory=lambda: dict(ROBERTA_BASE))
 
     @property
@@ -69,6 +74,8 @@ class RTaggerConfig:
             errors.append("the text encoder must be 768 wide (RLIPv2's fusion layers are built for 768)")
         if self.hidden_dim % self.nheads:
             errors.append("hidden_dim must be divisible by nheads")
+        if self.relation_text not in RELATION_TEXTS:
+            errors.append(f"relation_text {self.relation_text!r} is not one of {', '.join(RELATION_TEXTS)}")
         if errors:
             raise ValueError("invalid R-Tagger config: " + "; ".join(errors))
 
