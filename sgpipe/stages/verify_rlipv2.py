@@ -50,9 +50,12 @@ def grouped_inputs(sample: Sample, table: RLIPv2Categories, group_size: int) -> 
     return inputs, batches
 
 
-def best_cells(inputs: list[Any], batches: list, scores: list, threshold: float) -> dict[tuple[int, int, str], float]:
-    """(subject id, object id, text) -> its highest confidence above `threshold`, in RLIPv2's output order."""
+def best_cells(sample: Sample, inputs: list[Any], batches: list, scores: list, threshold: float) -> dict:
+    """(subject id, object id, text) -> its highest confidence above `threshold`, in RLIPv2's output order;
+    `verify_cells_above_threshold` counts the cells before duplicates are merged (RLIPv2's relations
+    before `deduplicate_verb_tagger_output`)."""
     best: dict[tuple[int, int, str], float] = {}
+    cells = 0
     for item, batch, per_group in zip(inputs, batches, scores):
         for group, group_scores in zip(batch, per_group):
             for relation, row in zip(group, group_scores):
@@ -60,6 +63,8 @@ def best_cells(inputs: list[Any], batches: list, scores: list, threshold: float)
                     if confidence > threshold:
                         key = (relation.subject_id, relation.object_id, text)
                         best[key] = max(confidence, best.get(key, confidence))
+                        cells += 1
+    sample.count("verify_cells_above_threshold", cells)
     return best
 
 
@@ -112,4 +117,4 @@ def verify_as_rlipv2(tagger: Any, samples: list[Sample], vocabulary: str, config
     for sample, inputs, batches in todo:
         per_batch = [next(scores) for _ in inputs]
         sample.count("verify_groups", sum(len(batch) for batch in batches))
-        apply_cells(sample, best_cells(inputs, batches, per_batch, config.store_threshold), config)
+        apply_cells(sample, best_cells(sample, inputs, batches, per_batch, config.store_threshold), config)

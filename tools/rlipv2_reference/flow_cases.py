@@ -4,8 +4,10 @@ Plain data, no imports beyond the standard library: `make_flow_reference.py` rea
 and copies it into the fixture, so sgpipe's test reads the inputs from the fixture alone.
 
 What each image exercises in RLIPv2's flow:
-- 101: twelve people and thirteen person-person relation texts -> 1716 candidate pairs, 18 groups of 100:
-  two inference batches (16 + 2 groups), each with its own merged text list; a crowd box (never a pair).
+- 101: five people, then fifteen dogs: 80 person-person candidates (four texts), then 1680 dog-dog ones (eight
+  texts): 18 groups of 100, two inference batches (16 + 2 groups) with their own merged text lists. Groups
+  1-15 hold dogs only, yet share the first batch, hence the people's texts; the last two groups do not. A
+  crowd box, never in a pair.
 - 102: people, horses and a dog: a few hundred candidates in one batch of groups; conjunctions ("a man and a
   woman riding horses") and plurals.
 - 103 / 104: the same captions; "a hot dog" matches both "dog" and "hot dog" (substring paraphrases) and RLIPv2
@@ -28,19 +30,23 @@ COCO_CATEGORIES = {  # official COCO ids of the categories used
 IMAGES = [
     {
         "id": 101, "seed": 11, "width": 200, "height": 160,
-        "boxes": [(1000 + i, "person", [4.0 + 15.5 * i, 10.0 + 9.0 * (i % 4), 22.0, 60.0 + 3.0 * (i % 3)], 0)
-                  for i in range(12)] + [(1012, "person", [0.0, 100.0, 200.0, 60.0], 1)],
+        # five people, then fifteen dogs, then a crowd box (never a pair)
+        "boxes": [(1000 + i, "person", [4.0 + 30.5 * i, 10.0 + 9.0 * (i % 4), 22.0, 60.0 + 3.0 * (i % 3)], 0)
+                  for i in range(5)]
+        + [(1100 + i, "dog", [3.0 + 12.5 * i, 95.0 + 4.0 * (i % 3), 18.0 + (i % 4), 24.0 + (i % 5)], 0)
+           for i in range(15)]
+        + [(1200, "person", [0.0, 0.0, 200.0, 60.0], 1)],
         "captions": [
             "a man talking to a woman next to a girl",
-            "a woman holding a girl and a boy",
-            "a man looking at a woman",
-            "a man shaking hands with a woman",
-            "a boy playing with a girl in front of a man",
             "a woman hugging a man",
-            "a man standing behind a woman",
-            "a girl chatting with a boy near a man",
-            "people watching a man",
-            "a man kissing a woman next to a girl",
+            "a boy standing behind a girl",
+            "a dog chasing a dog next to a dog",
+            "a dog playing with a dog",
+            "a dog sniffing a dog",
+            "a dog biting a dog",
+            "a dog lying on a dog",
+            "a dog jumping over a dog",
+            "a dog licking a dog",
         ],
     },
     {

@@ -26,7 +26,7 @@ Nothing of these is re-implemented. What the script sets around them:
   most 213, as the R-Tagger reference) instead of 800 / 1333.
 
     python make_flow_reference.py --rlipv2-src /work/rlipv2-src --work /tmp/rlipv2-flow \\
-        --fixture tests/fixtures/rlipv2_flow/coco.json
+        --fixture tests/rlipv2_flow/fixtures/coco.json
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def tagger_dataset(src: Path, coco: Path, candidates: Path):
                             return_masks=False, vg_rel_texts_for_coco_images=str(candidates))
 
 
-def run_tagger(src: Path, work: Path, coco: Path, candidates: Path, fill) -> Path:
+def run_tagger(src: Path, work: Path, coco: Path, candidates: Path, fill) -> tuple[Path, dict]:
     os.environ["RLIP_TEXT_ENCODER_DIR"] = str(make_reference.text_encoder_dir(work, fill, make_reference.TINY_TEXT["num_hidden_layers"]))
     torch.set_num_threads(1)  # the thread count moves the last digits
     flags = make_reference._flags_reduced() + [
@@ -174,20 +174,30 @@ def run_tagger(src: Path, work: Path, coco: Path, candidates: Path, fill) -> Pat
                                            relation_threshold=RELATION_THRESHOLD, img_inference_batch=IMG_INFERENCE_BATCH)
     path = work / "tagger_output.json"
     path.write_text(json.dumps(detections))
-    return path
+    text = model.transformer.text_encoder.config
+    config = {
+        "enc_layers": make_reference.REDUCED["enc_layers"], "dec_layers": make_reference.REDUCED["dec_layers"],
+        "min_size": make_reference.MIN_SIZE, "max_size": make_reference.MAX_SIZE,
+        "text": {"vocab_size": text.vocab_size, "num_hidden_layers": text.num_hidden_layers},
+    }
+    return path, config
 
 
 def fixture_items(deduplicated: list[dict]) -> list[dict]:
-    """RLIPv2's output per image: its objects and its relations, subject and object as indices of the objects
-    (confidences rounded to 1e-7, far below the 1e-4 the proof allows, to keep the file small)."""
+    """RLIPv2's output per image, compact: its objects [name, x, y, w, h], its relation texts, and its relations
+    [subject object index, object object index, text index, confidence] (confidences rounded to 1e-6, a
+    hundredth of the 1e-4 the proof allows, to keep the file small)."""
     items = []
     for item in deduplicated:
         position = {o["object_id"]: i for i, o in enumerate(item["objects"])}
+        texts = list(dict.fromkeys(r["predicate"] for r in item["relationships"]))
         items.append({
             "image_id": item["image_id"],
-            "objects": [[o["names"], o["x"], o["y"], o["w"], o["h"]] for o in item["objects"]],
-            "relations": [[position[r["subject_id"]], position[r["object_id"]], r["predicate"], round(r["confidence"], 7)]
-                          for r in item["relationships"]],
+            "objects": [[o["names"], round(o["x"], 4), round(o["y"], 4), round(o["w"], 4), round(o["h"], 4)]
+                        for o in item["objects"]],
+            "texts": texts,
+            "relations": [[position[r["subject_id"]], position[r["object_id"]], texts.index(r["predicate"]),
+                           round(r["confidence"], 6)] for r in item["relationships"]],
         })
     return items
 
@@ -212,15 +222,13 @@ def main() -> None:
     blip_helper.transform_BLIP_sngs_to_verb_tagger_input_format(
         scene_graph_path=str(scene_graphs), bbox_path=[str(coco / "annotations" / "instances_train2017.json")],
         save_path_rel_texts_for_coco_images=str(candidates), match_strategy="paraphrases", bbox_overlap=False)
-    output = run_tagger(src, work, coco, candidates, fill)
+    output, tagger_config = run_tagger(src, work, coco, candidates, fill)
     tagger_helper.deduplicate_verb_tagger_output(tagger_path=str(output), save=True)
     deduplicated = json.loads(output.with_name(output.stem + "_deduplicate.json").read_text())
     raw = json.loads(output.read_text())
 
-    spec = make_reference.REDUCED
     fixture = {
-        "tagger": {"enc_layers": spec["enc_layers"], "dec_layers": spec["dec_layers"], "min_size": make_reference.MIN_SIZE,
-                   "max_size": make_reference.MAX_SIZE, "text_layers": make_reference.TINY_TEXT["num_hidden_layers"]},
+        "config": tagger_config,  # the reduced R-Tagger, as in reference_scores.json
         "relation_threshold": RELATION_THRESHOLD,
         "img_inference_batch": IMG_INFERENCE_BATCH,
         "images": [{"id": s["id"], "seed": s["seed"], "width": s["width"], "height": s["height"]} for s in flow_cases.IMAGES],

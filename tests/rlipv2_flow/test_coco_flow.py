@@ -1,0 +1,111 @@
+"""`pipelines/rlipv2_coco.yaml` gives RLIPv2's own labels: the proof against RLIPv2's code run.
+
+The fixture (fixtures/coco.json) was written by tools/rlipv2_reference/make_flow_reference.py, which ran
+RLIPv2's SceneGraphParser step, its candidate builder, its tagger loop and its deduplication on nine
+generated images with ten captions each (one image with 1716 candidate pairs: 18 groups in two batches of
+texts), with the reduced R-Tagger filled by `deterministic_fill`. Here sgpipe's recipe runs on the same
+images, boxes and captions (a COCO captions file, `caption.enabled=false`) with that tagger converted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sgpipe.config import load_config
+from sgpipe.models.device import one_thread
+from sgpipe.pipeline import entry_to_sample
+from sgpipe.source.coco import load_coco_entries
+from sgpipe.source.coco_captions import load_captions
+from sgpipe.stages.base import reraise
+from sgpipe.stages.parse_sng import SngParseStage
+from sgpipe.stages.tag_rlipv2 import RLIPv2TagStage
+from sgpipe.tools.export import export
+from tests.helpers.ray_local import local_ray
+from tests.helpers.rlipv2_flow import flow_distance, load_flow_fixture, write_flow_inputs, write_flow_tagger
+from tests.helpers.runs import QUIET
+
+pytest.importorskip("sng_parser", reason="parse.backend sng needs SceneGraphParser (sgpipe[rlipv2])")
+
+RECIPE = Path(__file__).resolve().parents[2] / "pipelines" / "rlipv2_coco.yaml"
+TOLERANCE = 1e-4  # confidences: fp32 CPU, port vs RLIPv2's code (and sgpipe's records round to 1e-4 / 2)
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    return load_flow_fixture("coco")
+
+
+@pytest.fixture(scope="module")
+def inputs(fixture, tmp_path_factory):
+    return write_flow_inputs(fixture, tmp_path_factory.mktemp("flow-inputs"))
+
+
+def _config(inputs: dict, out: Path, *more: str):
+    return load_config(RECIPE, [
+        f"source.instances={inputs['instances']}", f"source.images={inputs['images']}",
+        f"source.captions={inputs['captions']}", "caption.enabled=false", f"output.dir={out}", *more,
+    ], check_paths=False)
+
+
+def _samples(inputs: dict, config) -> list:
+    entries, _, _ = load_coco_entries(str(inputs["instances"]), load_captions(str(inputs["captions"])))
+    return [entry_to_sample(e, config.source.name) for e in entries]
+
+
+def test_candidates_are_rlipv2s_groups(fixture, inputs, tmp_path):
+    """Parse and tag alone: the candidate pairs (indices of RLIPv2's kept boxes) and each group's texts."""
+    config = _config(inputs, tmp_path / "out")
+    samples = _samples(inputs, config)
+    for stage in (SngParseStage(config.parse), RLIPv2TagStage(config.tag)):
+        stage.handler = reraise
+        stage.setup()
+        stage(samples)
+    assert all(s.ok for s in samples)
+    for sample in samples:
+        boxes = [b.id for b in sample.objects if not b.iscrowd]  # what RLIPv2's CocoDetection keeps, in order
+        pairs = [[boxes.index(r.subject_id), boxes.index(r.object_id)] for r in sample.relations]
+        groups = [[pairs[i : i + 100], list(dict.fromkeys(r.predicate_text for r in sample.relations[i : i + 100]))]
+                  for i in range(0, len(pairs), 100)]
+        # RLIPv2 also writes an empty last group when the count is a multiple of 100 (0 included): it scores nothing
+        expected = [g for g in fixture["candidates"][str(sample.image_id)] if g[0]]
+        assert groups == expected, sample.image_id
+    largest = max(samples, key=lambda s: len(s.relations))
+    assert len(largest.relations) == 1760 and largest.counters["tag_boxes_excluded"] == 1  # its crowd box
+
+
+@pytest.fixture(scope="module")
+def flow_run(fixture, inputs, tmp_path_factory):
+    """The recipe through `sgpipe run`'s machinery on a local Ray, then `export --format rlipv2`."""
+    from sgpipe.runner import run_pipeline
+
+    work = tmp_path_factory.mktemp("flow-run")
+    tagger = write_flow_tagger(fixture, work / "rtagger")
+    out = work / "out"
+    config = _config(inputs, out, f"verify.checkpoint={tagger}", "output.samples_per_shard=4", "run.workers=1",
+                     "run.gpus_per_worker=0", "run.cpus_per_worker=1", "run.device=cpu", "run.decode_threads=2")
+    with one_thread(), local_ray(num_cpus=2):
+        run_pipeline(config, QUIET)
+    export(out, "rlipv2", work / "labels.json", min_confidence=0.05)
+    return out, json.loads((work / "labels.json").read_text())
+
+
+def test_exported_labels_equal_rlipv2s(fixture, flow_run):
+    _, exported = flow_run
+    distance = flow_distance(fixture["output"], exported)
+    assert distance.only_sgpipe == [] and distance.only_rlipv2 == []
+    assert distance.shared == sum(len(item["relations"]) for item in fixture["output"]) == 2874
+    assert distance.max_confidence_difference < TOLERANCE
+    texts = {r["predicate"] for item in exported for r in item["relationships"]}
+    assert {"sitting on", "playing with", "sitting in", "riding"} <= texts  # surface texts, never lemmas
+
+
+def test_every_scored_cell_is_counted_as_rlipv2_counts_it(fixture, flow_run):
+    """Cells above the threshold before deduplication: as many as RLIPv2's raw output holds, which fixes
+    how many times each pair was scored against each text (its groups and merged text lists)."""
+    out, _ = flow_run
+    counters = json.loads((out / "stats.json").read_text())["counters"]
+    assert counters["verify_cells_above_threshold"] == sum(fixture["relations_before_deduplication"].values())
+    assert counters["verify_groups"] == sum(1 for groups in fixture["candidates"].values() for g in groups if g[0])
