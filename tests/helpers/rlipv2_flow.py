@@ -15,9 +15,10 @@ from pathlib import Path
 from PIL import Image
 
 from sgpipe.models.rtagger.fill import synthetic_image_array
-from sgpipe.models.rtagger.reference import tagger_for_fixture
+from sgpipe.models.rtagger.reference import cached_fixture_tagger, load_fixture, tagger_for_fixture
 
 FIXTURES = Path(__file__).resolve().parents[1] / "rlipv2_flow" / "fixtures"
+REFERENCE_SCORES = Path(__file__).resolve().parents[1] / "models" / "rtagger_fixtures" / "reference_scores.json"
 BOX_TOLERANCE = 0.01  # RLIPv2 writes its boxes back from float32 normalised ones
 
 
@@ -28,10 +29,11 @@ def load_flow_fixture(name: str = "coco") -> dict:
 def write_flow_inputs(fixture: dict, folder: Path) -> dict[str, Path]:
     """The fixture's images (PNG), instances file and captions (COCO captions format, in RLIPv2's order)."""
     images = folder / "images"
-    images.mkdir(parents=True, exist_ok=True)
+    names = {image["id"]: image["file_name"] for image in fixture["instances"]["images"]}
     for spec in fixture["images"]:
-        pixels = synthetic_image_array(spec["seed"], spec["width"], spec["height"]).numpy()
-        Image.fromarray(pixels).save(images / f"{spec['id']:012d}.png")
+        path = images / names[spec["id"]]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(synthetic_image_array(spec["seed"], spec["width"], spec["height"]).numpy()).save(path)
     (folder / "instances.json").write_text(json.dumps(fixture["instances"]))
     annotations = [
         {"id": 100 * int(image_id) + i, "image_id": int(image_id), "caption": text}
@@ -43,8 +45,13 @@ def write_flow_inputs(fixture: dict, folder: Path) -> dict[str, Path]:
 
 
 def write_flow_tagger(fixture: dict, folder: Path) -> Path:
-    """The reduced R-Tagger RLIPv2's code ran, as a `sgpipe convert rtagger` folder."""
-    tagger_for_fixture(fixture).save_pretrained(folder)
+    """The reduced R-Tagger RLIPv2's code ran, as a `sgpipe convert rtagger` folder (built once per process
+    where it is the R-Tagger reference's own: the same config, the same deterministic weights)."""
+    if fixture["config"] == load_fixture(REFERENCE_SCORES)["config"]:
+        tagger = cached_fixture_tagger(str(REFERENCE_SCORES))[1]
+    else:
+        tagger = tagger_for_fixture(fixture)
+    tagger.save_pretrained(folder)
     return folder
 
 
@@ -65,13 +72,16 @@ class Distance:
 
 
 def _box_ids(rlipv2_objects: list, exported: list[dict], image_id: int) -> list[int]:
-    """The exported object id of each of RLIPv2's objects: same name, same box within BOX_TOLERANCE."""
+    """The exported object id of each of RLIPv2's objects: the same box within BOX_TOLERANCE (and, between
+    equal boxes, the same name: RLIPv2 names Objects365 boxes its own way, "monitor/tv" for "Moniter/TV")."""
     ids = []
     for name, *box in rlipv2_objects:
-        found = [o["object_id"] for o in exported if o["names"] == name
-                 and max(abs(a - b) for a, b in zip(box, (o["x"], o["y"], o["w"], o["h"]))) < BOX_TOLERANCE]
+        found = [o for o in exported
+                 if max(abs(a - b) for a, b in zip(box, (o["x"], o["y"], o["w"], o["h"]))) < BOX_TOLERANCE]
+        if len(found) > 1:
+            found = [o for o in found if o["names"].lower() == name]
         assert len(found) == 1, f"image {image_id}: RLIPv2's {name} {box} matches {len(found)} exported boxes"
-        ids.append(found[0])
+        ids.append(found[0]["object_id"])
     return ids
 
 

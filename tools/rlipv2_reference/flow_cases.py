@@ -198,3 +198,76 @@ IMAGES = [
         ],
     },
 ]
+
+# Objects365 v2: official ids and names (the file's names are not what RLIPv2 reads: "Moniter/TV" is its
+# "monitor/tv", by id). What each image exercises in RLIPv2's Objects365 helper and tagger loop:
+# - 301: "a laptop" matches laptop and tablet; the tablet comes later in the file, so it wins; "a table"
+#   matches desk; "a chair" matches person (via "hair"), chair and bench.
+# - 302: people and horses, more than 100 candidates: two groups, one batch; a crowd person.
+# - 303: "a tv" is category 38 whatever the file calls it; a zero-width box listed first.
+O365_CATEGORIES = {
+    "Person": 1, "Chair": 3, "Hat": 5, "Desk": 10, "Cup": 11, "Bench": 25, "Moniter/TV": 38, "Laptop": 74,
+    "Horse": 79, "Tablet": 244,
+}
+
+O365_IMAGES = [
+    {
+        "id": 301, "seed": 31, "width": 200, "height": 150, "patch": 4,
+        "boxes": [
+            (30101, "Person", [10.0, 10.0, 40.0, 120.0], 0), (30102, "Laptop", [90.0, 70.0, 40.0, 25.0], 0),
+            (30103, "Desk", [60.0, 90.0, 130.0, 50.0], 0), (30104, "Chair", [20.0, 80.0, 45.0, 60.0], 0),
+            (30105, "Person", [140.0, 15.0, 45.0, 115.0], 0), (30106, "Cup", [150.0, 75.0, 12.0, 15.0], 0),
+            (30107, "Hat", [145.0, 10.0, 30.0, 15.0], 0), (30108, "Tablet", [100.0, 75.0, 20.0, 15.0], 0),
+            (30109, "Bench", [0.0, 120.0, 90.0, 30.0], 0),
+        ],
+        "captions": [
+            "a man sitting on a chair",
+            "a woman wearing a hat",
+            "a laptop on a table",
+            "a man using a laptop",
+            "a woman holding a cup",
+            "a man sitting at a desk next to a woman",
+            "a cup on a desk",
+            "a person sitting on a bench",
+            "a woman with a hat standing behind a desk",
+            "two people working on a laptop",
+        ],
+    },
+    {
+        "id": 302, "seed": 32, "width": 210, "height": 140, "patch": 7,
+        "boxes": [(30200 + i, "Person", [5.0 + 40.0 * i, 10.0, 25.0, 70.0], 0) for i in range(5)]
+        + [(30210 + i, "Horse", [10.0 + 48.0 * i, 60.0, 45.0, 70.0], 0) for i in range(4)]
+        + [(30220, "Person", [0.0, 0.0, 210.0, 50.0], 1)],
+        "captions": [
+            "a man riding a horse",
+            "a woman feeding a horse",
+            "a horse next to a man",
+            "people riding horses",
+            "a girl sitting on a horse",
+            "a man standing next to a woman",
+            "a woman leading a horse",
+            "a horse walking behind a man",
+            "a man and a woman riding horses",
+            "a boy petting a horse",
+        ],
+    },
+    {
+        "id": 303, "seed": 33, "width": 160, "height": 120, "patch": 4,
+        "boxes": [
+            (30301, "Cup", [30.0, 30.0, 0.0, 10.0], 0), (30302, "Person", [10.0, 10.0, 50.0, 100.0], 0),
+            (30303, "Moniter/TV", [80.0, 20.0, 60.0, 45.0], 0), (30304, "Person", [100.0, 50.0, 40.0, 65.0], 0),
+        ],
+        "captions": [
+            "a man watching tv",
+            "a woman looking at a tv",
+            "a man sitting in front of a television",
+            "a person standing next to a monitor",
+            "a man holding a cup",
+            "a television on a wall",
+            "two people watching a tv",
+            "a man next to a woman",
+            "a woman talking to a man",
+            "a tv screen",
+        ],
+    },
+]

