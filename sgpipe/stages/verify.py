@@ -106,11 +106,7 @@ class VerifyStage(Stage):
         self.vocabulary = vocabulary  # RLIPv2's category table, for verify.texts rlipv2
         self.model: Any = None
         self._sha: str | None = None
-
-    @property
-    def form(self) -> str:
-        """The relation form the loaded verifier reads (its checkpoint config says which)."""
-        return getattr(self.model.config, "relation_text", LEMMA)
+        self.form = ""  # the relation form the loaded verifier reads (its checkpoint config says which)
 
     def setup(self) -> None:
         from sgpipe.models.device import resolve_device
@@ -128,6 +124,7 @@ class VerifyStage(Stage):
         else:
             self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))
         self._sha = file_sha256(folder / WEIGHTS_NAME)
+        self.form = getattr(self.model.config, "relation_text", LEMMA)
 
     def teardown(self) -> None:
         self.model = None
@@ -143,7 +140,7 @@ class VerifyStage(Stage):
             "keep_threshold": self.config.keep_threshold,
             "assignment": self.config.assignment,
             **({"texts": self.config.texts} if self.config.texts != "image" else {}),
-            **({"relation_text": self.form} if self.model is not None else {}),
+            **({"relation_text": self.form} if self.form else {}),
         }
 
     def process(self, samples: list[Sample]) -> None:

@@ -239,3 +239,15 @@ def test_export_command_takes_the_split(tmp_path):
     assert result.exit_code == 0, result.output
     assert "coco as data_split val2017" in result.output
     assert json.loads((tmp_path / "x.json").read_text())[0]["data_split"] == "val2017"
+
+
+def test_the_relation_text_is_the_surface_one():
+    """RLIPv2's labels hold SceneGraphParser's surface text: the relation's own, else its triplet's (records
+    written before relations had one), else its predicate."""
+    record = {"triplets": [{"id": 0, "predicate": "ride", "predicate_text": "riding"},
+                           {"id": 1, "predicate": "on", "predicate_text": ""}]}
+    assert relation_text(record, {"predicate": "ride", "predicate_text": "rides", "triplet_id": 0}) == "rides"
+    assert relation_text(record, {"predicate": "ride", "triplet_id": 0}) == "riding"
+    assert relation_text(record, {"predicate": "ride", "predicate_text": "", "triplet_id": 0}) == "riding"
+    assert relation_text(record, {"predicate": "on", "triplet_id": 1}) == "on"
+    assert relation_text(record, {"predicate": "near", "triplet_id": -1}) == "near"

@@ -44,11 +44,11 @@ class GroupedInput:
 
 def _forward_chunks(items: Sequence[GroupedInput]) -> list[list[int]]:
     """Indices of the items each forward takes: whole items, at most MAX_ROWS_PER_FORWARD groups (or one item)."""
-    chunks: list[list[int]] = [[]]
+    chunks: list[list[int]] = []
     rows = 0
     for index, item in enumerate(items):
         size = sum(1 for group in item.groups if group)
-        if chunks[-1] and rows + size > MAX_ROWS_PER_FORWARD:
+        if not chunks or rows + size > MAX_ROWS_PER_FORWARD:
             chunks.append([])
             rows = 0
         chunks[-1].append(index)
