@@ -215,7 +215,6 @@ def tagger_dataset(dataset: Dataset, data: Path, candidates: Path):
 
 def run_tagger(dataset: Dataset, generate, src: Path, work: Path, data: Path, candidates: Path, fill) -> tuple[Path, dict]:
     os.environ["RLIP_TEXT_ENCODER_DIR"] = str(make_reference.text_encoder_dir(work, fill, make_reference.TINY_TEXT["num_hidden_layers"]))
-    torch.set_num_threads(1)  # the thread count moves the last digits
     flags = make_reference._flags_reduced() + ["--img_inference_batch", str(IMG_INFERENCE_BATCH), "--num_workers", "0"]
     model, args = make_reference.build_official(src, flags)
     fill.deterministic_fill(model.state_dict(), make_reference.REDUCED["dec_layers"])
@@ -265,6 +264,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="scratch folder")
     parser.add_argument("--fixture", type=Path, required=True, help="where to write the fixture JSON")
     options = parser.parse_args()
+    torch.set_num_threads(1)  # the thread count moves the last digits: of the scores, and of a generated pixel
     dataset = DATASETS[options.dataset]
     src, work = options.rlipv2_src.resolve(), options.work.resolve()
     data = work / dataset.name
