@@ -23,6 +23,7 @@ from sgpipe.config import load_config  # noqa: E402
 from sgpipe.models.device import one_thread  # noqa: E402
 from sgpipe.runner import RunOptions, run_pipeline  # noqa: E402
 from sgpipe.tools.export import export  # noqa: E402
+from tests.helpers.ray_local import local_ray  # noqa: E402
 from tests.helpers.rlipv2_flow import flow_distance, load_flow_fixture, write_flow_inputs, write_flow_tagger  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def main() -> None:
             f"output.dir={work / 'out'}", "run.workers=1", "run.gpus_per_worker=0", "run.cpus_per_worker=1",
             "run.device=cpu", *options.overrides,
         ])
-        with one_thread():
+        with one_thread(), local_ray(num_cpus=2):  # a Ray of its own, never one running on the machine
             run_pipeline(config, RunOptions(progress=False))
         export(work / "out", "rlipv2", work / "labels.json", min_confidence=0.05)
         distance = flow_distance(fixture["output"], json.loads((work / "labels.json").read_text()))
