@@ -66,6 +66,9 @@ def test_vocab_file_has_rlipv2_shape(tmp_path):
         reference = json.loads(VOCAB_REFERENCE.read_text())
         assert list(reference) == list(vocab)
         assert all(type(reference[k]) is type(vocab[k]) for k in vocab)
+        # RLIPv2's labels name relations by their surface text, as the export does: "riding", never "ride"
+        assert "riding" in vocab["relationship_names"] and "riding" in reference["relationship_names"]
+        assert "ride" not in reference["relationship_names"]
 
 
 def test_parquet_export_is_a_flat_relations_table_in_row_groups(tmp_path, monkeypatch):
