@@ -26,6 +26,19 @@ COCO_CATEGORIES = {  # official COCO ids of the categories used
     "couch": 63, "laptop": 73, "cat": 17,
 }
 
+HOT_DOG_CAPTIONS = [  # images 103 and 104
+    "a hot dog on a table",
+    "a man eating a hot dog",
+    "a dog looking at a hot dog",
+    "a person holding a hot dog next to a dog",
+    "a dog sitting next to a man",
+    "a man holding a cup",
+    "a hot dog next to a cup",
+    "a dog begging for a hot dog",
+    "a man feeding a dog a hot dog",
+    "a close up of a hot dog with mustard",
+]
+
 # Each box: (annotation id, category, [x, y, w, h], iscrowd). Listed in the annotation file's order.
 IMAGES = [
     {
@@ -76,18 +89,7 @@ IMAGES = [
             (3001, "dog", [10.0, 60.0, 50.0, 40.0], 0), (3002, "hot dog", [80.0, 50.0, 30.0, 12.0], 0),
             (3003, "person", [100.0, 5.0, 40.0, 100.0], 0), (3004, "cup", [70.0, 80.0, 15.0, 20.0], 0),
         ],
-        "captions": [
-            "a hot dog on a table",
-            "a man eating a hot dog",
-            "a dog looking at a hot dog",
-            "a person holding a hot dog next to a dog",
-            "a dog sitting next to a man",
-            "a man holding a cup",
-            "a hot dog next to a cup",
-            "a dog begging for a hot dog",
-            "a man feeding a dog a hot dog",
-            "a close up of a hot dog with mustard",
-        ],
+        "captions": HOT_DOG_CAPTIONS,
     },
     {
         "id": 104, "seed": 14, "width": 160, "height": 120,
@@ -96,18 +98,7 @@ IMAGES = [
             (4010, "hot dog", [80.0, 50.0, 30.0, 12.0], 0), (4002, "dog", [10.0, 60.0, 50.0, 40.0], 0),
             (4005, "person", [100.0, 5.0, 40.0, 100.0], 0), (4001, "cup", [70.0, 80.0, 15.0, 20.0], 0),
         ],
-        "captions": [
-            "a hot dog on a table",
-            "a man eating a hot dog",
-            "a dog looking at a hot dog",
-            "a person holding a hot dog next to a dog",
-            "a dog sitting next to a man",
-            "a man holding a cup",
-            "a hot dog next to a cup",
-            "a dog begging for a hot dog",
-            "a man feeding a dog a hot dog",
-            "a close up of a hot dog with mustard",
-        ],
+        "captions": HOT_DOG_CAPTIONS,
     },
     {
         "id": 105, "seed": 15, "width": 150, "height": 150,
