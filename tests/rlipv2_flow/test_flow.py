@@ -12,6 +12,8 @@ captions file, `caption.enabled=false`) with that tagger converted.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ from sgpipe.stages.parse_sng import SngParseStage
 from sgpipe.stages.tag_rlipv2 import RLIPv2TagStage
 from sgpipe.tools.export import export
 from tests.helpers.ray_local import local_ray
-from tests.helpers.rlipv2_flow import flow_distance, load_flow_fixture, write_flow_inputs, write_flow_tagger
+from tests.helpers.rlipv2_flow import FIXTURES, flow_distance, load_flow_fixture, write_flow_inputs, write_flow_tagger
 from tests.helpers.runs import QUIET
 
 pytest.importorskip("sng_parser", reason="parse.backend sng needs SceneGraphParser (sgpipe[rlipv2])")
@@ -132,3 +134,18 @@ def test_every_scored_cell_is_counted_as_rlipv2_counts_it(fixture, flow_run):
     counters = json.loads((out / "stats.json").read_text())["counters"]
     assert counters["verify_cells_above_threshold"] == sum(fixture["relations_before_deduplication"].values())
     assert counters["verify_groups"] == sum(1 for groups in fixture["candidates"].values() for g in groups if g[0])
+
+
+@pytest.mark.slow
+def test_the_fixture_regenerates_with_rlipv2s_code(dataset, tmp_path):
+    """Needs the throwaway environment of tools/rlipv2_reference/README.md (RLIPV2_PYTHON, RLIPV2_SRC): RLIPv2's
+    own flow run again writes the committed file byte for byte."""
+    python, src = os.environ.get("RLIPV2_PYTHON"), os.environ.get("RLIPV2_SRC")
+    if not (python and src):
+        pytest.skip("RLIPV2_PYTHON / RLIPV2_SRC not set")
+    script = Path(__file__).parents[2] / "tools" / "rlipv2_reference" / "make_flow_reference.py"
+    out = tmp_path / f"{dataset}.json"
+    subprocess.run([python, str(script), "--dataset", dataset, "--rlipv2-src", src, "--work", str(tmp_path / "work"),
+                    "--fixture", str(out)], check=True, cwd=src, env={**os.environ, "PYTHONPATH": ""},
+                   stdout=subprocess.DEVNULL, timeout=1800)
+    assert out.read_bytes() == (FIXTURES / f"{dataset}.json").read_bytes()
