@@ -22,7 +22,7 @@ import yaml
 
 from sgpipe.errors import ConfigError, SourceError
 from sgpipe.leakage.exclude import load_exclusions
-from sgpipe.models.checkpoint import is_checkpoint, is_rtagger_folder, not_a_checkpoint
+from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
 from sgpipe.storage import location, protocol_of, url_problem
 
@@ -330,7 +330,7 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     _check_caption_lengths(config.caption, problems)
     _check_parse(config.parse, problems)
     _check_verify(config.verify, problems, check_paths)
-    _check_rlipv2_flow(config, problems, check_paths)
+    _check_rlipv2_flow(config, problems)
     if not config.output.dir:
         problems.append("output.dir: required")
 
@@ -386,24 +386,14 @@ def _check_verify(ver: VerifyConfig, problems: list[str], check_paths: bool) -> 
         )
 
 
-def _check_rlipv2_flow(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
-    """RLIPv2's matching needs its category tables; its text batches need its R-Tagger."""
-    if config.tag.matching == "rlipv2" and config.tag.vocabulary not in ("coco", "objects365"):
-        problems.append(
-            f"tag.vocabulary: {config.tag.vocabulary!r} with tag.matching rlipv2; RLIPv2 matched against its "
-            "COCO or Objects365 category table. Choose from: coco, objects365"
-        )
-    ver = config.verify
-    if ver.texts == "rlipv2" and config.tag.vocabulary not in ("coco", "objects365"):
-        problems.append(
-            f"tag.vocabulary: {config.tag.vocabulary!r} with verify.texts rlipv2, which reads RLIPv2's COCO or "
-            "Objects365 category names. Choose from: coco, objects365"
-        )
-    if ver.texts == "rlipv2" and ver.enabled and check_paths and is_checkpoint(ver.checkpoint):
-        if not is_rtagger_folder(ver.checkpoint):
+def _check_rlipv2_flow(config: PipelineConfig, problems: list[str]) -> None:
+    """RLIPv2's matching and its text batches read its category tables (its R-Tagger: preflight)."""
+    for where, what in (("tag.matching", "matched against its"), ("verify.texts", "reads its")):
+        section, key = where.split(".")
+        if getattr(getattr(config, section), key) == "rlipv2" and config.tag.vocabulary not in ("coco", "objects365"):
             problems.append(
-                f"verify.texts: rlipv2 scores RLIPv2's groups with RLIPv2's R-Tagger, and {ver.checkpoint!r} is "
-                "sgpipe's own verifier; convert the R-Tagger with `sgpipe convert rtagger`, or use verify.texts image"
+                f"tag.vocabulary: {config.tag.vocabulary!r} with {where} rlipv2; RLIPv2 {what} COCO or "
+                "Objects365 category table. Choose from: coco, objects365"
             )
 
 

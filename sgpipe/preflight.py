@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sgpipe.config import PipelineConfig
 from sgpipe.errors import PreflightError
+from sgpipe.models.checkpoint import is_rtagger_folder
 
 CONFIG_NAME = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -193,6 +194,11 @@ def preflight_problems(config: PipelineConfig) -> list[str]:
     if config.verify.enabled and Path(config.verify.checkpoint).is_dir():
         # its config.json is sgpipe's own, rebuilt without transformers' registry
         problems += model_problems(config.verify.checkpoint, "verifier", transformers_config=False)
+        if config.verify.texts == "rlipv2" and not is_rtagger_folder(config.verify.checkpoint):
+            problems.append(
+                f"verify.texts: rlipv2 scores RLIPv2's groups with RLIPv2's R-Tagger, and {config.verify.checkpoint!r} "
+                "is sgpipe's own verifier; convert the R-Tagger with `sgpipe convert rtagger`, or use verify.texts image"
+            )
     spacy = spacy_problem(config.parse.spacy_model)
     if spacy:
         problems.append(spacy)

@@ -124,18 +124,18 @@ def test_keys_added_later_leave_older_hashes_alone():
 
 
 def test_rlipv2_texts_need_rlipv2s_tagger_and_a_table(tmp_path):
+    from sgpipe.preflight import preflight_problems
+
     own = tmp_path / "verifier"
     own.mkdir()
     (own / "config.json").write_text('{"preset": "tiny"}')
     (own / "model.safetensors").write_bytes(b"")
-    (tmp_path / "images").mkdir()
-    (tmp_path / "i.json").write_text("{}")
-    raw = {"source": {"name": "t", "instances": str(tmp_path / "i.json"), "images": str(tmp_path / "images"),
-                      "captions": str(tmp_path / "i.json")},
-           "tag": {"vocabulary": "auto"}, "verify": {"enabled": True, "checkpoint": str(own), "texts": "rlipv2"}}
-    with pytest.raises(ConfigError) as caught:
-        build_config(raw)
-    assert "sgpipe's own verifier; convert the R-Tagger" in str(caught.value)
-    assert "with verify.texts rlipv2, which reads RLIPv2's COCO or Objects365 category names" in str(caught.value)
+    raw = {"source": {"name": "t", "instances": "i.json", "images": "x", "captions": "c.json"},
+           "tag": {"vocabulary": "auto", "embedding_model": "none"},
+           "verify": {"enabled": True, "checkpoint": str(own), "texts": "rlipv2"}}
+    with pytest.raises(ConfigError, match="with verify.texts rlipv2; RLIPv2 reads its COCO or Objects365"):
+        build_config(raw, check_paths=False)
+    config = build_config(raw, ["tag.vocabulary=coco"], check_paths=False)
+    assert any("sgpipe's own verifier; convert the R-Tagger" in p for p in preflight_problems(config))
     (own / "config.json").write_text('{"model_type": "rlipv2-rtagger"}')
-    build_config(raw, ["tag.vocabulary=coco"])  # an R-Tagger folder and a table: accepted
+    assert not any("verify.texts" in p for p in preflight_problems(config))  # an R-Tagger folder: accepted
