@@ -136,6 +136,26 @@ def test_every_scored_cell_is_counted_as_rlipv2_counts_it(fixture, flow_run):
     assert counters["verify_groups"] == sum(1 for groups in fixture["candidates"].values() for g in groups if g[0])
 
 
+def test_candidates_first_tagger_later_is_the_same_flow(dataset, fixture, inputs, ray_session, tagger_folder, tmp_path):
+    """RLIPv2's two steps as two commands: the recipe without its verifier keeps the candidates in RLIPv2's
+    order; `sgpipe reverify --set verify.texts=rlipv2` then tags them as RLIPv2's loop does."""
+    from sgpipe.reverify import reverify
+    from sgpipe.runner import run_pipeline
+
+    if dataset != "coco":
+        pytest.skip("one dataset suffices: the stages are those of the recipe run")
+    config = _config(dataset, inputs, tmp_path / "candidates", "verify.enabled=false", "run.workers=1",
+                     "run.gpus_per_worker=0", "run.cpus_per_worker=1", "run.device=cpu", "run.decode_threads=2")
+    run_pipeline(config, QUIET)
+    with one_thread():
+        reverify(tmp_path / "candidates", tagger_folder, tmp_path / "tagged",
+                 ["verify.texts=rlipv2", "verify.dtype=float32", "run.device=cpu"])
+    export(tmp_path / "tagged", "rlipv2", tmp_path / "labels.json", min_confidence=0.05)
+    distance = flow_distance(fixture["output"], json.loads((tmp_path / "labels.json").read_text()))
+    assert distance.only_sgpipe == [] and distance.only_rlipv2 == [] and distance.shared == RELATIONS[dataset]
+    assert distance.max_confidence_difference < TOLERANCE
+
+
 @pytest.mark.slow
 def test_the_fixture_regenerates_with_rlipv2s_code(dataset, tmp_path):
     """Needs the throwaway environment of tools/rlipv2_reference/README.md (RLIPV2_PYTHON, RLIPV2_SRC): RLIPv2's
