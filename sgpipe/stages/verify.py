@@ -3,11 +3,13 @@ own R-Tagger converted by `sgpipe convert rtagger`), store it when its confidenc
 `store_threshold` and mark it kept at `keep_threshold` (RLIPv2's generate-low, train-high practice:
 everything >= 0.05 is written, pre-training keeps >= 0.20).
 
-All candidate pairs x candidate predicates of an image are scored in one pass, images batched;
-a relation's confidence is the cell of its (subject box, object box) pair and its predicate.
-`verify.assignment: candidates` (default) scores only the relations grounding proposed;
-`all_pairs` is RLIPv2's assignment: every cell of that matrix reaching `store_threshold` becomes a
-relation, those grounding did not propose with `triplet_id` -1 (assigned by the verifier).
+All candidate pairs x candidate relation texts of an image are scored in one pass, images batched;
+a relation's confidence is the cell of its (subject box, object box) pair and its text, in the form the
+verifier reads (its checkpoint's `relation_text`: the surface text "riding" for RLIPv2's R-Tagger, the
+lemma "ride" for sgpipe's own verifier). `verify.assignment: candidates` (default) scores only the
+relations grounding proposed; `all_pairs` is RLIPv2's assignment: every cell of that matrix reaching
+`store_threshold` becomes a relation, those grounding did not propose with `triplet_id` -1 (assigned by
+the verifier). `verify.texts: rlipv2` is RLIPv2's whole loop instead (`verify_rlipv2.py`).
 Relations are never passed through unscored: a sample the model cannot score fails.
 """
 
@@ -139,7 +141,7 @@ class VerifyStage(Stage):
             "store_threshold": self.config.store_threshold,
             "keep_threshold": self.config.keep_threshold,
             "assignment": self.config.assignment,
-            **({"texts": self.config.texts} if self.config.texts != "image" else {}),
+            **({"texts": "rlipv2", "vocabulary": self.vocabulary} if self.config.texts == "rlipv2" else {}),
             **({"relation_text": self.form} if self.form else {}),
         }
 
