@@ -85,7 +85,8 @@ class CaptionConfig:
 class ParseConfig:
     spacy_model: str = "en_core_web_sm"
     batch_size: int = option(256, low=1)
-    backend: str = option("rules", choices=("rules", "seq2seq"))
+    # sng: SceneGraphParser as RLIPv2 called it (pip install 'sgpipe[rlipv2]')
+    backend: str = option("rules", choices=("rules", "seq2seq", "sng"))
     # seq2seq only: a text2text model writing FACTUAL-style graphs (lizhuang144/flan-t5-base-VG-factual-sg)
     model: str = ""
     prompt: str = "Generate Scene Graph: "
@@ -122,6 +123,9 @@ class TagConfig:
     embedding_model: str = "minilm"  # "minilm" (shipped offline), a hub id, a folder, or "none"
     # at 0.55 about half the fallback matches on COCO captions were wrong
     embedding_threshold: float = option(0.65, low=0.0, high=1.0)
+    # rlipv2: RLIPv2's paraphrase substring matching and every ordered pair of matching boxes
+    # (needs vocabulary coco or objects365: RLIPv2's category tables)
+    matching: str = option("lexicon", choices=("lexicon", "rlipv2"))
 
 
 @dataclass
@@ -134,6 +138,9 @@ class VerifyConfig:
     dtype: str = option("auto", choices=DTYPES)
     # candidates: the pairs grounding proposed; all_pairs: RLIPv2's every candidate pair x every predicate
     assignment: str = option("candidates", choices=("candidates", "all_pairs"))
+    # image: one text list per image; rlipv2: RLIPv2's groups of pairs, texts merged over up to 16
+    # groups, every pair x text cell stored above store_threshold (strictly), the best of duplicates
+    texts: str = option("image", choices=("image", "rlipv2"))
 
 
 @dataclass
@@ -188,11 +195,12 @@ class PipelineConfig:
             content[section].pop(key)
         _hash_exclude_file(content["source"], content["source"].pop("storage_options"))
         _hash_source_kind_and_detect(content, self.source.storage_options)
-        if content["parse"]["backend"] == "rules":  # the learned parser's keys matter only when it runs
-            for key in ("backend", *SEQ2SEQ_PARSE_KEYS):
+        if content["parse"]["backend"] != "seq2seq":  # the learned parser's keys matter only when it runs
+            for key in SEQ2SEQ_PARSE_KEYS:
                 content["parse"].pop(key)
-        if content["verify"]["assignment"] == "candidates":  # the default leaves the hash as it was
-            content["verify"].pop("assignment")
+        for section, key, default in DEFAULTS_OUTSIDE_HASH:  # defaults leave the hash as it was
+            if content[section][key] == default:
+                content[section].pop(key)
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -201,6 +209,15 @@ class PipelineConfig:
         return {
             f"{section}.{key}": getattr(getattr(self, section), key) for section, key in location_keys(self)
         }
+
+
+# Keys added after the first recipes: at their default they are not hashed, so older output folders resume.
+DEFAULTS_OUTSIDE_HASH = (
+    ("parse", "backend", "rules"),
+    ("verify", "assignment", "candidates"),
+    ("tag", "matching", "lexicon"),
+    ("verify", "texts", "image"),
+)
 
 
 # Keys that say where things are or how the work is placed, never what the shards hold: the images
@@ -364,6 +381,7 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     _check_parse(config.parse, problems)
     _check_detect(config.detect, problems, check_paths)
     _check_verify(config.verify, problems, check_paths)
+    _check_rlipv2_flow(config, problems)
     if not config.output.dir:
         problems.append("output.dir: required")
 
@@ -431,6 +449,17 @@ def _check_verify(ver: VerifyConfig, problems: list[str], check_paths: bool) -> 
             not_a_checkpoint("verify.checkpoint", ver.checkpoint)
             + "; or run with --set verify.enabled=false to write unverified candidates"
         )
+
+
+def _check_rlipv2_flow(config: PipelineConfig, problems: list[str]) -> None:
+    """RLIPv2's matching and its text batches read its category tables (its R-Tagger: preflight)."""
+    for where, what in (("tag.matching", "matched against its"), ("verify.texts", "reads its")):
+        section, key = where.split(".")
+        if getattr(getattr(config, section), key) == "rlipv2" and config.tag.vocabulary not in ("coco", "objects365"):
+            problems.append(
+                f"tag.vocabulary: {config.tag.vocabulary!r} with {where} rlipv2; RLIPv2 {what} COCO or "
+                "Objects365 category table. Choose from: coco, objects365"
+            )
 
 
 def _check_urls(config: PipelineConfig, problems: list[str]) -> set[str]:

@@ -75,6 +75,7 @@ def hf_features(image_ext: str | None = "jpg") -> Any:
                 "subject_id": integer,
                 "object_id": integer,
                 "predicate": text,
+                "predicate_text": text,
                 "triplet_id": integer,
                 "tag_score": number,
                 "confidence": number,

@@ -22,6 +22,7 @@ CAPTION_IMAGES_PER_S_BY_BATCH = {32: 120.1, 64: 160.2, 128: 181.3, 256: 189.4, 5
 # (bench_gpu_worker.py); writing JPEGs and records (bench_io.py). The derivations: docs/BENCHMARKS.md.
 HOST_MS_PER_IMAGE = {"decode": 2.0, "caption": 1.5, "tag": 0.8, "verify": 1.7, "write": 1.5}
 PARSE_MS_PER_CAPTION = 0.6  # spaCy small on COCO captions (10.3 words): bench_parse.py --coco-captions
+PARSE_MS_PER_CAPTION_SNG = 4.6  # SceneGraphParser (parse.backend sng), same benchmark: 218 captions/s
 FILE_CAPTIONS_PER_IMAGE = 5  # COCO captions files hold about five per image
 
 
@@ -49,7 +50,8 @@ def host_seconds_per_image(config: PipelineConfig) -> float:
         FILE_CAPTIONS_PER_IMAGE if config.source.captions else 0
     )
     stages = ["decode", "tag", "write"] + [s for s in ("caption", "verify") if _enabled(config, s)]
-    return (sum(HOST_MS_PER_IMAGE[s] for s in stages) + PARSE_MS_PER_CAPTION * captions) / 1000.0
+    parse_ms = PARSE_MS_PER_CAPTION_SNG if config.parse.backend == "sng" else PARSE_MS_PER_CAPTION
+    return (sum(HOST_MS_PER_IMAGE[s] for s in stages) + parse_ms * captions) / 1000.0
 
 
 def gpu_images_per_s(config: PipelineConfig, stage: str) -> float:

@@ -63,30 +63,48 @@ def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
 
         run = config.run
         stages.append(CaptionStage(config.caption, device=run.device, seed=run.seed, gpus=run.gpus_per_worker))
-    from sgpipe.stages.tag import TagStage
-
-    if config.parse.backend == "seq2seq":
-        from sgpipe.stages.parse_seq2seq import Seq2SeqParseStage
-
-        stages.append(
-            Seq2SeqParseStage(config.parse, device=config.run.device, gpus=config.run.gpus_per_worker)
-        )
-    else:
-        from sgpipe.stages.parse import ParseStage
-
-        stages.append(ParseStage(config.parse))
+    stages.append(parse_stage(config))
     if config.detect.enabled:
         from sgpipe.stages.detect import DetectStage, query_vocabulary
 
         run = config.run
         stages.append(DetectStage(config.detect, device=run.device, gpus=run.gpus_per_worker))
         categories = list(dict.fromkeys(categories + query_vocabulary(config.detect.vocabulary)))
-    stages.append(TagStage(config.tag, categories))
+    stages.append(tag_stage(config, categories))
     if config.verify.enabled:
         from sgpipe.stages.verify import VerifyStage
 
-        stages.append(VerifyStage(config.verify, device=config.run.device, gpus=config.run.gpus_per_worker))
+        run = config.run
+        stages.append(
+            VerifyStage(config.verify, device=run.device, gpus=run.gpus_per_worker, vocabulary=config.tag.vocabulary)
+        )
     return stages
+
+
+def parse_stage(config: PipelineConfig) -> Stage:
+    """The parse stage of `parse.backend`: rules (default), seq2seq, or sng (SceneGraphParser, RLIPv2's)."""
+    if config.parse.backend == "seq2seq":
+        from sgpipe.stages.parse_seq2seq import Seq2SeqParseStage
+
+        return Seq2SeqParseStage(config.parse, device=config.run.device, gpus=config.run.gpus_per_worker)
+    if config.parse.backend == "sng":
+        from sgpipe.stages.parse_sng import SngParseStage
+
+        return SngParseStage(config.parse)
+    from sgpipe.stages.parse import ParseStage
+
+    return ParseStage(config.parse)
+
+
+def tag_stage(config: PipelineConfig, categories: list[str]) -> Stage:
+    """The tag stage of `tag.matching`: lexicon grounding (default) or RLIPv2's matching."""
+    if config.tag.matching == "rlipv2":
+        from sgpipe.stages.tag_rlipv2 import RLIPv2TagStage
+
+        return RLIPv2TagStage(config.tag)
+    from sgpipe.stages.tag import TagStage
+
+    return TagStage(config.tag, categories)
 
 
 def worker_resources(stages: list[Stage]) -> Resources:
@@ -116,6 +134,7 @@ def entry_to_sample(
         image_bytes=image_bytes,
         source_key=entry.source_key,
         metadata=entry.metadata,
+        annotation_categories=entry.annotation_categories,
     )
     for reason, count in (*entry.dropped_boxes.items(), *entry.counters.items()):
         sample.count(reason, count)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sgpipe.config import PipelineConfig
 from sgpipe.errors import PreflightError
+from sgpipe.models.checkpoint import is_rtagger_folder
 
 CONFIG_NAME = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -162,6 +163,17 @@ def spacy_problem(name: str) -> str | None:
     )
 
 
+def sng_problems() -> list[str]:
+    """SceneGraphParser, which `parse.backend: sng` runs, must be installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("sng_parser") is None:
+        from sgpipe.text.sng import EXTRA_HINT
+
+        return [f"parse.backend sng needs SceneGraphParser: {EXTRA_HINT}"]
+    return []
+
+
 def preflight_problems(config: PipelineConfig) -> list[str]:
     problems: list[str] = []
     if config.caption.enabled:
@@ -170,8 +182,10 @@ def preflight_problems(config: PipelineConfig) -> list[str]:
         problems += model_problems(config.parse.model, "parse")
     if config.detect.enabled:
         problems += model_problems(config.detect.model, "detect")
+    if config.parse.backend == "sng":
+        problems += sng_problems()
     embedding = config.tag.embedding_model
-    if embedding not in ("none", ""):
+    if embedding not in ("none", "") and config.tag.matching == "lexicon":  # RLIPv2's matching embeds nothing
         from sgpipe.errors import ModelNotAvailableError
         from sgpipe.models.text_embedder import resolve_model_path
 
@@ -182,6 +196,11 @@ def preflight_problems(config: PipelineConfig) -> list[str]:
     if config.verify.enabled and Path(config.verify.checkpoint).is_dir():
         # its config.json is sgpipe's own, rebuilt without transformers' registry
         problems += model_problems(config.verify.checkpoint, "verifier", transformers_config=False)
+        if config.verify.texts == "rlipv2" and not is_rtagger_folder(config.verify.checkpoint):
+            problems.append(
+                f"verify.texts: rlipv2 scores RLIPv2's groups with RLIPv2's R-Tagger, and {config.verify.checkpoint!r} "
+                "is sgpipe's own verifier; convert the R-Tagger with `sgpipe convert rtagger`, or use verify.texts image"
+            )
     spacy = spacy_problem(config.parse.spacy_model)
     if spacy:
         problems.append(spacy)

@@ -115,7 +115,9 @@ class Triplet:
 
 @dataclass(slots=True)
 class Relation:
-    """A candidate grounding of a triplet on an ordered pair of boxes."""
+    """A candidate grounding of a triplet on an ordered pair of boxes: `predicate` the lemma form
+    ("sit on"), `predicate_text` the surface form ("sitting on") that RLIPv2's R-Tagger reads and
+    RLIPv2's labels hold (empty in records written before it existed: `tools.rlipv2_format.relation_text` then reads the triplet's)."""
 
     id: int
     subject_id: int
@@ -125,6 +127,7 @@ class Relation:
     tag_score: float
     confidence: float | None = None
     kept: bool | None = None
+    predicate_text: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +135,7 @@ class Relation:
             "subject_id": self.subject_id,
             "object_id": self.object_id,
             "predicate": self.predicate,
+            "predicate_text": self.predicate_text,
             "triplet_id": self.triplet_id,
             "tag_score": round(float(self.tag_score), 4),
             "confidence": None if self.confidence is None else round(float(self.confidence), 4),
@@ -160,6 +164,9 @@ class ImageEntry:
     failure: str = ""
     failure_message: str = ""
     counters: dict[str, int] = field(default_factory=dict)  # what reading it met (summed per shard)
+    # category ids of all the image's annotations, distinct, in file order; set only where a dropped box
+    # makes it differ from the boxes' own (RLIPv2's matching reads the categories of every annotation)
+    annotation_categories: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -184,6 +191,13 @@ class Sample:
     counters: dict[str, int] = field(default_factory=dict)  # per-sample stats, summed per shard
     source_key: str = ""  # the item's key in an image-text source (its tar member name's stem)
     metadata: dict[str, Any] | None = None  # the item's own metadata (img2dataset's KEY.json)
+    annotation_categories: list[int] | None = None  # as ImageEntry's, transient
+
+    def category_order(self) -> list[int]:
+        """Category ids of the image's annotations, distinct, in the annotation file's order."""
+        if self.annotation_categories is not None:
+            return list(self.annotation_categories)
+        return list(dict.fromkeys(b.category_id for b in self.objects))
 
     @property
     def ok(self) -> bool:

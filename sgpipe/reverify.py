@@ -22,7 +22,7 @@ from sgpipe.errors import OK, ConfigError, SgpipeError
 from sgpipe.records import Sample
 from sgpipe.shards import iter_shard_samples
 
-ALLOWED = ("store_threshold", "keep_threshold", "batch_size", "dtype", "assignment", "device")
+ALLOWED = ("store_threshold", "keep_threshold", "batch_size", "dtype", "assignment", "texts", "device")
 
 
 def _verify_config(checkpoint: Path, overrides: Sequence[str]) -> tuple[VerifyConfig, str]:
@@ -48,6 +48,8 @@ def _verify_config(checkpoint: Path, overrides: Sequence[str]) -> tuple[VerifyCo
         problems.append("verify.keep_threshold is below verify.store_threshold")
     if config.assignment not in ("candidates", "all_pairs"):
         problems.append(f"verify.assignment {config.assignment!r}: choose from candidates, all_pairs")
+    if config.texts not in ("image", "rlipv2"):
+        problems.append(f"verify.texts {config.texts!r}: choose from image, rlipv2")
     if problems:
         raise ConfigError(problems)
     return config, device
@@ -109,7 +111,11 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
     if not tars:
         raise SgpipeError(f"no shards in {out}")
     config, device = _verify_config(checkpoint, overrides)
-    stage = VerifyStage(config, device=device)
+    run_path = out / "run.json"
+    run = json.loads(run_path.read_text()) if run_path.is_file() else {}
+    # verify.texts rlipv2 reads RLIPv2's category table of the run that tagged the candidates
+    vocabulary = ((run.get("config") or {}).get("tag") or {}).get("vocabulary", "coco")
+    stage = VerifyStage(config, device=device, vocabulary=vocabulary if vocabulary in ("coco", "objects365") else "coco")
     stage.setup()
     verifier = stage.describe()
     dataset, done, before, after, kept = "", 0, 0, 0, 0
@@ -129,8 +135,6 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
         done += 1
     stage.teardown()
     stats = finalize_outputs(new_out, dataset or "unknown")
-    run_path = out / "run.json"
-    run = json.loads(run_path.read_text()) if run_path.is_file() else {}
     run["reverify"] = {"source": str(out), "verifier": verifier, "ended": now_iso()}
     run["thresholds"] = {"store": config.store_threshold, "keep": config.keep_threshold}
     run.setdefault("models", {})["verifier"] = str(checkpoint)

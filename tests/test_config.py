@@ -2,7 +2,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sgpipe.config import check_fields, load_config, option
+from sgpipe.config import build_config, check_fields, load_config, option
 from sgpipe.errors import ConfigError
 
 
@@ -108,3 +108,34 @@ def test_field_rules_and_cross_field_rules_are_reported_together(recipe):
     assert "caption.max_length: 20 must exceed caption.min_length 30" in text
     assert "verify.keep_threshold 0.01 is below verify.store_threshold 0.05" in text
     assert len(caught.value.problems) == 4
+
+
+def test_keys_added_later_leave_older_hashes_alone():
+    """Hashes computed by the version before `tag.matching`, `verify.texts` and `parse.backend: sng`
+    existed: a folder it wrote still resumes. The new keys change the hash once set."""
+    raw = {"source": {"name": "t", "instances": "/d/i.json", "images": "/d/x", "captions": "/d/c.json"}}
+    assert build_config(raw, check_paths=False).content_hash() == "755b1c06ea0da4d0"
+    older = ["verify.assignment=all_pairs", "parse.backend=seq2seq", "parse.model=m"]
+    assert build_config(raw, older, check_paths=False).content_hash() == "5836b7e608649de9"
+    hashes = {build_config(raw, [s, "tag.vocabulary=coco"], check_paths=False).content_hash() for s in (
+        "parse.backend=sng", "tag.matching=rlipv2", "verify.texts=rlipv2")}
+    assert len(hashes) == 3 and not hashes & {"755b1c06ea0da4d0", build_config(raw, ["tag.vocabulary=coco"],
+                                                                                check_paths=False).content_hash()}
+
+
+def test_rlipv2_texts_need_rlipv2s_tagger_and_a_table(tmp_path):
+    from sgpipe.preflight import preflight_problems
+
+    own = tmp_path / "verifier"
+    own.mkdir()
+    (own / "config.json").write_text('{"preset": "tiny"}')
+    (own / "model.safetensors").write_bytes(b"")
+    raw = {"source": {"name": "t", "instances": "i.json", "images": "x", "captions": "c.json"},
+           "tag": {"vocabulary": "auto", "embedding_model": "none"},
+           "verify": {"enabled": True, "checkpoint": str(own), "texts": "rlipv2"}}
+    with pytest.raises(ConfigError, match="with verify.texts rlipv2; RLIPv2 reads its COCO or Objects365"):
+        build_config(raw, check_paths=False)
+    config = build_config(raw, ["tag.vocabulary=coco"], check_paths=False)
+    assert any("sgpipe's own verifier; convert the R-Tagger" in p for p in preflight_problems(config))
+    (own / "config.json").write_text('{"model_type": "rlipv2-rtagger"}')
+    assert not any("verify.texts" in p for p in preflight_problems(config))  # an R-Tagger folder: accepted

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 from sgpipe.records import Box
 
@@ -56,3 +56,16 @@ def sanitize_box(
         bbox=[x, y, w, h],
         iscrowd=int(bool(annotation.get("iscrowd", 0))),
     )
+
+
+def known_category(annotation: dict[str, Any], categories: dict[int, str]) -> int | None:
+    """The annotation's category id when the file names it, whatever its box."""
+    category_id = annotation.get("category_id")
+    return int(category_id) if category_id in categories else None
+
+
+def annotation_categories(all_ids: Iterable[int], kept_ids: Iterable[int]) -> list[int] | None:
+    """An entry's `annotation_categories` from the category ids of all its annotations and of its kept
+    boxes, both in file order: None where both give the same distinct order (no dropped box changes it)."""
+    order = list(dict.fromkeys(all_ids))
+    return None if order == list(dict.fromkeys(kept_ids)) else order

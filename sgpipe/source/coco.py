@@ -9,7 +9,7 @@ from typing import Any
 
 from sgpipe.errors import SourceError
 from sgpipe.records import Caption, ImageEntry
-from sgpipe.source.boxes import sanitize_box
+from sgpipe.source.boxes import annotation_categories, known_category, sanitize_box
 from sgpipe.storage import Location, location, open_binary
 
 
@@ -105,11 +105,15 @@ def load_coco_entries(
             image_id=image_id, file_name=file_name, width=width, height=height, duplicate=duplicate
         )
         if not duplicate:
-            for annotation in coco.imgToAnns.get(image_id, []):
+            categories = []
+            for annotation in coco.imgToAnns.get(image_id, []):  # the file's order, as RLIPv2 reads it
                 box = sanitize_box(annotation, names, width, height, entry.dropped_boxes)
                 if box is not None:
                     entry.objects.append(box)
-            entry.objects.sort(key=lambda b: b.id)
+                category = known_category(annotation, names)
+                if category is not None:
+                    categories.append(category)
+            entry.annotation_categories = annotation_categories(categories, (b.category_id for b in entry.objects))
             entry.captions = list((captions or {}).get(image_id, []))
         entries.append(entry)
     return entries, [names[i] for i in sorted(names)], counters

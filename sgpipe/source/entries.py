@@ -10,12 +10,14 @@ from sgpipe.output.atomic import atomic_file
 from sgpipe.records import Box, Caption, ImageEntry
 
 
-# image-text items' fields, written only when set: COCO plans keep their lines
-ITEM_FIELDS = ("source_key", "alt_text_file", "failure", "failure_message")
+# Fields written only when set, so that plans without them read as before: the categories of every
+# annotation (RLIPv2's matching), and image-text items' own fields
+OPTIONAL_FIELDS = ("annotation_categories", "source_key", "alt_text_file", "failure", "failure_message")
 
 
-def item_fields(entry: ImageEntry) -> dict[str, str]:
-    return {name: getattr(entry, name) for name in ITEM_FIELDS if getattr(entry, name)}
+def optional_fields(entry: ImageEntry) -> dict[str, Any]:
+    values = {name: getattr(entry, name) for name in OPTIONAL_FIELDS}
+    return {name: value for name, value in values.items() if value not in (None, "")}
 
 
 def entry_to_json(entry: ImageEntry) -> dict[str, Any]:
@@ -28,7 +30,7 @@ def entry_to_json(entry: ImageEntry) -> dict[str, Any]:
         "objects": [b.to_json() for b in entry.objects],
         "captions": [{"id": c.id, "text": c.text} for c in entry.captions],
         "dropped_boxes": dict(sorted(entry.dropped_boxes.items())),
-        **item_fields(entry),
+        **optional_fields(entry),
     }
 
 
@@ -42,7 +44,7 @@ def entry_from_json(data: dict[str, Any]) -> ImageEntry:
         objects=[Box(**b) for b in data["objects"]],
         captions=[Caption(id=c["id"], text=c["text"], source="annotation") for c in data["captions"]],
         dropped_boxes=data["dropped_boxes"],
-        **{name: data[name] for name in ITEM_FIELDS if name in data},
+        **{name: data[name] for name in OPTIONAL_FIELDS if name in data},
     )
 
 
@@ -73,8 +75,8 @@ def entry_line(entry: ImageEntry, box_jsons: list[str]) -> str:
     )
     captions = _dumps([{"id": c.id, "text": c.text} for c in entry.captions])
     dropped = _dumps(dict(sorted(entry.dropped_boxes.items())))
-    items = item_fields(entry)
-    tail = f",{_dumps(items)[1:-1]}" if items else ""
+    optional = optional_fields(entry)
+    tail = f",{_dumps(optional)[1:-1]}" if optional else ""
     return (
         f'{head[:-1]},"objects":[{",".join(box_jsons)}],"captions":{captions},"dropped_boxes":{dropped}'
         f"{tail}}}\n"

@@ -18,7 +18,7 @@ import ijson
 
 from sgpipe.errors import SourceError
 from sgpipe.records import Caption, ImageEntry
-from sgpipe.source.boxes import sanitize_box
+from sgpipe.source.boxes import annotation_categories, known_category, sanitize_box
 from sgpipe.source.coco import category_names, ordered_images
 from sgpipe.source.entries import box_json, entry_line, write_lines
 from sgpipe.storage import Location, open_binary
@@ -87,10 +87,13 @@ def stream_index(
         box = sanitize_box(annotation, names, width, height, dropped)
         if dropped:
             drops[image_id] = dropped
-        if box is None:
+        category = known_category(annotation, names)
+        if box is None and category is None:
             continue
-        # boxes are formatted once, here; assembling a shard is then string work only
-        buffer[shard].append(f"{image_id}\t{box.id}\t{box_json(box)}\n")
+        # boxes are formatted once, here; assembling a shard is then string work only. A dropped box
+        # keeps a line (its category, no box): RLIPv2's matching reads every annotation's category
+        text = box_json(box) if box is not None else ""
+        buffer[shard].append(f"{image_id}\t{category}\t{text}\n")
         buffered += 1
         if buffered >= FLUSH_EVERY:
             flush()
@@ -100,22 +103,26 @@ def stream_index(
     sizes = []
     for shard in range(n_shards):
         shard_rows = rows[shard * samples_per_shard : (shard + 1) * samples_per_shard]
-        by_image: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        by_image: dict[int, list[tuple[int, str]]] = defaultdict(list)  # (category, box JSON or ""), file order
         bucket = buckets / f"{shard:05d}.tsv"
         if bucket.exists():
             with open(bucket, encoding="utf-8") as handle:
                 for line in handle:
-                    image_id, box_id, text = line.rstrip("\n").split("\t", 2)
-                    by_image[int(image_id)].append((int(box_id), text))
+                    image_id, category, text = line.rstrip("\n").split("\t", 2)
+                    by_image[int(image_id)].append((int(category), text))
         lines = []
         for image_id, file_name, width, height, duplicate in shard_rows:
             entry = ImageEntry(image_id, file_name, width, height, duplicate=duplicate)
-            boxes: list[tuple[int, str]] = []
+            boxes: list[str] = []
             if not duplicate:
-                boxes = sorted(by_image.get(image_id, []))
+                annotations = by_image.get(image_id, [])
+                boxes = [text for _, text in annotations if text]
+                entry.annotation_categories = annotation_categories(
+                    (c for c, _ in annotations), (c for c, text in annotations if text)
+                )
                 entry.dropped_boxes = drops.get(image_id, {})
                 entry.captions = list((captions or {}).get(image_id, []))
-            lines.append(entry_line(entry, [text for _, text in boxes]))
+            lines.append(entry_line(entry, boxes))
         write_lines(shard_file(shard), lines)
         sizes.append(len(lines))
         bucket.unlink(missing_ok=True)

@@ -132,6 +132,7 @@ class TagStage(Stage):
                         predicate=triplet.predicate,
                         triplet_id=triplet.id,
                         tag_score=float(scores[k]),
+                        predicate_text=triplet.predicate_text,
                     )
                 )
         sample.relations = relations

@@ -3,11 +3,13 @@ own R-Tagger converted by `sgpipe convert rtagger`), store it when its confidenc
 `store_threshold` and mark it kept at `keep_threshold` (RLIPv2's generate-low, train-high practice:
 everything >= 0.05 is written, pre-training keeps >= 0.20).
 
-All candidate pairs x candidate predicates of an image are scored in one pass, images batched;
-a relation's confidence is the cell of its (subject box, object box) pair and its predicate.
-`verify.assignment: candidates` (default) scores only the relations grounding proposed;
-`all_pairs` is RLIPv2's assignment: every cell of that matrix reaching `store_threshold` becomes a
-relation, those grounding did not propose with `triplet_id` -1 (assigned by the verifier).
+All candidate pairs x candidate relation texts of an image are scored in one pass, images batched;
+a relation's confidence is the cell of its (subject box, object box) pair and its text, in the form the
+verifier reads (its checkpoint's `relation_text`: the surface text "riding" for RLIPv2's R-Tagger, the
+lemma "ride" for sgpipe's own verifier). `verify.assignment: candidates` (default) scores only the
+relations grounding proposed; `all_pairs` is RLIPv2's assignment: every cell of that matrix reaching
+`store_threshold` becomes a relation, those grounding did not propose with `triplet_id` -1 (assigned by
+the verifier). `verify.texts: rlipv2` is RLIPv2's whole loop instead (`verify_rlipv2.py`).
 Relations are never passed through unscored: a sample the model cannot score fails.
 """
 
@@ -32,9 +34,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def candidate_example(sample: Sample, pixels: Any) -> tuple[Any, dict[int, int]]:
+LEMMA, SURFACE = "lemma", "surface"  # the relation forms a verifier may read (its config's relation_text)
+
+
+def relation_texts(sample: Sample, form: str) -> list[str]:
+    """The text of each relation in the form a verifier reads: the lemma (`predicate`), or the surface text
+    (`predicate_text`; in records older than that field, the text of the relation's triplet)."""
+    if form == LEMMA:
+        return [r.predicate for r in sample.relations]
+    triplet_text = {t.id: t.predicate_text for t in sample.triplets}
+    return [r.predicate_text or triplet_text.get(r.triplet_id) or r.predicate for r in sample.relations]
+
+
+def candidate_example(sample: Sample, pixels: Any, form: str = LEMMA) -> tuple[Any, dict[int, int]]:
     """A sample's candidate relations as one model `Example` (distinct box pairs x distinct
-    predicates), and the index of each box id among the example's boxes."""
+    relation texts in the verifier's `form`), and the index of each box id among the example's boxes."""
     from sgpipe.models.verifier import Example, normalise_boxes
 
     if pixels is None:
@@ -49,7 +63,7 @@ def candidate_example(sample: Sample, pixels: Any) -> tuple[Any, dict[int, int]]
         boxes=normalise_boxes([b.bbox for b in sample.objects], sample.width, sample.height),
         box_labels=[b.category for b in sample.objects],
         pairs=list(dict.fromkeys((index[r.subject_id], index[r.object_id]) for r in sample.relations)),
-        predicates=list(dict.fromkeys(r.predicate for r in sample.relations)),
+        predicates=list(dict.fromkeys(relation_texts(sample, form))),
         key=sample.key,
     )
     return example, index
@@ -89,12 +103,14 @@ class VerifyStage(Stage):
     name = "verify"
     failure_status = errors.FAILED_VERIFY
 
-    def __init__(self, config: VerifyConfig, device: str = "auto", gpus: float = 0.0):
+    def __init__(self, config: VerifyConfig, device: str = "auto", gpus: float = 0.0, vocabulary: str = "coco"):
         super().__init__(config.batch_size, Resources(cpus=1.0, gpus=gpus))
         self.config = config
         self.device = device
+        self.vocabulary = vocabulary  # RLIPv2's category table, for verify.texts rlipv2
         self.model: Any = None
         self._sha: str | None = None
+        self.form = ""  # the relation form the loaded verifier reads (its checkpoint config says which)
 
     def setup(self) -> None:
         from sgpipe.models.device import resolve_device
@@ -112,6 +128,7 @@ class VerifyStage(Stage):
         else:
             self.model = Verifier.from_pretrained(folder, device=resolve_device(self.device))
         self._sha = file_sha256(folder / WEIGHTS_NAME)
+        self.form = getattr(self.model.config, "relation_text", LEMMA)
 
     def teardown(self) -> None:
         self.model = None
@@ -126,19 +143,26 @@ class VerifyStage(Stage):
             "store_threshold": self.config.store_threshold,
             "keep_threshold": self.config.keep_threshold,
             "assignment": self.config.assignment,
+            **({"texts": "rlipv2", "vocabulary": self.vocabulary} if self.config.texts == "rlipv2" else {}),
+            **({"relation_text": self.form} if self.form else {}),
         }
 
     def process(self, samples: list[Sample]) -> None:
         assert self.model is not None, "setup() loads the verifier"
         from sgpipe.models.pixels import resize_batch, to_tensor
 
+        if self.config.texts == "rlipv2":
+            from sgpipe.stages.verify_rlipv2 import verify_as_rlipv2
+
+            verify_as_rlipv2(self.model, samples, self.vocabulary, self.config)
+            return
         todo, examples = [], []
         for sample in samples:
             if not sample.relations:
                 continue
             # full size here; resized below on the device
             pixels = to_tensor(sample.image) if sample.image is not None else None
-            example, index = candidate_example(sample, pixels)
+            example, index = candidate_example(sample, pixels, self.form)
             examples.append(example)
             todo.append((sample, index))
         if not examples:
@@ -164,9 +188,9 @@ class VerifyStage(Stage):
         pair_pos = {pair: i for i, pair in enumerate(example.pairs)}
         name_pos = {name: j for j, name in enumerate(example.predicates)}
         stored = []
-        for relation in sample.relations:
+        for relation, text in zip(sample.relations, relation_texts(sample, self.form)):
             pair = (index[relation.subject_id], index[relation.object_id])
-            confidence = float(scores[pair_pos[pair], name_pos[relation.predicate]])
+            confidence = float(scores[pair_pos[pair], name_pos[text]])
             relation.confidence = confidence
             relation.kept = confidence >= self.config.keep_threshold
             if confidence >= self.config.store_threshold:
@@ -179,19 +203,25 @@ class VerifyStage(Stage):
         sample.relations = stored
 
     def _assigned(self, sample: Sample, index: dict[int, int], example: Any, scores: Any) -> list[Relation]:
-        """RLIPv2's assignment: cells of pairs x predicates no candidate holds, reaching store_threshold."""
+        """RLIPv2's assignment: cells of pairs x relation texts no candidate holds, reaching store_threshold;
+        each such relation takes both forms of its text from the first candidate with it."""
         box_id = {i: box_id for box_id, i in index.items()}
-        proposed = {(r.subject_id, r.object_id, r.predicate) for r in sample.relations}
+        texts = relation_texts(sample, self.form)
+        proposed = {(r.subject_id, r.object_id, t) for r, t in zip(sample.relations, texts)}
+        forms = {}
+        for relation, text in zip(sample.relations, texts):
+            forms.setdefault(text, (relation.predicate, relation.predicate_text))
         next_id = max((r.id for r in sample.relations), default=-1) + 1
         added = []
         for p, (s, o) in enumerate(example.pairs):
-            for t, predicate in enumerate(example.predicates):
+            for t, text in enumerate(example.predicates):
                 confidence = float(scores[p, t])
-                key = (box_id[s], box_id[o], predicate)
+                key = (box_id[s], box_id[o], text)
                 if key in proposed or confidence < self.config.store_threshold:
                     continue
-                added.append(Relation(next_id, key[0], key[1], predicate, ASSIGNED_BY_VERIFIER, 0.0,
-                                      confidence, confidence >= self.config.keep_threshold))
+                lemma, surface = forms[text]
+                added.append(Relation(next_id, key[0], key[1], lemma, ASSIGNED_BY_VERIFIER, 0.0, confidence,
+                                      confidence >= self.config.keep_threshold, surface))
                 next_id += 1
         sample.count("verify_assigned", len(added))
         return added

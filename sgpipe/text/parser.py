@@ -7,7 +7,7 @@ import itertools
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from sgpipe.records import Triplet
 from sgpipe.text.extract import extract_triplets
@@ -68,12 +68,16 @@ def prepare_caption(text: str, max_chars: int = MAX_CHARS) -> tuple[str | None, 
     return text, truncated
 
 
-def merge_triplets(per_caption: Iterable[tuple[int, Sequence[Triplet]]]) -> list[Triplet]:
-    """One triplet per lemma key: support = captions stating it, ids 0..n-1 in first-seen order."""
+def merge_triplets(
+    per_caption: Iterable[tuple[int, Sequence[Triplet]]],
+    key_of: Callable[[Triplet], tuple[str, str, str]] = lambda t: t.lemma_key,
+) -> list[Triplet]:
+    """One triplet per key (the lemmas by default): support = captions stating it, ids 0..n-1 in
+    first-seen order."""
     merged: dict[tuple[str, str, str], Triplet] = {}
     for caption_id, triplets in per_caption:
         for t in triplets:
-            key = t.lemma_key
+            key = key_of(t)
             first = merged.get(key)
             if first is None:
                 merged[key] = dataclasses.replace(t, id=len(merged), support=1, caption_ids=[caption_id])

@@ -140,6 +140,7 @@ def synth_samples(world: Path, paraphrases: bool = True) -> list[Sample]:
                         subject_id=triple[0],
                         object_id=triple[1],
                         predicate=phrase,
+                        predicate_text=phrase,
                         triplet_id=0,
                         tag_score=1.0,
                         confidence=1.0 if truth else 0.0,

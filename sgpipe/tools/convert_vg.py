@@ -116,7 +116,9 @@ def add_given_relation(
         triplets[lemma] = triplet
     triplet.support += 1
     sample.relations.append(
-        Relation(len(sample.relations), subject_id, object_id, predicate, triplet.id, 1.0, confidence, kept)
+        Relation(
+            len(sample.relations), subject_id, object_id, predicate, triplet.id, 1.0, confidence, kept, texts[1]
+        )
     )
 
 

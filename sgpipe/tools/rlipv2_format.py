@@ -10,6 +10,8 @@ datasets/coco.py) read it:
      "relationships": [{"relationship_id", "predicate", "subject_id", "object_id", "confidence"}]}
 
 - `names` is one string: the loaders use it as a dictionary key.
+- `predicate` is the surface relation text ("sitting on"), as RLIPv2's labels and vocabulary hold it
+  (`relation_text`).
 - The image is found from `dataset`: coco2017 -> `COCO/{data_split}/{image_id:012d}.jpg`
   (datasets/coco.py: `COCO/{image_id:012d}.jpg`); o365 -> `O365/` + `image_id_to_filepath.json`
   [str(image_id)] (a path like `train/patch8/objects365_v1_00420917.jpg`); no `dataset` -> a
@@ -37,7 +39,7 @@ _COCO_SPLIT = re.compile(r"^(train|val|test|unlabeled)20\d\d$")
 _O365_SPLITS = ("train", "val")
 # which of a record's two relation texts `relation_text` gives: "lemma" (`relations[].predicate`,
 # "sit on") or "surface" (the triplet's `predicate_text`, "sitting on")
-RELATION_TEXT_FORM = "lemma"
+RELATION_TEXT_FORM = "surface"
 # RLIPv2 dataset value -> sgpipe dataset name (keys `coco-...`, `o365-...` as sgpipe's own runs write)
 SGPIPE_DATASET = {COCO: "coco", O365: "o365", None: "vg"}
 
@@ -140,9 +142,16 @@ def image_candidates(
 
 
 def relation_text(record: dict[str, Any], relation: dict[str, Any]) -> str:
-    """The text an RLIPv2 item carries as a relation's `predicate`, of the form `RELATION_TEXT_FORM`.
-    `export --format rlipv2` writes it and `sgpipe compare` reads sgpipe corpora through it, so the two
-    never diverge."""
+    """The text an RLIPv2 item carries as a relation's `predicate`, of the form `RELATION_TEXT_FORM`: the
+    surface relation text SceneGraphParser writes and RLIPv2's labels hold ("sitting on", not the lemma
+    "sit on"): the relation's `predicate_text`; in records written before that field, its triplet's
+    `predicate_text`; failing both, its `predicate`. `export --format rlipv2` writes it and `sgpipe compare`
+    reads sgpipe corpora through it, so the two never diverge."""
+    if relation.get("predicate_text"):
+        return relation["predicate_text"]
+    for triplet in record.get("triplets", []):
+        if triplet.get("id") == relation.get("triplet_id") and triplet.get("predicate_text"):
+            return triplet["predicate_text"]
     return relation["predicate"]
 
 

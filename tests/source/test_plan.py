@@ -75,3 +75,24 @@ def test_malformed_json_is_one_clear_error(tmp_path, index):
     paths["instances"].write_text('{"images": [{"id": 1,')
     with pytest.raises(SourceError, match="not valid JSON"):
         build_plan(_source(paths, index=index), 2, tmp_path / "plan")
+
+
+@pytest.mark.parametrize("index", ["pycocotools", "stream"])
+def test_boxes_keep_the_files_order_and_every_annotations_category(tmp_path, index):
+    """RLIPv2 pairs boxes in the annotation file's order and names an image's categories from all its
+    annotations, dropped boxes included: the plan keeps both, whichever way the file is indexed."""
+    paths = make_coco(tmp_path / "d", n_images=2)
+    data = json.loads(paths["instances"].read_text())
+    ten = [a for a in data["annotations"] if a["image_id"] == 10]
+    twenty = [a for a in data["annotations"] if a["image_id"] == 20]
+    zero_width_bicycle = {"id": 5, "image_id": 10, "category_id": 2, "bbox": [1, 1, 0, 5], "area": 0, "iscrowd": 0}
+    data["annotations"] = [zero_width_bicycle, *ten, *reversed(twenty)]  # ids 5, 1000-1002; 2002, 2001, 2000
+    paths["instances"].write_text(json.dumps(data))
+    plan = build_plan(_source(paths, index=index), 2, tmp_path / "plan")
+    first, second = _all_entries(tmp_path / "plan", plan)
+    assert [b.id for b in first.objects] == [1000, 1001, 1002] and first.dropped_boxes == {"box_zero_area": 1}
+    assert first.annotation_categories == [2, 1, 18]  # the dropped bicycle comes first
+    assert [b.id for b in second.objects] == [2002, 2001, 2000]  # the file's order, not the ids'
+    assert second.annotation_categories is None  # the boxes give that order already
+    line = (tmp_path / "plan" / "00000.jsonl").read_text().splitlines()
+    assert '"annotation_categories":[2,1,18]' in line[0] and "annotation_categories" not in line[1]

@@ -76,6 +76,17 @@ def test_every_candidate_is_scored_with_the_models_confidence(checkpoint):
     assert all(r.kept for r in sample.relations)
 
 
+def test_sgpipes_verifier_reads_the_lemma_it_was_trained_on(checkpoint):
+    """Its checkpoint says `relation_text: lemma`: a relation's surface text does not change its score."""
+    plain, surfaced = _sample(5, RELATIONS), _sample(5, RELATIONS)
+    for relation in surfaced.relations:
+        relation.predicate_text = f"{relation.predicate}ing around"
+    stage = _stage(checkpoint, store_threshold=0.0, keep_threshold=0.0)
+    run_stage(stage, [plain, surfaced])
+    assert [r.confidence for r in plain.relations] == [r.confidence for r in surfaced.relations]
+    assert stage.describe()["relation_text"] == "lemma"
+
+
 def test_thresholds_split_stored_and_kept(checkpoint):
     probe = _sample(2, RELATIONS)
     run_stage(_stage(checkpoint, store_threshold=0.0, keep_threshold=0.0), [probe])

@@ -24,16 +24,16 @@ def test_rlipv2_export_keeps_verified_kept_relations(tmp_path):
     first = items[0]
     assert first["objects"][0] == {"object_id": 11, "x": 2, "y": 2, "w": 20, "h": 30, "names": "person"}
     assert first["relationships"] == [
-        {"relationship_id": 0, "predicate": "ride", "subject_id": 11, "object_id": 13, "confidence": 0.8}
-    ]
+        {"relationship_id": 0, "predicate": "riding", "subject_id": 11, "object_id": 13, "confidence": 0.8}
+    ]  # the surface text RLIPv2's labels hold (these records predate predicate_text: their triplet's)
     ids = [r["relationship_id"] for i in items for r in i["relationships"]]
     assert ids == list(range(len(ids)))  # unique across the export
     assert items[2]["relationships"] == [] and len(items[2]["objects"]) == 3
     vocab = json.loads((tmp_path / "rel_vocab_freq.json").read_text())
     assert vocab == {
-        "relationship_names": ["ride"],
+        "relationship_names": ["riding"],
         "object_names": ["bicycle", "dog", "person"],
-        "relationship_freq": {"ride": 4},
+        "relationship_freq": {"riding": 4},
         "object_freq": {"bicycle": 5, "dog": 5, "person": 5},
     }
     # the file streams: an incremental parser reads it item by item
@@ -46,13 +46,13 @@ def test_rlipv2_unverified_exports_all_and_min_confidence_filters(tmp_path):
     export(tmp_path / "raw", "rlipv2", tmp_path / "raw.json")
     items = json.loads((tmp_path / "raw.json").read_text())
     assert [(r["predicate"], r.get("confidence", "none")) for r in items[0]["relationships"]] == [
-        ("ride", "none"),
+        ("riding", "none"),
         ("next to", "none"),
     ]  # no confidence key: RLIPv2 reads such relations as ground truth
     make_output(tmp_path / "ver", n_images=2, per_shard=2, failed=0)
     export(tmp_path / "ver", "rlipv2", tmp_path / "low.json", min_confidence=0.05)
     items = json.loads((tmp_path / "low.json").read_text())
-    assert [r["predicate"] for r in items[0]["relationships"]] == ["ride", "next to"]  # dropped one included
+    assert [r["predicate"] for r in items[0]["relationships"]] == ["riding", "next to"]  # dropped one included
     export(tmp_path / "raw", "rlipv2", tmp_path / "none.json", min_confidence=0.05)
     assert all(not i["relationships"] for i in json.loads((tmp_path / "none.json").read_text()))
 
@@ -66,6 +66,9 @@ def test_vocab_file_has_rlipv2_shape(tmp_path):
         reference = json.loads(VOCAB_REFERENCE.read_text())
         assert list(reference) == list(vocab)
         assert all(type(reference[k]) is type(vocab[k]) for k in vocab)
+        # RLIPv2's labels name relations by their surface text, as the export does: "riding", never "ride"
+        assert "riding" in vocab["relationship_names"] and "riding" in reference["relationship_names"]
+        assert "ride" not in reference["relationship_names"]
 
 
 def test_parquet_export_is_a_flat_relations_table_in_row_groups(tmp_path, monkeypatch):

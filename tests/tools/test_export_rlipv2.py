@@ -11,6 +11,7 @@ from sgpipe.shards import iter_shard_samples
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.writer import write_shard
 from sgpipe.tools.export import export
+from sgpipe.tools.rlipv2_format import relation_text
 from tests.helpers.rlipv2_reader import CocoRLIPReader, MixedRelReader, vocabulary_from_annotations
 from tests.helpers.tiny_shards import PROVENANCE, make_output, output_sample
 
@@ -40,7 +41,7 @@ def _relations_by_image(out: Path, kept_only: bool = True) -> dict[int, set]:
         record = sample.record
         names = {o["id"]: o["category"] for o in record["objects"]}
         result[record["image_id"]] = {
-            (names[r["subject_id"]], r["predicate"], names[r["object_id"]])
+            (names[r["subject_id"]], relation_text(record, r), names[r["object_id"]])
             for r in record["relations"]
             if r["kept"] or (r["kept"] is None and not kept_only)
         }
@@ -223,3 +224,15 @@ def test_export_command_takes_the_split(tmp_path):
     assert result.exit_code == 0, result.output
     assert "coco as data_split val2017" in result.output
     assert json.loads((tmp_path / "x.json").read_text())[0]["data_split"] == "val2017"
+
+
+def test_the_relation_text_is_the_surface_one():
+    """RLIPv2's labels hold SceneGraphParser's surface text: the relation's own, else its triplet's (records
+    written before relations had one), else its predicate."""
+    record = {"triplets": [{"id": 0, "predicate": "ride", "predicate_text": "riding"},
+                           {"id": 1, "predicate": "on", "predicate_text": ""}]}
+    assert relation_text(record, {"predicate": "ride", "predicate_text": "rides", "triplet_id": 0}) == "rides"
+    assert relation_text(record, {"predicate": "ride", "triplet_id": 0}) == "riding"
+    assert relation_text(record, {"predicate": "ride", "predicate_text": "", "triplet_id": 0}) == "riding"
+    assert relation_text(record, {"predicate": "on", "triplet_id": 1}) == "on"
+    assert relation_text(record, {"predicate": "near", "triplet_id": -1}) == "near"

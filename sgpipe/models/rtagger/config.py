@@ -14,6 +14,7 @@ from .swin import SWIN_VARIANTS, SwinSpec
 BACKBONES = ("resnet50", *SWIN_VARIANTS)
 GATINGS = ("GLIP", "VXAc")  # the fusion's residual gate: per channel, or its first value for all channels
 VERB_QUERY_TYPES = ("vanilla", "vanilla_MBF")  # the verb decoder's content (+ a multi-branch fusion) and position
+RELATION_TEXTS = ("surface", "lemma")
 
 # RoBERTa-base, the text encoder of the released R-Tagger.
 ROBERTA_BASE = {
@@ -58,6 +59,9 @@ class RTaggerConfig:
     verb_query_tgt_type: str = "vanilla"
     min_size: int = 800  # test-time resize: short side ...
     max_size: int = 1333  # ... long side at most
+    # the relation form it reads: "surface" (SceneGraphParser's relation text, "sitting on": Visual Genome's
+    # predicates, what RLIPv2 trained and ran it on) or "lemma" ("sit on")
+    relation_text: str = "surface"
     text: dict[str, Any] = field(default_factory=lambda: dict(ROBERTA_BASE))
 
     @property
@@ -99,6 +103,8 @@ class RTaggerConfig:
                 errors.append(f"{name} {getattr(self, name)!r} is not implemented. Choose from: {', '.join(choices)}")
         if self.swin_depths is not None and (self.swin is None or len(self.swin_depths) != 4):
             errors.append("swin_depths needs a Swin backbone and four stage depths")
+        if self.relation_text not in RELATION_TEXTS:
+            errors.append(f"relation_text {self.relation_text!r} is not one of {', '.join(RELATION_TEXTS)}")
         if errors:
             raise ValueError("invalid R-Tagger config: " + "; ".join(errors))
 

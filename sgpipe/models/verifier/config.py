@@ -59,6 +59,8 @@ class VerifierConfig:
     focal_gamma: float = 2.0
     prior_prob: float = 0.05
     predicate_frequencies: dict[str, int] = field(default_factory=dict)  # filled by the trainer
+    # the relation form it reads: "lemma" (a record's `predicate`, what the trainer trains on) or "surface"
+    relation_text: str = "lemma"
 
     @property
     def num_feature_levels(self) -> int:
@@ -78,6 +80,8 @@ class VerifierConfig:
             raise ValueError(
                 f"unknown verifier config keys {unknown}. Choose from: {', '.join(sorted(known))}"
             )
+        if data.get("relation_text", "lemma") not in ("lemma", "surface"):
+            raise ValueError(f"relation_text {data['relation_text']!r} is not one of lemma, surface")
         return cls(**data)
 
     @classmethod
