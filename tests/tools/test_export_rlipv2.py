@@ -184,10 +184,10 @@ def test_detected_boxes_export_as_objects_named_by_their_phrase(tmp_path):
         {"object_id": 1, "x": 10.0, "y": 25.0, "w": 30.0, "h": 20.0, "names": "skateboard"},
     ]
     vocab = json.loads((tmp_path / "web_vocab_freq.json").read_text())
-    assert vocab["object_names"] == ["man", "skateboard"] and vocab["relationship_names"] == ["ride"]
+    assert vocab["object_names"] == ["man", "skateboard"] and vocab["relationship_names"] == ["riding"]
     _place_images(tmp_path / "out", tmp_path / "VG" / "images", lambda r: f"{r['image_id']}.jpg")
     read = MixedRelReader(tmp_path / "web.json", ["vg"], vg_folder=tmp_path / "VG" / "images")[0]
-    assert _triplets(read) == {("man", "ride", "skateboard")}
+    assert _triplets(read) == {("man", "riding", "skateboard")}  # the surface text, as RLIPv2's labels
 
 
 def test_the_reader_fails_where_rlipv2_fails(tmp_path):
