@@ -71,6 +71,8 @@ class CaptionConfig:
     image_size: int = 384
     dtype: str = option("auto", choices=DTYPES)
     trust_remote_code: bool = False
+    # fast: sgpipe's BLIP decoder (same captions, float32 token for token); transformers: its generate
+    engine: str = option("fast", choices=("fast", "transformers"))
 
 
 @dataclass
@@ -167,6 +169,9 @@ class PipelineConfig:
                 content["parse"].pop(key)
         if content["verify"]["assignment"] == "candidates":  # the default leaves the hash as it was
             content["verify"].pop("assignment")
+        caption = content["caption"]
+        if not caption["enabled"] or caption["engine"] == "transformers":  # hashes as before engines
+            caption.pop("engine")
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
