@@ -46,6 +46,15 @@ from sgpipe.models.captioner import Captioner, Decoding  # noqa: E402
 ENGINES = ("fast", "fast-graphs", "transformers")
 
 
+PROC_MEMORY = os.path.exists("/proc/self/statm")  # resident memory is read on Linux only
+
+
+def resident_gib() -> float:
+    """This process's resident memory."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
 class UsageSampler:
     """Samples, in the background, GPU utilisation (`nvidia-smi -lms 200`) on CUDA, or this
     process's resident memory every 5 ms on a CPU; means and peaks over a time window."""
@@ -54,7 +63,7 @@ class UsageSampler:
         self.samples: list[tuple[float, float]] = []
         self.process = None
         self.stop = threading.Event()
-        if device == "cpu" and os.path.exists("/proc/self/statm"):
+        if device == "cpu" and PROC_MEMORY:
             threading.Thread(target=self._read_rss, daemon=True).start()
         elif device == "cuda" and shutil.which("nvidia-smi"):
             query = [
@@ -77,10 +86,8 @@ class UsageSampler:
                 continue
 
     def _read_rss(self) -> None:
-        page = os.sysconf("SC_PAGE_SIZE")
         while not self.stop.wait(0.005):
-            with open("/proc/self/statm") as statm:
-                self.samples.append((time.perf_counter(), int(statm.read().split()[1]) * page / 2**30))
+            self.samples.append((time.perf_counter(), resident_gib()))
 
     def window(self, start: float, end: float) -> list[float]:
         return [value for stamp, value in list(self.samples) if start <= stamp <= end]
@@ -161,7 +168,7 @@ class Bench:
             for _ in range(self.args.warmup):
                 out = self.run(engine, batch, dtype)
             sync(device)
-            before = usage.window(0, time.perf_counter())[-1:]  # resident memory before (CPU)
+            before = resident_gib() if PROC_MEMORY else 0.0
             start = time.perf_counter()
             for _ in range(self.args.batches):
                 out = self.run(engine, batch, dtype)
@@ -181,8 +188,8 @@ class Bench:
         if device == "cuda":
             row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             row["gpu_util_mean"] = round(sum(samples) / len(samples), 1) if samples else None
-        elif samples and before:
-            row["peak_memory_gib"] = round(max(samples) - before[0], 2)  # above the loaded model
+        elif PROC_MEMORY:  # resident memory above what it was before the timed batches (model, inputs)
+            row["peak_memory_gib"] = round(max([before, resident_gib(), *samples]) - before, 2)
         return row
 
 

@@ -237,14 +237,14 @@ class FastBlipCaptioner:
             if graph:
                 graph.load_cross(cross)
             self._begin(state, prompt, prompt_cache, logits, seeds)
-            steps = 1  # the first token came from the prompt's logits
-            while steps < max_length - length:
+            steps, last = 1, max_length - length  # the first token came from the prompt's logits
+            while steps < last:
                 if graph:
                     graph.replay()
                 else:
                     self.step(state)
                 steps += 1
-                if steps % CHECK_EVERY == 0 and not state.unfinished.any():
+                if steps % CHECK_EVERY == 0 and steps < last and not state.unfinished.any():
                     break
             return self._finish(state, self._rows(len(seeds)), length, steps)
 
