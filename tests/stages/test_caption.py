@@ -147,7 +147,8 @@ def test_both_engines_write_the_same_captions(tiny_blip):
     run_stage(make_stage(tiny_blip, seed=3, engine="fast"), fast)
     run_stage(make_stage(tiny_blip, seed=3, engine="transformers"), reference)
     assert texts(fast) == texts(reference)
-    assert [[c.decoding for c in s.captions] for s in fast] == [[c.decoding for c in s.captions] for s in reference]
+    decodings = [[c.decoding for c in s.captions] for s in fast + reference]
+    assert decodings[:4] == decodings[4:]
 
 
 def test_image_seed_is_stable():
