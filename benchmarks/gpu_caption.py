@@ -169,21 +169,23 @@ class Bench:
                 out = self.run(engine, batch, dtype)
             sync(device)
             before = resident_gib() if PROC_MEMORY else 0.0
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(self.args.batches):
                 out = self.run(engine, batch, dtype)
             sync(device)
-            end = time.perf_counter()
+            end, cpu_end = time.perf_counter(), time.process_time()
         except torch.OutOfMemoryError:
             row["error"] = "out of memory"
             return row
         seconds = (end - start) / self.args.batches
         row.update(
             seconds_per_batch=round(seconds, 4),
-            images_per_s=round(batch / seconds, 2),
-            captions_per_s=round(batch * self.args.captions / seconds, 1),
+            images_per_s=significant(batch / seconds),
+            captions_per_s=significant(batch * self.args.captions / seconds),
             tokens_per_caption=int(out.shape[1]),
         )
+        if device == "cpu":  # steadier than wall time on a shared machine: CPU time of all threads
+            row["images_per_cpu_s"] = significant(batch * self.args.batches / (cpu_end - cpu_start))
         samples = usage.window(start, end)
         if device == "cuda":
             row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
@@ -191,6 +193,10 @@ class Bench:
         elif PROC_MEMORY:  # resident memory above what it was before the timed batches (model, inputs)
             row["peak_memory_gib"] = round(max([before, resident_gib(), *samples]) - before, 2)
         return row
+
+
+def significant(value: float) -> float:
+    return float(f"{value:.4g}")
 
 
 def sync(device: str) -> None:
@@ -308,6 +314,12 @@ def main() -> None:
             if row and reference and engine != "transformers"
         },
     }
+    if args.device == "cpu":
+        summary["speedup_vs_transformers_cpu_time"] = {
+            engine: round(row["images_per_cpu_s"] / reference["images_per_cpu_s"], 2)
+            for engine, row in bests.items()
+            if row and reference and engine != "transformers"
+        }
     print(json.dumps(summary, indent=2))
     print_table(summary)
     if args.out:
@@ -316,8 +328,8 @@ def main() -> None:
 
 def print_table(summary: dict) -> None:
     print()
-    header = ("engine", "dtype", "batch", "img/s", "capt/s", "s/batch", "GPU %", "GiB")
-    print("{:13} {:9} {:>5} {:>9} {:>9} {:>8} {:>6} {:>6}".format(*header))
+    header = ("engine", "dtype", "batch", "img/s", "capt/s", "s/batch", "img/CPU-s", "GPU %", "GiB")
+    print("{:13} {:9} {:>5} {:>9} {:>9} {:>8} {:>9} {:>6} {:>6}".format(*header))
     for r in summary["results"]:
         if "error" in r:
             print(f"{r['engine']:13} {r['dtype']:9} {r['batch_size']:>5} {r['error']}")
@@ -325,8 +337,8 @@ def print_table(summary: dict) -> None:
         util = "-" if r.get("gpu_util_mean") is None else r["gpu_util_mean"]
         print(
             f"{r['engine']:13} {r['dtype']:9} {r['batch_size']:>5} {r['images_per_s']:>9} "
-            f"{r['captions_per_s']:>9} {r['seconds_per_batch']:>8} {util:>6} "
-            f"{r.get('peak_memory_gib', '-'):>6}"
+            f"{r['captions_per_s']:>9} {r['seconds_per_batch']:>8} {r.get('images_per_cpu_s', '-'):>9} "
+            f"{util:>6} {r.get('peak_memory_gib', '-'):>6}"
         )
     print()
     for name, share in summary["identical_to_reference"].items():
@@ -334,6 +346,8 @@ def print_table(summary: dict) -> None:
             print(f"identical to {summary['identical_to_reference']['reference']}: {name} {share:.1%}")
     for engine, ratio in summary["speedup_vs_transformers"].items():
         print(f"{engine} best: {ratio}x the transformers engine's best images/s")
+    for engine, ratio in summary.get("speedup_vs_transformers_cpu_time", {}).items():
+        print(f"{engine} best: {ratio}x the transformers engine's images per CPU-second")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ returned sequence:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -125,13 +125,20 @@ class TextDecoder:
         x = self.embeddings.word_embeddings(ids) + self.embeddings.position_embeddings(positions)
         return _norm(x, self.embeddings.LayerNorm)
 
-    def cross_keys_values(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Every layer's cross-attention keys and values of the image features, [B, H, S, d] each."""
+    def cross_keys_values(self, images: torch.Tensor, into: list | None = None) -> list:
+        """Every layer's cross-attention keys and values of the image features, [B, H, S, d] each;
+        with `into` (per layer, buffers of at least B images), written there one layer at a time."""
         pairs = []
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
             attention = layer.crossattention.self
-            key = _split_heads(_linear(images, attention.key), self.heads).contiguous()
-            pairs.append((key, _split_heads(_linear(images, attention.value), self.heads).contiguous()))
+            key, value = (
+                _split_heads(_linear(images, part), self.heads) for part in (attention.key, attention.value)
+            )
+            if into is None:
+                pairs.append((key.contiguous(), value.contiguous()))
+            else:
+                keys, values = (buffer[: images.shape[0]] for buffer in into[index])
+                pairs.append((keys.copy_(key), values.copy_(value)))
         return pairs
 
     def run(self, x: torch.Tensor, attend_self: Attend, attend_cross: Attend) -> torch.Tensor:
@@ -230,12 +237,10 @@ class FastBlipCaptioner:
             )
         with torch.inference_mode():
             images = encode_images(self.model.vision_model, pixels)
-            cross = self.decoder.cross_keys_values(images)
+            graph = self._graph_for(images, max_length)
+            cross = self.decoder.cross_keys_values(images, into=graph.state.cross if graph else None)
             logits, prompt_cache = self._read_prompt(prompt, cross)
-            graph = self._graph_for(len(seeds), cross, max_length)
             state = graph.state if graph else DecodeState.allocate(self._rows(len(seeds)), max_length, cross)
-            if graph:
-                graph.load_cross(cross)
             self._begin(state, prompt, prompt_cache, logits, seeds)
             steps, last = 1, max_length - length  # the first token came from the prompt's logits
             while steps < last:
@@ -341,19 +346,26 @@ class FastBlipCaptioner:
         needed = torch.where(ended.any(dim=1), ended.int().argmax(dim=1) + 1, steps)
         return state.ids[:rows, : prompt_length + int(needed.max())].clone()
 
-    def _graph_for(self, images: int, cross: list, max_length: int) -> "StepGraph | None":
-        """The captured step for this batch, when CUDA graphs are on: batches up to the graph's
-        size are padded to it; a larger one is captured anew; one under half its size runs eagerly."""
-        if not self.cuda_graphs or cross[0][0].device.type != "cuda":
+    def _graph_for(self, images: torch.Tensor, max_length: int) -> StepGraph | None:
+        """The captured step for this batch of image features, when CUDA graphs are on: batches up
+        to the graph's size are padded to it (rows that start finished); a larger batch is captured
+        anew, at the next multiple of 8; one under half the graph's size runs eagerly."""
+        count = images.shape[0]
+        if not self.cuda_graphs or images.device.type != "cuda":
             return None
         graph = self._graph
-        if graph is not None and graph.images >= images:
-            return graph if images > graph.images // 2 else None
+        if graph is not None and graph.images >= count:
+            return graph if count > graph.images // 2 else None
         self._graph = None  # free the old graph's buffers before capturing a larger one
-        capacity = -(-images // 8) * 8
-        buffers = [
-            (k.new_zeros(capacity, *k.shape[1:]), v.new_zeros(capacity, *v.shape[1:])) for k, v in cross
-        ]
+        capacity = -(-count // 8) * 8
+        heads = self.decoder.heads
+        shape = (
+            capacity,
+            heads,
+            images.shape[1],
+            self.decoder.embeddings.word_embeddings.embedding_dim // heads,
+        )
+        buffers = [(images.new_zeros(shape), images.new_zeros(shape)) for _ in self.decoder.layers]
         state = DecodeState.allocate(self._rows(capacity), max_length, buffers)
         state.ids.fill_(self.start_token)
         self._graph = StepGraph(self.step, state, capacity)
@@ -378,11 +390,6 @@ class StepGraph:
         state.position.zero_()
         with torch.cuda.graph(self.graph):
             step(state)
-
-    def load_cross(self, cross: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        for (keys, values), (key, value) in zip(self.state.cross, cross):
-            keys[: key.shape[0]].copy_(key)
-            values[: value.shape[0]].copy_(value)
 
     def replay(self) -> None:
         self.graph.replay()
