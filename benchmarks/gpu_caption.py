@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -46,57 +45,52 @@ from sgpipe.models.captioner import Captioner, Decoding  # noqa: E402
 ENGINES = ("fast", "fast-graphs", "transformers")
 
 
-PROC_MEMORY = os.path.exists("/proc/self/statm")  # resident memory is read on Linux only
-
-
-def resident_gib() -> float:
-    """This process's resident memory."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
-
-
-class UsageSampler:
-    """Samples, in the background, GPU utilisation (`nvidia-smi -lms 200`) on CUDA, or this
-    process's resident memory every 5 ms on a CPU; means and peaks over a time window."""
+class GpuSampler:
+    """Reads `nvidia-smi -lms 200` in the background; GPU utilisation samples over a time window."""
 
     def __init__(self, device: str) -> None:
         self.samples: list[tuple[float, float]] = []
         self.process = None
-        self.stop = threading.Event()
-        if device == "cpu" and PROC_MEMORY:
-            threading.Thread(target=self._read_rss, daemon=True).start()
-        elif device == "cuda" and shutil.which("nvidia-smi"):
-            query = [
-                "nvidia-smi",
-                "--query-gpu=utilization.gpu",
-                "--format=csv,noheader,nounits",
-                "-lms",
-                "200",
-            ]
-            self.process = subprocess.Popen(
-                query, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-            )
-            threading.Thread(target=self._read_gpu, daemon=True).start()
+        if device != "cuda" or shutil.which("nvidia-smi") is None:
+            return
+        query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "200"]
+        self.process = subprocess.Popen(query, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
 
-    def _read_gpu(self) -> None:
+    def _read(self) -> None:
         for line in self.process.stdout:
             try:
                 self.samples.append((time.perf_counter(), float(line.split(",")[0])))
             except ValueError:
                 continue
 
-    def _read_rss(self) -> None:
-        while not self.stop.wait(0.005):
-            self.samples.append((time.perf_counter(), resident_gib()))
-
     def window(self, start: float, end: float) -> list[float]:
         return [value for stamp, value in list(self.samples) if start <= stamp <= end]
 
     def close(self) -> None:
-        self.stop.set()
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=5)
+
+
+def cpu_peak_bytes(run) -> int:
+    """The most bytes of tensors alive at once during `run()`, above those alive before it: the
+    CPU's counterpart of `torch.cuda.max_memory_allocated`, from the profiler's allocation log."""
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        run()
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "trace.json"
+        profiler.export_chrome_trace(str(trace))
+        events = [e for e in json.loads(trace.read_text())["traceEvents"] if e.get("name") == "[memory]"]
+    events = [e["args"] for e in sorted(events, key=lambda e: e["ts"]) if e["args"].get("Device Type") == 0]
+    if not events:
+        return 0
+    before = events[0]["Total Allocated"] - events[0]["Bytes"]
+    return max(e["Total Allocated"] for e in events) - before
 
 
 def captions(ids: torch.Tensor, end: int) -> list[tuple[int, ...]]:
@@ -157,7 +151,7 @@ class Bench:
             self.inputs(batch, dtype), list(range(batch))
         )
 
-    def measure(self, engine: str, batch: int, dtype: torch.dtype, usage: UsageSampler) -> dict:
+    def measure(self, engine: str, batch: int, dtype: torch.dtype, gpu: GpuSampler) -> dict:
         """Warm up, then time `batches` batches; images/s over the timed ones."""
         device = self.args.device
         row = {"engine": engine, "dtype": str(dtype).removeprefix("torch."), "batch_size": batch}
@@ -168,7 +162,6 @@ class Bench:
             for _ in range(self.args.warmup):
                 out = self.run(engine, batch, dtype)
             sync(device)
-            before = resident_gib() if PROC_MEMORY else 0.0
             start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(self.args.batches):
                 out = self.run(engine, batch, dtype)
@@ -186,12 +179,14 @@ class Bench:
         )
         if device == "cpu":  # steadier than wall time on a shared machine: CPU time of all threads
             row["images_per_cpu_s"] = significant(batch * self.args.batches / (cpu_end - cpu_start))
-        samples = usage.window(start, end)
         if device == "cuda":
+            samples = gpu.window(start, end)
             row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             row["gpu_util_mean"] = round(sum(samples) / len(samples), 1) if samples else None
-        elif PROC_MEMORY:  # resident memory above what it was before the timed batches (model, inputs)
-            row["peak_memory_gib"] = round(max([before, resident_gib(), *samples]) - before, 2)
+        else:  # weights + the most tensor bytes alive at once in one more (untimed) batch
+            weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+            peak = cpu_peak_bytes(lambda: self.run(engine, batch, dtype))
+            row["peak_memory_gib"] = significant((weights + peak) / 2**30)
         return row
 
 
@@ -269,7 +264,7 @@ def main() -> None:
     args = parse_args()
     bench = Bench(args)
     params = sum(p.numel() for p in bench.model.parameters())
-    usage = UsageSampler(args.device)
+    gpu = GpuSampler(args.device)
     results, skipped = [], set()
     try:
         shares = identity(bench, args)
@@ -278,12 +273,12 @@ def main() -> None:
                 for engine in args.engines:
                     if engine in skipped:
                         continue
-                    row = bench.measure(engine, size, args.dtype, usage)
+                    row = bench.measure(engine, size, args.dtype, gpu)
                     results.append({**row, "round": round_} if args.rounds > 1 else row)
                     if "error" in row:
                         skipped.add(engine)  # larger batches will not fit either
     finally:
-        usage.close()
+        gpu.close()
 
     def best(engine: str) -> dict | None:
         rows = [r for r in results if r["engine"] == engine and "images_per_s" in r]
