@@ -163,6 +163,18 @@ def test_fast_engine_alone_is_batch_independent():
     assert torch.equal(alone, together[20:30, : alone.shape[1]])
 
 
+def test_static_padded_batches_give_the_eager_captions():
+    # the CUDA-graph path without the capture: one state for 8 images, smaller batches padded
+    model = random_blip("large-small")
+    inputs = random_inputs(model, "large-small", 12)
+    pixels, ids, seeds = inputs["pixel_values"], inputs["input_ids"], list(range(40, 52))
+    eager, static = FastBlipCaptioner(model, RLIPV2), FastBlipCaptioner(model, RLIPV2, cuda_graphs=True)
+    for count, size in ((8, 8), (5, 8), (8, 8), (12, 16), (3, 16)):  # 3: under half of 16, eager
+        expected = eager.generate(pixels[:count], ids[:count], seeds[:count])
+        assert torch.equal(static.generate(pixels[:count], ids[:count], seeds[:count]), expected), count
+        assert static._graph.images == size
+
+
 def test_other_models_and_beam_search_fall_back_with_one_line(tiny_blip, caplog):
     beam = Decoding(strategy="beam", num_return_sequences=2, max_length=10, num_beams=2)
     captioner = Captioner(tiny_blip, beam, "cpu", image_size=32, engine="fast").load()
