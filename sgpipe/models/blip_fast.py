@@ -35,9 +35,11 @@ log = logging.getLogger(__name__)
 
 CHECK_EVERY = 4  # decode steps between finished-checks (each one waits for the device)
 
-# Generation-config options that add a logits processor before the sampler: the fast engine does
-# not implement them, so a checkpoint that sets one captions with transformers' generate.
+# Generation-config options that add a logits processor before the sampler (or, num_beams, turn
+# sampling into beam sampling): the fast engine does not implement them, so a checkpoint that sets
+# one captions with transformers' generate.
 _PROCESSOR_OPTIONS = {
+    "num_beams": (None, 1),
     "no_repeat_ngram_size": (None, 0),
     "encoder_no_repeat_ngram_size": (None, 0),
     "encoder_repetition_penalty": (None, 1.0),

@@ -199,6 +199,10 @@ def test_generation_options_the_fast_engine_lacks_fall_back(tiny_blip, caplog):
     with caplog.at_level(logging.WARNING, logger="sgpipe.models.captioner"):
         assert captioner.engine_in_use() == "transformers"
     assert "no_repeat_ngram_size" in caplog.text
+    captioner.model.text_decoder.generation_config.no_repeat_ngram_size = None
+    captioner.model.text_decoder.generation_config.num_beams = 3  # beam sampling: not the fast engine's
+    captioner._fast = None
+    assert captioner.engine_in_use() == "transformers"
 
 
 def test_non_blip_model_falls_back():
