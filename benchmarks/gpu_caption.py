@@ -157,6 +157,7 @@ class Bench:
         """Warm up, then time `batches` batches; images/s over the timed ones."""
         device = self.args.device
         row = {"engine": engine, "dtype": str(dtype).removeprefix("torch."), "batch_size": batch}
+        self.captioners.clear()  # another engine's CUDA graph would hold its memory through this one
         if device == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
