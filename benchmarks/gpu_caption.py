@@ -127,8 +127,8 @@ class Bench:
         self.captioners: dict[tuple[str, torch.dtype], Captioner] = {}
 
     def captioner(self, engine: str, dtype: torch.dtype) -> Captioner:
-        """One captioner per engine and dtype, kept while the dtype is (a CUDA graph is captured once
-        and holds the weights of that dtype)."""
+        """One captioner per engine and dtype, kept through a measurement (its warm-up captures the
+        CUDA graph, which holds the weights of that dtype)."""
         if (engine, dtype) not in self.captioners:
             self.captioners = {key: c for key, c in self.captioners.items() if key[1] == dtype}
             name = "fast" if engine.startswith("fast") else engine
