@@ -54,10 +54,10 @@ def photos(n: int, seed: int) -> list:
 
 
 def worker(rank: int, args: argparse.Namespace, barrier, results) -> None:
-    from gpu_caption import blip_config
     from gpu_verifier import make_examples
     from transformers import BlipForConditionalGeneration
 
+    from sgpipe.models.blip_shapes import blip_config
     from sgpipe.models.captioner import Captioner, Decoding
     from sgpipe.models.pixels import resize_batch, to_tensor
     from sgpipe.models.verifier import Verifier, base_config, tiny_config
@@ -70,7 +70,11 @@ def worker(rank: int, args: argparse.Namespace, barrier, results) -> None:
     decoding = Decoding(num_return_sequences=10, max_length=20, min_length=20)
     captioner = Captioner("random-blip-large-size", decoding, device=args.device, dtype=dtype)
     with torch.device(device):
-        captioner.model = BlipForConditionalGeneration(blip_config(args.quick)).to(captioner.dtype).eval()
+        captioner.model = (
+            BlipForConditionalGeneration(blip_config("tiny" if args.quick else "large"))
+            .to(captioner.dtype)
+            .eval()
+        )
     captioner.processor = blip_processor(32 if args.quick else 384)
     config = tiny_config() if args.quick else base_config(vision_model="", text_model="")
     verifier = Verifier.build(config, pretrained=False).to(device).eval()

@@ -79,6 +79,8 @@ class CaptionConfig:
     image_size: int = 384
     dtype: str = option("auto", choices=DTYPES)
     trust_remote_code: bool = False
+    # fast: sgpipe's BLIP decoder (same captions, float32 token for token); transformers: its generate
+    engine: str = option("fast", choices=("fast", "transformers"))
 
 
 @dataclass
@@ -201,6 +203,9 @@ class PipelineConfig:
         for section, key, default in DEFAULTS_OUTSIDE_HASH:  # defaults leave the hash as it was
             if content[section][key] == default:
                 content[section].pop(key)
+        caption = content["caption"]
+        if not caption["enabled"] or caption["engine"] == "transformers":  # hashes as before engines
+            caption.pop("engine")
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

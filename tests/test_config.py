@@ -81,6 +81,19 @@ def test_config_hash_ignores_placement_but_not_content(recipe):
     assert load_config(recipe, ["tag.max_pairs_per_triplet=3"]).content_hash() != base
 
 
+def test_caption_engine_is_hashed_only_where_it_decides_the_captions(recipe):
+    def digest(*overrides):
+        return load_config(recipe, list(overrides)).content_hash()
+
+    on = "caption.enabled=true"
+    assert load_config(recipe, [on]).caption.engine == "fast"
+    assert digest(on, "caption.engine=fast") != digest(on, "caption.engine=transformers")
+    # captions from a file: the engine decides nothing
+    assert digest("caption.engine=fast") == digest("caption.engine=transformers")
+    with pytest.raises(ConfigError, match="Choose from: fast, transformers"):
+        load_config(recipe, ["caption.engine=vllm"])
+
+
 def test_choices_and_ranges_declared_on_a_field_are_checked():
     @dataclass
     class Section:

@@ -222,6 +222,7 @@ def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path, tiny_blip, t
             assert 0.0 <= relation["confidence"] <= 1.0
             assert relation["kept"] == (relation["confidence"] >= 0.2)
         assert set(record["provenance"]["models"]) >= {"caption", "verify"}
+        assert record["provenance"]["models"]["caption"]["engine"] == "fast"
     rows = {r["key"]: r for r in pq.read_table(sorted((tmp_path / "out").glob("*.parquet"))).to_pylist()}
     for record in records:
         row = rows[record["key"]]

@@ -9,12 +9,16 @@ counts the whole sequence. So max_length 20 leaves 16 new tokens (the closing [S
 min_length 5 forbids [SEP] before the first new word, exactly as the original BLIP code did.
 
 Sampling. RLIPv2 sampled with transformers' defaults, so top-k 50 applied before top-p 0.9; the same
-holds here. Sampling is done by `SeededNucleusSampler`: Gumbel-max over the top-k/top-p set, with
-noise from a counter-based hash of (image seed, return index, step, token id) instead of a global
-RNG. An image's captions therefore depend only on its seed and its own logits: the same image and
-seed give the same captions whatever else is in the batch and on any device, up to floating-point
-differences in the logits themselves (different batch sizes may pick different GPU kernels); the
-same batch on the same hardware and software is bitwise reproducible.
+holds here, drawn by sgpipe's seeded sampler (`sgpipe.models.sampling`): an image's captions depend
+only on its seed and its own logits, whatever else is in the batch and on any device, up to
+floating-point differences in the logits themselves (different batch sizes may pick different GPU
+kernels); the same batch on the same hardware and software is bitwise reproducible.
+
+Engines. `transformers` runs the model's own `generate`, the reference. `fast` (BLIP captioning
+models sampling; `sgpipe.models.blip_fast`) computes the same captions from the same weights without
+the work `generate` repeats for each of an image's N captions; in float32 its captions equal the
+reference's token for token. Any other model, or beam search, runs on `transformers`, with one
+logged line saying why.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sgpipe.models.device import resolve_device, resolve_dtype
 from sgpipe.models.loading import load_pretrained
+from sgpipe.models.sampling import TOP_K, SeededNucleusSampler, row_keys
 
 if TYPE_CHECKING:
     import torch
@@ -34,8 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TOP_K = 50  # transformers' default, in force when RLIPv2 sampled with top_p 0.9
-_MASK32 = 0xFFFFFFFF
+ENGINES = ("fast", "transformers")
 
 
 @dataclass(frozen=True)
@@ -76,64 +80,6 @@ class Decoding:
         )
 
 
-def _fmix32(x: "torch.Tensor") -> "torch.Tensor":
-    """MurmurHash3's 32-bit finalizer on int64 tensors holding values in [0, 2**32)."""
-    x = x ^ (x >> 16)
-    x = (x * 0x85EBCA6B) & _MASK32  # low 32 bits are right even when the int64 product wraps
-    x = x ^ (x >> 13)
-    x = (x * 0xC2B2AE35) & _MASK32
-    return x ^ (x >> 16)
-
-
-def row_keys(seeds: list[int], per_image: int) -> "torch.Tensor":
-    """One 32-bit key per generated sequence: image seed (63 bits) and return index mixed."""
-    import torch
-
-    keys = []
-    for seed in seeds:
-        low, high = seed & _MASK32, (seed >> 32) & _MASK32
-        for index in range(per_image):
-            keys.append([low, high, index])
-    parts = torch.tensor(keys, dtype=torch.int64)
-    key = _fmix32(parts[:, 0] ^ _fmix32(parts[:, 1] ^ 0x9E3779B9))
-    return _fmix32(key ^ _fmix32(parts[:, 2] + 0x7F4A7C15))
-
-
-class SeededNucleusSampler:
-    """A logits processor that draws the next token by top-k/top-p sampling, seeded per row.
-
-    It returns scores that are -inf everywhere but the drawn token, so transformers' own
-    multinomial step (run with do_sample=True, top_k=0, top_p=1.0) can only pick that token.
-    """
-
-    def __init__(self, keys: "torch.Tensor", top_p: float, top_k: int = TOP_K):
-        self.keys = keys
-        self.top_p = top_p
-        self.top_k = top_k
-
-    def __call__(self, input_ids: "torch.Tensor", scores: "torch.Tensor") -> "torch.Tensor":
-        import torch
-
-        if self.keys.device != scores.device:
-            self.keys = self.keys.to(scores.device)  # once, not a host copy per step
-        keys = self.keys
-        if keys.shape[0] != scores.shape[0]:
-            raise ValueError(f"sampler has {keys.shape[0]} row keys for {scores.shape[0]} rows")
-        k = min(self.top_k, scores.shape[-1]) if self.top_k > 0 else scores.shape[-1]
-        values, tokens = scores.float().topk(k, dim=-1)  # sorted, highest first
-        probs = values.softmax(dim=-1)
-        keep = (probs.cumsum(dim=-1) - probs) < self.top_p  # the nucleus; the top token always stays
-        step = _fmix32(keys ^ _fmix32(torch.full_like(keys, input_ids.shape[1])))
-        bits = _fmix32(_fmix32((step[:, None] ^ tokens) & _MASK32) ^ step[:, None])
-        # 23 bits: (b + 0.5) / 2**23 is exact in float32 and strictly inside (0, 1)
-        uniform = ((bits >> 9).float() + 0.5) / float(1 << 23)
-        gumbel = -torch.log(-torch.log(uniform))
-        choice = torch.where(keep, values + gumbel, torch.full_like(values, float("-inf"))).argmax(dim=-1)
-        chosen = tokens.gather(1, choice[:, None])
-        out = torch.full_like(scores, float("-inf"))
-        return out.scatter_(1, chosen, 0.0)
-
-
 class Captioner:
     """Processor and model loaded once; `generate` turns a batch of images into N captions each."""
 
@@ -147,9 +93,16 @@ class Captioner:
         dtype: str = "auto",
         image_size: int = 0,
         trust_remote_code: bool = False,
+        engine: str = "fast",
+        cuda_graphs: bool = False,
     ):
+        if engine not in ENGINES:
+            raise ValueError(f"caption engine {engine!r} is not one of {', '.join(ENGINES)}")
         self.model_id = model
         self.decoding = decoding
+        self.engine = engine
+        self.cuda_graphs = cuda_graphs
+        self._fast: tuple[Any, Any] | None = None  # (the model it was built for, the fast engine or None)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.image_size = image_size
@@ -167,6 +120,7 @@ class Captioner:
             dtype=config.dtype,
             image_size=config.image_size,
             trust_remote_code=config.trust_remote_code,
+            engine=config.engine,
         )
 
     def load(self) -> "Captioner":
@@ -219,8 +173,32 @@ class Captioner:
             "revision": self.revision,
             "dtype": str(self.dtype).removeprefix("torch."),
             "image_size": self.image_size,
+            "engine": self.engine_in_use(),
             "decoding": self.decoding.to_dict(),
         }
+
+    def engine_in_use(self) -> str:
+        """The engine that captions: `engine`, unless the fast one cannot run this model."""
+        if self.engine == "fast" and self.model is not None and self._fast_engine() is None:
+            return "transformers"
+        return self.engine
+
+    def _fast_engine(self) -> Any:
+        """The fast engine for the current model, built once per model; None where it cannot run."""
+        if self._fast is None or self._fast[0] is not self.model:
+            from sgpipe.models.blip_fast import FastBlipCaptioner, fast_engine_problem
+
+            engine = None
+            if self.engine == "fast":
+                problem = fast_engine_problem(self.model, self.decoding)
+                if problem is None:
+                    engine = FastBlipCaptioner(self.model, self.decoding, cuda_graphs=self.cuda_graphs)
+                else:
+                    log.warning(
+                        "caption.engine fast cannot run %r (%s): using transformers", self.model_id, problem
+                    )
+            self._fast = (self.model, engine)
+        return self._fast[1]
 
     def generate(self, images: list["Image.Image"], seeds: list[int]) -> list[list[str]]:
         """N captions per image (prompt stripped); sampling is seeded per image by `seeds`."""
@@ -270,6 +248,9 @@ class Captioner:
         import torch
         from transformers import LogitsProcessorList
 
+        fast = self._fast_engine()
+        if fast is not None:
+            return fast.generate(inputs["pixel_values"], inputs["input_ids"], seeds)
         settings = self.decoding
         n = settings.num_return_sequences
         options: dict[str, Any] = {

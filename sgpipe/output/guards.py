@@ -71,6 +71,17 @@ def check_resume(out_dir: Location, config_hash: str, force: bool) -> dict | Non
             f"{str(out_dir)!r} holds a run with config hash {previous.get('config_hash')} "
             "but this config hashes "
             f"to {config_hash}: its shards would mix two configurations. Use another output.dir, or --force "
-            "to resume anyway (complete shards are kept as they are)"
+            "to resume anyway (complete shards are kept as they are)" + _engine_hint(previous)
         )
     return previous
+
+
+def _engine_hint(previous: dict) -> str:
+    """Runs from before `caption.engine` existed captioned with transformers' generate."""
+    caption = (previous.get("config") or {}).get("caption") or {}
+    if caption.get("enabled") and "engine" not in caption:
+        return (
+            ". It was captioned before caption.engine existed, by transformers' generate: "
+            "--set caption.engine=transformers resumes it as it was"
+        )
+    return ""

@@ -44,7 +44,12 @@ class CaptionStage(Stage):
             return self.captioner.describe()
         if self._loaded_description is not None:
             return self._loaded_description
-        return {"model": self.config.model, "revision": None, "decoding": self.decoding.to_dict()}
+        return {
+            "model": self.config.model,
+            "revision": None,
+            "engine": self.config.engine,
+            "decoding": self.decoding.to_dict(),
+        }
 
     def process(self, samples: list[Sample]) -> None:
         assert self.captioner is not None, "setup() loads the captioner"

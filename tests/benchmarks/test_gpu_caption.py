@@ -31,11 +31,9 @@ def test_quick_benchmark_writes_summary(tmp_path):
         "--warmup",
         "0",
         "--batch-sizes",
-        "2",
-        "--rlipv2-batch",
-        "2",
+        "2,3",
         "--captions",
-        "2",
+        "3",
         "--max-length",
         "8",
         "--out",
@@ -47,10 +45,29 @@ def test_quick_benchmark_writes_summary(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(out.read_text())
     assert summary["quick"] is True and summary["decoding"]["forced_length"] is True
-    variants = [(r["variant"], r["dtype"], r["batch_size"]) for r in summary["results"]]
-    assert variants == [("rlipv2", "float32", 2), ("sgpipe", "float32", 2), ("sgpipe", "bfloat16", 2)]
+    rows = [(r["engine"], r["dtype"], r["batch_size"]) for r in summary["results"]]
+    assert rows == [(e, "float32", b) for b in (2, 3) for e in ("fast", "transformers")]
     for row in summary["results"]:
         assert row["images_per_s"] > 0
         assert row["tokens_per_caption"] == 8  # forced fixed length, prompt included
-    assert summary["speedup_vs_rlipv2"] > 0
+        assert row["peak_memory_gib"] >= 0  # resident memory above the loaded model, on a CPU
+    # the same captions, token for token, in float32
+    assert summary["identical_to_reference"] == {
+        "check_images": 2,
+        "reference": "transformers float32",
+        "fast float32": 1.0,
+    }
+    assert summary["speedup_vs_transformers"]["fast"] > 0
     assert "img/s" in result.stdout
+
+
+def test_graphs_need_cuda_and_unknown_engines_are_refused():
+    script = str(ROOT / "benchmarks" / "gpu_caption.py")
+    for engine in ("fast-graphs", "vllm"):
+        result = subprocess.run(
+            [sys.executable, script, "--quick", "--engine", engine],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2 and f"engine {engine} not available" in result.stderr

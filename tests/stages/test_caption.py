@@ -133,13 +133,22 @@ def test_unreachable_hub_fails_fast_naming_model_and_endpoint(monkeypatch):
     assert "http://127.0.0.1:9 cannot be reached" in str(raised.value)
 
 
-def test_describe_names_model_and_decoding(tiny_blip):
+def test_describe_names_model_engine_and_decoding(tiny_blip):
     stage = make_stage(tiny_blip)
-    assert stage.describe()["model"] == tiny_blip
+    assert stage.describe()["model"] == tiny_blip and stage.describe()["engine"] == "fast"
     stage.setup()
     described = stage.describe()
     assert described["model"] == tiny_blip and described["dtype"] == "float32"
-    assert described["decoding"]["num_return_sequences"] == 5
+    assert described["decoding"]["num_return_sequences"] == 5 and described["engine"] == "fast"
+
+
+def test_both_engines_write_the_same_captions(tiny_blip):
+    fast, reference = make_samples(4), make_samples(4)
+    run_stage(make_stage(tiny_blip, seed=3, engine="fast"), fast)
+    run_stage(make_stage(tiny_blip, seed=3, engine="transformers"), reference)
+    assert texts(fast) == texts(reference)
+    decodings = [[c.decoding for c in s.captions] for s in fast + reference]
+    assert decodings[:4] == decodings[4:]
 
 
 def test_image_seed_is_stable():
