@@ -492,8 +492,9 @@ def _check_rlipv2_flow(config: PipelineConfig, problems: list[str], check_paths:
     for where in rlipv2:
         if vocabulary not in RLIPV2_TABLES:
             problems.append(
-                f"tag.vocabulary: {vocabulary!r} with {where} rlipv2; RLIPv2 {what[where]} COCO or Objects365 "
-                "category table. Choose from: coco, objects365, or a JSON paraphrase file (name -> paraphrases)"
+                f"tag.vocabulary: {vocabulary!r} with {where} rlipv2; RLIPv2 {what[where]} COCO or "
+                "Objects365 category table. Choose from: coco, objects365, or a JSON paraphrase file "
+                "(name -> paraphrases)"
             )
 
 

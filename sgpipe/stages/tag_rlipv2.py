@@ -89,6 +89,6 @@ def _check_names(sample: Sample, table: RLIPv2Categories) -> None:
         named = table.name_of(box.category_id)
         if named.lower() != box.category.strip().lower():
             raise ValueError(
-                f"tag.vocabulary {table.vocabulary} names category id {box.category_id} {named!r}, the dataset "
-                f"calls it {box.category!r}: the file lists the dataset's categories in id order 1..N"
+                f"tag.vocabulary {table.vocabulary} names category id {box.category_id} {named!r}, the "
+                f"dataset calls it {box.category!r}: the file lists the dataset's categories in id order 1..N"
             )

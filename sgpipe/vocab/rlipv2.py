@@ -95,8 +95,10 @@ def _table_file(path: str) -> dict[str, tuple[str, ...]]:
         raise ValueError(f"tag.vocabulary {path}: expected a JSON object of category name -> paraphrases")
     table = {}
     for name, words in data.items():
-        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
-            raise ValueError(f"tag.vocabulary {path}: {name!r} needs a list of non-empty paraphrases, got {words!r}")
+        if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)):
+            raise ValueError(
+                f"tag.vocabulary {path}: {name!r} needs a list of non-empty paraphrases, got {words!r}"
+            )
         table[name] = tuple(w.lower() for w in words)
     return table
 

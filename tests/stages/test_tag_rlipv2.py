@@ -99,7 +99,8 @@ def test_a_paraphrase_file_of_ones_own_names_ids_by_its_order(tmp_path):
     assert table.match("A red DISC", ["circle", "square"]) == "circle"  # paraphrases lower-cased
     assert table.match("a string", ["ring"]) == "ring"  # RLIPv2's substring rule, unchanged
     sample = build_sample(1, "synth", objects=[
-        Box(1, "circle", 1, [0, 0, 10, 10]), Box(2, "square", 3, [20, 0, 10, 10]), Box(3, "square", 3, [40, 0, 9, 9]),
+        Box(1, "circle", 1, [0, 0, 10, 10]), Box(2, "square", 3, [20, 0, 10, 10]),
+        Box(3, "square", 3, [40, 0, 9, 9]),
     ])
     sample.triplets = [Triplet("disc", "left of", "box", "a red disc", "left of", "a blue box")]
     _stage(path)([sample])
@@ -122,9 +123,11 @@ def test_a_box_the_file_names_otherwise_fails_its_image_alone(tmp_path):
 def test_paraphrase_files_are_checked_with_the_recipe_and_hashed_by_their_bytes(tmp_path):
     raw = {"source": {"name": "synth", "instances": "i", "images": "x", "captions": "c"},
            "tag": {"matching": "rlipv2"}}
-    one, same = _table(tmp_path, {"circle": ["circle"]}), _table(tmp_path, {"circle": ["circle"]}, "copy.json")
+    one = _table(tmp_path, {"circle": ["circle"]})
+    same = _table(tmp_path, {"circle": ["circle"]}, "copy.json")
     other = _table(tmp_path, {"circle": ["circle", "disc"]}, "other.json")
-    hashes = [build_config(raw, [f"tag.vocabulary={p}"], check_paths=False).content_hash() for p in (one, same, other)]
+    hashes = [build_config(raw, [f"tag.vocabulary={path}"], check_paths=False).content_hash()
+              for path in (one, same, other)]
     assert hashes[0] == hashes[1] != hashes[2]
     with pytest.raises(ConfigError, match="is a paraphrase file, the table of tag.matching rlipv2"):
         build_config(raw, ["tag.matching=lexicon", f"tag.vocabulary={one}"], check_paths=False)
