@@ -19,9 +19,10 @@ keep 0.20, RLIPv2's) for every recipe, three choices crossed:
 (a) "sgpipe" is rules + lexicon + candidates (the demo's recipe); (b) "rlipv2" is sng + rlipv2 + all_pairs.
 What (b) cannot keep of RLIPv2's flow: `verify.texts: rlipv2` (its groups of 100 pairs, texts merged over 16
 groups, the 80 category names and "no objects" in the text list, the strict > 0.05, the best of duplicates)
-drives RLIPv2's R-Tagger and no other verifier. On these images (at most 5 shapes, 20 ordered pairs) one
-R-Tagger batch holds every candidate pair and every relation text, so all_pairs scores the same cells; the
-verifier reads the lemma ("sit on"), the form it was trained on, where RLIPv2's tagger reads the surface text.
+drives RLIPv2's R-Tagger and no other verifier. On these images (at most 5 shapes: a few candidates, within
+one group of 100) one R-Tagger batch holds every candidate pair and every relation text, so all_pairs scores
+the same cells; the verifier reads the lemma ("sit on"), the form it was trained on, where RLIPv2's tagger
+reads the surface text.
 
 RLIPv2's matching names boxes through its COCO or Objects365 table, by category id: the world's ids 1-8
 would be person ... truck there, and no caption names one. The (b) runs get the world's own table instead,
@@ -174,13 +175,12 @@ def _figures(metrics: dict) -> dict:
 def run_recipes(world: Path, checkpoint: Path, work: Path, recipes: tuple[Recipe, ...]) -> list[dict]:
     table = world_table(world, work / "world_paraphrases.json")
     seconds: dict[str, float] = {}
-    for folder in sorted({r.candidates for r in recipes}):
-        shutil.rmtree(work / folder, ignore_errors=True)
-        parser, matching = folder.split("-")[1:]
+    for recipe in {r.candidates: r for r in recipes}.values():  # parse + tag once per parser and grounding
+        shutil.rmtree(work / recipe.candidates, ignore_errors=True)
         started = time.perf_counter()
-        overrides = candidate_overrides(parser, matching, table)
-        print(run_candidates(world, work / folder, overrides), file=sys.stderr)
-        seconds[folder] = round(time.perf_counter() - started, 1)
+        overrides = candidate_overrides(recipe.parser, recipe.matching, table)
+        print(run_candidates(world, work / recipe.candidates, overrides), file=sys.stderr)
+        seconds[recipe.candidates] = round(time.perf_counter() - started, 1)
     rows = []
     for recipe in recipes:
         shards = work / f"verified-{recipe.name}"
