@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BENCH)/bench_io.py --samples 200 --samples-per-shard 100
 	$(BENCH)/bench_index.py --images 2000 --boxes 20000
 	$(BENCH)/bench_tag_synth.py --images 30
+	$(BENCH)/bench_recipes_synth.py --quick --work /tmp/sgpipe-bench-recipes
 	$(BENCH)/bench_pipeline.py --images 128
 	$(BENCH)/bench_webdataset_source.py --tars 2 --per-tar 100 --rounds 3
 

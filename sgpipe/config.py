@@ -26,6 +26,8 @@ from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
 from sgpipe.records import DATASET_NAME_PATTERN
 from sgpipe.source.kinds import kind_problems, tar_problems
 from sgpipe.storage import location, protocol_of, url_problem
+from sgpipe.vocab.rlipv2 import VOCABULARIES as RLIPV2_TABLES
+from sgpipe.vocab.rlipv2 import is_table_file, rlipv2_categories
 
 C = TypeVar("C")
 
@@ -34,6 +36,7 @@ DEFAULT_DETECT_MODEL = "IDEA-Research/grounding-dino-tiny"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 SOURCE_KINDS = ("coco", "webdataset", "folder")
 DETECT_VOCABULARIES = ("none", "coco", "objects365")  # or a file: one name per line
+TAG_VOCABULARIES = ("auto", "coco", "objects365", "none")  # or, for RLIPv2's matching, a paraphrase file
 
 
 def option(
@@ -121,12 +124,14 @@ class TagConfig:
     max_pairs_per_triplet: int = option(8, low=1)
     min_box_area: float = option(16.0, low=0)
     include_crowd: bool = False
-    vocabulary: str = option("auto", choices=("auto", "coco", "objects365", "none"))
+    # lexicon matching: auto | coco | objects365 | none; RLIPv2's matching: its coco or objects365 table, or a
+    # JSON paraphrase file of one's own (category name -> paraphrases, ids 1..N in the file's order)
+    vocabulary: str = "auto"
     embedding_model: str = "minilm"  # "minilm" (shipped offline), a hub id, a folder, or "none"
     # at 0.55 about half the fallback matches on COCO captions were wrong
     embedding_threshold: float = option(0.65, low=0.0, high=1.0)
     # rlipv2: RLIPv2's paraphrase substring matching and every ordered pair of matching boxes
-    # (needs vocabulary coco or objects365: RLIPv2's category tables)
+    # (needs vocabulary coco or objects365, RLIPv2's category tables, or a paraphrase file)
     matching: str = option("lexicon", choices=("lexicon", "rlipv2"))
 
 
@@ -250,12 +255,19 @@ def _hash_exclude_file(source: dict[str, Any], options: dict[str, Any]) -> None:
 
 def _hash_source_kind_and_detect(content: dict[str, Any], options: dict[str, Any]) -> None:
     """COCO sources and runs without the detect stage keep the hash they had before these keys
-    existed; a vocabulary file is hashed by its bytes, as the exclude file."""
+    existed; a vocabulary file (the detector's, or RLIPv2's matching's paraphrases) is hashed by its
+    bytes, as the exclude file."""
     if content["source"]["kind"] == "coco":
         content["source"].pop("kind")
         content["source"].pop("shards")
     elif content["source"]["kind"] == "webdataset":  # one output shard per tar, whatever this says
         content["output"].pop("samples_per_shard")
+    tag = content["tag"]
+    if is_table_file(tag["vocabulary"]):  # the table decides the candidates, not the file's name
+        try:
+            tag["vocabulary"] = hashlib.md5(location(tag["vocabulary"]).read_bytes()).hexdigest()
+        except OSError:
+            pass
     detect = content.pop("detect")
     if detect["enabled"]:
         if detect["vocabulary"] not in DETECT_VOCABULARIES:
@@ -386,7 +398,7 @@ def _validate(config: PipelineConfig, problems: list[str], check_paths: bool) ->
     _check_parse(config.parse, problems)
     _check_detect(config.detect, problems, check_paths)
     _check_verify(config.verify, problems, check_paths)
-    _check_rlipv2_flow(config, problems)
+    _check_rlipv2_flow(config, problems, check_paths)
     if not config.output.dir:
         problems.append("output.dir: required")
 
@@ -456,14 +468,33 @@ def _check_verify(ver: VerifyConfig, problems: list[str], check_paths: bool) -> 
         )
 
 
-def _check_rlipv2_flow(config: PipelineConfig, problems: list[str]) -> None:
-    """RLIPv2's matching and its text batches read its category tables (its R-Tagger: preflight)."""
-    for where, what in (("tag.matching", "matched against its"), ("verify.texts", "reads its")):
-        section, key = where.split(".")
-        if getattr(getattr(config, section), key) == "rlipv2" and config.tag.vocabulary not in ("coco", "objects365"):
+def _check_rlipv2_flow(config: PipelineConfig, problems: list[str], check_paths: bool) -> None:
+    """RLIPv2's matching and its text batches read a category table: RLIPv2's COCO or Objects365 one, or a
+    paraphrase file (its R-Tagger: preflight). Lexicon matching takes no paraphrase file."""
+    vocabulary = config.tag.vocabulary
+    chosen = (("tag.matching", config.tag.matching), ("verify.texts", config.verify.texts))
+    rlipv2 = [where for where, value in chosen if value == "rlipv2"]
+    if is_table_file(vocabulary):
+        if not rlipv2:
             problems.append(
-                f"tag.vocabulary: {config.tag.vocabulary!r} with {where} rlipv2; RLIPv2 {what} COCO or "
-                "Objects365 category table. Choose from: coco, objects365"
+                f"tag.vocabulary: {vocabulary!r} is a paraphrase file, the table of tag.matching rlipv2; "
+                f"with lexicon matching {_choices(TAG_VOCABULARIES)}"
+            )
+        elif check_paths:
+            try:
+                rlipv2_categories(vocabulary)
+            except ValueError as error:
+                problems.append(str(error))
+        return
+    if vocabulary not in TAG_VOCABULARIES and not rlipv2:
+        problems.append(f"tag.vocabulary: {vocabulary!r} is not valid. {_choices(TAG_VOCABULARIES)}")
+    what = {"tag.matching": "matched against its", "verify.texts": "reads its"}
+    for where in rlipv2:
+        if vocabulary not in RLIPV2_TABLES:
+            problems.append(
+                f"tag.vocabulary: {vocabulary!r} with {where} rlipv2; RLIPv2 {what[where]} COCO or "
+                "Objects365 category table. Choose from: coco, objects365, or a JSON paraphrase file "
+                "(name -> paraphrases)"
             )
 
 

@@ -21,6 +21,8 @@ from sgpipe.config import VerifyConfig, _coerce, parse_override
 from sgpipe.errors import OK, ConfigError, SgpipeError
 from sgpipe.records import Sample
 from sgpipe.shards import iter_shard_samples
+from sgpipe.vocab.rlipv2 import VOCABULARIES as RLIPV2_TABLES
+from sgpipe.vocab.rlipv2 import is_table_file
 
 ALLOWED = ("store_threshold", "keep_threshold", "batch_size", "dtype", "assignment", "texts", "device")
 
@@ -115,7 +117,9 @@ def reverify(out: Path, checkpoint: Path, new_out: Path, overrides: list[str]) -
     run = json.loads(run_path.read_text()) if run_path.is_file() else {}
     # verify.texts rlipv2 reads RLIPv2's category table of the run that tagged the candidates
     vocabulary = ((run.get("config") or {}).get("tag") or {}).get("vocabulary", "coco")
-    stage = VerifyStage(config, device=device, vocabulary=vocabulary if vocabulary in ("coco", "objects365") else "coco")
+    if vocabulary not in RLIPV2_TABLES and not is_table_file(vocabulary):
+        vocabulary = "coco"
+    stage = VerifyStage(config, device=device, vocabulary=vocabulary)
     stage.setup()
     verifier = stage.describe()
     dataset, done, before, after, kept = "", 0, 0, 0, 0

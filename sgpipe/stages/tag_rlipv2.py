@@ -10,6 +10,9 @@ The steps of RLIPv2's `transform_BLIP_sngs_to_verb_tagger_input_format`, per ima
 - candidates: for each ordered pair of distinct boxes (first box major), for each such triplet whose names
   are the pair's, one relation. A pair appears once per matching triplet, so with its relation texts.
 
+With a paraphrase file of one's own as the table (`tag.vocabulary: FILE.json`), a box whose category the
+file names otherwise (a file not in the dataset's id order) fails its image with both names.
+
 The relations keep that order: the verify stage's RLIPv2 texts cut them into RLIPv2's groups of pairs.
 `tag_score` is 0 (RLIPv2 ranks nothing); `triplet_id` is the first triplet of that (names, text).
 """
@@ -21,7 +24,7 @@ from sgpipe.config import TagConfig
 from sgpipe.records import Relation, Sample, Triplet
 from sgpipe.stages.base import Resources, Stage
 from sgpipe.stages.tag import TAG_BATCH_SIZE
-from sgpipe.vocab.rlipv2 import RLIPv2Categories, rlipv2_categories
+from sgpipe.vocab.rlipv2 import RLIPv2Categories, is_table_file, rlipv2_categories
 
 
 def named_triplets(sample: Sample, table: RLIPv2Categories) -> list[tuple[tuple[str, str, str], Triplet]]:
@@ -60,6 +63,8 @@ class RLIPv2TagStage(Stage):
             self._tag(sample, self.table)
 
     def _tag(self, sample: Sample, table: RLIPv2Categories) -> None:
+        if is_table_file(table.vocabulary):
+            _check_names(sample, table)
         by_names: dict[tuple[str, str], list[tuple[str, Triplet]]] = {}  # the triplets of each name pair, in order
         for (subject_name, text, object_name), triplet in named_triplets(sample, table):
             by_names.setdefault((subject_name, object_name), []).append((text, triplet))
@@ -76,3 +81,14 @@ class RLIPv2TagStage(Stage):
         sample.relations = relations
         sample.count("tag_boxes_excluded", len(sample.objects) - len(boxes))
         sample.count("tag_candidates", len(relations))
+
+
+def _check_names(sample: Sample, table: RLIPv2Categories) -> None:
+    """A table file names categories by their place in it: each box's own name must be the one it gives."""
+    for box in sample.objects:
+        named = table.name_of(box.category_id)
+        if named.lower() != box.category.strip().lower():
+            raise ValueError(
+                f"tag.vocabulary {table.vocabulary} names category id {box.category_id} {named!r}, the "
+                f"dataset calls it {box.category!r}: the file lists the dataset's categories in id order 1..N"
+            )

@@ -137,6 +137,54 @@ def load_truth(world_dir: Path) -> Truth:
     return truth
 
 
+def predicted_triples(record: dict[str, Any], kept_only: bool) -> tuple[set[Triple], int]:
+    """A record's relations (with `kept_only`, its kept ones) as (subject id, object id, canonical
+    predicate), and how many of them have a predicate that does not map."""
+    predicted: set[Triple] = set()
+    unmapped = 0
+    for rel in record.get("relations", []):
+        if kept_only and rel.get("kept") is not True:
+            continue
+        predicate = canonical_predicate(rel["predicate"])
+        if predicate is None:
+            unmapped += 1
+            continue
+        predicted.add((int(rel["subject_id"]), int(rel["object_id"]), predicate))
+    return predicted, unmapped
+
+
+def claim(t: Triple) -> Triple:
+    """One representative of a statement and its converse wording (`same_claims`)."""
+    return min(same_claims(t))
+
+
+def claims_agreement(
+    records_a: Iterable[dict[str, Any]], records_b: Iterable[dict[str, Any]], kept_only: bool = True
+) -> dict[str, Any]:
+    """Two runs over the same images, claim by claim: per image, the relations of each (kept ones with
+    `kept_only`) as canonical claims, a statement and its converse wording one claim; counted in both,
+    only in A, only in B, with the Jaccard index. Images only one side holds are counted, not compared."""
+    claims: list[dict[int, set[Triple]]] = [{}, {}]
+    for side, records in zip(claims, (records_a, records_b)):
+        for record in records:
+            triples, _ = predicted_triples(record, kept_only)
+            side.setdefault(int(record["image_id"]), set()).update(claim(t) for t in triples)
+    a, b = claims
+    shared = a.keys() & b.keys()
+    both = sum(len(a[i] & b[i]) for i in shared)
+    only_a = sum(len(a[i] - b[i]) for i in shared)
+    only_b = sum(len(b[i] - a[i]) for i in shared)
+    return {
+        "images": len(shared),
+        "images_only_a": len(a.keys() - shared),
+        "images_only_b": len(b.keys() - shared),
+        "both": both,
+        "only_a": only_a,
+        "only_b": only_b,
+        "jaccard": _ratio(both, both + only_a + only_b),
+    }
+
+
 def _ratio(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
@@ -159,15 +207,8 @@ def evaluate_relations(records: Iterable[dict[str, Any]], truth: Truth, kept_onl
             unknown += 1
             continue
         images += 1
-        predicted: set[Triple] = set()
-        for rel in record.get("relations", []):
-            if kept_only and rel.get("kept") is not True:
-                continue
-            predicate = canonical_predicate(rel["predicate"])
-            if predicate is None:
-                unmapped += 1
-                continue
-            predicted.add((int(rel["subject_id"]), int(rel["object_id"]), predicate))
+        predicted, not_mapped = predicted_triples(record, kept_only)
+        unmapped += not_mapped
         true = truth.relations[image_id]
         stated = truth.stated.get(image_id, set())
         false = truth.hallucinations.get(image_id, set())
@@ -200,8 +241,10 @@ def evaluate_relations(records: Iterable[dict[str, Any]], truth: Truth, kept_onl
         "precision": _ratio(tp, tp + fp),
         "recall": _ratio(tp, n_truth),
         "stated_relations": n_stated,
+        "stated_found": tp_stated,
         "recall_stated": _ratio(tp_stated, n_stated),
         "hallucinations": n_false,
+        "hallucinations_found": false_hit,
         "hallucinations_predicted": _ratio(false_hit, n_false),
         "per_predicate": per_predicate,
     }

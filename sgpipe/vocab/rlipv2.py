@@ -11,6 +11,10 @@ image's names, in the order their first annotation comes in the file, the last o
 
 The paraphrase lists are RLIPv2's own files (Apache-2.0), shipped unchanged as
 `rlipv2_coco_paraphrases.json` and `rlipv2_objects365_paraphrases.json`.
+
+A dataset of other categories gets a table of its own: a JSON file in the format of those files (category
+name -> paraphrases), its categories under ids 1..N in the file's order, as RLIPv2 numbered Objects365.
+Its names must be the dataset's own (the tag stage checks each box's), its paraphrases are lower-cased.
 """
 
 from __future__ import annotations
@@ -27,6 +31,12 @@ COCO_IDS = (
     64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90,
 )
 VOCABULARIES = ("coco", "objects365")
+TABLE_FILE_SUFFIX = ".json"  # tag.vocabulary naming a table of one's own
+
+
+def is_table_file(vocabulary: str) -> bool:
+    """Whether `vocabulary` names a paraphrase file rather than one of RLIPv2's tables."""
+    return vocabulary.lower().endswith(TABLE_FILE_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -73,12 +83,39 @@ def _positions(ids: tuple[int, ...]) -> dict[int, int]:
     return {category_id: i for i, category_id in enumerate(ids)}
 
 
+def _table_file(path: str) -> dict[str, tuple[str, ...]]:
+    """A paraphrase file of one's own: {name: [paraphrase, ...]}, every paraphrase a non-empty string."""
+    from sgpipe.storage import location
+
+    try:
+        data = json.loads(location(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"tag.vocabulary {path}: not a readable JSON paraphrase file ({error})") from None
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"tag.vocabulary {path}: expected a JSON object of category name -> paraphrases")
+    table = {}
+    for name, words in data.items():
+        if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)):
+            raise ValueError(
+                f"tag.vocabulary {path}: {name!r} needs a list of non-empty paraphrases, got {words!r}"
+            )
+        table[name] = tuple(w.lower() for w in words)
+    return table
+
+
 @cache
 def rlipv2_categories(vocabulary: str) -> RLIPv2Categories:
-    if vocabulary not in VOCABULARIES:
-        raise ValueError(f"RLIPv2 has no {vocabulary!r} category table. Choose from: {', '.join(VOCABULARIES)}")
-    text = resources.files("sgpipe.vocab").joinpath(f"rlipv2_{vocabulary}_paraphrases.json").read_text(encoding="utf-8")
-    paraphrases = {name: tuple(words) for name, words in json.loads(text).items()}
+    """RLIPv2's "coco" or "objects365" table, or one read from a paraphrase file (`is_table_file`)."""
+    if is_table_file(vocabulary):
+        paraphrases = _table_file(vocabulary)
+    elif vocabulary in VOCABULARIES:
+        text = resources.files("sgpipe.vocab").joinpath(f"rlipv2_{vocabulary}_paraphrases.json").read_text(encoding="utf-8")
+        paraphrases = {name: tuple(words) for name, words in json.loads(text).items()}
+    else:
+        raise ValueError(
+            f"RLIPv2 has no {vocabulary!r} category table. Choose from: {', '.join(VOCABULARIES)}, "
+            "or a JSON paraphrase file"
+        )
     names = tuple(paraphrases)
     ids = COCO_IDS if vocabulary == "coco" else tuple(range(1, len(names) + 1))
     if len(ids) != len(names):

@@ -5,6 +5,8 @@ with expected values written by hand from RLIPv2's helpers."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sgpipe import errors
@@ -82,3 +84,55 @@ def test_rlipv2_matching_needs_one_of_its_tables(vocabulary):
            "tag": {"matching": "rlipv2", "vocabulary": vocabulary}}
     with pytest.raises(ConfigError, match="RLIPv2 matched against its COCO or Objects365 category table"):
         build_config(raw, check_paths=False)
+
+
+def _table(tmp_path, table, name="shapes.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(table))
+    return str(path)
+
+
+def test_a_paraphrase_file_of_ones_own_names_ids_by_its_order(tmp_path):
+    path = _table(tmp_path, {"circle": ["circle", "Disc"], "ring": ["ring"], "square": ["square", "box"]})
+    table = rlipv2_categories(path)
+    assert (table.names, table.ids) == (("circle", "ring", "square"), (1, 2, 3))
+    assert table.match("A red DISC", ["circle", "square"]) == "circle"  # paraphrases lower-cased
+    assert table.match("a string", ["ring"]) == "ring"  # RLIPv2's substring rule, unchanged
+    sample = build_sample(1, "synth", objects=[
+        Box(1, "circle", 1, [0, 0, 10, 10]), Box(2, "square", 3, [20, 0, 10, 10]),
+        Box(3, "square", 3, [40, 0, 9, 9]),
+    ])
+    sample.triplets = [Triplet("disc", "left of", "box", "a red disc", "left of", "a blue box")]
+    _stage(path)([sample])
+    assert [(r.subject_id, r.object_id, r.predicate_text) for r in sample.relations] == [
+        (1, 2, "left of"), (1, 3, "left of")]
+
+
+def test_a_box_the_file_names_otherwise_fails_its_image_alone(tmp_path):
+    path = _table(tmp_path, {"circle": ["circle"], "square": ["square"]})
+    good = build_sample(1, "synth", objects=[Box(1, "circle", 1, [0, 0, 5, 5]), Box(2, "Square", 2, [9, 0, 5, 5])])
+    bad = build_sample(2, "synth", objects=[Box(3, "square", 1, [0, 0, 5, 5]), Box(4, "circle", 2, [9, 0, 5, 5])])
+    for sample in (good, bad):
+        sample.triplets = [Triplet("circle", "left of", "square", "a circle", "left of", "a square")]
+    _stage(path)([good, bad])
+    assert good.ok and [(r.subject_id, r.object_id) for r in good.relations] == [(1, 2)]
+    assert bad.status == errors.FAILED_TAG
+    assert "names category id 1 'circle', the dataset calls it 'square'" in bad.error_message
+
+
+def test_paraphrase_files_are_checked_with_the_recipe_and_hashed_by_their_bytes(tmp_path):
+    raw = {"source": {"name": "synth", "instances": "i", "images": "x", "captions": "c"},
+           "tag": {"matching": "rlipv2"}}
+    one = _table(tmp_path, {"circle": ["circle"]})
+    same = _table(tmp_path, {"circle": ["circle"]}, "copy.json")
+    other = _table(tmp_path, {"circle": ["circle", "disc"]}, "other.json")
+    hashes = [build_config(raw, [f"tag.vocabulary={path}"], check_paths=False).content_hash()
+              for path in (one, same, other)]
+    assert hashes[0] == hashes[1] != hashes[2]
+    with pytest.raises(ConfigError, match="is a paraphrase file, the table of tag.matching rlipv2"):
+        build_config(raw, ["tag.matching=lexicon", f"tag.vocabulary={one}"], check_paths=False)
+    broken = _table(tmp_path, {"circle": "circle"}, "broken.json")
+    with pytest.raises(ConfigError, match="'circle' needs a list of non-empty paraphrases"):
+        build_config(raw, [f"tag.vocabulary={broken}"], check_paths=True)
+    with pytest.raises(ConfigError, match="not a readable JSON paraphrase file"):
+        build_config(raw, [f"tag.vocabulary={tmp_path / 'missing.json'}"], check_paths=True)

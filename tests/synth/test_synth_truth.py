@@ -3,7 +3,12 @@ import json
 import pytest
 
 from sgpipe.synth.captions import PHRASES, VERBS
-from sgpipe.synth.truth import canonical_predicate, evaluate_relations, load_truth
+from sgpipe.synth.truth import (
+    canonical_predicate,
+    claims_agreement,
+    evaluate_relations,
+    load_truth,
+)
 from sgpipe.synth.world import generate_world
 
 
@@ -140,8 +145,8 @@ def test_evaluate_all_candidates(tmp_path):
     assert (result["true_positives"], result["false_positives"], result["true_relations"]) == (1, 3, 5)
     assert result["precision"] == 0.25
     assert result["recall"] == 0.2
-    assert result["stated_relations"] == 2 and result["recall_stated"] == 0.5
-    assert result["hallucinations_predicted"] == 1.0
+    assert result["stated_relations"] == 2 and result["recall_stated"] == 0.5 and result["stated_found"] == 1
+    assert result["hallucinations_predicted"] == 1.0 and result["hallucinations_found"] == 1
     assert result["per_predicate"]["above"] == {"tp": 1, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0}
     assert result["per_predicate"]["behind"]["fp"] == 1 and result["per_predicate"]["behind"]["fn"] == 1
 
@@ -176,3 +181,26 @@ def test_truth_of_a_generated_world_scores_perfectly(tmp_path):
         for i, rels in truth.hallucinations.items()
     ]
     assert evaluate_relations(lies, truth, kept_only=True)["precision"] == 0.0
+
+
+def _record(image_id, *relations):
+    return {"image_id": image_id, "relations": [
+        {"subject_id": s, "object_id": o, "predicate": p, "kept": kept} for s, o, p, kept in relations]}
+
+
+def test_two_runs_agree_claim_by_claim_whatever_the_wording():
+    a = [
+        _record(1, (11, 12, "sit on", True), (12, 11, "be cover by", True), (13, 11, "ride", True),
+                (11, 13, "above", False)),
+        _record(2, (21, 22, "above", True)),  # an image B lacks: counted, not compared
+    ]
+    b = [
+        _record(1, (11, 12, "on top", True), (11, 12, "cover", True), (13, 11, "next to", True)),
+        _record(3),
+    ]
+    # image 1: "sit on" = "on top" (on); "12 covered by 11" = "11 covers 12" (in front of); "ride" maps to
+    # nothing; B's "13 next to 11" is A's nothing; A's "above" is not kept
+    assert claims_agreement(a, b) == {"images": 1, "images_only_a": 1, "images_only_b": 1,
+                                      "both": 2, "only_a": 0, "only_b": 1, "jaccard": 0.6667}
+    every = claims_agreement(a, b, kept_only=False)  # now A's "11 above 13" counts too
+    assert (every["both"], every["only_a"], every["only_b"], every["jaccard"]) == (2, 1, 1, 0.5)
