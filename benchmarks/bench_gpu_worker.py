@@ -149,7 +149,7 @@ def run(world: Path, out: Path, inputs: str, workers_per_gpu: int, samples_per_s
     import ray
 
     from sgpipe.config import build_config
-    from sgpipe.runner import RunOptions, run_pipeline
+    from sgpipe.run import RunOptions, run_pipeline
 
     config = build_config(
         {

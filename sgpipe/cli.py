@@ -1,4 +1,4 @@
-"""The `sgpipe` command line: parses arguments, then calls config, runner and tools.
+"""The `sgpipe` command line: parses arguments, then calls config, the run package and tools.
 
 Heavy modules are imported inside each command so `sgpipe --help` stays instant.
 """
@@ -133,15 +133,15 @@ def run(
     ),
 ) -> None:
     """Run a pipeline recipe: source -> caption -> parse -> tag -> verify -> shards (resumable)."""
-    from sgpipe.config import load_config
-    from sgpipe.runner import RunOptions, run_pipeline
+    from sgpipe.run import RunOptions, run_pipeline
+    from sgpipe.run.preflight import checked_config
 
     overrides = list(set_)
     if address:
         overrides.append(f"run.address={address}")
     if limit is not None:
         overrides.append(f"source.limit={limit}")
-    cfg = load_config(config, overrides)
+    cfg = checked_config(config, overrides)
     summary = run_pipeline(
         cfg,
         RunOptions(
@@ -179,7 +179,7 @@ def leakage(
     from sgpipe.config import load_config
     from sgpipe.leakage.scan import DEFAULT_MAX_DISTANCE, find_leakage
 
-    cfg = load_config(config, set_, check_paths=False)  # only the source is read: checked there
+    cfg = load_config(config, set_)  # only the source is read: checked there
     distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     typer.echo(find_leakage(cfg, against, out, max_distance=distance, threads=threads))
 
@@ -258,17 +258,26 @@ def train(
 
 
 @app.command()
-@_user_errors()
+@_user_errors(on_interrupt="interrupted: complete shards are kept; rerun the same command to resume")
 def reverify(
-    out: Path = typer.Argument(..., help="An sgpipe output folder."),
+    out: str = typer.Argument(..., help="An sgpipe output folder (a path or a URL: s3://bucket/out)."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Verifier checkpoint folder."),
-    new_out: Path = typer.Option(..., "--out", help="Folder for the re-scored shards."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    new_out: str = typer.Option(..., "--out", help="Folder for the re-scored shards (a path or a URL)."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="verify.* (thresholds, batch, dtype, assignment), run.* (executor, workers, device...), "
+        "source.storage_options (reading OUT), output.storage_options (writing NEW), as for `run`.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Resume into NEW even if it was written otherwise."),
+    progress: bool = typer.Option(False, "--progress/--no-progress", help="Periodic progress line."),
 ) -> None:
-    """Re-score existing shards with a new verifier checkpoint (no captioning or parsing again)."""
-    from sgpipe.reverify import reverify as reverify_shards
+    """Re-score existing shards with a new verifier checkpoint (no captioning or parsing again); a run
+    like `sgpipe run`: resumable, retried, stopped cleanly, on this process or Ray."""
+    from sgpipe.run import RunOptions
+    from sgpipe.run.reverify import reverify as reverify_shards
 
-    typer.echo(reverify_shards(out, checkpoint, new_out, set_))
+    typer.echo(reverify_shards(out, checkpoint, new_out, set_, RunOptions(force=force, progress=progress)))
 
 
 @app.command()

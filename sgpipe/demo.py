@@ -20,7 +20,7 @@ from pathlib import Path
 from sgpipe.config import load_config
 from sgpipe.errors import SgpipeError
 from sgpipe.models.device import one_thread
-from sgpipe.runner import RunOptions, run_pipeline
+from sgpipe.run import RunOptions, run_pipeline
 from sgpipe.shards import iter_shard_samples
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def run_demo(
     train_steps: int = DEMO_TRAIN_STEPS,
     seed: int = 0,
 ) -> str:
-    from sgpipe.reverify import reverify
+    from sgpipe.run.reverify import reverify
     from sgpipe.synth.truth import evaluate_relations, load_truth
     from sgpipe.synth.world import generate_world
     from sgpipe.tools.convert_synth import convert_synth
@@ -110,7 +110,7 @@ def run_demo(
     )
     _say("      " + run_pipeline(unverified, RunOptions(progress=False)))
     with one_thread():  # the same weights and figures on every run
-        _say("      " + reverify(candidates, final, shards, []))
+        _say("      " + reverify(candidates, final, shards))
 
     _say("[5/5] relations against the synthetic truth")
     truth = load_truth(val_world)

@@ -2,8 +2,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from sgpipe.config import check_fields, load_config, option
+from sgpipe.run.identity import config_hash
+from sgpipe.config import load_config
 from sgpipe.errors import ConfigError
+from sgpipe.fields import check_fields, option
+from sgpipe.run.preflight import checked_config, preflight_problems
 
 
 @pytest.fixture
@@ -56,8 +59,9 @@ def test_every_problem_is_reported_at_once(recipe):
 
 
 def test_verify_without_checkpoint_says_how_to_train_one(recipe):
-    with pytest.raises(ConfigError, match="sgpipe train"):
-        load_config(recipe, ["verify.enabled=true"])
+    config = load_config(recipe, ["verify.enabled=true"])  # a field is fine: the folder is preflight's
+    (problem,) = [p for p in preflight_problems(config) if p.startswith("verify.checkpoint")]
+    assert "sgpipe train" in problem and "verify.enabled=false" in problem
 
 
 def test_bad_yaml_and_missing_files(tmp_path):
@@ -65,20 +69,30 @@ def test_bad_yaml_and_missing_files(tmp_path):
     bad.write_text("source: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+    overrides = ["source.instances=/nope.json", "source.images=/nope", "source.captions=/nope.json"]
+    config = load_config(None, overrides)  # the config reads no file: these are the preflight's
+    assert sum("no such" in p for p in preflight_problems(config)) == 3
+
+
+def test_the_config_reads_nothing_and_the_command_line_reports_both_kinds_at_once(tmp_path):
+    overrides = ["source.instances=/nope.json", "source.images=/nope", "source.captions=/nope.json"]
+    config = load_config(None, overrides + ["verify.enabled=true", "verify.checkpoint=/no/such/folder"])
+    assert config.source.instances == "/nope.json"
     with pytest.raises(ConfigError) as caught:
-        load_config(
-            None, ["source.instances=/nope.json", "source.images=/nope", "source.captions=/nope.json"]
-        )
-    assert sum("no such" in p for p in caught.value.problems) == 3
+        checked_config(None, overrides + ["run.wrkers=2", "caption.batch_size=0"])
+    problems = caught.value.problems
+    assert any("did you mean 'run.workers'" in p for p in problems)
+    assert any("caption.batch_size: 0 must be >= 1" in p for p in problems)
+    assert sum("no such" in p for p in problems) == 3  # the world's problems in the same report
 
 
 def test_config_hash_ignores_placement_but_not_content(recipe):
-    base = load_config(recipe).content_hash()
-    assert load_config(recipe, ["run.workers=8", "output.dir=elsewhere"]).content_hash() == base
+    base = config_hash(load_config(recipe))
+    assert config_hash(load_config(recipe, ["run.workers=8", "output.dir=elsewhere"])) == base
     # raising attempts or time limits for a rerun of failed shards must not refuse the rerun
     scheduling = ["run.shard_attempts=5", "run.shard_timeout_s=7200", "run.placement_timeout_s=60"]
-    assert load_config(recipe, scheduling).content_hash() == base
-    assert load_config(recipe, ["tag.max_pairs_per_triplet=3"]).content_hash() != base
+    assert config_hash(load_config(recipe, scheduling)) == base
+    assert config_hash(load_config(recipe, ["tag.max_pairs_per_triplet=3"])) != base
 
 
 def test_choices_and_ranges_declared_on_a_field_are_checked():

@@ -12,14 +12,11 @@ import time
 import pytest
 import webdataset as wds
 
-from sgpipe.runner import run_pipeline
+from sgpipe.run import run_pipeline
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.schemas import validate
 
-
-
-pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +94,7 @@ def test_resume_gives_the_same_bytes_with_the_seq2seq_backend(dataset, reference
 KILL_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from sgpipe.runner import RunOptions, run_pipeline
+    from sgpipe.run import RunOptions, run_pipeline
     from tests.helpers.runs import stages_with_a_pause
     from tests.test_parse_seq2seq_run import seq2seq_run_config
     paths = {k: Path(v) for k, v in zip(("instances", "images", "captions"), sys.argv[1:4])}

@@ -51,17 +51,15 @@ class SourceImage:
 
 def check_source_paths(config: PipelineConfig) -> None:
     """The source's instances file and images folder, local or any fsspec URL, as `sgpipe run` checks them."""
-    from sgpipe.config import _check_source_path
+    from sgpipe.run.preflight import path_problem
 
     problems: list[str] = []
     src = config.source
     for key, kind in (("instances", "file"), ("images", "folder")):
         where, url = f"source.{key}", getattr(src, key)
-        problem = url_problem(url, where)
+        problem = url_problem(url, where) or path_problem(where, url, kind, src.storage_options)
         if problem:
             problems.append(problem)
-        else:
-            _check_source_path(problems, where, url, kind, src.storage_options)
     if problems:
         raise SgpipeError("; ".join(problems))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import sgpipe
-from sgpipe.attempts import read_failed_shards
+from sgpipe.output.failed_shards import read_failed_shards
 from sgpipe.output.atomic import write_json_atomic
 from sgpipe.output.writer import read_shard_stats
 from sgpipe.records import SCHEMA_VERSION
@@ -89,6 +89,7 @@ def retry_totals(shard_stats: list[dict[str, Any]], failed: list[dict[str, Any]]
         "failed_shards": len(failed),
         "workers_replaced": sum(a.get("workers_lost", 0) for a in attempts) + timed_out,
         "timed_out": timed_out,
+        "devices_lost": sum(a.get("devices_lost", 0) for a in attempts),
         "batch_splits": dict(sorted(splits.items())),
     }
 

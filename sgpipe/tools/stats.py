@@ -18,7 +18,7 @@ TOP = 15
 
 def load_stats(out: Path) -> dict[str, Any]:
     """stats.json, or the same aggregate computed from the complete shards when it is missing."""
-    from sgpipe.attempts import read_failed_shards
+    from sgpipe.output.failed_shards import read_failed_shards
     from sgpipe.output.finalize import aggregate_stats
     from sgpipe.output.writer import read_shard_stats
 

@@ -10,15 +10,27 @@ from pathlib import Path
 from sgpipe.config import PipelineConfig, build_config
 from sgpipe.pipeline import build_stages
 from sgpipe.records import Caption, Sample
-from sgpipe.runner import RunOptions
+from sgpipe.run import RunOptions
+from sgpipe.run.processor import ShardJob, ShardProcessor
+from sgpipe.run.sources import PlannedSource
 from sgpipe.stages.base import Stage
 
 
 QUIET = RunOptions(progress=False)  # no progress lines in test output
 
 
+def planned_processor(
+    config: PipelineConfig, stages: list[Stage] | None = None, **kwargs: object
+) -> ShardProcessor:
+    """A `ShardProcessor` for `config`'s source, planned into its output folder (no run around it)."""
+    source = PlannedSource(config)
+    plan = source.plan()
+    return ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories), source), stages, **kwargs)
+
+
 def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> PipelineConfig:
-    """Captions from the file, no models beyond spaCy and the shipped MiniLM; 2 workers."""
+    """Captions from the file, no models beyond spaCy; one worker (run.executor auto: this process,
+    no Ray). Tests of the Ray executor pass `run__executor="ray"` and their worker count."""
     raw = {
         "source": {
             "name": "t",
@@ -28,7 +40,7 @@ def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> P
         },
         "output": {"dir": str(out), "samples_per_shard": 2},
         # the fixtures hold deliberately broken images: 2 of 5 fail, above the 0.25 default
-        "run": {"workers": 2, "decode_threads": 2, "max_error_rate": 0.5},
+        "run": {"workers": 1, "decode_threads": 2, "max_error_rate": 0.5},
         "tag": {"embedding_model": "none"},
     }
     settings = [f"{key}={value}" for key, value in overrides.items()]
@@ -135,10 +147,10 @@ def stages_with_a_slow_image(config: PipelineConfig, categories: list[str]) -> l
     return [SlowImageStage()] + build_stages(config, categories)
 
 
-def our_worker_pids() -> list[int]:
-    """Process ids of the shard workers of the Ray instances this process started: Ray titles a
-    worker after its actor class, and the worker descends from our raylet. Other Ray instances on
-    the machine are never touched."""
+def our_worker_pids(actor: str = "ShardWorker") -> list[int]:
+    """Process ids of the `actor` workers (`ShardWorker`, `DeviceWorker`) of the Ray instances this
+    process started: Ray titles a worker after its actor class, and the worker descends from our
+    raylet. Other Ray instances on the machine are never touched."""
     me = os.getpid()
     pids = []
     for entry in os.listdir("/proc"):
@@ -146,7 +158,7 @@ def our_worker_pids() -> list[int]:
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                if not handle.read().startswith(b"ray::_ShardWorker"):
+                if not handle.read().startswith(f"ray::{actor}".encode()):
                     continue
             if me in _ancestors(int(entry)):
                 pids.append(int(entry))

