@@ -3,7 +3,7 @@ from dataclasses import dataclass
 import pytest
 
 from sgpipe.run.identity import config_hash
-from sgpipe.config import load_config
+from sgpipe.config import build_config, load_config
 from sgpipe.errors import ConfigError
 from sgpipe.fields import check_fields, option
 from sgpipe.run.preflight import checked_config, preflight_problems
@@ -122,3 +122,37 @@ def test_field_rules_and_cross_field_rules_are_reported_together(recipe):
     assert "caption.max_length: 20 must exceed caption.min_length 30" in text
     assert "verify.keep_threshold 0.01 is below verify.store_threshold 0.05" in text
     assert len(caught.value.problems) == 4
+
+
+def test_the_hash_of_a_recipe_is_the_one_the_previous_release_gave():
+    """A folder written before the table of stages resumes without --force: the expected values are
+    what the previous release's `PipelineConfig.content_hash()` gave for these configs."""
+    raw = {
+        "source": {"name": "t", "instances": "/x/i.json", "images": "/x/im", "captions": "/x/c.json"},
+        "output": {"dir": "/o", "samples_per_shard": 2},
+        "run": {"workers": 2, "max_error_rate": 0.5},
+        "tag": {"embedding_model": "none"},
+    }
+    earlier = {
+        (): "a57dd4ee25023587",
+        ("parse.backend=seq2seq", "parse.model=m"): "e0ba903b836e26ed",
+        ("verify.assignment=all_pairs",): "2067a84fe5e518bc",
+        ("caption.enabled=true", "verify.enabled=true", "verify.checkpoint=/ck"): "a1701fbdac412492",
+        ("run.seed=3",): "c4a5584e92bf3ea8",
+    }
+    for overrides, digest in earlier.items():
+        assert config_hash(build_config(raw, list(overrides))) == digest, overrides
+    # the new run keys place the work: outside the hash
+    placed = ["run.executor=ray", "run.layout=pools", "run.devices=2"]
+    assert config_hash(build_config(raw, placed)) == earlier[()]
+
+
+def test_the_local_executor_runs_one_worker_on_this_machine():
+    raw = {"source": {"instances": "i.json", "images": "im", "captions": "c.json"}}
+    with pytest.raises(ConfigError) as caught:
+        build_config(raw, ["run.executor=local", "run.workers=4", "run.address=auto", "run.layout=pools"])
+    text = str(caught.value)
+    assert "run.workers: 4 with run.executor local" in text and "set run.executor ray" in text
+    assert "run.address: a cluster address with run.executor local" in text
+    assert "run.layout: pools is a Ray layout" in text and len(caught.value.problems) == 3
+    build_config(raw, ["run.executor=local", "run.workers=1"])

@@ -21,17 +21,25 @@ STORE_FULL_WORDS = ("StorageFull", "QuotaExceeded", "InsufficientStorage", "Insu
 
 
 def output_fault(error: BaseException, where: object) -> OutputFault | None:
-    """The `OutputFault` that `error`, raised writing `where`, stands for; None for other errors."""
+    """The `OutputFault` that `error`, raised writing `where` (a file, or a folder when the error
+    names no file), stands for; None for other errors."""
     if isinstance(error, OutputFault):
         return error
     if not isinstance(error, OSError):
         return None
-    place = str(getattr(error, "filename", None) or where)
+    place = str(where)
     if error.errno in CAUSES:
         return OutputFault(CAUSES[error.errno], place)
-    text = str(error)
+    code = _store_code(error)
+    text = f"{code}: {error}" if code else str(error)
     if any(word in text for word in STORE_FULL_WORDS):
         return OutputFault(f"the store is full or over its quota ({text[:160]})", place)
     if isinstance(error, PermissionError):  # an object store's 403: its policy refuses the write
         return OutputFault(f"writing is refused ({text[:160] or 'permission denied'})", place)
     return None
+
+
+def _store_code(error: OSError) -> str:
+    """The object store's own error code (`AccessDenied`), which fsspec's backends keep as the cause."""
+    response = getattr(error.__cause__, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""

@@ -43,12 +43,15 @@ def git_sha() -> str | None:
 
 
 def software_versions() -> dict[str, str]:
+    """Installed versions, read from the packages' metadata (importing Ray just to ask would cost a
+    run that does not use it a second or two)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {"sgpipe": sgpipe.__version__, "python": platform.python_version()}
     for name in ("torch", "transformers", "ray", "spacy", "webdataset", "pyarrow"):
         try:
-            module = __import__(name)
-            versions[name] = getattr(module, "__version__", "unknown")
-        except ImportError:
+            versions[name] = version(name)
+        except PackageNotFoundError:
             continue
     return versions
 

@@ -212,7 +212,7 @@ def commit_shard(
         atomic_write_bytes(paths["parquet"], _parquet_bytes(status_rows(samples)))
         fsync_folder(out_dir)  # tar and parquet are in place on disk before the marker says so
     except OSError as error:  # creating, cleaning or syncing the folder (the files raise faults already)
-        fault = output_fault(error, out_dir)
+        fault = output_fault(error, error.filename or out_dir)
         if fault is None:
             raise
         raise fault from error

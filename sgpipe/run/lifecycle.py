@@ -77,7 +77,7 @@ def run_pipeline(
     try:
         return _run(config, options, stage_factory, source, out_dir)
     except OSError as error:  # the output folder itself (its lock, a listing): named like a shard's
-        fault = output_fault(error, out_dir)
+        fault = output_fault(error, error.filename or out_dir)
         if fault is None:
             raise
         raise fault from error
