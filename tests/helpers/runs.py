@@ -174,3 +174,28 @@ def _ancestors(pid: int) -> list[int]:
             pid = int(handle.read().rsplit(")", 1)[1].split()[1])
         chain.append(pid)
     return chain
+
+
+class SlowCaption(Stage):
+    """Stands in for the captioner on a device actor (its name makes it the recipe's model stage):
+    one marker caption per image, 0.4 s a batch, and its process id left in `busy/` like
+    `BusyPidStage`'s, so a test knows the device actor has served a chunk."""
+
+    name = "caption"
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+    def process(self, samples: list[Sample]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / str(os.getpid())).touch()
+        time.sleep(0.4)
+        for sample in samples:
+            sample.captions.append(Caption(99, MARKER_CAPTION, "model"))
+
+
+def stages_with_a_slow_device(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    """The recipe's stages, its captioner replaced by `SlowCaption` (caption.enabled must be true)."""
+    busy = Path(config.output.dir).parent / "busy"
+    return [SlowCaption(busy) if s.name == "caption" else s for s in build_stages(config, categories)]

@@ -67,13 +67,10 @@ class Pool:
         self.worker_args = (config, job, stage_factory, layout.device_stages)
         self.devices: list[Device] = []
         if layout.kind == "pools":
-            self.device_class = ray.remote(DeviceWorker).options(
-                num_cpus=layout.device.cpus,
-                num_gpus=layout.device.gpus,
-                max_restarts=0,
-                max_task_retries=0,
-                max_concurrency=STAGE_CONCURRENCY,
-                concurrency_groups={WATCH: 2},
+            # serving threads for the chunks, and a group of its own for `watch` and `alive`
+            serving = ray.remote(max_concurrency=STAGE_CONCURRENCY, concurrency_groups={WATCH: 2})
+            self.device_class = serving(DeviceWorker).options(
+                num_cpus=layout.device.cpus, num_gpus=layout.device.gpus, max_restarts=0, max_task_retries=0
             )
             self.device_args = (config, job, stage_factory, layout.device_stages, layout.device.cpus)
             self.devices = [self._start_device() for _ in range(layout.devices)]
