@@ -106,7 +106,7 @@ def _without_bytes(sample):
 def test_chunks_handed_to_a_device_give_the_bytes_of_chunks_run_in_place(tmp_path, tiny_blip, tiny_verifier):
     """A shard of three chunks (64 + 64 + 2 images): with its model stages on a device, two chunks are
     in flight at once, never more, and the shard's bytes are those of the processor alone."""
-    paths = make_coco(tmp_path / "coco", n_images=130, width=8, height=8)
+    paths = make_coco(tmp_path / "coco", n_images=130, width=16, height=12)
     outputs = {}
     for name in ("in_place", "device"):
         config = model_config(paths, tmp_path / name, tiny_blip, tiny_verifier, output__samples_per_shard=130)
