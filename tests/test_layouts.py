@@ -94,6 +94,9 @@ class InProcessDevice:
     def describe(self, stage):
         return self.stages[stage].describe()
 
+    def release(self, samples):
+        pass  # holds nothing of a chunk once collected
+
 
 def _without_bytes(sample):
     import copy
@@ -167,9 +170,9 @@ def test_device_actor_deaths_past_every_budget_cost_attempts_and_lose_no_shard(
     tmp_path, tiny_blip, ray4, caplog
 ):
     """2 x run.shard_attempts + 2 SIGKILLs of the device actor in one run: each death costs the shards
-    whose chunks it held an attempt (their shard actors stay), the device is replaced, and every
-    shard is written with the bytes of an undisturbed run."""
-    paths = make_coco(tmp_path / "coco", n_images=24)
+    sending it chunks an attempt (at most two per shard actor; the shard actors stay), the device is
+    replaced, and every shard is written with the bytes of an undisturbed run."""
+    paths = make_coco(tmp_path / "coco", n_images=48)
 
     def config(out, **layout):
         return tiny_run_config(
@@ -191,11 +194,12 @@ def test_device_actor_deaths_past_every_budget_cost_attempts_and_lose_no_shard(
     thread = threading.Thread(target=run)
     thread.start()
     kills, deadline = [], time.monotonic() + 600
-    # one kill at a time, of a device actor that has served a chunk, two more shards done each time
+    # one kill at a time, of a device actor that has served a chunk, four more shards done each time (a
+    # death costs up to four shards an attempt, which go to the back of the queue)
     while thread.is_alive() and len(kills) < KILLS and time.monotonic() < deadline:
         served = {int(p.name) for p in busy.glob("*")} if busy.exists() else set()
         devices = [pid for pid in our_worker_pids("DeviceWorker") if pid in served and pid not in kills]
-        if devices and len(list(out.glob("*_stats.json"))) >= 2 * (len(kills) + 1):
+        if devices and len(list(out.glob("*_stats.json"))) >= 4 * (len(kills) + 1):
             os.kill(devices[0], signal.SIGKILL)
             kills.append(devices[0])
         time.sleep(0.02)
@@ -205,7 +209,7 @@ def test_device_actor_deaths_past_every_budget_cost_attempts_and_lose_no_shard(
     assert _shard_bytes(out) == _shard_bytes(reference)
     retries = json.loads((out / "stats.json").read_text())["retries"]
     assert retries["failed_shards"] == 0 and retries["workers_replaced"] == 0  # the shard actors stayed
-    assert 1 <= retries["devices_lost"] <= 2 * KILLS  # at most the two shard actors' shards per death
+    assert 1 <= retries["devices_lost"] <= 4 * KILLS  # at most two shards per shard actor per death
     assert (
         len([r for r in caplog.records if "device actor" in r.getMessage() and "replaced" in r.getMessage()])
         == KILLS

@@ -202,3 +202,26 @@ def test_resume_on_s3_from_every_state_a_kill_can_leave(dataset, s3opts, local_r
     # lease, run.json x2, stats.json, shardindex.json (+ a renewal); the two shards redone in this
     # process (the local executor), three objects each
     assert calls.count("PutObject") <= 6 + 2 * 3
+
+
+def test_reverify_reads_and_writes_buckets_with_the_bytes_of_a_local_reverify(
+    dataset, s3opts, local_run, tiny_verifier, tmp_path
+):
+    from sgpipe.run.reverify import reverify
+
+    upload_folder(s3opts, local_run, "s3://bucket/to-rescore")
+    options = json.dumps(s3opts)
+    rescore = ["verify.store_threshold=0.0"]
+    local = tmp_path / "rescored"
+    reverify(local_run, tiny_verifier, local, rescore)
+    summary = reverify(
+        "s3://bucket/to-rescore",
+        tiny_verifier,
+        "s3://bucket/rescored",
+        [*rescore, f"source.storage_options={options}", f"output.storage_options={options}"],
+    )
+    assert "re-scored 5 shards (0 already done)" in summary and "wrote s3://bucket/rescored" in summary
+    assert object_bytes(s3opts, "s3://bucket/rescored") == _local_shard_bytes(local)
+    run = json.loads(s3(s3opts).cat_file("bucket/rescored/run.json"))
+    assert run["reverify"]["source"] == "s3://bucket/to-rescore" and run["models"]["verifier"] == str(tiny_verifier)
+    assert not s3(s3opts).exists("bucket/rescored/.sgpipe/lease.json"), "its lease is released"

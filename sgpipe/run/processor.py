@@ -5,13 +5,15 @@ worker (flat layout) or in a shard actor (pools layout). A shard's samples are c
 `pipeline.chunk_size` images and each chunk goes through every stage in the table's order, so the
 batches a stage sees, hence the bytes written, are the same whatever runs the processor. In the
 pools layout the model stages run on a device actor: the processor hands such a chunk to its
-`DeviceLink` and works on another chunk meanwhile, with at most `MAX_CHUNKS_IN_FLIGHT` chunks of
-the shard under way (backpressure: the memory of two chunks of decoded images). The processor
+`DeviceLink` and works on another chunk meanwhile, with at most `MAX_CHUNKS_IN_FLIGHT` chunks under
+way in the process (backpressure: the memory of two chunks of decoded images), which two shards may
+share at the boundary between them. The processor
 alone drives its own stages' lifecycle: `setup()` once before the first shard, `teardown()` at the end.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Generator, Protocol
@@ -56,11 +58,29 @@ class DeviceLink(Protocol):
 
     def describe(self, stage: str) -> dict[str, Any]: ...
 
+    def release(self, samples: list[Sample]) -> None: ...  # the chunk is through: drop what was sent of it
+
 
 Chunk = Generator[Any, None, None]  # yields pending device calls until the chunk is through
 
 
+@dataclass
+class _Tally:
+    """One shard's seconds and batch splits per stage (for its `_stats.json`)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, seconds: float, splits: int) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self.splits[name] = self.splits.get(name, 0) + splits
+
+
 class ShardProcessor:
+    """Shards through the stages. With a device link, two shards may run at once in two threads (a
+    shard actor starts its next shard while its last chunks are on the device): they share the
+    MAX_CHUNKS_IN_FLIGHT chunk slots, and each stage run here serves one chunk at a time."""
+
     def __init__(
         self,
         config: PipelineConfig,
@@ -82,22 +102,25 @@ class ShardProcessor:
         for stage in self.stages:
             stage.handler = handler
         self._set_up = False
-        self._device_seconds: dict[str, float] = {}
-        self._device_splits: dict[str, int] = {}
+        self._setup_lock = threading.Lock()
+        self._stage_locks = [threading.Lock() for _ in self.steps]
+        self._slots = threading.Semaphore(MAX_CHUNKS_IN_FLIGHT)
 
     def setup(self) -> None:
         """Load every stage's models; the first shard does it when nobody did before."""
-        if not self._set_up:
-            for stage in self.stages:
-                stage.setup()
-            self._set_up = True
+        with self._setup_lock:
+            if not self._set_up:
+                for stage in self.stages:
+                    stage.setup()
+                self._set_up = True
 
     def teardown(self) -> None:
         """Free the stages' models and threads; a later shard sets them up again."""
-        if self._set_up:
-            for stage in reversed(self.stages):
-                stage.teardown()
-            self._set_up = False
+        with self._setup_lock:
+            if self._set_up:
+                for stage in reversed(self.stages):
+                    stage.teardown()
+                self._set_up = False
 
     def provenance(self) -> dict[str, Any]:
         models = dict(self.job.base_models)
@@ -113,52 +136,63 @@ class ShardProcessor:
         started = time.perf_counter()  # the first shard's wall time includes loading the models
         self.setup()
         samples = self.job.source.samples(index)
-        before = {s.name: s.seconds for s in self.stages}
-        splits_before = {s.name: s.retries for s in self.stages}
-        self._device_seconds = {}
-        self._device_splits = {}
+        tally = _Tally()
         size = chunk_size(self.config)
-        self._run_chunks([samples[start : start + size] for start in range(0, len(samples), size)])
-        seconds = {s.name: s.seconds - before[s.name] for s in self.stages} | self._device_seconds
-        splits = {s.name: s.retries - splits_before[s.name] for s in self.stages} | self._device_splits
+        self._run_chunks([samples[start : start + size] for start in range(0, len(samples), size)], tally)
         timings = {
-            "stages": {name: round(seconds[name], 4) for name in self.order},
+            "stages": {name: round(tally.seconds.get(name, 0.0), 4) for name in self.order},
             "wall_seconds": round(time.perf_counter() - started, 4),
         }
         retries = {
             "attempts": attempts or {"count": 1, "workers_lost": 0, "timed_out": 0},
-            "batch_splits": {name: splits[name] for name in self.order},
+            "batch_splits": {name: tally.splits.get(name, 0) for name in self.order},
         }
         return write_shard(
             self.out_dir, index, samples, self.provenance(), self.config.output.images, timings, retries
         )
 
-    def _run_chunks(self, chunks: list[list[Sample]]) -> None:
-        """Each chunk through every stage; with a device link, up to MAX_CHUNKS_IN_FLIGHT at once."""
+    def _run_chunks(self, chunks: list[list[Sample]], tally: _Tally) -> None:
+        """Each chunk through every stage, holding one of the chunk slots while it is under way: with
+        a device link, this shard's chunks (and another shard's) are on the device meanwhile."""
         in_flight: dict[Any, Chunk] = {}
+        held = 0
 
         def advance(chunk: Chunk) -> None:
+            nonlocal held
             pending = next(chunk, None)
             if pending is not None:
                 in_flight[pending] = chunk
+                return
+            held -= 1  # the chunk is through
+            self._slots.release()
 
-        for chunk in chunks:
-            while len(in_flight) >= MAX_CHUNKS_IN_FLIGHT:
-                advance(in_flight.pop(self.device.wait_any(list(in_flight))))  # type: ignore[union-attr]
-            advance(self._chunk(chunk))
-        while in_flight:
+        def wait_one() -> None:
             advance(in_flight.pop(self.device.wait_any(list(in_flight))))  # type: ignore[union-attr]
 
-    def _chunk(self, chunk: list[Sample]) -> Chunk:
-        for name, stage in self.steps:
+        try:
+            for chunk in chunks:
+                # no slot free: move one of ours on; with none of ours under way, another shard's frees one
+                while not self._slots.acquire(blocking=not in_flight):
+                    wait_one()
+                held += 1
+                advance(self._chunk(chunk, tally))
+            while in_flight:
+                wait_one()
+        finally:
+            for _ in range(held):  # an attempt that raised gives its slots back
+                self._slots.release()
+
+    def _chunk(self, chunk: list[Sample], tally: _Tally) -> Chunk:
+        for step, (name, stage) in enumerate(self.steps):
             if stage is not None:
-                stage(chunk)
+                with self._stage_locks[step]:
+                    tally.add(name, *stage.run_counted(chunk))
                 continue
             todo = [sample for sample in chunk if sample.ok]  # a stage skips the others anyway
             pending = self.device.submit(name, todo)  # type: ignore[union-attr]
             yield pending
-            seconds, splits = self.device.collect(pending, todo)  # type: ignore[union-attr]
-            self._device_seconds[name] = self._device_seconds.get(name, 0.0) + seconds
-            self._device_splits[name] = self._device_splits.get(name, 0) + splits
+            tally.add(name, *self.device.collect(pending, todo))  # type: ignore[union-attr]
         for sample in chunk:
             sample.image = None  # decoded pixels are not needed once the chunk is through
+        if self.device is not None:
+            self.device.release(chunk)

@@ -4,8 +4,9 @@ verifier checkpoint, without decoding sources, captioning, parsing or tagging ag
 It is a run like any other (`lifecycle.run_pipeline`): its source is OUT's complete shards
 (`sources.ShardsSource`), its only stage the table's verify stage, so it has the same lease or lock
 on NEW, the same retries, stops, executors (`run.*`), resume, run.json and URLs for OUT and NEW.
-Its config is the earlier run's, with the verify section set by `--checkpoint` and `--set verify.*`;
-its hash covers the earlier run's hash too, so NEW refuses a different checkpoint unless `--force`.
+Its config is the earlier run's, with the verify section set by `--checkpoint` and `--set verify.*`,
+and one worker in this process unless `--set run.*` says otherwise; its hash covers the earlier run's
+hash too, so NEW refuses a different checkpoint unless `--force`.
 
 Only the relations an earlier run stored exist in its shards (those at or above its
 `verify.store_threshold`; all candidates when it ran without the verifier), so reverify rescores
@@ -60,6 +61,8 @@ def reverify_config(
         **{k: earlier_output[k] for k in ("samples_per_shard", "images") if k in earlier_output},
     }
     raw["verify"] = {**(previous.get("verify") or {}), "enabled": True, "checkpoint": checkpoint}
+    # one worker, in this process, unless --set run.* asks for more: the earlier run's placement was its own
+    raw["run"] = {"workers": 1}
     config = build_sections(PipelineConfig, raw, [*overrides, f"verify.checkpoint={checkpoint}"], problems)
     validate(config, problems, ("verify", "output", "run"))
     if problems:

@@ -11,6 +11,7 @@ from sgpipe.config import PipelineConfig, build_config
 from sgpipe.pipeline import build_stages
 from sgpipe.records import Caption, Sample
 from sgpipe.run import RunOptions
+from sgpipe.run.identity import config_hash
 from sgpipe.run.processor import ShardJob, ShardProcessor
 from sgpipe.run.sources import PlannedSource
 from sgpipe.stages.base import Stage
@@ -25,7 +26,8 @@ def planned_processor(
     """A `ShardProcessor` for `config`'s source, planned into its output folder (no run around it)."""
     source = PlannedSource(config)
     plan = source.plan()
-    return ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories), source), stages, **kwargs)
+    job = ShardJob(plan.dataset, tuple(plan.categories), source, config_hash=config_hash(config))
+    return ShardProcessor(config, job, stages, **kwargs)
 
 
 def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> PipelineConfig:

@@ -99,8 +99,15 @@ class DeviceWorker:
     def describe(self) -> dict[str, Any]:
         return {name: stage.describe() for name, stage in self.stages.items()}
 
-    def run(self, name: str, samples: list[Sample]) -> tuple[list[Sample], float, int]:
-        """`samples` through the stage `name`; returned without pixels (the shard actor has them)."""
+    def run(self, name: str, samples: list[Sample], pixels: list[Any]) -> tuple[list[Sample], float, int]:
+        """`samples` through the stage `name`, each with its decoded pixels (`pixels`: object-store
+        references, read in place); returned without them (the shard actor has them)."""
+        import ray
+        from PIL import Image
+
+        arrays = ray.get([ref for ref in pixels if ref is not None])
+        for sample, ref in zip(samples, pixels, strict=True):
+            sample.image = Image.fromarray(arrays.pop(0)) if ref is not None else None
         stage = self.stages[name]
         lock = self.locks.get(name)
         if lock is not None:
@@ -130,12 +137,15 @@ SAMPLE_FIELDS = tuple(f for f in Sample.__dataclass_fields__ if f not in ("image
 
 
 class RayDeviceLink:
-    """A shard actor's way to its device actor's stages (a `processor.DeviceLink`)."""
+    """A shard actor's way to its device actor's stages (a `processor.DeviceLink`). A sample's decoded
+    pixels go to the object store once, as an array the device actor reads in place, and serve every
+    model stage of its chunk (the captioner, then the verifier); its image bytes never leave."""
 
     def __init__(self, stage_names: tuple[str, ...]):
         self.stage_names = stage_names
         self.actor: Any = None
         self._described: dict[str, Any] | None = None
+        self._pixels: dict[str, Any] = {}  # sample key -> its pixels' object reference, while its chunk runs
 
     def use(self, actor: Any) -> None:
         if actor is not self.actor:
@@ -144,12 +154,22 @@ class RayDeviceLink:
     def submit(self, stage: str, samples: list[Sample]) -> Any:
         import copy
 
-        light = []
-        for sample in samples:  # the image bytes stay here: a model needs the decoded pixels only
+        import numpy as np
+        import ray
+
+        light, pixels = [], []
+        for sample in samples:
+            if sample.image is not None and sample.key not in self._pixels:
+                self._pixels[sample.key] = ray.put(np.asarray(sample.image))
+            pixels.append(self._pixels.get(sample.key) if sample.image is not None else None)
             copied = copy.copy(sample)
-            copied.image_bytes = None
+            copied.image = copied.image_bytes = None
             light.append(copied)
-        return self.actor.run.remote(stage, light)
+        return self.actor.run.remote(stage, light, pixels)
+
+    def release(self, samples: list[Sample]) -> None:
+        for sample in samples:
+            self._pixels.pop(sample.key, None)
 
     def wait_any(self, pending: list[Any]) -> Any:
         import ray

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sgpipe.config import PipelineConfig
@@ -34,7 +34,7 @@ class Worker:
     created: float
     pid: int | None = None
     node: str = ""
-    attempt: Attempt | None = None
+    attempts: list[Attempt] = field(default_factory=list)
     slot: int = 0  # pools: which device it is given first
 
     def where(self) -> str:
@@ -62,7 +62,11 @@ class Pool:
         self.layout = layout
         self.job = job
         self.worker_class = ray.remote(ShardWorker).options(
-            num_cpus=layout.worker.cpus, num_gpus=layout.worker.gpus, max_restarts=0, max_task_retries=0
+            num_cpus=layout.worker.cpus,
+            num_gpus=layout.worker.gpus,
+            max_restarts=0,
+            max_task_retries=0,
+            max_concurrency=2 if layout.kind == "pools" else 1,  # two shards, sharing two chunk slots
         )
         self.worker_args = (config, job, stage_factory, layout.device_stages)
         self.devices: list[Device] = []

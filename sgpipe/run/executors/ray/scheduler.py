@@ -1,5 +1,6 @@
-"""The Ray executor's loop: one shard in flight per worker (shard actor), every attempt's outcome to
-the `Supervisor`, every actor watched.
+"""The Ray executor's loop: one shard in flight per flat worker, two per shard actor (pools: it starts
+its next shard while its last chunks are on the device; both share its two chunk slots), every
+attempt's outcome to the `Supervisor`, every actor watched.
 
 - A worker that dies, or whose shard runs past the time limit, is killed and replaced, and its
   shard's attempt counts (`workers_lost`, `timed_out`); one not started within
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 WAIT_S = 1.0  # how often the driver looks at the clocks and for stop signals while shards run
 SETTLE_S = 15.0  # how long a stop waits for its killed workers to be gone before cleaning up
 ALIVE_S = 10.0  # how long a device actor may take to answer `alive` before it counts as frozen
+SHARDS_PER_SHARD_ACTOR = 2  # in the pools layout; their chunks share the actor's two chunk slots
 
 
 def describe_error(error: BaseException) -> str:
@@ -45,20 +47,20 @@ class Scheduler:
         self.pool = pool
         self.supervisor = supervisor
         self.stop = stop
+        # a shard actor (pools) starts its next shard while its last chunks are on the device
+        self.shards_per_worker = SHARDS_PER_SHARD_ACTOR if pool.layout.kind == "pools" else 1
 
     def run(self) -> None:
         while True:
             if self.stop.received is not None:
                 self.supervisor.interrupted(self.stop.received)
             self._assign()
-            if not any(w.attempt is not None for w in self.pool.workers):
+            if not any(w.attempts for w in self.pool.workers):
                 break
             self._wait_once()
             self._check_clocks()
             running = [
-                (w.attempt.index, w.attempt.started, w.where())
-                for w in self.pool.workers
-                if w.attempt is not None and w.attempt.started is not None
+                (a.index, a.started, w.where()) for w in self.pool.workers for a in w.attempts if a.started
             ]
             placed = sum(1 for w in self.pool.workers if w.ping is None)
             self.supervisor.heartbeat(running, placed, len(self.pool.workers))
@@ -68,7 +70,7 @@ class Scheduler:
         """Stop in-flight work: kill every actor, wait until they are gone; the shards they held."""
         import ray
 
-        running = [w.attempt for w in self.pool.workers if w.attempt is not None]
+        running = [a for w in self.pool.workers for a in w.attempts]
         self.pool.kill_all()
         if running:
             ray.wait([a.ref for a in running], num_returns=len(running), timeout=SETTLE_S)
@@ -83,7 +85,7 @@ class Scheduler:
                 "command to resume: complete shards are kept.",
             )
         for worker in self.pool.workers:
-            if worker.attempt is None:
+            while len(worker.attempts) < self.shards_per_worker:
                 taken = self.supervisor.next()
                 if taken is None:
                     return
@@ -91,7 +93,7 @@ class Scheduler:
                 device = self.pool.device_for(worker)
                 ref = worker.actor.process.remote(index, counts, device.actor if device else None)
                 started = time.monotonic() if worker.ping is None else None
-                worker.attempt = Attempt(index, ref, started, device)
+                worker.attempts.append(Attempt(index, ref, started, device))
 
     def _no_device(self) -> bool:
         return self.pool.layout.kind == "pools" and not self.pool.devices
@@ -99,24 +101,28 @@ class Scheduler:
     def _wait_once(self) -> None:
         import ray
 
-        owners: dict[Any, Worker | Device] = {}
+        owners: dict[Any, tuple[Worker | Device, Attempt | None]] = {}
         for worker in self.pool.workers:
             if worker.ping is not None:
-                owners[worker.ping] = worker
-            if worker.attempt is not None:
-                owners[worker.attempt.ref] = worker
+                owners[worker.ping] = (worker, None)
+            for attempt in worker.attempts:
+                owners[attempt.ref] = (worker, attempt)
         for device in self.pool.devices:
-            owners[device.watch] = device
+            owners[device.watch] = (device, None)
             if device.ping is not None:
-                owners[device.ping] = device
+                owners[device.ping] = (device, None)
         ready, _ = ray.wait(list(owners), num_returns=1, timeout=WAIT_S)
         for ref in ready:
-            owner = owners[ref]
+            owner, attempt = owners[ref]
             if isinstance(owner, Device):
                 if owner in self.pool.devices:
                     self._on_device(owner, ref)
-            elif owner in self.pool.workers:  # else its other call already reported it lost
-                self._on_ready(owner) if ref is owner.ping else self._on_result(owner)
+            elif owner not in self.pool.workers:
+                continue  # its other call already reported it lost
+            elif attempt is None:
+                self._on_ready(owner)
+            elif attempt in owner.attempts:
+                self._on_result(owner, attempt)
 
     def _on_device(self, device: Device, ref: Any) -> None:
         import ray
@@ -142,18 +148,16 @@ class Scheduler:
             self._lose(worker, error)
             return
         worker.ping = None
-        if worker.attempt is not None:
-            worker.attempt.started = time.monotonic()
+        for attempt in worker.attempts:
+            attempt.started = time.monotonic()
 
-    def _on_result(self, worker: Worker) -> None:
+    def _on_result(self, worker: Worker, attempt: Attempt) -> None:
         import ray
 
-        attempt = worker.attempt
-        assert attempt is not None
         try:
             shard_stats = ray.get(attempt.ref)
         except ray.exceptions.RayTaskError as error:  # raised by the shard's code: the worker is fine
-            worker.attempt = None
+            worker.attempts.remove(attempt)
             cause = error.cause
             if isinstance(cause, OutputFault):
                 self.supervisor.output_fault(cause)
@@ -167,39 +171,42 @@ class Scheduler:
         except Exception as error:  # noqa: BLE001 - the actor died, its node was lost, out of memory
             self._lose(worker, error)
             return
-        worker.attempt = None
+        worker.attempts.remove(attempt)
         self.supervisor.done(
             attempt.index, shard_stats, time.monotonic() - (attempt.started or time.monotonic())
         )
 
-    def _lose(self, worker: Worker, error: BaseException | str, timed_out: bool = False) -> None:
-        """The worker is gone or stuck: kill it, replace it, and retry the shard it held."""
-        attempt = worker.attempt
+    def _lose(self, worker: Worker, error: BaseException | str, timed_out: Attempt | None = None) -> None:
+        """The worker is gone or stuck: kill it, replace it, and retry the shards it held (`timed_out`:
+        the one whose clock ran out)."""
         where = worker.where()
         replaced = self.pool.replace(worker)
         reason = error if isinstance(error, str) else describe_error(error)
-        if attempt is None:
+        if not worker.attempts:
             log.warning("worker %s lost before taking a shard (%s)", where, reason)
-            return
-        if self.supervisor.committed(attempt.index):
-            log.warning("shard %05d: worker %s lost after committing it (%s)", attempt.index, where, reason)
-            return
-        what = "timed out" if timed_out else "lost"
-        news = "; replaced" if replaced else ""
-        log.warning("shard %05d: worker %s %s (%s)%s", attempt.index, where, what, reason, news)
-        self.supervisor.failed(attempt.index, reason, worker_lost=True, timed_out=timed_out)
+        for attempt in worker.attempts:
+            if self.supervisor.committed(attempt.index):
+                log.warning(
+                    "shard %05d: worker %s lost after committing it (%s)", attempt.index, where, reason
+                )
+                continue
+            what = "timed out" if attempt is timed_out else "lost"
+            news = "; replaced" if replaced else ""
+            log.warning("shard %05d: worker %s %s (%s)%s", attempt.index, where, what, reason, news)
+            self.supervisor.failed(attempt.index, reason, worker_lost=True, timed_out=attempt is timed_out)
+        worker.attempts = []
 
     def _check_clocks(self) -> None:
         now = time.monotonic()
         limit = self.supervisor.time_limit_s()
         placement = self.pool.config.run.placement_timeout_s
         for worker in list(self.pool.workers):
-            attempt = worker.attempt
-            if attempt is not None and attempt.started is not None and now - attempt.started > limit:
-                if attempt.device is not None:
-                    self._check_device(attempt.device)
+            late = [a for a in worker.attempts if a.started is not None and now - a.started > limit]
+            if late:
+                if late[0].device is not None:
+                    self._check_device(late[0].device)
                 self._lose(
-                    worker, f"running for more than {limit:.0f} s (run.shard_timeout_s)", timed_out=True
+                    worker, f"running for more than {limit:.0f} s (run.shard_timeout_s)", timed_out=late[0]
                 )
             elif worker.ping is not None and now - worker.created > placement:
                 log.warning(
@@ -208,7 +215,7 @@ class Scheduler:
                     placement,
                 )
                 self.pool.retire(worker)
-                if attempt is not None:
+                for attempt in reversed(worker.attempts):
                     self.supervisor.book.not_started(attempt.index)
         for device in list(self.pool.devices):
             if device.ping is not None and now - device.created > placement:
