@@ -71,9 +71,11 @@ class InProcessDevice:
         self.stage_names = tuple(self.stages)
         self.in_flight: list = []
         self.most_in_flight = 0
+        self.submitted: list = []
 
     def submit(self, stage, samples):
         pending = (stage, pickle.dumps([_without_bytes(s) for s in samples]))
+        self.submitted.append((stage, [s.key for s in samples]))
         self.in_flight.append(pending)
         self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
         return pending
@@ -133,6 +135,34 @@ def test_chunks_handed_to_a_device_give_the_bytes_of_chunks_run_in_place(tmp_pat
         }
     assert device.most_in_flight == MAX_CHUNKS_IN_FLIGHT == 2
     assert outputs["device"] == outputs["in_place"]
+
+
+def test_two_shards_of_a_shard_actor_share_its_two_chunk_slots_oldest_first(tmp_path, tiny_blip, tiny_verifier):
+    """Two shards given at once to one processor (a shard actor's two threads, as the driver starts
+    it): never more than two chunks in flight between them, one shard starts all its chunks before
+    the other starts any (so they do not finish, and leave the device, together), and each shard's
+    bytes are those it has alone."""
+    from sgpipe.pipeline import build_stages
+
+    paths = make_coco(tmp_path / "coco", n_images=260, width=16, height=12)
+    alone = model_config(paths, tmp_path / "alone", tiny_blip, tiny_verifier, output__samples_per_shard=130)
+    for index in (0, 1):
+        planned_processor(alone).process_shard(index)
+    config = model_config(paths, tmp_path / "two", tiny_blip, tiny_verifier, output__samples_per_shard=130)
+    device = InProcessDevice(build_stages(config, ["person", "dog", "bicycle"], ("caption", "verify")))
+    for stage in device.stages.values():
+        stage.setup()
+    processor = planned_processor(config, device=device)
+    threads = [threading.Thread(target=processor.process_shard, args=(index,)) for index in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert device.most_in_flight == MAX_CHUNKS_IN_FLIGHT
+    # image ids 10..1300 are shard 0's: the caption calls go shard by shard, three chunks each
+    shards = [int(keys[0].rsplit("-", 1)[1]) > 1300 for stage, keys in device.submitted if stage == "caption"]
+    assert shards in ([False] * 3 + [True] * 3, [True] * 3 + [False] * 3)
+    assert _shard_bytes(tmp_path / "two") == _shard_bytes(tmp_path / "alone")
 
 
 @pytest.mark.parametrize("fixture", ["coco", pytest.param("synthetic_world", marks=pytest.mark.slow)])

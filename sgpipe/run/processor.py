@@ -105,6 +105,8 @@ class ShardProcessor:
         self._setup_lock = threading.Lock()
         self._stage_locks = [threading.Lock() for _ in self.steps]
         self._slots = threading.Semaphore(MAX_CHUNKS_IN_FLIGHT)
+        self._turn = threading.Condition()
+        self._admitting: list[object] = []  # shards still starting chunks, oldest first
 
     def setup(self) -> None:
         """Load every stage's models; the first shard does it when nobody did before."""
@@ -153,9 +155,14 @@ class ShardProcessor:
 
     def _run_chunks(self, chunks: list[list[Sample]], tally: _Tally) -> None:
         """Each chunk through every stage, holding one of the chunk slots while it is under way: with
-        a device link, this shard's chunks (and another shard's) are on the device meanwhile."""
+        a device link, this shard's chunks (and another shard's) are on the device meanwhile. The older
+        of two shards starts all its chunks first, so the newer one begins while the older one's last
+        chunks are on the device, rather than both finishing, and leaving the device, together."""
         in_flight: dict[Any, Chunk] = {}
         held = 0
+        turn = object()
+        with self._turn:
+            self._admitting.append(turn)
 
         def advance(chunk: Chunk) -> None:
             nonlocal held
@@ -171,16 +178,26 @@ class ShardProcessor:
 
         try:
             for chunk in chunks:
+                with self._turn:  # an older shard still starting chunks has none of ours under way
+                    self._turn.wait_for(lambda: self._admitting[0] is turn)
                 # no slot free: move one of ours on; with none of ours under way, another shard's frees one
                 while not self._slots.acquire(blocking=not in_flight):
                     wait_one()
                 held += 1
                 advance(self._chunk(chunk, tally))
+            self._done_admitting(turn)
             while in_flight:
                 wait_one()
         finally:
+            self._done_admitting(turn)
             for _ in range(held):  # an attempt that raised gives its slots back
                 self._slots.release()
+
+    def _done_admitting(self, turn: object) -> None:
+        with self._turn:
+            if turn in self._admitting:
+                self._admitting.remove(turn)
+                self._turn.notify_all()
 
     def _chunk(self, chunk: list[Sample], tally: _Tally) -> Chunk:
         for step, (name, stage) in enumerate(self.steps):
