@@ -136,7 +136,7 @@ def _execute(
     job: ShardJob,
     stage_factory: StageFactory | None,
 ) -> None:
-    supervisor = Supervisor(config, plan, todo, out_dir, options)
+    supervisor = Supervisor(config, plan, todo, out_dir, options, job.source.carried_failures())
     if choose_executor(config, len(todo)) == "local":
         from sgpipe.run.executors.local import LocalExecutor
 

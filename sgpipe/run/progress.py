@@ -20,10 +20,12 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 10.0
 
 
-def failure_rate(stats: list[dict[str, Any]]) -> tuple[int, int]:
-    """(images judged, failed ones); excluded images are neither."""
-    processed = sum(s["count"] - s.get("excluded", 0) for s in stats)
-    failed = sum(s["failed_to_process"] for s in stats)
+def failure_rate(stats: list[dict[str, Any]], carried: dict[str, int] | None = None) -> tuple[int, int]:
+    """(images judged, failed ones); excluded images are neither, nor are the failures `carried` over
+    (per shard name) from the shards a run re-scores: an earlier run judged those."""
+    carried = carried or {}
+    processed = sum(s["count"] - s.get("excluded", 0) - carried.get(s.get("shard", ""), 0) for s in stats)
+    failed = sum(s["failed_to_process"] - carried.get(s.get("shard", ""), 0) for s in stats)
     return processed, failed
 
 

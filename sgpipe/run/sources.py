@@ -75,6 +75,9 @@ class PlannedSource:
     def base_models(self) -> dict[str, Any]:
         return {}
 
+    def carried_failures(self) -> dict[str, int]:
+        return {}
+
     def samples(self, index: int) -> list[Sample]:
         if self._excluded is None:
             from sgpipe.leakage.exclude import load_exclusions
@@ -121,6 +124,10 @@ class ShardsSource:
 
     def run_info(self) -> dict[str, Any]:
         return {"reverify": {"source": str(self.folder), "source_config_hash": self.run.get("config_hash")}}
+
+    def carried_failures(self) -> dict[str, int]:
+        """The earlier run's failures per shard: they come over as they were, judged by that run."""
+        return {s["shard"]: s["failed_to_process"] for s in self._stats()}
 
     def base_models(self) -> dict[str, Any]:
         """The earlier run's model records, for the stages this run does not redo."""

@@ -33,7 +33,13 @@ HEARTBEAT_S = 30.0  # a line while nothing finishes, so a quiet run never looks 
 
 class Supervisor:
     def __init__(
-        self, config: PipelineConfig, plan: SourcePlan, todo: list[int], out_dir: Location, options: Any
+        self,
+        config: PipelineConfig,
+        plan: SourcePlan,
+        todo: list[int],
+        out_dir: Location,
+        options: Any,
+        carried: dict[str, int] | None = None,  # failures per shard name an earlier run judged (reverify)
     ):
         self.config = config
         self.plan = plan
@@ -43,6 +49,7 @@ class Supervisor:
         self.book = AttemptBook(todo, config.run.shard_attempts)
         self.progress = Progress(len(todo), options.progress, options.metrics_path)
         self.done_stats = read_shard_stats(out_dir)
+        self.carried = carried or {}
         # small datasets are judged once they are through; large ones after the first N images
         self.threshold = max(1, min(config.run.min_samples_for_error_rate, plan.n_images))
         self.last_news = time.monotonic()
@@ -150,7 +157,7 @@ class Supervisor:
         log.info("%s; %s", line, self.progress.line())
 
     def _check_error_rate(self) -> None:
-        processed, failures = failure_rate(self.done_stats)
+        processed, failures = failure_rate(self.done_stats, self.carried)
         lost = sum(self.plan.shard_sizes[i] for i in self.book.failed)
         processed, failures = processed + lost, failures + lost
         rate = self.config.run.max_error_rate

@@ -108,6 +108,8 @@ def test_the_error_rate_ignores_excluded_images():
     shard = {"count": 10, "failed_to_process": 2, "excluded": 6}
     assert failure_rate([shard]) == (4, 2)
     assert failure_rate([{"count": 10, "failed_to_process": 2}]) == (10, 2)  # shards written before
+    # a reverify: the failures it carries over were judged by the run it re-scores
+    assert failure_rate([{"shard": "00003", "count": 10, "failed_to_process": 4}], {"00003": 3}) == (7, 1)
 
 
 def test_the_exclude_file_is_checked_before_any_work(tmp_path):
