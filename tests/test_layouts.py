@@ -137,7 +137,9 @@ def test_chunks_handed_to_a_device_give_the_bytes_of_chunks_run_in_place(tmp_pat
     assert outputs["device"] == outputs["in_place"]
 
 
-def test_two_shards_of_a_shard_actor_share_its_two_chunk_slots_oldest_first(tmp_path, tiny_blip, tiny_verifier):
+def test_two_shards_of_a_shard_actor_share_its_two_chunk_slots_oldest_first(
+    tmp_path, tiny_blip, tiny_verifier
+):
     """Two shards given at once to one processor (a shard actor's two threads, as the driver starts
     it): never more than two chunks in flight between them, one shard starts all its chunks before
     the other starts any (so they do not finish, and leave the device, together), and each shard's

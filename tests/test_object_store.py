@@ -223,5 +223,6 @@ def test_reverify_reads_and_writes_buckets_with_the_bytes_of_a_local_reverify(
     assert "re-scored 5 shards (0 already done)" in summary and "wrote s3://bucket/rescored" in summary
     assert object_bytes(s3opts, "s3://bucket/rescored") == _local_shard_bytes(local)
     run = json.loads(s3(s3opts).cat_file("bucket/rescored/run.json"))
-    assert run["reverify"]["source"] == "s3://bucket/to-rescore" and run["models"]["verifier"] == str(tiny_verifier)
+    assert run["reverify"]["source"] == "s3://bucket/to-rescore"
+    assert run["models"]["verifier"] == str(tiny_verifier)
     assert not s3(s3opts).exists("bucket/rescored/.sgpipe/lease.json"), "its lease is released"
