@@ -1,23 +1,26 @@
-"""A GPU worker's host side: how much of the GPU the pipeline keeps busy, with the GPU simulated.
+"""How busy the pipeline keeps a GPU, with the GPU simulated: today's flat layout against device pools.
 
-    python benchmarks/bench_gpu_worker.py --images 1280
+    python benchmarks/bench_gpu_worker.py --images 3072 --device-scale 1 2 4
+    python benchmarks/bench_gpu_worker.py --quick          # a small smoke run
 
-A worker runs its stages one after another on each chunk, so whatever the host does per image
-(decoding, preparing model inputs, parsing, tagging, writing) is time its GPU waits, unless a second
-worker shares the GPU. This machine has no GPU; the benchmark keeps every host-side step real (real
-Ray, JPEG decoding, spaCy parsing, tagging, shard writing, and each model stage's own input
-preparation) and replaces only the forward passes by holding a cross-process "device" lock for the
-time they take on an H200 (docs/BENCHMARKS.md: BLIP-large, 10 captions, bf16 batch 128: 181.3
-images/s; verifier base: 154.0 images/s). The captions come from the synthetic world, 10 per image,
-so parsing does the work of 10 model captions.
+This machine has no GPU. Every host-side step is real (real Ray actors, JPEG decoding, spaCy parsing of
+10 captions per image, tagging, each model stage's own input preparation, atomic shard writing) and
+only the forward passes are replaced, by holding a device lock for the time they take on an H200
+(docs/BENCHMARKS.md: BLIP-large, 10 captions, bf16 batch 128: 181.3 images/s; the base verifier:
+154.0 images/s), times `--device-scale` (2: a GPU half as fast, so the CPUs have room to spare).
+The lock is one file: every process that holds a "model" (flat workers, a device actor's threads)
+takes turns on the one simulated GPU, as CUDA time-slices them.
 
-Two things vary, each against the other in the same run:
-  inputs   "processor": model inputs prepared on the host as before (transformers' BLIP processor,
-           the verifier's PIL resize); "device": the host only makes uint8 tensors, and resizing
-           runs on the GPU (sgpipe.models.pixels; the simulated device time covers it).
-  sharing  1, 2 or 3 workers per GPU (run.gpus_per_worker 1, 0.5, 0.33).
-Device occupancy = simulated GPU seconds / wall seconds, in steady state (after every worker's
-first shard). 100% means the GPU never waits on the host.
+Layouts, each in the same run on the same Ray (8 logical CPUs, 1 GPU; the machine's own cores are
+what the host work shares), chunks of 64 images (the recipes' caption batch), 4 chunks per shard:
+  flat k    k workers share the GPU (run.gpus_per_worker 1/k), each running every stage in turn: the
+            recipes' layout before, k = 3
+  pools k   one device actor holds both models and serves k shard actors (decode, parse, tag, write),
+            two chunks in flight per shard actor, two calls at once on the device (one's input
+            preparation overlaps the other's forward pass)
+Busy share: the time the lock was held over the span from the first simulated forward pass to the
+end of the last one (so the workers' start-up is left out and their drain at the end is in), from
+the lock's own log; images/s over the same span. 100% means the GPU never waits on the host.
 """
 
 from __future__ import annotations
@@ -40,23 +43,28 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 from sgpipe.records import Caption, Sample  # noqa: E402
 from sgpipe.stages.base import Stage  # noqa: E402
 
-CAPTION_IMAGES_PER_S = 181.3  # H200, bf16, batch 128 (docs/benchmarks/caption.md)
+CAPTION_IMAGES_PER_S = {64: 160.2, 128: 181.3}  # H200, bf16, by batch (docs/benchmarks/caption.md)
 VERIFY_IMAGES_PER_S = 154.0  # H200, bf16 autocast (docs/benchmarks/verifier.md)
 CAPTIONS_PER_IMAGE = 10
 OPENINGS = ("", "a photo of ", "an image of ", "a picture with ")
+RAY_CPUS = 8  # logical: a device actor (2, as its two model stages declare) and up to six shard actors
 
 
 class SimulatedDevice:
-    """One GPU shared by worker processes: an exclusive file lock held for the forward pass's time."""
+    """One GPU: an exclusive file lock held for a forward pass's time; each hold is logged."""
 
-    def __init__(self, lock_path: str):
+    def __init__(self, lock_path: str, scale: float):
         self.lock_path = lock_path
+        self.scale = scale
 
     def run(self, seconds: float) -> None:
         with open(self.lock_path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                time.sleep(seconds)
+                started = time.time()
+                time.sleep(seconds * self.scale)
+                with open(f"{self.lock_path}.busy", "a") as log:
+                    log.write(f"{started} {time.time()}\n")
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -64,25 +72,16 @@ class SimulatedDevice:
 class SimulatedCaption(Stage):
     name = "caption"
 
-    def __init__(self, device: SimulatedDevice, inputs: str, batch_size: int):
+    def __init__(self, device: SimulatedDevice, batch_size: int):
         super().__init__(batch_size)
-        self.device, self.inputs = device, inputs
-        self.processor = None
-
-    def setup(self) -> None:
-        from transformers import BlipImageProcessor
-
-        self.processor = BlipImageProcessor(size={"height": 384, "width": 384})  # BLIP-large's
+        self.device = device
 
     def process(self, samples: list[Sample]) -> None:
         from sgpipe.models.pixels import to_tensor
 
         images = [s.image for s in samples if s.image is not None]
-        if self.inputs == "processor":
-            self.processor(images=images, return_tensors="pt")
-        else:
-            [to_tensor(image) for image in images]
-        self.device.run(len(images) / CAPTION_IMAGES_PER_S)
+        [to_tensor(image) for image in images]  # the host's part: a uint8 tensor per image
+        self.device.run(len(images) / CAPTION_IMAGES_PER_S[self.batch_size])
         for sample in samples:  # the world's captions stand in for the model's: 10 per image, no others
             said = [c.text for c in sample.captions] or ["a picture"]
             sample.captions = [
@@ -95,62 +94,61 @@ class SimulatedCaption(Stage):
 class SimulatedVerify(Stage):
     name = "verify"
 
-    def __init__(self, device: SimulatedDevice, inputs: str, batch_size: int, image_size: int = 512):
+    def __init__(self, device: SimulatedDevice, batch_size: int):
         super().__init__(batch_size)
-        self.device, self.inputs, self.image_size = device, inputs, image_size
+        self.device = device
 
     def process(self, samples: list[Sample]) -> None:
         from sgpipe.models.pixels import to_tensor
-        from sgpipe.models.verifier import image_to_pixels
         from sgpipe.stages.verify import candidate_example
 
         todo = [s for s in samples if s.relations and s.image is not None]
-        # the verify stage's host work before the model (collation is inside the measured H200 rate)
-        for sample in todo:
-            if self.inputs == "processor":
-                candidate_example(sample, image_to_pixels(sample.image, self.image_size))
-            else:
-                candidate_example(sample, to_tensor(sample.image))
+        for sample in todo:  # the verify stage's host work before the model
+            candidate_example(sample, to_tensor(sample.image))
         self.device.run(len(samples) / VERIFY_IMAGES_PER_S)
         for sample in todo:
             for relation in sample.relations:
                 relation.confidence, relation.kept = 0.5, True
 
 
-def simulated_stages(config, categories, lock_path: str, inputs: str) -> list[Stage]:
+def simulated_stages(config, categories, lock_path: str, scale: float) -> list[Stage]:
+    """The recipe's stages with its two model stages simulated (same names: the device's in pools)."""
     from sgpipe.pipeline import build_stages
 
-    device = SimulatedDevice(lock_path)
-    decode, parse, tag = build_stages(config, categories)  # caption and verify are off in the config
-    return [
-        decode,
-        SimulatedCaption(device, inputs, batch_size=128),
-        parse,
-        tag,
-        SimulatedVerify(device, inputs, batch_size=16),
-    ]
+    device = SimulatedDevice(lock_path, scale)
+    batch = config.caption.batch_size
+    simulated = {"caption": SimulatedCaption(device, batch), "verify": SimulatedVerify(device, 16)}
+    return [simulated.get(stage.name, stage) for stage in build_stages(config, categories)]
 
 
-def stage_milliseconds(out: Path) -> dict[str, float]:
-    """Each stage's worker time per image, over every shard but each worker's first; the model
-    stages' figures include their simulated device time (and, with shared GPUs, lock waits)."""
-    from sgpipe.output.writer import read_shard_stats
-
-    shards = read_shard_stats(out)[1:]
-    images = sum(s["count"] for s in shards)
-    totals: dict[str, float] = {}
-    for shard in shards:
-        for name, seconds in shard["timings"]["stages"].items():
-            totals[name] = totals.get(name, 0.0) + seconds
-    return {name: round(1000 * seconds / images, 2) for name, seconds in totals.items()}
+def device_span(log: Path, images: int) -> dict:
+    """From the lock's log: the share of the span (first hold's start to last hold's end) it was held,
+    and the images per second of that span."""
+    holds = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
+    span = holds[-1][1] - holds[0][0]
+    return {
+        "images_per_s": round(images / span, 1),
+        "busy_share": round(sum(end - start for start, end in holds) / span, 3),
+    }
 
 
-def run(world: Path, out: Path, inputs: str, workers_per_gpu: int, samples_per_shard: int = 128) -> dict:
-    import ray
-
+def run_layout(
+    world: Path,
+    models: dict[str, str],
+    out: Path,
+    layout: str,
+    workers: int,
+    scale: float,
+    args: argparse.Namespace,
+) -> dict:
     from sgpipe.config import build_config
-    from sgpipe.runner import RunOptions, run_pipeline
+    from sgpipe.run import RunOptions, run_pipeline
 
+    placement = {"executor": "ray", "layout": layout, "workers": workers, "decode_threads": 2}
+    if layout == "flat":
+        placement |= {"gpus_per_worker": 1 / workers, "cpus_per_worker": 1}
+    else:
+        placement |= {"devices": 1, "cpus_per_worker": 1}
     config = build_config(
         {
             "source": {
@@ -159,48 +157,28 @@ def run(world: Path, out: Path, inputs: str, workers_per_gpu: int, samples_per_s
                 "images": str(world / "images"),
                 "captions": str(world / "annotations/captions.json"),  # replaced by SimulatedCaption
             },
-            "output": {"dir": str(out), "samples_per_shard": samples_per_shard},
-            "run": {
-                "workers": workers_per_gpu,
-                "gpus_per_worker": 1 / workers_per_gpu,
-                "cpus_per_worker": 2 / workers_per_gpu,  # this machine has 2 cores
-                "decode_threads": 2,
-            },
+            # enabled so the table makes them model stages; the models are simulated, never loaded
+            "caption": {"enabled": True, "model": models["caption"], "batch_size": args.caption_batch},
+            "verify": {"enabled": True, "checkpoint": models["verify"], "batch_size": 16},
+            "output": {"dir": str(out), "samples_per_shard": args.samples_per_shard},
+            "run": placement,
         }
     )
-    factory = functools.partial(
-        simulated_stages,
-        lock_path=str(out.parent / f"{out.name}.device.lock"),
-        inputs=inputs,
-    )
+    lock = out.parent / f"{out.name}.device.lock"
+    factory = functools.partial(simulated_stages, lock_path=str(lock), scale=scale)
     metrics = out.parent / f"{out.name}.metrics.jsonl"
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    try:
-        started = time.time()
-        run_pipeline(config, RunOptions(progress=False, metrics_path=str(metrics)), stage_factory=factory)
-        ended = time.time()
-    finally:
-        ray.shutdown()
-    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
-    images = lines[-1]["images"]
-    # steady state: from the moment every worker has finished one shard (models loaded, caches warm)
-    warm = lines[workers_per_gpu - 1]
-    steady_images = images - warm["images"]
-    steady_seconds = lines[-1]["time"] - warm["time"]
-    device_seconds_per_image = 1 / CAPTION_IMAGES_PER_S + 1 / VERIFY_IMAGES_PER_S
-    if steady_images <= 0 or steady_seconds <= 0:
-        raise SystemExit(
-            f"too few shards for a steady state with {workers_per_gpu} workers: pass more --images"
-        )
-    steady_rate = steady_images / steady_seconds
+    started = time.time()
+    run_pipeline(config, RunOptions(progress=False, metrics_path=str(metrics)), stage_factory=factory)
+    ended = time.time()
+    images = json.loads(metrics.read_text().splitlines()[-1])["images"]
+    device_s = scale / CAPTION_IMAGES_PER_S[args.caption_batch] + scale / VERIFY_IMAGES_PER_S
     return {
-        "stage_ms_per_image": stage_milliseconds(out),
-        "inputs": inputs,
-        "workers_per_gpu": workers_per_gpu,
+        "layout": f"flat {workers}" if layout == "flat" else f"pools (1 device, {workers} shard actors)",
+        "device_scale": scale,
         "images": images,
+        **device_span(Path(f"{lock}.busy"), images),
         "images_per_s_wall": round(images / (ended - started), 1),
-        "images_per_s_steady": round(steady_rate, 1),
-        "gpu_occupancy_steady": round(steady_rate * device_seconds_per_image, 3),
+        "device_bound_images_per_s": round(1 / device_s, 1),
     }
 
 
@@ -208,34 +186,57 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--images", type=int, default=1280)
+    parser.add_argument("--images", type=int, default=3072)
     parser.add_argument("--image-size", type=int, default=640, help="synthetic images are square")
+    parser.add_argument(
+        "--caption-batch",
+        type=int,
+        default=64,
+        choices=sorted(CAPTION_IMAGES_PER_S),
+        help="the recipes' caption batch, hence the chunk",
+    )
+    parser.add_argument("--samples-per-shard", type=int, default=256, help="four chunks of 64 per shard")
+    parser.add_argument("--device-scale", type=float, nargs="+", default=[1.0, 2.0, 4.0])
+    parser.add_argument("--flat-workers", type=int, nargs="+", default=[3], help="workers per GPU")
+    parser.add_argument("--shard-actors", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON summary here")
-    parser.add_argument("--workers-per-gpu", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--samples-per-shard", type=int, default=128, help="the chunk: caption batch 128")
     args = parser.parse_args()
+    if args.quick:
+        args.images, args.image_size, args.samples_per_shard = 64, 160, 8
+        args.device_scale, args.flat_workers, args.shard_actors = [1.0], [2], [2]
+    import ray
+
     from sgpipe.synth.world import generate_world
+    from tests.helpers.tiny_models import build_tiny_blip, save_tiny_verifier
 
     work = args.work or Path(tempfile.mkdtemp(prefix="sgpipe-gpu-worker-"))
     world = work / "world"
     if not (world / "annotations/instances.json").exists():
         generate_world(world, n_images=args.images, seed=5, image_size=args.image_size)
-    results = []
-    for inputs in ("processor", "device"):
-        for workers_per_gpu in args.workers_per_gpu:
-            out = work / f"out-{inputs}-{workers_per_gpu}"
-            if out.exists():  # a rerun in the same --work folder starts clean (a resume would skip shards)
-                shutil.rmtree(out)
-                (work / f"{out.name}.metrics.jsonl").unlink(missing_ok=True)
-            results.append(run(world, out, inputs, workers_per_gpu, args.samples_per_shard))
-            print(json.dumps(results[-1]), flush=True)
-    device_bound = 1 / (1 / CAPTION_IMAGES_PER_S + 1 / VERIFY_IMAGES_PER_S)
-    summary = {
-        "device_bound_images_per_s": round(device_bound, 1),
-        "results": results,
-        "machine_cores": os.cpu_count(),
+    models = {
+        "caption": str(build_tiny_blip(work / "blip")),
+        "verify": str(save_tiny_verifier(work / "verifier")),
     }
+    ray.init(
+        num_cpus=RAY_CPUS, num_gpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False
+    )
+    results = []
+    try:
+        for scale in args.device_scale:
+            runs = [("flat", k) for k in args.flat_workers] + [("pools", k) for k in args.shard_actors]
+            for layout, workers in runs:
+                out = work / f"out-{layout}-{workers}-x{scale:g}"
+                if out.exists():  # a rerun in the same --work folder starts clean (a resume would skip)
+                    shutil.rmtree(out)
+                for stale in (f"{out.name}.metrics.jsonl", f"{out.name}.device.lock.busy"):
+                    (work / stale).unlink(missing_ok=True)
+                results.append(run_layout(world, models, out, layout, workers, scale, args))
+                print(json.dumps(results[-1]), flush=True)
+    finally:
+        ray.shutdown()
+    summary = {"results": results, "machine_cores": os.cpu_count(), "ray_cpus": RAY_CPUS}
     print(json.dumps(summary, indent=2))
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2) + "\n")

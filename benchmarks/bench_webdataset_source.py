@@ -33,7 +33,8 @@ import numpy as np
 from PIL import Image
 
 from sgpipe.config import SourceConfig
-from sgpipe.pipeline import CHUNK_SIZE, entry_to_sample
+from sgpipe.pipeline import CHUNK_SIZE
+from sgpipe.run.sources import entry_to_sample
 from sgpipe.source.decode import DecodeStage
 from sgpipe.source.plan import build_plan
 from sgpipe.source.readers import ShardReader

@@ -1,16 +1,23 @@
-"""One GPU shared by 1, 2 or 3 worker processes, each doing a worker's model work per chunk.
+"""One GPU, used by workers as the flat layout places them and as device pools do, model work real.
 
     python benchmarks/gpu_node.py --out node.json                       # real sizes, CUDA
     python benchmarks/gpu_node.py --quick                               # tiny models on CPU (smoke test)
 
 The counterpart of bench_gpu_worker.py (real host work, simulated GPU): here the GPU work is real and
-the host work is simulated. Each process builds BLIP-large (random weights, bf16) and the base
-verifier (ResNet-50 + RoBERTa-base, random weights) on the same GPU, then loops over chunks as a
-worker does: caption the chunk's images from PIL (sgpipe's path: uint8 tensors, resized and
-normalised on the GPU; 10 captions of fixed length 20), sleep for the host work a worker does per
-image (decode, parse, tag, write: --host-ms, 10.3 ms from sgpipe.estimate, the model stages' own
-host work being real here), then verify (20 boxes, 10 predicates, every ordered pair). Images/s is
-all processes' images over the slowest process's time, started together after a warm-up chunk.
+the host work is simulated, by sleeping for what a worker does per image besides the models
+(decode, parse, tag, write: --host-ms, 10.3 ms from sgpipe.run.estimate). The models: BLIP-large
+(random weights, bf16; 10 captions of fixed length 20, from PIL images as sgpipe's path takes them:
+uint8 tensors resized and normalised on the GPU) and the base verifier (ResNet-50 + RoBERTa-base,
+random weights; 20 boxes, 10 predicates, every ordered pair).
+
+- flat, k workers per GPU (the layout of `run.layout: flat`, `run.gpus_per_worker: 1/k`): k processes,
+  each with its own copy of both models, each looping caption -> host work -> verify per chunk.
+- pools, k shard processes (`run.layout: pools`): one device process holds one copy of both models and
+  serves chunks with two threads (one's input preparation overlaps the other's forward pass); k host
+  processes each keep two chunks in flight (host work, caption on the device, host work, verify on the
+  device, host work), as shard actors do.
+Images/s is every process's images over the slowest host's time, started together after a warm-up
+chunk; the GPU alone (one process, no host work) gives the bound, and `gpu_share` the ratio to it.
 Needs torch and transformers only (no Ray, spaCy or webdataset).
 """
 
@@ -31,6 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 PROMPT_WORDS = ["a", "picture", "of"]
+DEVICE_THREADS = 2  # as a device actor serves chunks (sgpipe.run.executors.ray.actors.STAGE_CONCURRENCY)
 
 
 def blip_processor(image_size: int):
@@ -53,84 +61,202 @@ def photos(n: int, seed: int) -> list:
     ]
 
 
-def worker(rank: int, args: argparse.Namespace, barrier, results) -> None:
-    from gpu_verifier import make_examples
-    from transformers import BlipForConditionalGeneration
+class Models:
+    """Both models of a worker (or of a device process) on the benchmark's device, with one chunk's inputs."""
 
-    from sgpipe.models.blip_shapes import blip_config
-    from sgpipe.models.captioner import Captioner, Decoding
-    from sgpipe.models.pixels import resize_batch, to_tensor
-    from sgpipe.models.verifier import Verifier, base_config, tiny_config
+    def __init__(self, args: argparse.Namespace, rank: int):
+        from gpu_verifier import make_examples
+        from transformers import BlipForConditionalGeneration
 
-    torch.manual_seed(rank)
-    device = torch.device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(1)  # processes share the cores, as workers do
-    dtype = "bfloat16" if device.type == "cuda" else "float32"
-    decoding = Decoding(num_return_sequences=10, max_length=20, min_length=20)
-    captioner = Captioner("random-blip-large-size", decoding, device=args.device, dtype=dtype)
-    with torch.device(device):
-        captioner.model = (
-            BlipForConditionalGeneration(blip_config("tiny" if args.quick else "large"))
-            .to(captioner.dtype)
-            .eval()
+        from sgpipe.models.blip_shapes import blip_config
+        from sgpipe.models.captioner import Captioner, Decoding
+        from sgpipe.models.verifier import Verifier, base_config, tiny_config
+
+        torch.manual_seed(rank)
+        self.device = torch.device(args.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(1)  # processes share the cores, as workers do
+        dtype = "bfloat16" if self.device.type == "cuda" else "float32"
+        decoding = Decoding(num_return_sequences=10, max_length=20, min_length=20)
+        self.captioner = Captioner("random-blip-large-size", decoding, device=args.device, dtype=dtype)
+        with torch.device(self.device):
+            model = BlipForConditionalGeneration(blip_config("tiny" if args.quick else "large")).to(self.captioner.dtype).eval()
+        self.captioner.model = model
+        self.captioner.processor = blip_processor(32 if args.quick else 384)
+        self.config = tiny_config() if args.quick else base_config(vision_model="", text_model="")
+        self.verifier = Verifier.build(self.config, pretrained=False).to(self.device).eval()
+        self.images = photos(args.chunk, seed=rank)
+        self.templates = make_examples(args.chunk, 8, args.boxes, args.predicates, seed=rank)
+        self.verify_batch = args.verify_batch
+
+    def caption(self) -> None:
+        self.captioner.generate_from_inputs(
+            self.captioner.preprocess(self.images), list(range(len(self.images)))
         )
-    captioner.processor = blip_processor(32 if args.quick else 384)
-    config = tiny_config() if args.quick else base_config(vision_model="", text_model="")
-    verifier = Verifier.build(config, pretrained=False).to(device).eval()
-    images = photos(args.chunk, seed=rank)
-    templates = make_examples(args.chunk, 8, args.boxes, args.predicates, seed=rank)
+        self.synchronize()
 
-    def one_chunk() -> None:
-        captioner.generate_from_inputs(captioner.preprocess(images), list(range(len(images))))
-        time.sleep(args.host_ms * len(images) / 1000)  # decode, parse, tag, write
-        size = (config.image_size, config.image_size)
-        for start in range(0, len(images), args.verify_batch):
-            part = images[start : start + args.verify_batch]
-            pixels = resize_batch([to_tensor(image) for image in part], size, "bilinear", device)
-            examples = templates[start : start + args.verify_batch]
+    def verify(self) -> None:
+        from sgpipe.models.pixels import resize_batch, to_tensor
+
+        size = (self.config.image_size, self.config.image_size)
+        for start in range(0, len(self.images), self.verify_batch):
+            part = self.images[start : start + self.verify_batch]
+            pixels = resize_batch([to_tensor(image) for image in part], size, "bilinear", self.device)
+            examples = self.templates[start : start + self.verify_batch]
             for example, resized in zip(examples, pixels):
                 example.pixels = resized
-            verifier.score(examples)
+            self.verifier.score(examples)
+        self.synchronize()
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def peak_gib(self) -> float | None:
+        return torch.cuda.max_memory_allocated() / 2**30 if self.device.type == "cuda" else None
+
+
+def flat_worker(rank: int, args: argparse.Namespace, barrier, results) -> None:
+    """A flat layout's worker: its own models, every stage in turn."""
+    models = Models(args, rank)
+
+    def one_chunk() -> None:
+        models.caption()
+        time.sleep(args.host_ms * args.chunk / 1000)  # decode, parse, tag, write
+        models.verify()
 
     one_chunk()  # warm-up: kernels, allocator, label cache
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    if models.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     barrier.wait()
     started = time.perf_counter()
     for _ in range(args.chunks):
         one_chunk()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    results.put((args.chunk * args.chunks, time.perf_counter() - started, peak))
+    results.put((args.chunk * args.chunks, time.perf_counter() - started, models.peak_gib()))
 
 
-def measure(args: argparse.Namespace, processes: int, host_ms: float) -> dict:
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(processes), ctx.Queue()
-    run_args = argparse.Namespace(**{**vars(args), "host_ms": host_ms})
-    workers = [ctx.Process(target=worker, args=(r, run_args, barrier, results)) for r in range(processes)]
-    for process in workers:
-        process.start()
+def device_server(args: argparse.Namespace, requests, lanes, barrier, results) -> None:
+    """A device process: one copy of each model, two threads serving the hosts' chunks."""
+    import threading
+
+    models = Models(args, rank=0)
+    models.caption()
+    models.verify()  # warm-up
+    if models.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    def serve() -> None:
+        while (request := requests.get()) is not None:
+            lane, kind = request
+            if kind == "caption":
+                models.caption()
+            else:
+                models.verify()
+            lanes[lane].put(kind)
+
+    threads = [threading.Thread(target=serve) for _ in range(DEVICE_THREADS)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    results.put(("device", models.peak_gib()))
+
+
+def host_worker(rank: int, args: argparse.Namespace, requests, lanes, barrier, results) -> None:
+    """A shard process of the pools layout: two chunks in flight, each one's host work around its
+    two trips to the device (decode before, parse and tag between, write after)."""
+    import threading
+
+    chunk_ms = args.host_ms * args.chunk / 1000
+    before, between, after = 0.2 * chunk_ms, 0.65 * chunk_ms, 0.15 * chunk_ms
+
+    def lane(index: int, chunks: int) -> None:
+        replies = lanes[index]
+        for _ in range(chunks):
+            time.sleep(before)
+            requests.put((index, "caption"))
+            replies.get()
+            time.sleep(between)
+            requests.put((index, "verify"))
+            replies.get()
+            time.sleep(after)
+
+    barrier.wait()
+    started = time.perf_counter()
+    own = [2 * rank, 2 * rank + 1]
+    threads = [
+        threading.Thread(target=lane, args=(i, n))
+        for i, n in zip(own, (args.chunks - args.chunks // 2, args.chunks // 2))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.put((args.chunk * args.chunks, time.perf_counter() - started, None))
+
+
+def _collect(processes: list, results, expected: int, label: str) -> list:
     done = []
-    while len(done) < processes:
+    while len(done) < expected:
         try:
             done.append(results.get(timeout=5))
         except queue.Empty:
-            failed = [p.exitcode for p in workers if p.exitcode not in (None, 0)]
+            failed = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
             if failed:  # out of memory, say: the others would wait at the barrier for ever
-                for process in workers:
+                for process in processes:
                     process.terminate()
-                raise SystemExit(f"{processes} workers per GPU: a worker exited with {failed[0]}")
-    for process in workers:
-        process.join()
+                raise SystemExit(f"{label}: a process exited with {failed[0]}")
+    return done
+
+
+def _row(done: list, **fields: object) -> dict:
+    """Every process's images over the slowest one's time."""
     images = sum(n for n, _, _ in done)
     seconds = max(s for _, s, _ in done)
-    row = {"workers_per_gpu": processes, "host_ms": host_ms, "images_per_s": round(images / seconds, 1)}
+    return {**fields, "images_per_s": round(images / seconds, 1)}
+
+
+def measure(args: argparse.Namespace, processes: int, host_ms: float) -> dict:
+    """The flat layout: `processes` workers, each with its own models."""
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    run_args = argparse.Namespace(**{**vars(args), "host_ms": host_ms})
+    workers = [
+        ctx.Process(target=flat_worker, args=(r, run_args, barrier, results)) for r in range(processes)
+    ]
+    for process in workers:
+        process.start()
+    done = _collect(workers, results, processes, f"flat, {processes} workers per GPU")
+    for process in workers:
+        process.join()
+    row = _row(done, layout="flat", workers_per_gpu=processes, host_ms=host_ms)
     if done[0][2] is not None:
         row["peak_gib_per_worker"] = round(max(p for _, _, p in done), 1)
+    return row
+
+
+def measure_pools(args: argparse.Namespace, hosts: int) -> dict:
+    """The pools layout: one device process with one copy of each model, `hosts` shard processes."""
+    ctx = mp.get_context("spawn")
+    barrier, results, requests = ctx.Barrier(hosts + 1), ctx.Queue(), ctx.Queue()
+    lanes = [ctx.Queue() for _ in range(2 * hosts)]
+    device = ctx.Process(target=device_server, args=(args, requests, lanes, barrier, results))
+    shard_processes = [
+        ctx.Process(target=host_worker, args=(r, args, requests, lanes, barrier, results))
+        for r in range(hosts)
+    ]
+    for process in (device, *shard_processes):
+        process.start()
+    done = _collect([device, *shard_processes], results, hosts, f"pools, {hosts} shard processes")
+    for _ in range(DEVICE_THREADS):
+        requests.put(None)
+    ((_, peak),) = _collect([device], results, 1, "the device process")
+    for process in (device, *shard_processes):
+        process.join()
+    row = _row(done, layout="pools", shard_processes=hosts, host_ms=args.host_ms)
+    if peak is not None:
+        row["peak_gib_device"] = round(peak, 1)
     return row
 
 
@@ -140,8 +266,10 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="tiny models on CPU (smoke test)")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--workers-per-gpu", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--chunk", type=int, default=64, help="images per chunk = caption batch")
+    parser.add_argument("--workers-per-gpu", type=int, nargs="+", default=[1, 3], help="flat layout")
+    parser.add_argument("--shard-processes", type=int, nargs="+", default=[1, 3], help="pools layout")
+    parser.add_argument("--layouts", nargs="+", default=["flat", "pools"], choices=["flat", "pools"])
+    parser.add_argument("--chunk", type=int, default=128, help="images per chunk = caption batch")
     parser.add_argument("--chunks", type=int, default=4, help="timed chunks per process")
     parser.add_argument("--verify-batch", type=int, default=16)
     parser.add_argument("--boxes", type=int, default=20)
@@ -153,11 +281,16 @@ def main() -> None:
     if args.quick:
         args.chunk, args.chunks, args.verify_batch, args.boxes, args.predicates = 4, 2, 2, 4, 3
 
-    rows = [measure(args, 1, 0.0)]  # the GPU alone: the bound for this chunk and batch
-    print(json.dumps(rows[-1]), flush=True)
-    for processes in args.workers_per_gpu:
-        rows.append(measure(args, processes, args.host_ms))
-        print(json.dumps(rows[-1]), flush=True)
+    alone = measure(args, 1, 0.0)  # the GPU alone: the bound for this chunk and batch
+    print(json.dumps(alone), flush=True)
+    rows = []
+    if "flat" in args.layouts:
+        rows += [measure(args, processes, args.host_ms) for processes in args.workers_per_gpu]
+    if "pools" in args.layouts:
+        rows += [measure_pools(args, hosts) for hosts in args.shard_processes]
+    for row in rows:
+        row["gpu_share"] = round(row["images_per_s"] / alone["images_per_s"], 3)
+        print(json.dumps(row), flush=True)
     summary = {
         "benchmark": "gpu_node",
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
@@ -167,8 +300,8 @@ def main() -> None:
         "verify_batch": args.verify_batch,
         "boxes": args.boxes,
         "predicates": args.predicates,
-        "gpu_alone_images_per_s": rows[0]["images_per_s"],
-        "results": rows[1:],
+        "gpu_alone_images_per_s": alone["images_per_s"],
+        "results": rows,
     }
     print(json.dumps(summary, indent=2))
     if args.out:

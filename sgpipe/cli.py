@@ -1,20 +1,20 @@
-"""The `sgpipe` command line: parses arguments, then calls config, runner and tools.
+"""The `sgpipe` command line: parses arguments, then calls config, the run package and tools.
 
 Heavy modules are imported inside each command so `sgpipe --help` stays instant.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Optional
 
 import typer
 
-from sgpipe.errors import SgpipeError
+from sgpipe.cli_convert import convert_app
+from sgpipe.cli_support import CORPUS_HELP, SET_HELP, storage_from, storage_option, user_errors
 
 app = typer.Typer(
     help=(
@@ -32,56 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-convert_app = typer.Typer(
-    help="Turn ground-truth scene graphs into training shards; RLIPv2's R-Tagger weights into a model folder.",
-    no_args_is_help=True,
-)
 app.add_typer(convert_app, name="convert")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-SET_HELP = "Override a config key, e.g. --set output.samples_per_shard=500 (repeatable)."
-STORAGE_HELP = (
-    "fsspec options for URLs (s3://, gs://), YAML or JSON, as run's output.storage_options, e.g. "
-    '\'{"endpoint_url": "http://minio:9000"}\' (default: the store\'s environment, e.g. AWS_ENDPOINT_URL).'
-)
-CORPUS_HELP = "An sgpipe output folder: a path or an fsspec URL (s3://bucket/out)."
-
-
-def _user_errors(*also: type[Exception], on_interrupt: str = "") -> Callable[[F], F]:
-    """A command's expected errors (`SgpipeError`, and `also`) become one red line and their exit status
-    (`exit_code`: 2, a stopped run's own, 128 + signal when interrupted); anything else keeps its
-    traceback. With `on_interrupt`, a Ctrl-C the command did not handle itself prints that line, exit 130."""
-    caught = (SgpipeError, *also)
-
-    def decorate(command: F) -> F:
-        @functools.wraps(command)
-        def run_command(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return command(*args, **kwargs)
-            except caught as error:
-                typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-                raise typer.Exit(getattr(error, "exit_code", 2)) from None
-            except KeyboardInterrupt:
-                if not on_interrupt:
-                    raise
-                typer.secho(on_interrupt, err=True)
-                raise typer.Exit(130) from None
-
-        return run_command  # type: ignore[return-value]
-
-    return decorate
-
-
-def _storage_option() -> Any:
-    return typer.Option(None, "--storage-options", help=STORAGE_HELP)
-
-
-def _storage(text: Optional[str]) -> dict[str, Any]:
-    from sgpipe.tools.locations import parse_storage_options
-
-    return parse_storage_options(text)
-
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
@@ -99,7 +50,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
 
 
 @app.command()
-@_user_errors(ValueError)  # generate_world's argument checks
+@user_errors(ValueError)  # generate_world's argument checks
 def synth(
     out: Path = typer.Argument(..., help="Folder to write images/ and annotations/ into."),
     images: int = typer.Option(100, "--images", "-n", help="Number of images."),
@@ -125,7 +76,7 @@ def synth(
 
 
 @app.command()
-@_user_errors(on_interrupt="interrupted: complete shards are kept; rerun the same command to resume")
+@user_errors(on_interrupt="interrupted: complete shards are kept; rerun the same command to resume")
 def run(
     config: Path = typer.Argument(..., help="A recipe from pipelines/, e.g. pipelines/coco.yaml."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -148,15 +99,15 @@ def run(
     ),
 ) -> None:
     """Run a pipeline recipe: source -> caption -> parse -> tag -> verify -> shards (resumable)."""
-    from sgpipe.config import load_config
-    from sgpipe.runner import RunOptions, run_pipeline
+    from sgpipe.run import RunOptions, run_pipeline
+    from sgpipe.run.preflight import checked_config
 
     overrides = list(set_)
     if address:
         overrides.append(f"run.address={address}")
     if limit is not None:
         overrides.append(f"source.limit={limit}")
-    cfg = load_config(config, overrides)
+    cfg = checked_config(config, overrides)
     summary = run_pipeline(
         cfg,
         RunOptions(
@@ -172,7 +123,7 @@ def run(
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def leakage(
     config: Path = typer.Argument(..., help="A recipe; its source section names the images, as for `run`."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -194,13 +145,13 @@ def leakage(
     from sgpipe.config import load_config
     from sgpipe.leakage.scan import DEFAULT_MAX_DISTANCE, find_leakage
 
-    cfg = load_config(config, set_, check_paths=False)  # only the source is read: checked there
+    cfg = load_config(config, set_)  # only the source is read: checked there
     distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     typer.echo(find_leakage(cfg, against, out, max_distance=distance, threads=threads))
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def demo(
     out: Path = typer.Option(
         Path("demo-out"), "--out", help="Folder for the synthetic world and the shards."
@@ -223,21 +174,21 @@ def demo(
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def inspect(
     path: str = typer.Argument(..., help="A shard .tar, an output folder, or a brace pattern (path or URL)."),
     limit: int = typer.Option(3, "--limit", help="Records to print in full."),
     render: Optional[Path] = typer.Option(None, "--render", help="Write PNG renderings of records here."),
-    storage_options: Optional[str] = _storage_option(),
+    storage_options: Optional[str] = storage_option(),
 ) -> None:
     """Print records and counts of shards; optionally render boxes and relations as PNGs."""
     from sgpipe.tools.inspect_shards import inspect_shards
 
-    typer.echo(inspect_shards(path, limit=limit, render_dir=render, options=_storage(storage_options)))
+    typer.echo(inspect_shards(path, limit=limit, render_dir=render, options=storage_from(storage_options)))
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def parse(
     text: Optional[str] = typer.Argument(None, help="A caption to parse."),
     input: Optional[Path] = typer.Option(None, "--input", help='JSON lines {"id", "text"}.'),
@@ -262,7 +213,7 @@ def parse(
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def train(
     config: Path = typer.Argument(..., help="A training recipe, e.g. pipelines/train_small.yaml."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -274,126 +225,46 @@ def train(
 
 
 @app.command()
-@_user_errors()
+@user_errors(on_interrupt="interrupted: complete shards are kept; rerun the same command to resume")
 def reverify(
-    out: Path = typer.Argument(..., help="An sgpipe output folder."),
+    out: str = typer.Argument(..., help="An sgpipe output folder (a path or a URL: s3://bucket/out)."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Verifier checkpoint folder."),
-    new_out: Path = typer.Option(..., "--out", help="Folder for the re-scored shards."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    new_out: str = typer.Option(..., "--out", help="Folder for the re-scored shards (a path or a URL)."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="verify.* (thresholds, batch, dtype, assignment), run.* (executor, workers, device...), "
+        "source.storage_options (reading OUT), output.storage_options (writing NEW), as for `run`.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Resume into NEW even if it was written otherwise."),
+    progress: bool = typer.Option(False, "--progress/--no-progress", help="Periodic progress line."),
 ) -> None:
-    """Re-score existing shards with a new verifier checkpoint (no captioning or parsing again)."""
-    from sgpipe.reverify import reverify as reverify_shards
+    """Re-score existing shards with a new verifier checkpoint (no captioning or parsing again); a run
+    like `sgpipe run`: resumable, retried, stopped cleanly, on this process or Ray."""
+    from sgpipe.run import RunOptions
+    from sgpipe.run.reverify import reverify as reverify_shards
 
-    typer.echo(reverify_shards(out, checkpoint, new_out, set_))
+    typer.echo(reverify_shards(out, checkpoint, new_out, set_, RunOptions(force=force, progress=progress)))
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def reshard(
     source: str = typer.Argument(
         ..., help="Input shards: a folder, a .tar or a brace pattern (path or URL)."
     ),
     out: str = typer.Argument(..., help="Folder for the equal-size shards (path or URL)."),
     samples_per_shard: int = typer.Option(100, "--samples-per-shard", help="Samples per output shard."),
-    storage_options: Optional[str] = _storage_option(),
+    storage_options: Optional[str] = storage_option(),
 ) -> None:
     """Rewrite shards into equal-size ones (for training on ranks x workers)."""
     from sgpipe.tools.reshard import reshard as reshard_shards
 
-    typer.echo(reshard_shards(source, out, samples_per_shard, _storage(storage_options)))
-
-
-@convert_app.command("vg")
-@_user_errors()
-def convert_vg(
-    images: Path = typer.Option(..., "--images", help="Visual Genome image folder."),
-    scene_graphs: Path = typer.Option(
-        ..., "--scene-graphs", help="scene_graphs.json (or relationships.json)."
-    ),
-    out: str = typer.Option(..., "--out", help="Folder for training shards (path or URL)."),
-    image_data: Optional[Path] = typer.Option(
-        None, "--image-data", help="image_data.json (sizes, file names)."
-    ),
-    samples_per_shard: int = typer.Option(1000, "--samples-per-shard"),
-    storage_options: Optional[str] = _storage_option(),
-) -> None:
-    """Visual Genome scene graphs -> training shards."""
-    from sgpipe.tools.convert import convert_vg as run_convert
-
-    options = _storage(storage_options)
-    typer.echo(
-        run_convert(
-            images,
-            scene_graphs,
-            out,
-            image_data=image_data,
-            samples_per_shard=samples_per_shard,
-            options=options,
-        )
-    )
-
-
-@convert_app.command("synth")
-@_user_errors()
-def convert_synth(
-    world: Path = typer.Argument(..., help="A folder written by `sgpipe synth`."),
-    out: str = typer.Option(..., "--out", help="Folder for training shards (path or URL)."),
-    samples_per_shard: int = typer.Option(100, "--samples-per-shard"),
-    storage_options: Optional[str] = _storage_option(),
-) -> None:
-    """The synthetic world's true relations (and its captions' false ones as negatives) -> training shards."""
-    from sgpipe.tools.convert import convert_synth as run_convert
-
-    typer.echo(
-        run_convert(world, out, samples_per_shard=samples_per_shard, options=_storage(storage_options))
-    )
-
-
-@convert_app.command("rlipv2")
-@_user_errors()
-def convert_rlipv2(
-    labels: Path = typer.Argument(..., help="RLIPv2's pseudo-label JSON (COCO or Objects365, or a merge)."),
-    images: Path = typer.Option(
-        ..., "--images", help="RLIPv2's image folder: COCO (train2017/...), Objects365 root, or VG images."
-    ),
-    out: str = typer.Option(..., "--out", help="Folder for the shards (path or URL)."),
-    image_paths: Optional[Path] = typer.Option(
-        None, "--image-paths", help="Objects365 image_id_to_filepath.json (default: in --images)."
-    ),
-    samples_per_shard: int = typer.Option(1000, "--samples-per-shard"),
-    storage_options: Optional[str] = _storage_option(),
-) -> None:
-    """RLIPv2's released pseudo-labels -> shards (confidence kept, kept at >= 0.20)."""
-    from sgpipe.tools.convert import convert_rlipv2 as run_convert
-
-    options = _storage(storage_options)
-    typer.echo(
-        run_convert(
-            labels, images, out, image_paths=image_paths, samples_per_shard=samples_per_shard, options=options
-        )
-    )
-
-
-@convert_app.command("rtagger")
-@_user_errors()
-def convert_rtagger(
-    checkpoint: Path = typer.Argument(..., help="RLIPv2's R-Tagger checkpoint (checkpoint0019.pth)."),
-    out: Path = typer.Option(..., "--out", help="Folder to write (config.json, model.safetensors, tokenizer)."),
-    tokenizer: str = typer.Option("roberta-base", "--tokenizer", help="Tokenizer folder or hub id."),
-    assume_released: Optional[str] = typer.Option(
-        None, "--assume-released",
-        help="For a checkpoint that stores no args: convert it with the flags of RLIPv2's released tagger script "
-        "for this backbone (resnet50 | swin_tiny | swin_large).",
-    ),
-) -> None:
-    """RLIPv2's R-Tagger weights (ResNet-50, Swin-T, Swin-L) -> a folder `verify.checkpoint` accepts."""
-    from sgpipe.models.rtagger.convert import convert_rtagger as run_convert
-
-    typer.echo(run_convert(checkpoint, out, tokenizer=tokenizer, assume_released=assume_released))
+    typer.echo(reshard_shards(source, out, samples_per_shard, storage_from(storage_options)))
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def export(
     out: str = typer.Argument(..., help=CORPUS_HELP),
     format: str = typer.Option("rlipv2", "--format", help="rlipv2 | parquet"),
@@ -404,17 +275,17 @@ def export(
     data_split: Optional[str] = typer.Option(
         None, "--data-split", help="rlipv2: the items' data_split (default: from the run's source.images)."
     ),
-    storage_options: Optional[str] = _storage_option(),
+    storage_options: Optional[str] = storage_option(),
 ) -> None:
     """Export shards as RLIPv2's pre-training JSON (+ vocabulary, Objects365 paths) or a relations parquet."""
     from sgpipe.tools.export import export as run_export
 
-    options = _storage(storage_options)
+    options = storage_from(storage_options)
     typer.echo(run_export(out, format, output, min_confidence, data_split, options))
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def compare(
     a: str = typer.Argument(
         ..., help="The reference: an sgpipe output folder (or shards) or an RLIPv2 label .json."
@@ -440,7 +311,7 @@ def compare(
     examples: int = typer.Option(
         10, "--examples", help="Images with the most disagreement listed in the JSON."
     ),
-    storage_options: Optional[str] = _storage_option(),
+    storage_options: Optional[str] = storage_option(),
 ) -> None:
     """Two corpora side by side: relations in both, only in A, only in B; agreement; confidences."""
     from sgpipe.tools.compare import compare as run_compare
@@ -454,26 +325,26 @@ def compare(
             all_images=all_images,
             box_tolerance=box_tolerance,
             examples=examples,
-            options=_storage(storage_options),
+            options=storage_from(storage_options),
         )
     )
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def stats(
     out: str = typer.Argument(..., help=CORPUS_HELP),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write histogram PNGs into this folder."),
-    storage_options: Optional[str] = _storage_option(),
+    storage_options: Optional[str] = storage_option(),
 ) -> None:
     """Totals, status counts, top predicates and categories, throughput."""
     from sgpipe.tools.stats import show_stats
 
-    typer.echo(show_stats(out, plots_dir=plots, options=_storage(storage_options)))
+    typer.echo(show_stats(out, plots_dir=plots, options=storage_from(storage_options)))
 
 
 @app.command()
-@_user_errors()
+@user_errors()
 def report(
     out: str = typer.Argument(..., help=CORPUS_HELP),
     output: str = typer.Option(..., "--output", help="HTML file to write (path or URL)."),
@@ -481,12 +352,12 @@ def report(
     comparison: Optional[str] = typer.Option(
         None, "--comparison", help="A `sgpipe compare --out` JSON: adds a Comparison section."
     ),
-    storage_options: Optional[str] = _storage_option(),
+    storage_options: Optional[str] = storage_option(),
 ) -> None:
     """A self-contained HTML report: run summary, plots, a gallery of rendered samples."""
     from sgpipe.tools.report import write_report
 
-    options = _storage(storage_options)
+    options = storage_from(storage_options)
     typer.echo(write_report(out, output, n_samples=samples, options=options, comparison=comparison))
 
 

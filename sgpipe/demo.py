@@ -26,7 +26,7 @@ from pathlib import Path
 from sgpipe.config import load_config
 from sgpipe.errors import SgpipeError
 from sgpipe.models.device import one_thread
-from sgpipe.runner import RunOptions, run_pipeline
+from sgpipe.run import RunOptions, run_pipeline
 from sgpipe.shards import iter_shard_samples
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def run_candidates(world: Path, out: Path, overrides: Sequence[str] = ()) -> str
 
 def verify_candidates(candidates: Path, checkpoint: Path, out: Path, overrides: Sequence[str] = ()) -> str:
     """`sgpipe reverify` of the candidates with the verifier on one thread (`overrides`: verify.* keys)."""
-    from sgpipe.reverify import reverify
+    from sgpipe.run.reverify import reverify
 
     with one_thread():  # the same weights and figures on every run
         return reverify(candidates, checkpoint, out, list(overrides))

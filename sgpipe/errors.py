@@ -104,3 +104,17 @@ class Interrupted(RunStopped):
     def __init__(self, message: str, signal_number: int):
         super().__init__(message)
         self.exit_code = 128 + signal_number
+
+
+class OutputFault(RunStopped):
+    """The output cannot be written: a full disk or quota, a read-only file system, an object store
+    refusing writes. The run's fault, not its images': it stops the run at once, counting no image
+    as failed. `cause` says why, `where` the file or folder; `report` is the end-of-run paragraph
+    once the run has stopped (then the message)."""
+
+    def __init__(self, cause: str, where: str, report: str = ""):
+        self.cause, self.where, self.report = cause, where, report
+        super().__init__(report or f"cannot write {where}: {cause}")
+
+    def __reduce__(self) -> tuple:  # pickled across processes (a Ray worker's write failed)
+        return (type(self), (self.cause, self.where, self.report))

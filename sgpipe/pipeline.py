@@ -1,221 +1,298 @@
-"""Processing one shard end to end: entries -> samples -> stages in fixed batches -> atomic shard.
+"""The table of stages: what a recipe runs, in order, and everything the run needs to know about it.
 
-Nothing here knows about Ray: the runner ships shard indices to workers that each own one
-`ShardProcessor`. The processor alone drives its stages' lifecycle: `setup()` once before the
-first shard, `teardown()` when the worker is done.
+Each entry says its name, when the recipe enables it, how it is built, which models it loads and the
+resources one copy needs. Everything that asks "which stages, which models" reads this table: the
+shard processor (`build_stages`), the chunk size, the dry-run plan, preflight, run.json's models, the
+time estimate, the config hash (`hashed`) and the Ray executor, which sizes its actors by the
+declared resources (a stage declaring a GPU is a model stage: on the device actors in the pools
+layout). Adding a stage is one entry; builds import lazily, so a worker loads only what it runs.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable
 
-import sgpipe
-from sgpipe import errors
-from sgpipe.config import PipelineConfig
-from sgpipe.leakage.exclude import load_exclusions
-from sgpipe.output.writer import write_shard
-from sgpipe.records import ImageEntry, Sample, sample_key
-from sgpipe.source.decode import DecodeStage
-from sgpipe.source.plan import plan_dir_of
-from sgpipe.source.readers import ShardReader
-from sgpipe.stages.base import ErrorHandler, Resources, Stage, warn_and_continue
-from sgpipe.storage import location
+from sgpipe.config import SEQ2SEQ_PARSE_KEYS, PipelineConfig
+from sgpipe.stages.base import Resources, Stage
 
 CHUNK_SIZE = 64  # images decoded and held at once: bounds memory, fixes batch composition
 
 
-def chunk_size(config: PipelineConfig) -> int:
-    """Images per chunk: at least `CHUNK_SIZE`, and never fewer than a model stage's batch, or the
-    GPU would only ever see chunk-sized batches (larger caption batches run faster: docs/BENCHMARKS.md)."""
-    sizes = [CHUNK_SIZE]
-    if config.caption.enabled:
-        sizes.append(config.caption.batch_size)
-    if config.detect.enabled:
-        sizes.append(config.detect.batch_size)
-    if config.verify.enabled:
-        sizes.append(config.verify.batch_size)
-    return max(sizes)
+@dataclass(frozen=True)
+class ModelRef:
+    """A model a stage loads, as run.json records it (`key`: `id`) and preflight checks it."""
+
+    key: str  # its name in run.json's `models`: "captioner", "verifier", ...
+    role: str  # how problems name it: "caption", "text embedding", ...
+    id: str  # hub id or folder, as configured
+    kind: str  # how preflight checks it: "transformers" | "checkpoint" | "spacy" | "embedding"
+
+
+def _no_models(config: PipelineConfig) -> list[ModelRef]:
+    return []
+
+
+def _whole_section(config: PipelineConfig, section: dict[str, Any]) -> dict[str, Any] | None:
+    return section
+
+
+def only_when_enabled(config: PipelineConfig, section: dict[str, Any]) -> dict[str, Any] | None:
+    """The hash rule for a stage added later: its section counts only when it runs, so the hashes of
+    recipes written before it existed stay the same."""
+    return section if section.get("enabled") else None
 
 
 @dataclass(frozen=True)
-class ShardJob:
-    """What a worker needs to know about the source, beyond the config."""
+class StageSpec:
+    name: str  # the stage's name (`Stage.name`): timings, batch splits, provenance
+    section: str  # the config section it reads ("" for none of its own)
+    enabled: Callable[[PipelineConfig], bool]
+    build: Callable[[PipelineConfig, list[str]], Stage]  # (config, category names) -> a stage, not set up
+    resources: Resources = Resources()  # one copy's needs; gpus > 0: a model stage (a device's work)
+    models: Callable[[PipelineConfig], list[ModelRef]] = _no_models
+    batch: Callable[[PipelineConfig], int] | None = None  # a model batch that a chunk must hold whole
+    hashed: Callable[[PipelineConfig, dict[str, Any]], dict[str, Any] | None] = _whole_section
+    label: str = ""  # how the estimate names it ("the seq2seq parser"); default: its name
+    concurrent: bool = True  # a device actor may run two chunks through it at once (no per-call state)
 
-    dataset: str
-    categories: tuple[str, ...]
-
-
-def build_stages(config: PipelineConfig, categories: list[str]) -> list[Stage]:
-    """The recipe's stages in order. Imports are local: a worker loads only what it runs."""
-    images = config.source.images if config.source.kind != "webdataset" else ""  # tars carry their images
-    stages: list[Stage] = [
-        DecodeStage(
-            location(images, config.source.storage_options) if images else None,
-            config.source.max_pixels,
-            config.run.decode_threads,
-            keep_bytes=config.output.images,
-        )
-    ]
-    if config.caption.enabled:
-        from sgpipe.stages.caption import CaptionStage
-
-        run = config.run
-        stages.append(CaptionStage(config.caption, device=run.device, seed=run.seed, gpus=run.gpus_per_worker))
-    stages.append(parse_stage(config))
-    if config.detect.enabled:
-        from sgpipe.stages.detect import DetectStage, query_vocabulary
-
-        run = config.run
-        stages.append(DetectStage(config.detect, device=run.device, gpus=run.gpus_per_worker))
-        categories = list(dict.fromkeys(categories + query_vocabulary(config.detect.vocabulary)))
-    stages.append(tag_stage(config, categories))
-    if config.verify.enabled:
-        from sgpipe.stages.verify import VerifyStage
-
-        run = config.run
-        stages.append(
-            VerifyStage(config.verify, device=run.device, gpus=run.gpus_per_worker, vocabulary=config.tag.vocabulary)
-        )
-    return stages
+    @property
+    def on_device(self) -> bool:
+        return self.resources.gpus > 0
 
 
-def parse_stage(config: PipelineConfig) -> Stage:
-    """The parse stage of `parse.backend`: rules (default), seq2seq, or sng (SceneGraphParser, RLIPv2's)."""
-    if config.parse.backend == "seq2seq":
-        from sgpipe.stages.parse_seq2seq import Seq2SeqParseStage
+def _decode(config: PipelineConfig, categories: list[str]) -> Stage:
+    from sgpipe.source.decode import DecodeStage
+    from sgpipe.storage import location
 
-        return Seq2SeqParseStage(config.parse, device=config.run.device, gpus=config.run.gpus_per_worker)
-    if config.parse.backend == "sng":
-        from sgpipe.stages.parse_sng import SngParseStage
+    source = config.source
+    images = source.images if source.kind != "webdataset" else ""  # tars carry their images
+    return DecodeStage(
+        location(images, source.storage_options) if images else None,
+        source.max_pixels,
+        config.run.decode_threads,
+        keep_bytes=config.output.images,
+    )
 
-        return SngParseStage(config.parse)
+
+def _caption(config: PipelineConfig, categories: list[str]) -> Stage:
+    from sgpipe.stages.caption import CaptionStage
+
+    return CaptionStage(config.caption, device=config.run.device, seed=config.run.seed)
+
+
+def _parse_rules(config: PipelineConfig, categories: list[str]) -> Stage:
     from sgpipe.stages.parse import ParseStage
 
     return ParseStage(config.parse)
 
 
-def tag_stage(config: PipelineConfig, categories: list[str]) -> Stage:
-    """The tag stage of `tag.matching`: lexicon grounding (default) or RLIPv2's matching."""
-    if config.tag.matching == "rlipv2":
-        from sgpipe.stages.tag_rlipv2 import RLIPv2TagStage
+def _parse_seq2seq(config: PipelineConfig, categories: list[str]) -> Stage:
+    from sgpipe.stages.parse_seq2seq import Seq2SeqParseStage
 
-        return RLIPv2TagStage(config.tag)
+    return Seq2SeqParseStage(config.parse, device=config.run.device)
+
+
+def _parse_sng(config: PipelineConfig, categories: list[str]) -> Stage:
+    from sgpipe.stages.parse_sng import SngParseStage
+
+    return SngParseStage(config.parse)
+
+
+def _detect(config: PipelineConfig, categories: list[str]) -> Stage:
+    from sgpipe.stages.detect import DetectStage
+
+    return DetectStage(config.detect, device=config.run.device)
+
+
+def _tag(config: PipelineConfig, categories: list[str]) -> Stage:
     from sgpipe.stages.tag import TagStage
 
+    if config.detect.enabled:  # the phrases always asked about ground like category names
+        from sgpipe.stages.detect import query_vocabulary
+
+        categories = list(dict.fromkeys(categories + query_vocabulary(config.detect.vocabulary)))
     return TagStage(config.tag, categories)
 
 
-def worker_resources(stages: list[Stage]) -> Resources:
-    """What one worker running `stages` one after another needs: the most any of them declares."""
+def _tag_rlipv2(config: PipelineConfig, categories: list[str]) -> Stage:
+    from sgpipe.stages.tag_rlipv2 import RLIPv2TagStage
+
+    return RLIPv2TagStage(config.tag)
+
+
+def _verify(config: PipelineConfig, categories: list[str]) -> Stage:
+    from sgpipe.stages.verify import VerifyStage
+
+    return VerifyStage(config.verify, device=config.run.device, vocabulary=config.tag.vocabulary)
+
+
+def _spacy(config: PipelineConfig) -> ModelRef:
+    return ModelRef("spacy", "parse.spacy_model", config.parse.spacy_model, "spacy")
+
+
+def _without(section: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k not in keys}
+
+
+def _at_default(section: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """`section` without the keys that hold their default: keys added after the first recipes, so
+    the hashes of recipes that never set them stay as they were."""
+    return {k: v for k, v in section.items() if not (k in defaults and v == defaults[k])}
+
+
+def _file_md5(path: str) -> str:
+    """A file that decides the shards counts by its bytes, not its name (as the exclude file)."""
+    import hashlib
+
+    from sgpipe.storage import location
+
+    try:
+        return hashlib.md5(location(path).read_bytes()).hexdigest()
+    except OSError:
+        return path
+
+
+def _caption_hashed(config: PipelineConfig, section: dict[str, Any]) -> dict[str, Any]:
+    # the engine counts only when captions are made, and `transformers` hashes as before engines
+    return _without(section, "engine") if not section["enabled"] or section["engine"] == "transformers" else section
+
+
+def _detect_hashed(config: PipelineConfig, section: dict[str, Any]) -> dict[str, Any] | None:
+    from sgpipe.config import DETECT_VOCABULARIES
+
+    if not section["enabled"]:
+        return None
+    if section["vocabulary"] not in DETECT_VOCABULARIES:
+        return {**section, "vocabulary": _file_md5(section["vocabulary"])}
+    return section
+
+
+def _tag_hashed(config: PipelineConfig, section: dict[str, Any]) -> dict[str, Any]:
+    from sgpipe.vocab.rlipv2 import is_table_file
+
+    section = _at_default(section, {"matching": "lexicon"})
+    if is_table_file(section["vocabulary"]):  # the table decides the candidates, not the file's name
+        section = {**section, "vocabulary": _file_md5(section["vocabulary"])}
+    return section
+
+
+def _detect_models(config: PipelineConfig) -> list[ModelRef]:
+    return [ModelRef("detector", "detect", config.detect.model, "transformers")]
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec("decode", "", lambda c: True, _decode),
+    StageSpec(
+        "caption",
+        "caption",
+        lambda c: c.caption.enabled,
+        _caption,
+        Resources(cpus=1.0, gpus=1.0),
+        models=lambda c: [ModelRef("captioner", "caption", c.caption.model, "transformers")],
+        batch=lambda c: c.caption.batch_size,
+        hashed=_caption_hashed,
+    ),
+    StageSpec(
+        "parse",
+        "parse",
+        lambda c: c.parse.backend == "rules",
+        _parse_rules,
+        models=lambda c: [_spacy(c)],
+        # the learned parser's keys matter only when it runs: the rules' hash stays as it was
+        hashed=lambda c, s: _without(s, "backend", *SEQ2SEQ_PARSE_KEYS),
+    ),
+    StageSpec(
+        "parse",
+        "parse",
+        lambda c: c.parse.backend == "seq2seq",
+        _parse_seq2seq,
+        Resources(cpus=1.0, gpus=1.0),
+        models=lambda c: [ModelRef("parser", "parse", c.parse.model, "transformers"), _spacy(c)],
+        label="the seq2seq parser",
+        concurrent=False,  # its spaCy resolver is not shared between threads
+    ),
+    StageSpec(
+        "parse",
+        "parse",
+        lambda c: c.parse.backend == "sng",
+        _parse_sng,
+        models=lambda c: [ModelRef("sng", "parse", "sng_parser", "sng"), _spacy(c)],
+        hashed=lambda c, s: _without(s, *SEQ2SEQ_PARSE_KEYS),
+        label="SceneGraphParser",
+    ),
+    StageSpec(
+        "detect",
+        "detect",
+        lambda c: c.detect.enabled,
+        _detect,
+        Resources(cpus=1.0, gpus=1.0),
+        models=_detect_models,
+        batch=lambda c: c.detect.batch_size,
+        hashed=_detect_hashed,  # a run without it hashes as before the stage existed
+        label="the detect stage",
+    ),
+    StageSpec(
+        "tag",
+        "tag",
+        lambda c: c.tag.matching == "lexicon",
+        _tag,
+        models=lambda c: [ModelRef("embedding", "text embedding", c.tag.embedding_model, "embedding")],
+        hashed=_tag_hashed,
+    ),
+    StageSpec("tag", "tag", lambda c: c.tag.matching == "rlipv2", _tag_rlipv2, hashed=_tag_hashed),
+    StageSpec(
+        "verify",
+        "verify",
+        lambda c: c.verify.enabled,
+        _verify,
+        Resources(cpus=1.0, gpus=1.0),
+        models=lambda c: [ModelRef("verifier", "verifier", c.verify.checkpoint, "checkpoint")],
+        batch=lambda c: c.verify.batch_size,
+        # the defaults of keys added later leave the hash as it was before they existed
+        hashed=lambda c, s: _at_default(s, {"assignment": "candidates", "texts": "image"}),
+    ),
+)
+
+
+def enabled_specs(config: PipelineConfig, names: tuple[str, ...] | None = None) -> list[StageSpec]:
+    """The recipe's stages in order (only those named in `names`, when given)."""
+    return [s for s in STAGES if s.enabled(config) and (names is None or s.name in names)]
+
+
+def build_stages(
+    config: PipelineConfig, categories: list[str], names: tuple[str, ...] | None = None
+) -> list[Stage]:
+    """The recipe's stages in order, built but not set up (cheap: no model loads). Each carries
+    the resources its table entry declares."""
+    stages = []
+    for spec in enabled_specs(config, names):
+        stage = spec.build(config, list(categories))
+        stage.resources = spec.resources
+        stages.append(stage)
+    return stages
+
+
+def recipe_models(config: PipelineConfig, names: tuple[str, ...] | None = None) -> list[ModelRef]:
+    """Every model the recipe's stages load, in stage order."""
+    return [model for spec in enabled_specs(config, names) for model in spec.models(config)]
+
+
+def chunk_size(config: PipelineConfig) -> int:
+    """Images per chunk: at least `CHUNK_SIZE`, and never fewer than a model stage's batch, or the
+    GPU would only ever see chunk-sized batches (larger caption batches run faster: docs/BENCHMARKS.md)."""
+    return max([CHUNK_SIZE] + [s.batch(config) for s in enabled_specs(config) if s.batch is not None])
+
+
+def device_stage_names(config: PipelineConfig) -> tuple[str, ...]:
+    """The model stages (a GPU declared): the device actors' work in the pools layout."""
+    return tuple(s.name for s in enabled_specs(config) if s.on_device)
+
+
+def worker_resources(config: PipelineConfig) -> Resources:
+    """What one worker running every stage one after another needs: the most any of them declares."""
+    specs = enabled_specs(config)
     return Resources(
-        cpus=max((s.resources.cpus for s in stages), default=1.0),
-        gpus=max((s.resources.gpus for s in stages), default=0.0),
+        cpus=max((s.resources.cpus for s in specs), default=1.0),
+        gpus=max((s.resources.gpus for s in specs), default=0.0),
     )
-
-
-def entry_to_sample(
-    entry: ImageEntry,
-    dataset: str,
-    excluded: Mapping[int, str] | None = None,
-    image_bytes: bytes | None = None,
-) -> Sample:
-    """A sample of one planned entry; `image_bytes` when the source carries the image itself (a tar)."""
-    sample = Sample(
-        key=sample_key(dataset, entry.image_id),
-        dataset=dataset,
-        image_id=entry.image_id,
-        file_name=entry.file_name,
-        width=entry.width,
-        height=entry.height,
-        objects=list(entry.objects),
-        captions=list(entry.captions),
-        image_bytes=image_bytes,
-        source_key=entry.source_key,
-        metadata=entry.metadata,
-        annotation_categories=entry.annotation_categories,
-    )
-    for reason, count in (*entry.dropped_boxes.items(), *entry.counters.items()):
-        sample.count(reason, count)
-    if entry.duplicate:
-        sample.fail(
-            errors.FAILED_DUPLICATE_ID, f"image id {entry.image_id} repeated; its first entry is kept"
-        )
-    elif excluded and entry.image_id in excluded:
-        sample.fail(errors.EXCLUDED, excluded[entry.image_id])  # a status, not a failure
-    elif entry.failure:  # known before any image is read (a `.txt` without its image)
-        sample.fail(entry.failure, entry.failure_message)
-    return sample
-
-
-class ShardProcessor:
-    def __init__(
-        self,
-        config: PipelineConfig,
-        job: ShardJob,
-        stages: list[Stage] | None = None,
-        handler: ErrorHandler = warn_and_continue,
-    ):
-        self.config = config
-        self.job = job
-        self.out_dir = location(config.output.dir, config.output.storage_options)
-        self.plan_dir = plan_dir_of(self.out_dir)
-        source = config.source
-        self.reader = ShardReader(source, self.plan_dir)
-        self.excluded = load_exclusions(source.exclude, source.storage_options) if source.exclude else {}
-        self.stages = stages if stages is not None else build_stages(config, list(job.categories))
-        for stage in self.stages:
-            stage.handler = handler
-        self._set_up = False
-
-    def setup(self) -> None:
-        """Load every stage's models; the first shard does it when nobody did before."""
-        if not self._set_up:
-            for stage in self.stages:
-                stage.setup()
-            self._set_up = True
-
-    def teardown(self) -> None:
-        """Free the stages' models and threads; a later shard sets them up again."""
-        if self._set_up:
-            for stage in reversed(self.stages):
-                stage.teardown()
-            self._set_up = False
-
-    def provenance(self) -> dict[str, Any]:
-        return {
-            "sgpipe": sgpipe.__version__,
-            "config_hash": self.config.content_hash(),
-            "models": {s.name: s.describe() for s in self.stages if s.describe()},
-        }
-
-    def process_shard(self, index: int, attempts: dict[str, int] | None = None) -> dict[str, Any]:
-        """Process and commit shard `index`; `attempts` (the driver's count for this shard, this
-        attempt included) is recorded in its `_stats.json`."""
-        started = time.perf_counter()  # the first shard's wall time includes loading the models
-        self.setup()
-        samples = [
-            entry_to_sample(entry, self.job.dataset, self.excluded, image)
-            for entry, image in self.reader.items(index)
-        ]
-        before = {s.name: s.seconds for s in self.stages}
-        splits_before = {s.name: s.retries for s in self.stages}
-        size = chunk_size(self.config)
-        for start in range(0, len(samples), size):
-            chunk = samples[start : start + size]
-            for stage in self.stages:
-                stage(chunk)
-            for sample in chunk:
-                sample.image = None  # decoded pixels are not needed once the chunk is through
-        timings = {
-            "stages": {s.name: round(s.seconds - before[s.name], 4) for s in self.stages},
-        }
-        timings["wall_seconds"] = round(time.perf_counter() - started, 4)
-        retries = {
-            "attempts": attempts or {"count": 1, "workers_lost": 0, "timed_out": 0},
-            "batch_splits": {s.name: s.retries - splits_before[s.name] for s in self.stages},
-        }
-        return write_shard(
-            self.out_dir, index, samples, self.provenance(), self.config.output.images, timings, retries
-        )

@@ -1,23 +1,21 @@
-"""The driver's attempt policy without Ray: retries to the back, budgets, time limits, the report."""
+"""The driver's attempt policy on its own: retries to the back, budgets, time limits, the report."""
 
 import json
 from collections import Counter
 
 import pytest
 
-from sgpipe.attempts import (
+from sgpipe.config import build_config
+from sgpipe.errors import ConfigError
+from sgpipe.output.failed_shards import failed_shards_path, read_failed_shards, write_failed_shards
+from sgpipe.output.finalize import finalize_outputs
+from sgpipe.run.attempts import (
     FIRST_SHARDS_TIMEOUT_S,
     MIN_TIMEOUT_S,
     AttemptBook,
     end_paragraph,
-    failed_shards_path,
-    read_failed_shards,
     shard_timeout,
-    write_failed_shards,
 )
-from sgpipe.config import build_config
-from sgpipe.errors import ConfigError
-from sgpipe.output.finalize import finalize_outputs
 from tests.helpers.schemas import validate
 from tests.helpers.tiny_shards import make_output
 
@@ -116,6 +114,7 @@ def test_retry_counts_reach_stats_json(tmp_path):
         "failed_shards": 1,
         "workers_replaced": 1 + 1 + 1,  # a lost worker, a timed-out one, the poison's
         "timed_out": 1,
+        "devices_lost": 0,
         "batch_splits": {"caption": 2, "parse": 0},
     }
 
@@ -136,19 +135,19 @@ def test_attempt_settings_are_checked(tmp_path, setting, problem):
 
 
 def test_the_cli_exits_with_each_stops_own_code():
-    """One mechanism for every command: `_user_errors` prints one line and exits with the error's
+    """One mechanism for every command: `user_errors` prints one line and exits with the error's
     `exit_code` (2 by default, 128 + the signal for an interrupt); an unhandled Ctrl-C in `run` is 130."""
     import typer
     from typer.testing import CliRunner
 
-    from sgpipe.cli import _user_errors
+    from sgpipe.cli_support import user_errors
     from sgpipe.errors import Interrupted, ShardsFailed
 
     raised = {"term": Interrupted("Stopped by SIGTERM", 15), "failed": ShardsFailed("1 shard failed")}
     app = typer.Typer()
 
     @app.command()
-    @_user_errors(on_interrupt="interrupted: rerun to resume")
+    @user_errors(on_interrupt="interrupted: rerun to resume")
     def stop(kind: str) -> None:
         if kind == "ctrl-c":
             raise KeyboardInterrupt

@@ -4,11 +4,10 @@
 import pyarrow.parquet as pq
 import pytest
 
-from sgpipe.pipeline import ShardJob, ShardProcessor
 from sgpipe.shards import iter_shard_samples
 from sgpipe.source.plan import build_plan, plan_dir_of
 from tests.corpus.dataset import BOX_CASES, CAPTION_CASES, expected_statuses, make_bad_dataset
-from tests.helpers.runs import tiny_run_config
+from tests.helpers.runs import planned_processor, tiny_run_config
 from tests.helpers.schemas import validate
 
 
@@ -17,9 +16,9 @@ def corpus_output(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     paths = make_bad_dataset(root / "data")
     config = tiny_run_config(paths, root / "out", output__samples_per_shard=8, source__max_pixels=10**8)
-    plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(root / "out"))
-    processor = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories)))
-    shard_stats = [processor.process_shard(i) for i in range(plan.n_shards)]
+    processor = planned_processor(config)
+    n_shards = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(root / "out")).n_shards
+    shard_stats = [processor.process_shard(i) for i in range(n_shards)]
     return root / "out", shard_stats
 
 

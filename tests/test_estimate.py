@@ -1,5 +1,5 @@
 from sgpipe.config import build_config
-from sgpipe.estimate import (
+from sgpipe.run.estimate import (
     CAPTION_IMAGES_PER_S_BY_BATCH,
     FILE_CAPTIONS_PER_IMAGE,
     GPU_IMAGES_PER_S,
@@ -15,7 +15,7 @@ GPU_BOUND = 1 / (1 / CAPTION_IMAGES_PER_S_BY_BATCH[128] + 1 / GPU_IMAGES_PER_S["
 
 def _config(**sections):
     raw = {"source": {"instances": "i.json", "images": "im", "captions": "c.json"}, **sections}
-    return build_config(raw, check_paths=False)
+    return build_config(raw)
 
 
 def _model_config():

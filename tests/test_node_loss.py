@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sgpipe.runner import RunOptions, run_pipeline
+from sgpipe.run import RunOptions, run_pipeline
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.outputs import shard_bytes
 from tests.helpers.runs import stages_with_a_pause, tiny_run_config
@@ -34,7 +34,12 @@ def test_losing_a_node_mid_run_loses_no_shard(cluster, tmp_path, caplog):
 
     def config(out):
         return tiny_run_config(
-            paths, out, output__samples_per_shard=1, run__workers=2, run__cpus_per_worker=1
+            paths,
+            out,
+            output__samples_per_shard=1,
+            run__executor="ray",
+            run__workers=2,
+            run__cpus_per_worker=1,
         )
 
     reference = tmp_path / "reference"

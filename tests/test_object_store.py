@@ -10,7 +10,7 @@ import pytest
 
 from sgpipe.errors import OutputLockedError
 from sgpipe.output.lease import Lease
-from sgpipe.runner import run_pipeline
+from sgpipe.run import run_pipeline
 from sgpipe.storage import RemotePath
 from tests.helpers.cli_runs import invoke, kill_after_shards, start_run, write_recipe
 from tests.helpers.coco_fixture import make_coco_with_bad_images
@@ -31,7 +31,8 @@ def s3opts():
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray(s3opts):
-    """Started after the S3 credentials are in the environment, so the workers inherit them."""
+    """Started after the S3 credentials are in the environment, so the workers inherit them (the
+    tests run in this process unless they ask for Ray)."""
     with start_local_ray() as ray:
         yield ray
 
@@ -56,7 +57,9 @@ def s3_config(paths, out, options, **overrides):
 def test_a_run_to_s3_writes_the_bytes_of_a_local_run_and_lists_only_the_output(dataset, s3opts, local_run):
     local = local_run
     calls = S3Calls(s3opts)
-    summary = run_pipeline(s3_config(dataset, "s3://bucket/run", s3opts, **ONE_PER_SHARD), QUIET)
+    # on Ray: its workers reach the store with the credentials and options of the driver
+    on_ray = {**ONE_PER_SHARD, "run__executor": "ray"}
+    summary = run_pipeline(s3_config(dataset, "s3://bucket/run", s3opts, **on_ray), QUIET)
     listed = list(calls.listed_prefixes)
     assert "wrote 5 shards to s3://bucket/run" in summary
     assert object_bytes(s3opts, "s3://bucket/run") == shard_bytes(local)
@@ -164,8 +167,10 @@ def test_resume_on_s3_from_every_state_a_kill_can_leave(dataset, s3opts, local_r
         (local_run / "shardindex.json").read_text()
     )
     assert fs.exists("bucket/states/stats.json")
-    # the uploaded plan was reused (same inputs): nothing under .sgpipe/plan was written again
-    assert calls.count("PutObject") <= 6  # lease, run.json x2, stats.json, shardindex.json (+ a renewal)
+    # the uploaded plan was reused (same inputs): nothing under .sgpipe/plan was written again;
+    # lease, run.json x2, stats.json, shardindex.json (+ a renewal), and the two shards redone in
+    # this process (the local executor), three objects each
+    assert calls.count("PutObject") <= 6 + 2 * 3
 
 
 def test_redo_failed_on_s3_gives_the_bytes_of_a_clean_run(dataset, s3opts, local_run, tmp_path):
@@ -196,3 +201,27 @@ def test_redo_failed_on_s3_gives_the_bytes_of_a_clean_run(dataset, s3opts, local
     assert object_bytes(s3opts, "s3://bucket/redo") == shard_bytes(local_run)
     run = json.loads(s3(s3opts).cat_file("bucket/redo/run.json"))
     assert [r["shards"] for r in run["redone"]] == [[1, 2, 3, 4]]
+
+
+def test_reverify_reads_and_writes_buckets_with_the_bytes_of_a_local_reverify(
+    dataset, s3opts, local_run, tiny_verifier, tmp_path
+):
+    from sgpipe.run.reverify import reverify
+
+    upload_folder(s3opts, local_run, "s3://bucket/to-rescore")
+    options = json.dumps(s3opts)
+    rescore = ["verify.store_threshold=0.0"]
+    local = tmp_path / "rescored"
+    reverify(local_run, tiny_verifier, local, rescore)
+    summary = reverify(
+        "s3://bucket/to-rescore",
+        tiny_verifier,
+        "s3://bucket/rescored",
+        [*rescore, f"source.storage_options={options}", f"output.storage_options={options}"],
+    )
+    assert "re-scored 5 shards (0 already done)" in summary and "wrote s3://bucket/rescored" in summary
+    assert object_bytes(s3opts, "s3://bucket/rescored") == shard_bytes(local)
+    run = json.loads(s3(s3opts).cat_file("bucket/rescored/run.json"))
+    assert run["reverify"]["source"] == "s3://bucket/to-rescore"
+    assert run["models"]["verifier"] == str(tiny_verifier)
+    assert not s3(s3opts).exists("bucket/rescored/.sgpipe/lease.json"), "its lease is released"

@@ -6,16 +6,12 @@ import shutil
 import pytest
 import webdataset as wds
 
-from sgpipe.runner import run_pipeline
+from sgpipe.run import run_pipeline
 from tests.helpers.cli_runs import kill_after_shards, start_run, write_recipe
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.outputs import complete_shards, shard_bytes
 from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.schemas import validate
-
-
-
-pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,10 @@
 """A worker's chunks (never smaller than a model stage's batch, so the GPU sees the batch asked
 for) and the stage lifecycle the processor drives."""
 
-from sgpipe.pipeline import CHUNK_SIZE, ShardJob, ShardProcessor, build_stages, chunk_size, worker_resources
-from sgpipe.source.plan import build_plan, plan_dir_of
+from sgpipe.pipeline import CHUNK_SIZE, build_stages, chunk_size, worker_resources
 from sgpipe.stages.base import Resources, Stage
 from tests.helpers.coco_fixture import make_coco
-from tests.helpers.runs import tiny_run_config
+from tests.helpers.runs import planned_processor, tiny_run_config
 
 
 class BatchRecorder(Stage):
@@ -45,9 +44,8 @@ def test_a_model_stage_gets_full_batches_across_chunks(tmp_path):
     config = tiny_run_config(
         paths, tmp_path / "out", caption__enabled=True, caption__batch_size=n, output__samples_per_shard=n
     )
-    plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(tmp_path / "out"))
     recorder = BatchRecorder(batch_size=n)
-    processor = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories)), stages=[recorder])
+    processor = planned_processor(config, stages=[recorder])
     processor.process_shard(0)
     assert recorder.batches == [n]  # not [CHUNK_SIZE, 6]
 
@@ -71,8 +69,7 @@ def test_batch_splits_and_attempts_reach_the_shards_stats_but_not_its_bytes(tmp_
     outputs = {}
     for name, attempts in (("first", None), ("third", {"count": 3, "workers_lost": 1, "timed_out": 1})):
         config = tiny_run_config(paths, tmp_path / name, output__samples_per_shard=4)
-        plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(tmp_path / name))
-        processor = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories)), [FailsOnImage20()])
+        processor = planned_processor(config, [FailsOnImage20()])
         stats = processor.process_shard(0, attempts)
         assert stats == json.loads((tmp_path / name / "00000_stats.json").read_text())
         outputs[name] = stats, (tmp_path / name / "00000.tar").read_bytes()
@@ -89,9 +86,8 @@ def test_batch_splits_and_attempts_reach_the_shards_stats_but_not_its_bytes(tmp_
 def test_the_processor_sets_stages_up_once_and_tears_them_down(tmp_path):
     paths = make_coco(tmp_path / "data", n_images=4, width=8, height=8)
     config = tiny_run_config(paths, tmp_path / "out", output__samples_per_shard=2)
-    plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(tmp_path / "out"))
     recorder = BatchRecorder(batch_size=8)
-    processor = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories)), stages=[recorder])
+    processor = planned_processor(config, stages=[recorder])
     processor.process_shard(0)
     processor.process_shard(1)
     processor.teardown()
@@ -99,7 +95,7 @@ def test_the_processor_sets_stages_up_once_and_tears_them_down(tmp_path):
     assert recorder.events == ["setup", "process", "process", "teardown"]
 
 
-def test_stages_declare_batch_size_and_resources(tmp_path):
+def test_stages_carry_their_batch_size_and_the_resources_their_table_entry_declares(tmp_path):
     paths = make_coco(tmp_path / "data", n_images=1)
     config = tiny_run_config(
         paths, tmp_path / "out", caption__enabled=True, caption__batch_size=24, run__gpus_per_worker=0.5
@@ -108,9 +104,11 @@ def test_stages_declare_batch_size_and_resources(tmp_path):
     assert {name: s.batch_size for name, s in stages.items()} == {
         "decode": 64, "caption": 24, "parse": config.parse.batch_size, "tag": 256
     }
-    assert stages["caption"].resources == Resources(cpus=1.0, gpus=0.5)
+    # a model stage declares a device, whatever share of one a flat worker gets (run.gpus_per_worker)
+    assert stages["caption"].resources == Resources(cpus=1.0, gpus=1.0)
     assert stages["parse"].resources == Resources(cpus=1.0, gpus=0.0)
-    assert worker_resources(list(stages.values())) == Resources(cpus=1.0, gpus=0.5)
+    assert worker_resources(config) == Resources(cpus=1.0, gpus=1.0)
+    assert worker_resources(tiny_run_config(paths, tmp_path / "out")) == Resources(cpus=1.0, gpus=0.0)
     assert all(s.matcher is None for s in stages.values() if s.name == "tag")  # nothing loaded yet
 
 

@@ -1,4 +1,5 @@
-"""Preflight: every model problem is one line, all reported before any work starts."""
+"""Preflight: every problem of the world a config points at (its models here) is one line, all
+reported before any work starts."""
 
 import http.server
 import json
@@ -7,9 +8,15 @@ import threading
 import pytest
 
 from sgpipe.errors import PreflightError
-from sgpipe.preflight import check_models, model_problems
+from sgpipe.run.model_checks import model_problems
+from sgpipe.run.preflight import check_run
+from sgpipe.run.sources import PlannedSource
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import tiny_run_config
+
+
+def check_models(config):
+    check_run(config, PlannedSource(config))
 
 
 @pytest.fixture
@@ -86,7 +93,8 @@ def test_every_problem_is_listed_at_once_before_any_work(tmp_path, offline):
         check_models(config)
     problems = caught.value.problems
     assert len(problems) == 4
-    assert [p.split(" ", 1)[0] for p in problems] == ["caption", "caption", "text", "parse.spacy_model"]
+    # in the order of the table of stages: caption, parse, tag
+    assert [p.split(" ", 1)[0] for p in problems] == ["caption", "caption", "parse.spacy_model", "text"]
     assert str(caught.value).count("\n  - ") == 4
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sgpipe.preflight import model_problems
+from sgpipe.run.model_checks import model_problems
 
 BERT = dict(vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
 
@@ -83,7 +83,7 @@ def test_weight_layouts_pass_exactly_when_transformers_loads_them(tmp_path, monk
 CACHED = """
 import json, sys
 from transformers import BlipForConditionalGeneration
-from sgpipe.preflight import model_problems
+from sgpipe.run.model_checks import model_problems
 for repo in sys.argv[1:]:
     try:
         BlipForConditionalGeneration.from_pretrained(repo)

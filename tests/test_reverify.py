@@ -6,10 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from sgpipe.errors import ConfigError, SgpipeError
+from sgpipe.errors import ConfigError, ConfigMismatchError, SgpipeError
 from sgpipe.output.finalize import finalize_outputs
 from sgpipe.output.writer import write_shard
-from sgpipe.reverify import reverify
+from sgpipe.run.reverify import reverify
 from sgpipe.shards import iter_shard_samples
 from tests.helpers.samples import build_sample
 from tests.helpers.train_shards import squares_sample
@@ -95,10 +95,12 @@ def test_reverify_rescores_stored_relations_and_keeps_failures(tmp_path, checkpo
     assert [r["status"] for r in rows] == ["ok", "ok", "failed_missing", "ok"]
     run = json.loads((tmp_path / "new" / "run.json").read_text())
     assert run["thresholds"] == {"store": 0.0, "keep": 0.5} and run["totals"]["count"] == 8
-    # a second call finds every shard complete
-    assert "re-scored 0 shards (2 already done)" in reverify(
-        tmp_path / "old", checkpoint, tmp_path / "new", []
-    )
+    # the same command again finds every shard complete; other thresholds into NEW are refused
+    overrides = ["verify.store_threshold=0.0", "verify.keep_threshold=0.5"]
+    again = reverify(tmp_path / "old", checkpoint, tmp_path / "new", overrides)
+    assert "re-scored 0 shards (2 already done)" in again
+    with pytest.raises(ConfigMismatchError, match="--force"):
+        reverify(tmp_path / "old", checkpoint, tmp_path / "new", [])
 
 
 def test_reverify_drops_relations_below_the_new_store_threshold(tmp_path, checkpoint):

@@ -9,7 +9,7 @@ import tarfile
 import pyarrow.parquet as pq
 import pytest
 
-from sgpipe.attempts import failed_shards_path
+from sgpipe.output.failed_shards import failed_shards_path
 from tests.helpers.cli_runs import invoke, start_run, wait_for, write_recipe
 from tests.helpers.coco_fixture import make_coco, make_coco_with_bad_images
 from tests.helpers.outputs import complete_shards, shard_bytes
@@ -60,7 +60,9 @@ def test_the_images_of_a_shard_that_fails_every_attempt_count_toward_the_error_r
     run.max_error_rate 20%, and the run stops on the error rate rather than ending with a failed shard."""
     paths = make_coco(tmp_path / "coco", n_images=4)
     out = tmp_path / "out"
-    limits = {"run__max_error_rate": 0.2, "run__min_samples_for_error_rate": 1, "run__shard_attempts": 1}
+    # on Ray: the local executor would run the poisoned shard in the driver, which it kills
+    limits = {"run__max_error_rate": 0.2, "run__min_samples_for_error_rate": 1, "run__shard_attempts": 1,
+              "run__executor": "ray"}
     recipe = _recipe(paths, out, tmp_path / "recipe.yaml", **limits)
     # in a process of its own: the poison kills whichever process runs the shard
     process = start_run(recipe, factory="stages_with_a_poison", capture=True)

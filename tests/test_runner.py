@@ -1,4 +1,5 @@
-"""End to end through Ray: plan -> decode -> parse -> tag -> shards, resume and refusals."""
+"""End to end: plan -> decode -> parse -> tag -> shards, resume and refusals, in this process (the
+local executor) unless a test says Ray."""
 
 import json
 import os
@@ -11,7 +12,8 @@ import webdataset as wds
 
 from sgpipe.errors import ConfigMismatchError, ErrorRateExceeded, OutputLockedError, SgpipeError
 from sgpipe.output.guards import OutputLock
-from sgpipe.runner import placeable_workers, run_pipeline
+from sgpipe.run import run_pipeline
+from sgpipe.run.layout import placeable_workers
 from tests.helpers.cli_runs import kill_after_shards, start_run, write_recipe
 from tests.helpers.coco_fixture import make_coco_with_bad_images
 from tests.helpers.outputs import complete_shards, shard_bytes
@@ -24,10 +26,6 @@ from tests.helpers.runs import (
     with_tiny_models,
 )
 from tests.helpers.schemas import validate
-
-
-
-pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +98,19 @@ def test_wrong_images_folder_trips_the_error_rate(dataset, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "shards_before_kill", [2] + [pytest.param(k, marks=pytest.mark.slow) for k in (0, 1, 3)]
+    "executor, shards_before_kill",
+    [("local", 2), ("ray", 2)] + [pytest.param("local", k, marks=pytest.mark.slow) for k in (0, 1, 3)],
 )
-def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, shards_before_kill):
-    def config(out):
-        return tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1)
+def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, executor, shards_before_kill):
+    def config(out, **run):
+        return tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1, **run)
 
     reference = tmp_path / "reference"
     run_pipeline(config(reference), QUIET)
     out = tmp_path / "killed"
     # each shard pauses, so the polling cannot miss the moment to kill, however busy the machine
-    process = start_run(write_recipe(config(out), tmp_path / "recipe.yaml"), factory="stages_with_a_pause")
+    recipe = write_recipe(config(out, run__executor=executor), tmp_path / "recipe.yaml")
+    process = start_run(recipe, factory="stages_with_a_pause")
     kill_after_shards(process, lambda: complete_shards(out), shards_before_kill, total=5)
     run_pipeline(config(out), QUIET)
     assert shard_bytes(out) == shard_bytes(reference)
@@ -118,7 +118,7 @@ def test_sigkill_then_resume_gives_identical_shards(dataset, tmp_path, shards_be
     assert len(keys) == len(set(keys)) == 5
 
 
-def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
+def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path, local_ray):
     import threading
 
     reference = tmp_path / "reference"
@@ -129,7 +129,7 @@ def test_killing_a_worker_mid_run_retries_its_shard(dataset, tmp_path):
     def run():
         try:
             outcome["summary"] = run_pipeline(
-                tiny_run_config(dataset, out, run__workers=1, output__samples_per_shard=1), QUIET
+                tiny_run_config(dataset, out, run__executor="ray", output__samples_per_shard=1), QUIET
             )
         except Exception as error:  # noqa: BLE001 - reported by the assertion below
             outcome["error"] = error
@@ -190,20 +190,21 @@ def test_cli_dry_run_trial_shards_and_metrics(dataset, tmp_path):
 
 def test_the_dry_run_names_the_stages_a_worker_builds(dataset, tmp_path):
     from sgpipe.pipeline import build_stages
-    from sgpipe.runner import describe_plan
+    from sgpipe.run.layout import planned_layout
+    from sgpipe.run.progress import describe_plan
     from sgpipe.source.plan import SourcePlan
 
     config = tiny_run_config(dataset, tmp_path / "o")
     config.caption.enabled = config.verify.enabled = True
     plan = SourcePlan("t", "pycocotools", ["cat"], [2, 1], {}, {})
-    text = describe_plan(plan, [0, 1], config, {"workers": 1, "cpus": 1.0, "gpus": 0.0})
+    text = describe_plan(plan, [0, 1], config, planned_layout(config, 2))
     names = [stage.name for stage in build_stages(config, plan.categories)]
     assert names == ["decode", "caption", "parse", "tag", "verify"]
     assert f"stages: {' -> '.join(names)}; models: captioner " in text
 
 
 def test_every_stage_end_to_end_with_tiny_models(dataset, tmp_path, tiny_blip, tiny_verifier):
-    """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards, on Ray."""
+    """caption (tiny BLIP) + file captions -> parse -> tag -> verify (tiny verifier) -> shards."""
     blip, checkpoint = tiny_blip, tiny_verifier
     run_pipeline(tiny_run_config(dataset, tmp_path / "out", **with_tiny_models(blip, checkpoint)), QUIET)
     records = [
@@ -279,7 +280,9 @@ def test_a_stage_factory_replaces_the_recipes_stages(dataset, tmp_path):
 
 def test_workers_fit_the_gpus_as_well_as_the_cpus(dataset, tmp_path, caplog):
     def config(**run):
-        return tiny_run_config(dataset, tmp_path / "o", **{f"run__{k}": v for k, v in run.items()})
+        # a model stage: flat workers ask for their GPU share only when a stage declares a GPU
+        overrides = {f"run__{k}": v for k, v in run.items()}
+        return tiny_run_config(dataset, tmp_path / "o", caption__enabled=True, **overrides)
 
     node = {"CPU": 16.0, "GPU": 1.0}
     assert placeable_workers(config(workers=0, cpus_per_worker=4), node) == 4
@@ -292,24 +295,35 @@ def test_workers_fit_the_gpus_as_well_as_the_cpus(dataset, tmp_path, caplog):
     # none fits: an error that says why, rather than an actor waiting forever
     with pytest.raises(SgpipeError, match="no worker fits: each needs run.cpus_per_worker=32 CPUs"):
         placeable_workers(config(workers=0, cpus_per_worker=32, gpus_per_worker=1), node)
+    # no stage declares a GPU (captions from the file, the rule parser): no GPU asked for
+    no_models = tiny_run_config(
+        dataset, tmp_path / "o", run__workers=0, run__cpus_per_worker=4, run__gpus_per_worker=1
+    )
+    assert placeable_workers(no_models, node) == 4
 
 
-def test_gpu_workers_without_gpus_fail_at_once_instead_of_waiting(dataset, tmp_path):
+def test_gpu_workers_without_gpus_fail_at_once_instead_of_waiting(dataset, tmp_path, tiny_blip, local_ray):
     # the module's Ray has 2 CPUs and no GPU: a GPU actor could never be placed
-    config = tiny_run_config(dataset, tmp_path / "out", run__gpus_per_worker=1)
+    config = tiny_run_config(
+        dataset, tmp_path / "out", run__executor="ray", run__gpus_per_worker=1, run__layout="flat",
+        caption__enabled=True, caption__model=tiny_blip,
+    )  # fmt: skip
     with pytest.raises(SgpipeError, match="Ray sees no GPU"):
         run_pipeline(config, QUIET)
 
 
 def test_a_dry_run_plans_whole_gpus(dataset, tmp_path, monkeypatch):
-    from sgpipe import runner
+    from sgpipe.run import layout
 
     config = tiny_run_config(
-        dataset, tmp_path / "o", run__workers=0, run__cpus_per_worker=0.25, run__gpus_per_worker=0.33
-    )
-    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(runner, "local_gpu_count", lambda: 0)  # a GPU recipe checked on a laptop
-    assert runner.planned_resources(config, 100) == {"workers": 3, "cpus": 2.0, "gpus": 1}
-    monkeypatch.setattr(runner, "local_gpu_count", lambda: 2)
-    assert runner.planned_resources(config, 100) == {"workers": 6, "cpus": 2.0, "gpus": 2}
-    assert runner.planned_resources(config, 4)["gpus"] == 2  # 4 shards: 4 workers on 2 cards
+        dataset, tmp_path / "o", run__workers=0, run__cpus_per_worker=0.25, run__gpus_per_worker=0.33,
+        run__layout="flat", caption__enabled=True,
+    )  # fmt: skip
+    monkeypatch.setattr(layout.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(layout, "local_gpu_count", lambda: 0)  # a GPU recipe checked on a laptop
+    planned = layout.planned_layout(config, 100)
+    assert (planned.kind, planned.workers, planned.cpus, planned.gpus) == ("flat", 3, 0.75, 1)
+    monkeypatch.setattr(layout, "local_gpu_count", lambda: 2)
+    planned = layout.planned_layout(config, 100)
+    assert (planned.workers, planned.gpus) == (6, 2)
+    assert layout.planned_layout(config, 4).gpus == 2  # 4 shards: 4 workers on 2 cards

@@ -8,14 +8,17 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sgpipe import errors
 from sgpipe.config import build_config
 from sgpipe.errors import ConfigError, OutputLockedError
 from sgpipe.output import lease
 from sgpipe.output.lease import Lease
-from sgpipe.pipeline import entry_to_sample
 from sgpipe.records import ImageEntry
+from sgpipe.run.identity import config_hash
+from sgpipe.run.preflight import checked_config, preflight_problems
+from sgpipe.run.sources import entry_to_sample
 from sgpipe.source.decode import DecodeStage
 from sgpipe.storage import RemotePath, location, redact, url_problem
 from tests.helpers.images import write_image
@@ -47,13 +50,19 @@ def test_each_bad_url_gets_a_message_naming_the_fix():
         assert "needs gcsfs: `pip install gcsfs`" in url_problem("gs://bucket/images", "source.images")
 
 
-def test_bad_urls_are_config_errors_reported_together():
+def _recipe(tmp_path, raw):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    return recipe
+
+
+def test_bad_urls_are_config_errors_reported_together(tmp_path):
     raw = {
         "source": {"instances": "nosuch://b/i.json", "images": "s3:/bucket/images", "captions": "c.json"},
         "output": {"dir": "zzz://bucket/out", "lease_seconds": 1},
     }
-    with pytest.raises(ConfigError) as caught:
-        build_config(raw, check_paths=False)
+    with pytest.raises(ConfigError) as caught:  # the command line's check: the config's and the world's
+        checked_config(_recipe(tmp_path, raw))
     text = str(caught.value)
     assert "source.instances: unknown protocol 'nosuch://'" in text
     assert "source.images: 's3:/bucket/images' looks like a URL missing a slash" in text
@@ -63,7 +72,7 @@ def test_bad_urls_are_config_errors_reported_together():
 
 def test_where_the_data_lives_does_not_change_the_config_hash():
     raw = {"source": {"instances": "i.json", "images": "im", "captions": "c.json"}}
-    base = build_config(raw, check_paths=False).content_hash()
+    base = config_hash(build_config(raw))
     moved = build_config(
         raw,
         [
@@ -72,10 +81,9 @@ def test_where_the_data_lives_does_not_change_the_config_hash():
             "output.lease_seconds=30",
             'source.storage_options={"anon": true}',
         ],
-        check_paths=False,
     )
     assert moved.output.storage_options == {"endpoint_url": "http://x"} and moved.output.lease_seconds == 30
-    assert moved.content_hash() == base
+    assert config_hash(moved) == base
 
 
 def test_secrets_in_storage_options_are_not_recorded():
@@ -95,13 +103,13 @@ def test_secrets_in_storage_options_are_not_recorded():
     }
 
 
-def test_a_missing_remote_instances_file_is_a_config_error(s3opts):
+def test_a_missing_remote_instances_file_is_a_preflight_problem(s3opts):
     raw = {
         "source": {"instances": "s3://bucket/nope.json", "images": "s3://bucket/images", "captions": ""},
         "caption": {"enabled": True},
     }
-    with pytest.raises(ConfigError, match="source.instances: no such file 's3://bucket/nope.json'"):
-        build_config(raw, [f"source.storage_options={json.dumps(s3opts)}"])
+    config = build_config(raw, [f"source.storage_options={json.dumps(s3opts)}"])
+    assert "source.instances: no such file 's3://bucket/nope.json'" in preflight_problems(config)
 
 
 def test_an_exclude_list_in_a_bucket_is_checked_read_and_hashed_by_content(s3opts, tmp_path):
@@ -127,14 +135,12 @@ def test_an_exclude_list_in_a_bucket_is_checked_read_and_hashed_by_content(s3opt
     options = f"source.storage_options={json.dumps(s3opts)}"
     remote = build_config(raw, ["source.exclude=s3://bucket/leak.json", options])
     assert load_exclusions(remote.source.exclude, s3opts) == {7: "evaluation image: same bytes as v.jpg"}
-    assert remote.content_hash() == build_config(raw, [f"source.exclude={local}"]).content_hash()
-    with pytest.raises(ConfigError) as caught:
-        build_config(raw, ["source.exclude=s3://bucket/none.json", options])
-    assert "source.exclude: no such file 's3://bucket/none.json' (write one with `sgpipe leakage`)" in str(
-        caught.value
-    )
-    with pytest.raises(ConfigError, match="expected a JSON list"):
-        build_config(raw, ["source.exclude=s3://bucket/broken.json", options])
+    assert config_hash(remote) == config_hash(build_config(raw, [f"source.exclude={local}"]))
+    problems = preflight_problems(build_config(raw, ["source.exclude=s3://bucket/none.json", options]))
+    missing = "source.exclude: no such file 's3://bucket/none.json' (write one with `sgpipe leakage`)"
+    assert missing in problems
+    broken = preflight_problems(build_config(raw, ["source.exclude=s3://bucket/broken.json", options]))
+    assert any("expected a JSON list" in problem for problem in broken)
 
 
 # --- the lease --------------------------------------------------------------------------------
@@ -274,10 +280,8 @@ def test_a_remote_instances_file_is_stream_indexed_to_the_plan_of_a_local_one(s3
 
 def test_a_shard_costs_a_get_per_image_and_three_puts(s3opts, tmp_path):
     """A worker on a remote source and output: its entries, its images, its three objects; no listing."""
-    from sgpipe.pipeline import ShardJob, ShardProcessor
-    from sgpipe.source.plan import build_plan, plan_dir_of
     from tests.helpers.coco_fixture import make_coco
-    from tests.helpers.runs import tiny_run_config
+    from tests.helpers.runs import planned_processor, tiny_run_config
     from tests.helpers.s3 import upload_folder
 
     paths = make_coco(tmp_path / "coco", n_images=8)
@@ -294,8 +298,8 @@ def test_a_shard_costs_a_get_per_image_and_three_puts(s3opts, tmp_path):
         output__storage_options=options,
         output__samples_per_shard=4,
     )
-    plan = build_plan(config.source, 4, plan_dir_of(location(config.output.dir, s3opts)))
+    processor = planned_processor(config)
     calls = S3Calls(s3opts)
-    stats = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories))).process_shard(1)
+    stats = processor.process_shard(1)
     assert stats["status"] == {"ok": 4}
     assert dict(calls.calls) == {("GetObject", "bucket"): 1 + 4, ("PutObject", "bucket"): 3}

@@ -12,12 +12,12 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from sgpipe.attempts import failed_shards_path
+from sgpipe.output.failed_shards import failed_shards_path
 from sgpipe.config import load_config
 from sgpipe.errors import SgpipeError, ShardsFailed
-from sgpipe.redo import REDO_ADVICE
+from sgpipe.run.redo import REDO_ADVICE
 from sgpipe.output.guards import OutputLock
-from sgpipe.runner import RunOptions, run_pipeline
+from sgpipe.run import RunOptions, run_pipeline
 from tests.helpers.cli_runs import start_run
 from tests.helpers.coco_fixture import make_coco, make_coco_with_bad_images
 from tests.helpers.outputs import shard_bytes
@@ -25,6 +25,7 @@ from tests.helpers.runs import (
     QUIET,
     our_worker_pids,
     stages_that_show_busy_pids,
+    stages_that_show_in_flight_pids,
     stages_with_a_pause,
     stages_with_a_poison,
     tiny_run_config,
@@ -60,7 +61,8 @@ def small(tmp_path_factory):
 
 
 def _config(paths, out, **overrides):
-    return tiny_run_config(paths, out, output__samples_per_shard=1, **overrides)
+    settings = {"output__samples_per_shard": 1, "run__executor": "ray", "run__workers": 2, **overrides}
+    return tiny_run_config(paths, out, **settings)
 
 
 def _in_thread(function, *args, **kwargs):
@@ -139,20 +141,26 @@ def test_a_frozen_worker_is_killed_and_its_shard_redone(world, tmp_path, monkeyp
     """SIGSTOP: the worker is alive but never answers. Past run.shard_timeout_s its shard is
     abandoned, the worker killed and replaced, and the shard redone; meanwhile the driver says
     what it waits for."""
-    from sgpipe import runner
+    from sgpipe.run import supervisor
 
-    monkeypatch.setattr(runner, "HEARTBEAT_S", 5.0)
-    caplog.set_level(logging.INFO, logger="sgpipe.runner")
+    monkeypatch.setattr(supervisor, "HEARTBEAT_S", 5.0)
+    caplog.set_level(logging.INFO, logger="sgpipe.run.supervisor")
     paths, reference = world
     out = tmp_path / "out"
     # generous beside a 0.3 s shard: on a loaded 2-core machine a worker can starve for seconds
     config = _config(paths, out, run__shard_timeout_s=30)
     options = RunOptions(progress=True)
-    thread, outcome = _in_thread(run_pipeline, config, options, stage_factory=stages_with_a_pause)
+    thread, outcome = _in_thread(run_pipeline, config, options, stage_factory=stages_that_show_in_flight_pids)
+    # freeze a worker mid-shard (a second before it could commit): one frozen after committing its
+    # shard leaves nothing to time out, which the CI met once with a worker picked at random
+    in_flight = tmp_path / "in_flight"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (_markers(out) >= 1 and our_worker_pids()):
+    frozen = None
+    while time.monotonic() < deadline and frozen is None:
+        busy = [int(p.name) for p in in_flight.glob("*")] if _markers(out) >= 1 else []
+        frozen = next((pid for pid in busy if pid in our_worker_pids()), None)
         time.sleep(0.01)
-    frozen = our_worker_pids()[0]
+    assert frozen is not None, "no worker was seen mid-shard"
     os.kill(frozen, signal.SIGSTOP)
     try:
         thread.join(timeout=600)
@@ -234,7 +242,8 @@ def test_a_worker_that_cannot_be_placed_is_dropped_and_its_shard_goes_to_the_oth
 
 def _recipe(paths, out, tmp_path, **run):
     recipe = tmp_path / "recipe.yaml"
-    run_lines = "".join(f"  {k}: {v}\n" for k, v in {"workers": 1, "max_error_rate": 1.0, **run}.items())
+    settings = {"executor": "ray", "workers": 1, "max_error_rate": 1.0, **run}
+    run_lines = "".join(f"  {k}: {v}\n" for k, v in settings.items())
     recipe.write_text(
         f"source:\n  name: t\n  instances: {paths['instances']}\n  images: {paths['images']}\n"
         f"  captions: {paths['captions']}\n"
@@ -256,13 +265,19 @@ def _assert_one_paragraph(stderr):
     return errors[0]
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    "executor, signal_number",
+    [("local", signal.SIGINT), ("local", signal.SIGTERM), ("ray", signal.SIGINT)]
+    + [pytest.param("ray", signal.SIGTERM, marks=pytest.mark.slow)],
+)
 def test_a_signal_stops_cleanly_and_the_same_command_resumes_to_the_same_bytes(
-    small, tmp_path, signal_number
+    small, tmp_path, executor, signal_number
 ):
+    """Through the command line; the local executor stops the shard in flight where it is, the Ray
+    executor kills its worker."""
     paths, reference = small
     out = tmp_path / "out"
-    recipe = _recipe(paths, out, tmp_path)
+    recipe = _recipe(paths, out, tmp_path, executor=executor)
     process = _start_cli("stages_with_a_long_pause", recipe)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and _markers(out) < 1 and process.poll() is None:

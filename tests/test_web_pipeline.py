@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from sgpipe.cli import app
 from sgpipe.leakage.scan import find_leakage
-from sgpipe.runner import RunOptions, run_pipeline
+from sgpipe.run.lifecycle import RunOptions, run_pipeline
 from tests.helpers.images import jpeg_bytes
 from tests.helpers.runs import QUIET
 from tests.helpers.schemas import validate

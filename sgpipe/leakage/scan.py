@@ -54,19 +54,16 @@ class SourceImage:
 def check_source_paths(config: PipelineConfig) -> None:
     """The source's instances file and images folder (or its tars), local or any fsspec URL, as
     `sgpipe run` checks them."""
-    from sgpipe.config import _check_source_path
-    from sgpipe.source.kinds import tar_problems
+    from sgpipe.run.preflight import path_problem, tar_problems
 
     problems: list[str] = []
     src = config.source
     keys = {"coco": (("instances", "file"), ("images", "folder")), "folder": (("images", "folder"),)}
     for key, kind in keys.get(src.kind, ()):
         where, url = f"source.{key}", getattr(src, key)
-        problem = url_problem(url, where)
+        problem = url_problem(url, where) or path_problem(where, url, kind, src.storage_options)
         if problem:
             problems.append(problem)
-        else:
-            _check_source_path(problems, where, url, kind, src.storage_options)
     if src.kind == "webdataset":
         problems += tar_problems(src)
     if problems:

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from sgpipe.output.faults import output_fault
 from sgpipe.storage import Location, RemotePath, location
 
 
@@ -80,8 +81,21 @@ def _local_then_upload(path: RemotePath, mode: str) -> Iterator[IO[Any]]:
 @contextlib.contextmanager
 def atomic_file(path: str | Location, mode: str = "wb", *, sync_folder: bool = False) -> Iterator[IO[Any]]:
     """Open a temporary for `path` (`"wb"`, or `"w"` for UTF-8 text); on a clean exit it becomes
-    `path` whole (fsync and rename locally, an upload on an object store), on an error it is removed."""
+    `path` whole (fsync and rename locally, an upload on an object store), on an error it is removed.
+    A write the output refuses (full, over quota, read-only, denied) raises `OutputFault`."""
     path = location(path)
+    try:
+        with _atomic_file(path, mode, sync_folder) as handle:
+            yield handle
+    except OSError as error:
+        fault = output_fault(error, path)
+        if fault is None:
+            raise
+        raise fault from error
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Location, mode: str, sync_folder: bool) -> Iterator[IO[Any]]:
     if isinstance(path, RemotePath):
         with _local_then_upload(path, mode) as handle:
             yield handle

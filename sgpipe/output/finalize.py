@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import sgpipe
-from sgpipe.attempts import read_failed_shards
+from sgpipe.output.failed_shards import read_failed_shards
 from sgpipe.output.atomic import write_json_atomic
 from sgpipe.output.writer import read_shard_stats
 from sgpipe.records import SCHEMA_VERSION
@@ -43,12 +43,15 @@ def git_sha() -> str | None:
 
 
 def software_versions() -> dict[str, str]:
+    """Installed versions, read from the packages' metadata (importing Ray just to ask would cost a
+    run that does not use it a second or two)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {"sgpipe": sgpipe.__version__, "python": platform.python_version()}
     for name in ("torch", "transformers", "ray", "spacy", "webdataset", "pyarrow"):
         try:
-            module = __import__(name)
-            versions[name] = getattr(module, "__version__", "unknown")
-        except ImportError:
+            versions[name] = version(name)
+        except PackageNotFoundError:
             continue
     return versions
 
@@ -89,6 +92,7 @@ def retry_totals(shard_stats: list[dict[str, Any]], failed: list[dict[str, Any]]
         "failed_shards": len(failed),
         "workers_replaced": sum(a.get("workers_lost", 0) for a in attempts) + timed_out,
         "timed_out": timed_out,
+        "devices_lost": sum(a.get("devices_lost", 0) for a in attempts),
         "batch_splits": dict(sorted(splits.items())),
     }
 

@@ -18,19 +18,6 @@ log = logging.getLogger(__name__)
 RECORDED_LOCATIONS = ("source.images", "output.dir")
 
 
-def _models(config: PipelineConfig) -> dict[str, Any]:
-    models: dict[str, Any] = {"spacy": config.parse.spacy_model, "embedding": config.tag.embedding_model}
-    if config.caption.enabled:
-        models["captioner"] = config.caption.model
-    if config.parse.backend == "seq2seq":
-        models["parser"] = config.parse.model
-    if config.detect.enabled:
-        models["detector"] = config.detect.model
-    if config.verify.enabled:
-        models["verifier"] = config.verify.checkpoint
-    return models
-
-
 def _recorded_config(config: PipelineConfig) -> dict[str, Any]:
     """The config as run.json keeps it: secrets in storage options hidden."""
     recorded = config.to_dict()
@@ -54,9 +41,16 @@ def moved_locations(previous: dict[str, Any], config: PipelineConfig) -> list[di
 
 
 def start_run_json(
-    out_dir: Location, config: PipelineConfig, plan: SourcePlan, redone: list[int] = ()
+    out_dir: Location,
+    config: PipelineConfig,
+    plan: SourcePlan,
+    config_hash: str,
+    models: dict[str, str],
+    redone: list[int] = (),
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write run.json as the run starts; `redone` are the complete shards `--redo-failed` reopens."""
+    """Write run.json as the run starts: `models` as the stages' table lists them, `redone` the
+    complete shards `--redo-failed` reopens, `extra` what the source adds (a reverify's origin)."""
     path = location(out_dir) / "run.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     moved = moved_locations(previous, config)
@@ -71,10 +65,10 @@ def start_run_json(
     run = {
         "schema_version": SCHEMA_VERSION,
         "config": _recorded_config(config),
-        "config_hash": config.content_hash(),
+        "config_hash": config_hash,
         "versions": software_versions(),
         "git_sha": git_sha(),
-        "models": _models(config),
+        "models": models,
         "thresholds": {
             "store": config.verify.store_threshold if config.verify.enabled else None,
             "keep": config.verify.keep_threshold if config.verify.enabled else None,
@@ -95,6 +89,7 @@ def start_run_json(
         "location_changes": previous.get("location_changes", []) + moved,
         "redone": previous.get("redone", [])
         + ([{"at": now_iso(), "shards": list(redone)}] if redone else []),
+        **(extra or {}),
     }
     write_json_atomic(path, run)
     return run

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sgpipe.errors import EXCLUDED, OK
+from sgpipe.output.faults import output_fault
 from sgpipe.output.atomic import atomic_file, atomic_write_bytes, fsync_folder, write_json_atomic
 from sgpipe.records import Sample, shard_name
 from sgpipe.storage import Location, RemotePath, location, read_all
@@ -203,12 +204,18 @@ def commit_shard(
     `timings` and `retries` (attempts, batch splits) go to `_stats.json` only: they vary from run to
     run, and the tar and parquet must not."""
     out_dir = location(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(out_dir, shard_index)
-    remove_partial_shard(out_dir, shard_index)
-    size, md5 = _write_tar_atomic(paths["tar"], members)
-    atomic_write_bytes(paths["parquet"], _parquet_bytes(status_rows(samples)))
-    fsync_folder(out_dir)  # tar and parquet are in place on disk before the marker says so
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_partial_shard(out_dir, shard_index)
+        size, md5 = _write_tar_atomic(paths["tar"], members)
+        atomic_write_bytes(paths["parquet"], _parquet_bytes(status_rows(samples)))
+        fsync_folder(out_dir)  # tar and parquet are in place on disk before the marker says so
+    except OSError as error:  # creating, cleaning or syncing the folder (the files raise faults already)
+        fault = output_fault(error, error.filename or out_dir)
+        if fault is None:
+            raise
+        raise fault from error
     stats = {
         "shard": shard_name(shard_index),
         "url": paths["tar"].name,

@@ -1,13 +1,14 @@
 """The base of every batch stage: batching, timing, split-and-retry and failure bookkeeping.
 
-A subclass sets `name` and `failure_status`, passes its batch size and `Resources` to
-`Stage.__init__`, loads its models in `setup()` and frees them in `teardown()`, and writes
-`process()`, which fills fields of the ok samples of one batch in place. Only the code that runs
-stages (`pipeline.ShardProcessor`, `reverify`) calls `setup()` (once per worker, before the first
-batch, never in `__init__`: a stage object stays cheap to build and ship) and `teardown()` (at the
-end). When `process` raises on a batch (a CUDA out-of-memory, a bad sample), the batch is split
-in halves and retried, so only the samples that still fail alone get the failure status; the rest
-of the shard goes on.
+A subclass sets `name` and `failure_status`, passes its batch size to `Stage.__init__`, loads its
+models in `setup()` and frees them in `teardown()`, and writes `process()`, which fills fields of the
+ok samples of one batch in place (and keeps no per-call state on `self`: a device actor may run two
+calls at once, unless the stage's table entry says `concurrent=False`). Only the code that runs
+stages (`sgpipe.run.processor.ShardProcessor`, a device actor) calls `setup()` (once per worker,
+before the first batch, never in `__init__`: a stage object stays cheap to build and ship) and
+`teardown()` (at the end). When `process` raises on a batch (a CUDA out-of-memory, a bad sample),
+the batch is split in halves and retried, so only the samples that still fail alone get the failure
+status; the rest of the shard goes on.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ def reraise(error: Exception, sample: Sample) -> None:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one running copy of a stage needs: a scheduler that gives each stage its own pool
-    sizes the pool by it. Stages of one worker run one after another, so they share a worker's
-    resources (see `pipeline.worker_resources`)."""
+    """What one running copy of a stage needs, as its entry in the table of stages declares it
+    (`sgpipe.pipeline`); the Ray executor sizes its actors by it (`sgpipe.run.layout`). A stage that
+    declares a GPU is a model stage: in the pools layout it runs on the device actors."""
 
     cpus: float = 1.0
-    gpus: float = 0.0  # a fraction shares one card between copies
+    gpus: float = 0.0
 
 
 class Stage:
@@ -72,15 +73,24 @@ class Stage:
         return {}
 
     def __call__(self, samples: list[Sample]) -> list[Sample]:
-        started = time.perf_counter()
-        todo = [s for s in samples if s.ok]
-        for start in range(0, len(todo), self.batch_size):
-            self._run_batch(todo[start : start + self.batch_size])
-        self.samples_processed += len(todo)
-        self.seconds += time.perf_counter() - started
+        self.run_counted(samples)
         return samples
 
-    def _run_batch(self, batch: list[Sample]) -> None:
+    def run_counted(self, samples: list[Sample]) -> tuple[float, int]:
+        """Run on the ok samples in batches; returns this call's seconds and batch splits, which stay
+        right when a device actor runs two calls at once (the totals are shared)."""
+        started = time.perf_counter()
+        todo = [s for s in samples if s.ok]
+        splits = [0]
+        for start in range(0, len(todo), self.batch_size):
+            self._run_batch(todo[start : start + self.batch_size], splits)
+        seconds = time.perf_counter() - started
+        self.samples_processed += len(todo)
+        self.seconds += seconds
+        self.retries += splits[0]
+        return seconds, splits[0]
+
+    def _run_batch(self, batch: list[Sample], splits: list[int]) -> None:
         try:
             self.process(batch)
         except Exception as error:  # noqa: BLE001 - isolating bad samples is the point
@@ -88,11 +98,11 @@ class Stage:
                 self.handler(error, batch[0])
                 batch[0].fail(self.failure_status, f"{self.name}: {type(error).__name__}: {error}"[:1000])
                 return
-            self.retries += 1
+            splits[0] += 1
             log.info("%s: batch of %d raised %s; splitting and retrying", self.name, len(batch), error)
             middle = len(batch) // 2
-            self._run_batch(batch[:middle])
-            self._run_batch(batch[middle:])
+            self._run_batch(batch[:middle], splits)
+            self._run_batch(batch[middle:], splits)
 
     def stats(self) -> dict:
         return {"seconds": round(self.seconds, 3), "samples": self.samples_processed, "retries": self.retries}

@@ -26,7 +26,7 @@ def load_stats(out: str | Location, options: dict[str, Any] | None = None) -> di
 
 def stats_of(out: Location) -> dict[str, Any]:
     """`load_stats` of a folder already checked (`existing_folder`)."""
-    from sgpipe.attempts import read_failed_shards
+    from sgpipe.output.failed_shards import read_failed_shards
     from sgpipe.output.finalize import aggregate_stats
     from sgpipe.output.writer import read_shard_stats
 
@@ -93,10 +93,12 @@ def format_stats(stats: dict[str, Any], run: dict[str, Any]) -> str:
     retries = stats.get("retries")
     if retries:  # outputs of older versions have none
         splits = ", ".join(f"{stage} {n}" for stage, n in retries["batch_splits"].items() if n) or "none"
+        devices = retries.get("devices_lost")  # the pools layout
+        lost = f"{devices} attempts lost with a device actor; " if devices else ""
         lines.append(
             f"retries: {retries['shards_retried']} shards retried ({retries['shard_attempts']} attempts), "
             f"{retries['failed_shards']} failed; {retries['workers_replaced']} workers replaced "
-            f"({retries['timed_out']} after a time-out); batch splits: {splits}"
+            f"({retries['timed_out']} after a time-out); {lost}batch splits: {splits}"
         )
     return "\n".join(lines)
 

@@ -1,5 +1,7 @@
 """Training recipe: YAML -> `TrainConfig`, `--set section.key=value` overrides, validate-all
-(every problem reported at once, with the valid choices), as `sgpipe.config` does for pipelines."""
+(every problem reported at once, with the valid choices), with the same field helpers as the
+pipeline's config (`sgpipe.fields`); whether the shards and the checkpoint are there is
+`sgpipe.train.preflight`'s to check."""
 
 from __future__ import annotations
 
@@ -11,14 +13,14 @@ from typing import Any
 
 import yaml
 
-from sgpipe.config import _check_range, _choices, build_sections, read_recipe
 from sgpipe.errors import ConfigError
-from sgpipe.models.checkpoint import is_checkpoint, not_a_checkpoint
+from sgpipe.fields import build_sections, check_choice, check_fields, choices_text, option
+from sgpipe.recipe import read_recipe
 
 
 @dataclass
 class ModelSection:
-    preset: str = "small"  # tiny | small | base
+    preset: str = "small"  # tiny | small | base (checked against the verifier's presets)
     init: str = ""  # a checkpoint folder to start from (fine-tuning); empty: a fresh model
     options: dict = field(default_factory=dict)  # VerifierConfig fields over the preset, e.g. {d_model: 96}
 
@@ -27,13 +29,13 @@ class ModelSection:
 class DataSection:
     train: str = ""  # shards: a folder, a .tar or a brace pattern
     eval: str = ""  # held-out shards (optional)
-    batch_size: int = 16
-    num_workers: int = 2
-    shuffle_buffer: int = 200
-    negative_predicates: int = 3  # other predicates of the vocabulary per image, frequency-weighted
-    negative_pairs: int = 2  # other ordered box pairs per image
-    max_pairs: int = 32
-    min_confidence: float = 0.5  # relations at or above: positives (ground truth is 1.0)
+    batch_size: int = option(16, low=1)
+    num_workers: int = option(2, low=0)
+    shuffle_buffer: int = option(200, low=0)
+    negative_predicates: int = option(3, low=0)  # other predicates of the vocabulary, frequency-weighted
+    negative_pairs: int = option(2, low=0)  # other ordered box pairs per image
+    max_pairs: int = option(32, low=1)
+    min_confidence: float = option(0.5, low=0.0, high=1.0)  # relations at or above: positives (truth is 1.0)
     max_negative_confidence: float = 0.0  # at or below: explicit negatives; between: left out
     vocab_scan_samples: int = 0  # records read to build the predicate vocabulary (0: all)
     storage_options: dict = field(default_factory=dict)  # fsspec options for URL shards (endpoint_url...)
@@ -41,14 +43,14 @@ class DataSection:
 
 @dataclass
 class OptimSection:
-    lr: float = 3e-4
+    lr: float = option(3e-4, low=0.0)
     weight_decay: float = 0.01
-    warmup_steps: int = 50
-    grad_accum: int = 1
-    epochs: int = 1
-    steps_per_epoch: int = 0  # 0: samples // (world_size * batch_size * grad_accum)
-    max_steps: int = 0  # 0: epochs * steps_per_epoch
-    max_seconds: float = 0.0  # 0: no time budget
+    warmup_steps: int = option(50, low=0)
+    grad_accum: int = option(1, low=1)
+    epochs: int = option(1, low=1)
+    steps_per_epoch: int = option(0, low=0)  # 0: samples // (world_size * batch_size * grad_accum)
+    max_steps: int = option(0, low=0)  # 0: epochs * steps_per_epoch
+    max_seconds: float = option(0.0, low=0)  # 0: no time budget
     clip_grad: float = 1.0
 
 
@@ -56,14 +58,14 @@ class OptimSection:
 class RunSection:
     out: str = "runs/verifier"
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto (bf16 on CUDA) | float32 | bfloat16
-    log_every: int = 10
-    checkpoint_every: int = 200
-    keep_checkpoints: int = 2
-    eval_every: int = 0  # 0: only at the end
+    device: str = option("auto", choices=("auto", "cpu", "cuda"))
+    dtype: str = option("auto", choices=("auto", "float32", "bfloat16"))  # auto: bf16 on CUDA
+    log_every: int = option(10, low=1)
+    checkpoint_every: int = option(200, low=0)
+    keep_checkpoints: int = option(2, low=1)
+    eval_every: int = option(0, low=0)  # 0: only at the end
     eval_samples: int = 0  # 0: every held-out sample
-    keep_threshold: float = 0.2
+    keep_threshold: float = option(0.2, low=0.0, high=1.0)
     resume: bool = True  # continue from the newest checkpoint under `out`
 
 
@@ -81,78 +83,38 @@ class TrainConfig:
 PATH_KEYS = (("data", "train"), ("data", "eval"), ("model", "init"))
 
 
-def _validate(config: TrainConfig, problems: list[str], check_paths: bool) -> None:
+def validate(config: TrainConfig, problems: list[str]) -> None:
+    """Every field's declared choices and range, then the rules across fields."""
     from sgpipe.models.verifier.config import PRESETS, VerifierConfig
 
-    m, d, o, r = config.model, config.data, config.optim, config.run
-    if m.preset not in PRESETS:
-        problems.append(f"model.preset: {m.preset!r} is not valid. {_choices(PRESETS)}")
+    for section in dataclasses.fields(config):
+        check_fields(getattr(config, section.name), section.name, problems)
+    m, d = config.model, config.data
+    check_choice(problems, "model.preset", m.preset, PRESETS)
     known = {f.name for f in dataclasses.fields(VerifierConfig)} - {"preset", "predicate_frequencies"}
     for key in sorted(set(m.options) - known):
-        problems.append(f"model.options: unknown verifier option {key!r}. {_choices(known)}")
-    if check_paths and m.init and not is_checkpoint(m.init):
-        problems.append(not_a_checkpoint("model.init", m.init))
+        problems.append(f"model.options: unknown verifier option {key!r}. {choices_text(known)}")
     if not d.train:
         problems.append("data.train: required (training shards: a folder, a .tar or a brace pattern)")
-    if check_paths:
-        from sgpipe.errors import SgpipeError
-        from sgpipe.shards import expand_urls
-        from sgpipe.storage import url_problem
-
-        for key in ("train", "eval"):
-            spec = getattr(d, key)
-            problem = url_problem(spec, f"data.{key}")
-            if problem:
-                problems.append(problem)
-            elif spec:
-                try:
-                    expand_urls(spec, d.storage_options)
-                except SgpipeError as error:
-                    problems.append(f"data.{key}: {error}")
-                except OSError as error:  # credentials, endpoint, network
-                    problems.append(f"data.{key}: cannot reach {spec!r}: {type(error).__name__}: {error}")
-    for where, value, low in (
-        ("data.batch_size", d.batch_size, 1),
-        ("data.num_workers", d.num_workers, 0),
-        ("data.shuffle_buffer", d.shuffle_buffer, 0),
-        ("data.negative_predicates", d.negative_predicates, 0),
-        ("data.negative_pairs", d.negative_pairs, 0),
-        ("data.max_pairs", d.max_pairs, 1),
-        ("optim.lr", o.lr, 0.0),
-        ("optim.warmup_steps", o.warmup_steps, 0),
-        ("optim.grad_accum", o.grad_accum, 1),
-        ("optim.epochs", o.epochs, 1),
-        ("optim.steps_per_epoch", o.steps_per_epoch, 0),
-        ("optim.max_steps", o.max_steps, 0),
-        ("optim.max_seconds", o.max_seconds, 0),
-        ("run.log_every", r.log_every, 1),
-        ("run.checkpoint_every", r.checkpoint_every, 0),
-        ("run.keep_checkpoints", r.keep_checkpoints, 1),
-        ("run.eval_every", r.eval_every, 0),
-    ):
-        _check_range(problems, where, value, low)
-    _check_range(problems, "data.min_confidence", d.min_confidence, 0.0, 1.0)
     if d.max_negative_confidence >= d.min_confidence:
         problems.append("data.max_negative_confidence must be below data.min_confidence")
-    _check_range(problems, "run.keep_threshold", r.keep_threshold, 0.0, 1.0)
-    for where, value, choices in (
-        ("run.device", r.device, ("auto", "cpu", "cuda")),
-        ("run.dtype", r.dtype, ("auto", "float32", "bfloat16")),
-    ):
-        if value not in choices:
-            problems.append(f"{where}: {value!r} is not valid. {_choices(choices)}")
-    if not r.out:
+    if not config.run.out:
         problems.append("run.out: required")
 
 
 def load_train_config(
     path: str | Path | None, overrides: typing.Sequence[str] = (), check_paths: bool = True
 ) -> TrainConfig:
-    """Build and validate; one ConfigError lists every problem. Relative paths in a recipe are
-    relative to the recipe file when they exist there."""
+    """Build and validate; one ConfigError lists every problem, the shards' and checkpoint's (with
+    `check_paths`, `sgpipe.train.preflight`) among them. Relative paths in a recipe are relative to
+    the recipe file when they exist there."""
     problems: list[str] = []
     config = build_sections(TrainConfig, read_recipe(path, PATH_KEYS), overrides, problems)
-    _validate(config, problems, check_paths)
+    validate(config, problems)
+    if check_paths:
+        from sgpipe.train.preflight import world_problems
+
+        problems += world_problems(config)
     if problems:
         raise ConfigError(problems)
     return config

@@ -31,15 +31,15 @@ def stage_factory(name: str | None) -> Iterator[None]:
     if not name or name == "-":
         yield
         return
-    from sgpipe import runner
+    import sgpipe.run as entry  # `sgpipe run` imports run_pipeline from the package when it starts
     from tests.helpers import runs
 
-    original = runner.run_pipeline
-    runner.run_pipeline = functools.partial(original, stage_factory=getattr(runs, name))
+    original = entry.run_pipeline
+    entry.run_pipeline = functools.partial(original, stage_factory=getattr(runs, name))
     try:
         yield
     finally:
-        runner.run_pipeline = original
+        entry.run_pipeline = original
 
 
 def write_recipe(config, path: Path) -> Path:

@@ -11,15 +11,29 @@ from sgpipe import errors
 from sgpipe.config import PipelineConfig, build_config
 from sgpipe.pipeline import build_stages
 from sgpipe.records import Caption, Sample
-from sgpipe.runner import RunOptions
+from sgpipe.run import RunOptions
+from sgpipe.run.identity import config_hash
+from sgpipe.run.processor import ShardJob, ShardProcessor
+from sgpipe.run.sources import PlannedSource
 from sgpipe.stages.base import Stage
 
 
 QUIET = RunOptions(progress=False)  # no progress lines in test output
 
 
+def planned_processor(
+    config: PipelineConfig, stages: list[Stage] | None = None, **kwargs: object
+) -> ShardProcessor:
+    """A `ShardProcessor` for `config`'s source, planned into its output folder (no run around it)."""
+    source = PlannedSource(config)
+    plan = source.plan()
+    job = ShardJob(plan.dataset, tuple(plan.categories), source, config_hash=config_hash(config))
+    return ShardProcessor(config, job, stages, **kwargs)
+
+
 def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> PipelineConfig:
-    """Captions from the file, no models beyond spaCy and the shipped MiniLM; 2 workers."""
+    """Captions from the file, no models beyond spaCy; one worker (run.executor auto: this process,
+    no Ray). Tests of the Ray executor pass `run__executor="ray"` and their worker count."""
     raw = {
         "source": {
             "name": "t",
@@ -29,7 +43,7 @@ def tiny_run_config(paths: dict[str, Path], out: Path, **overrides: object) -> P
         },
         "output": {"dir": str(out), "samples_per_shard": 2},
         # the fixtures hold deliberately broken images: 2 of 5 fail, above the 0.25 default
-        "run": {"workers": 2, "decode_threads": 2, "max_error_rate": 0.5},
+        "run": {"workers": 1, "decode_threads": 2, "max_error_rate": 0.5},
         "tag": {"embedding_model": "none"},
     }
     settings = [f"{key}={value}" for key, value in overrides.items()]
@@ -115,6 +129,32 @@ def stages_that_show_busy_pids(config: PipelineConfig, categories: list[str]) ->
     return build_stages(config, categories) + [BusyPidStage(Path(config.output.dir).parent / "busy")]
 
 
+class InFlightPidStage(PauseStage):
+    """A 1 s pause whose process id sits in `OUTPUT_DIR/../in_flight/` only while it pauses: a worker
+    seen there is mid-shard, a second at least before it can commit (tests that freeze a worker must
+    meet it before its shard is written, or there is nothing left to time out)."""
+
+    name = "in_flight"
+    pause_s = 1.0
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+    def process(self, samples: list[Sample]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        marker = self.folder / str(os.getpid())
+        marker.touch()
+        try:
+            super().process(samples)
+        finally:
+            marker.unlink(missing_ok=True)
+
+
+def stages_that_show_in_flight_pids(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    return build_stages(config, categories) + [InFlightPidStage(Path(config.output.dir).parent / "in_flight")]
+
+
 POISON_IMAGE_ID = 20
 
 
@@ -181,10 +221,10 @@ def stages_with_a_slow_image(config: PipelineConfig, categories: list[str]) -> l
     return [SlowImageStage()] + build_stages(config, categories)
 
 
-def our_worker_pids() -> list[int]:
-    """Process ids of the shard workers of the Ray instances this process started: Ray titles a
-    worker after its actor class, and the worker descends from our raylet. Other Ray instances on
-    the machine are never touched."""
+def our_worker_pids(actor: str = "ShardWorker") -> list[int]:
+    """Process ids of the `actor` workers (`ShardWorker`, `DeviceWorker`) of the Ray instances this
+    process started: Ray titles a worker after its actor class, and the worker descends from our
+    raylet. Other Ray instances on the machine are never touched."""
     me = os.getpid()
     pids = []
     for entry in os.listdir("/proc"):
@@ -192,7 +232,7 @@ def our_worker_pids() -> list[int]:
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                if not handle.read().startswith(b"ray::_ShardWorker"):
+                if not handle.read().startswith(f"ray::{actor}".encode()):
                     continue
             if me in _ancestors(int(entry)):
                 pids.append(int(entry))
@@ -208,3 +248,28 @@ def _ancestors(pid: int) -> list[int]:
             pid = int(handle.read().rsplit(")", 1)[1].split()[1])
         chain.append(pid)
     return chain
+
+
+class SlowCaption(Stage):
+    """Stands in for the captioner on a device actor (its name makes it the recipe's model stage):
+    one marker caption per image, 0.4 s a batch, and its process id left in `busy/` like
+    `BusyPidStage`'s, so a test knows the device actor has served a chunk."""
+
+    name = "caption"
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+    def process(self, samples: list[Sample]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / str(os.getpid())).touch()
+        time.sleep(0.4)
+        for sample in samples:
+            sample.captions.append(Caption(99, MARKER_CAPTION, "model"))
+
+
+def stages_with_a_slow_device(config: PipelineConfig, categories: list[str]) -> list[Stage]:
+    """The recipe's stages, its captioner replaced by `SlowCaption` (caption.enabled must be true)."""
+    busy = Path(config.output.dir).parent / "busy"
+    return [SlowCaption(busy) if s.name == "caption" else s for s in build_stages(config, categories)]

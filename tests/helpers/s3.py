@@ -29,16 +29,78 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+class Refusal:
+    """What the server refuses, as a store answers when its quota is full or its policy denies writes:
+    once `after` objects ending in `suffix` were written, every PUT and POST gets `code` (an S3 error
+    document with that HTTP `status`) until `lift()`."""
+
+    def __init__(self) -> None:
+        self.code, self.status, self.after, self.suffix, self.written = "", 0, 0, "_stats.json", 0
+
+    def arm(self, code: str, status: int, after: int = 0, suffix: str = "_stats.json") -> None:
+        self.code, self.status, self.after, self.suffix, self.written = code, status, after, suffix, 0
+
+    def lift(self) -> None:
+        self.code = ""
+
+    def answer(self, method: str, path: str) -> tuple[int, bytes] | None:
+        if not self.code or method not in ("PUT", "POST"):
+            return None
+        if self.written < self.after:
+            self.written += path.split("?")[0].endswith(self.suffix)
+            return None
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>' + self.code + "</Code><Message>"
+            "writes refused by the test server</Message><RequestId>0</RequestId></Error>"
+        )
+        return self.status, body.encode()
+
+
+def _refusing(app, refusal: Refusal):
+    """A WSGI middleware: the refusal's answer to the writes it refuses, moto's to everything else."""
+
+    def serve(environ, start_response):
+        answer = refusal.answer(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+        if answer is None:
+            return app(environ, start_response)
+        status, body = answer
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))  # the client sends it whole
+        start_response(
+            f"{status} Refused", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return serve
+
+
 @contextlib.contextmanager
-def s3_server(bucket: str = "bucket") -> Iterator[dict]:
-    """Start moto's S3 server, create `bucket`; yields the fsspec storage options."""
-    from moto.server import ThreadedMotoServer
+def s3_server(bucket: str = "bucket", refusal: Refusal | None = None) -> Iterator[dict]:
+    """Start moto's S3 server (refusing writes as `refusal` says), create `bucket`; yields the
+    fsspec storage options."""
+    from moto.server import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        ThreadedMotoServer,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            if refusal is not None:
+                app = _refusing(app, refusal)
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     saved = {k: os.environ.get(k) for k in DUMMY_CREDENTIALS}
     os.environ.update(DUMMY_CREDENTIALS)
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = Server(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         options = {"endpoint_url": f"http://127.0.0.1:{port}"}

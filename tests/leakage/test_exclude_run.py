@@ -5,24 +5,19 @@ from __future__ import annotations
 
 import json
 import tarfile
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from sgpipe.errors import ConfigError
-from sgpipe.pipeline import ShardJob, ShardProcessor
-from sgpipe.progress import failure_rate
-from sgpipe.runner import run_pipeline
-from sgpipe.source.plan import build_plan, plan_dir_of
+from sgpipe.errors import PreflightError
+from sgpipe.run import run_pipeline
+from sgpipe.run.identity import config_hash
+from sgpipe.run.progress import failure_rate
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.schemas import validate
 
 EXCLUDED_IDS = (20, 40)
-
-
-pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def runs(tmp_path_factory):
             ]
         )
     )
-    plain = _run_in_process(tiny_run_config(paths, root / "plain"))
+    plain = run_pipeline(tiny_run_config(paths, root / "plain"), QUIET)
     # no failure is tolerated: excluded images must not count as failures
     config = tiny_run_config(
         paths,
@@ -55,16 +50,6 @@ def runs(tmp_path_factory):
     )
     excluded = run_pipeline(config, QUIET)
     return root / "plain", root / "excluded", plain, excluded
-
-
-def _run_in_process(config) -> str:
-    """The same shards without Ray (the stages know nothing of it): one Ray start per test module."""
-    out = Path(config.output.dir)
-    plan = build_plan(config.source, config.output.samples_per_shard, plan_dir_of(out))
-    processor = ShardProcessor(config, ShardJob(plan.dataset, tuple(plan.categories)))
-    for index in range(plan.n_shards):
-        processor.process_shard(index)
-    return "in process"
 
 
 def _members(out):
@@ -123,17 +108,21 @@ def test_the_error_rate_ignores_excluded_images():
     shard = {"count": 10, "failed_to_process": 2, "excluded": 6}
     assert failure_rate([shard]) == (4, 2)
     assert failure_rate([{"count": 10, "failed_to_process": 2}]) == (10, 2)  # shards written before
+    # a reverify: the failures it carries over were judged by the run it re-scores
+    assert failure_rate([{"shard": "00003", "count": 10, "failed_to_process": 4}], {"00003": 3}) == (7, 1)
 
 
-def test_the_exclude_file_is_checked_with_the_config(tmp_path):
+def test_the_exclude_file_is_checked_before_any_work(tmp_path):
     paths = make_coco(tmp_path, n_images=1)
     bad = tmp_path / "bad.json"
     bad.write_text('{"image_id": 1}')
-    with pytest.raises(ConfigError) as caught:
-        tiny_run_config(paths, tmp_path / "o", source__exclude=str(bad))
+    with pytest.raises(PreflightError) as caught:
+        run_pipeline(tiny_run_config(paths, tmp_path / "o", source__exclude=str(bad)), QUIET)
     assert "expected a JSON list" in str(caught.value)
-    with pytest.raises(ConfigError, match="no such file"):
-        tiny_run_config(paths, tmp_path / "o", source__exclude=str(tmp_path / "absent.json"))
+    assert not list((tmp_path / "o").glob("*.tar")) and not (tmp_path / "o" / "run.json").exists()
+    with pytest.raises(PreflightError, match="no such file"):
+        absent = str(tmp_path / "absent.json")
+        run_pipeline(tiny_run_config(paths, tmp_path / "o", source__exclude=absent), QUIET)
 
 
 def test_the_config_hash_follows_the_exclude_file_content_not_its_name(tmp_path):
@@ -142,11 +131,11 @@ def test_the_config_hash_follows_the_exclude_file_content_not_its_name(tmp_path)
     first.write_text('[{"image_id": 10}]')
     second.write_text('[{"image_id": 10}]')
     hashes = [
-        tiny_run_config(paths, tmp_path / "o", source__exclude=str(p)).content_hash() for p in (first, second)
+        config_hash(tiny_run_config(paths, tmp_path / "o", source__exclude=str(p))) for p in (first, second)
     ]
     assert hashes[0] == hashes[1]
     second.write_text('[{"image_id": 10}, {"image_id": 20}]')
-    changed = tiny_run_config(paths, tmp_path / "o", source__exclude=str(second)).content_hash()
+    changed = config_hash(tiny_run_config(paths, tmp_path / "o", source__exclude=str(second)))
     assert changed != hashes[0]
 
 

@@ -88,7 +88,6 @@ def _config(sets):
             "caption": {"enabled": True},
             "output": {"dir": str(sets["root"] / "out"), "samples_per_shard": 7},
         },
-        check_paths=False,
     )
 
 
@@ -267,7 +266,6 @@ def test_a_source_in_a_bucket_gives_the_same_matches(by_pixels, sets, tmp_path):
                 "output": {"dir": str(tmp_path / "out"), "samples_per_shard": 7},
             },
             [f"source.storage_options={json.dumps(options)}"],
-            check_paths=False,
         )
         out = tmp_path / "remote.json"
         summary = find_leakage(config, [str(sets["eval_images"])], out, threads=2)

@@ -109,6 +109,15 @@ def test_frozen_text_encoder_is_cached_and_not_trained():
     assert set(model.labels._cache) == {"cat", "dog", "cup", "on", "behind", "next to"}
 
 
+def test_a_cached_label_vector_does_not_depend_on_the_labels_encoded_with_it(tiny_verifier):
+    """Padded beside longer labels, a label's vector moved in its last bits: a worker that had seen
+    other labels first scored differently from a fresh one (a resumed run, another layout)."""
+    warm, cold = (Verifier.from_pretrained(tiny_verifier, device="cpu") for _ in range(2))
+    with torch.no_grad():
+        warm.labels(["person", "riding a horse on the beach", "next to", "sitting on top of"])
+        assert torch.equal(warm.labels(["next to", "person"]), cold.labels(["next to", "person"]))
+
+
 def test_focal_loss_prefers_right_answers():
     targets = torch.tensor([[1.0, 0.0]])
     valid = torch.ones(1, 2, dtype=torch.bool)

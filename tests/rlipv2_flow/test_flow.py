@@ -20,7 +20,7 @@ import pytest
 
 from sgpipe.config import load_config
 from sgpipe.models.device import one_thread
-from sgpipe.pipeline import entry_to_sample
+from sgpipe.run.sources import entry_to_sample
 from sgpipe.source.coco import load_coco_entries
 from sgpipe.source.coco_captions import load_captions
 from sgpipe.stages.base import reraise
@@ -72,7 +72,7 @@ def _config(dataset: str, inputs: dict, out: Path, *more: str):
     return load_config(RECIPE[dataset], [
         f"source.instances={inputs['instances']}", f"source.images={inputs['images']}",
         f"source.captions={inputs['captions']}", "caption.enabled=false", f"output.dir={out}", *more,
-    ], check_paths=False)
+    ])
 
 
 def _samples(inputs: dict, config) -> list:
@@ -105,7 +105,7 @@ def test_candidates_are_rlipv2s_groups(dataset, fixture, inputs, tmp_path):
 @pytest.fixture(scope="module")
 def flow_run(dataset, inputs, ray_session, tagger_folder, tmp_path_factory):
     """The recipe through `sgpipe run`'s machinery on a local Ray, then `export --format rlipv2`."""
-    from sgpipe.runner import run_pipeline
+    from sgpipe.run.lifecycle import run_pipeline
 
     work = tmp_path_factory.mktemp("flow-run")
     out = work / "out"
@@ -139,8 +139,8 @@ def test_every_scored_cell_is_counted_as_rlipv2_counts_it(fixture, flow_run):
 def test_candidates_first_tagger_later_is_the_same_flow(dataset, fixture, inputs, ray_session, tagger_folder, tmp_path):
     """RLIPv2's two steps as two commands: the recipe without its verifier keeps the candidates in RLIPv2's
     order; `sgpipe reverify --set verify.texts=rlipv2` then tags them as RLIPv2's loop does."""
-    from sgpipe.reverify import reverify
-    from sgpipe.runner import run_pipeline
+    from sgpipe.run.reverify import reverify
+    from sgpipe.run.lifecycle import run_pipeline
 
     if dataset != "coco":
         pytest.skip("one dataset suffices: the stages are those of the recipe run")

@@ -55,7 +55,8 @@ def test_a_folder_runs_through_the_stages_with_owlv2_and_its_copies_are_found(tm
     import pyarrow.parquet as pq
 
     from sgpipe.leakage.scan import find_leakage
-    from sgpipe.pipeline import ShardJob, ShardProcessor
+    from sgpipe.run.processor import ShardJob, ShardProcessor
+    from sgpipe.run.sources import PlannedSource
     from sgpipe.source.plan import plan_dir_of
     from tests.helpers.schemas import validate
     from tests.helpers.tiny_detectors import build_tiny_owlv2
@@ -69,7 +70,7 @@ def test_a_folder_runs_through_the_stages_with_owlv2_and_its_copies_are_found(tm
         "detect": {"enabled": True, "model": str(build_tiny_owlv2(tmp_path / "owl")), "box_threshold": 0.1},
     })
     plan = build_plan(config.source, 10, plan_dir_of(out))
-    ShardProcessor(config, ShardJob(plan.dataset, ())).process_shard(0)
+    ShardProcessor(config, ShardJob(plan.dataset, (), PlannedSource(config))).process_shard(0)
     rows = pq.read_table(out / "00000.parquet").to_pylist()
     assert [(r["file_name"], r["status"], r["n_captions"]) for r in rows] == [
         ("a.png", "ok", 1), ("b/2.jpg", "ok", 1), ("c.jpg", "ok", 0), ("d", "failed_missing", 0)

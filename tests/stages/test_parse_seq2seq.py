@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sgpipe.run.identity import config_hash
 from sgpipe import errors
 from sgpipe.config import ParseConfig, build_config
 from sgpipe.errors import ConfigError, ModelNotAvailableError
@@ -137,10 +138,10 @@ def test_a_missing_model_is_named_offline(tmp_path, monkeypatch):
 
 def test_the_backend_picks_the_stage(tmp_path, tiny_factual_t5):
     raw = {"source": {"instances": "i.json", "images": "img", "captions": "c.json"}}
-    rules = build_config(raw, check_paths=False)
+    rules = build_config(raw)
     assert type(build_stages(rules, ["dog"])[1]) is ParseStage
     learned = build_config(
-        raw, ["parse.backend=seq2seq", f"parse.model={tiny_factual_t5}"], check_paths=False
+        raw, ["parse.backend=seq2seq", f"parse.model={tiny_factual_t5}"]
     )
     assert type(build_stages(learned, ["dog"])[1]) is Seq2SeqParseStage
 
@@ -151,25 +152,24 @@ def test_config_requires_a_model_and_checks_the_settings():
         build_config(
             raw,
             ["parse.backend=seq2seq", "parse.num_beams=0", "parse.max_new_tokens=0", "parse.dtype=int8"],
-            check_paths=False,
         )
     message = str(caught.value)
     for problem in ("parse.model: required", "parse.num_beams", "parse.max_new_tokens", "parse.dtype"):
         assert problem in message
     with pytest.raises(ConfigError, match="parse.backend: 'spacy' is not valid. Choose from: rules, seq2seq"):
-        build_config(raw, ["parse.backend=spacy"], check_paths=False)
+        build_config(raw, ["parse.backend=spacy"])
 
 
 def test_rule_configs_hash_as_before_and_seq2seq_settings_change_the_hash():
     raw = {"source": {"instances": "i.json", "images": "img", "captions": "c.json"}}
-    rules = build_config(raw, check_paths=False)
+    rules = build_config(raw)
     # seq2seq settings do not touch a rules run's hash: its output folders still resume
-    assert build_config(raw, ["parse.num_beams=4"], check_paths=False).content_hash() == rules.content_hash()
-    learned = build_config(raw, ["parse.backend=seq2seq", "parse.model=m"], check_paths=False)
+    assert config_hash(build_config(raw, ["parse.num_beams=4"])) == config_hash(rules)
+    learned = build_config(raw, ["parse.backend=seq2seq", "parse.model=m"])
     beams = build_config(
-        raw, ["parse.backend=seq2seq", "parse.model=m", "parse.num_beams=4"], check_paths=False
+        raw, ["parse.backend=seq2seq", "parse.model=m", "parse.num_beams=4"]
     )
-    assert len({rules.content_hash(), learned.content_hash(), beams.content_hash()}) == 3
+    assert len({config_hash(rules), config_hash(learned), config_hash(beams)}) == 3
 
 
 def test_parse_command_with_a_model(tiny_factual_t5, tmp_path):
@@ -208,7 +208,7 @@ def test_a_model_folder_in_a_recipe_is_relative_to_the_recipe(tmp_path):
         "source: {instances: i.json, images: img, captions: c.json}\n"
         "parse: {backend: seq2seq, model: models/parser}\n"
     )
-    config = load_config(recipe, check_paths=False)
+    config = load_config(recipe)
     assert config.parse.model == str(tmp_path / "models" / "parser")
-    hub = load_config(recipe, ["parse.model=lizhuang144/flan-t5-base-VG-factual-sg"], check_paths=False)
+    hub = load_config(recipe, ["parse.model=lizhuang144/flan-t5-base-VG-factual-sg"])
     assert hub.parse.model == "lizhuang144/flan-t5-base-VG-factual-sg"  # a hub id stays as given

@@ -13,7 +13,7 @@ import pytest
 from sgpipe.config import ParseConfig, build_config
 from sgpipe.errors import SgpipeError
 from sgpipe.pipeline import build_stages
-from sgpipe.preflight import preflight_problems
+from sgpipe.run.preflight import preflight_problems
 from sgpipe.records import Caption
 from sgpipe.stages.base import reraise
 from sgpipe.stages.parse_sng import SngParseStage
@@ -67,7 +67,7 @@ def test_a_missing_extra_is_one_clear_error(monkeypatch):
     with pytest.raises(SgpipeError, match=r"sgpipe\[rlipv2\]"):
         SngParseStage(ParseConfig(backend="sng")).setup()
     config = build_config({"source": {"name": "coco", "instances": "i.json", "images": "x", "captions": "c.json"},
-                           "parse": {"backend": "sng"}}, check_paths=False)
+                           "parse": {"backend": "sng"}})
     assert any("sgpipe[rlipv2]" in p for p in preflight_problems(config))
 
 
@@ -82,7 +82,7 @@ def test_the_default_path_never_imports_scenegraphparser(tmp_path):
         "from sgpipe.config import build_config\n"
         "from sgpipe.pipeline import build_stages\n"
         "c = build_config({'source': {'name': 'coco', 'instances': 'i', 'images': 'x', 'captions': 'c'}, "
-        "'tag': {'embedding_model': 'none'}}, check_paths=False)\n"
+        "'tag': {'embedding_model': 'none'}})\n"
         "stages = build_stages(c, ['person'])\n"
         "[s.setup() for s in stages[1:]]\n"
         "assert 'sng_parser' not in sys.modules, 'imported'\n"
@@ -96,5 +96,5 @@ def test_the_default_path_never_imports_scenegraphparser(tmp_path):
 
 def test_sng_backend_is_chosen_by_config():
     config = build_config({"source": {"name": "coco", "instances": "i", "images": "x", "captions": "c"},
-                           "parse": {"backend": "sng"}}, check_paths=False)
+                           "parse": {"backend": "sng"}})
     assert any(isinstance(s, SngParseStage) for s in build_stages(config, ["person"]))

@@ -12,6 +12,8 @@ import pytest
 from sgpipe import errors
 from sgpipe.config import ConfigError, TagConfig, build_config
 from sgpipe.records import Box, Triplet
+from sgpipe.run.identity import config_hash
+from sgpipe.run.preflight import vocabulary_problems
 from sgpipe.stages.tag_rlipv2 import RLIPv2TagStage
 from sgpipe.vocab.rlipv2 import rlipv2_categories
 from tests.helpers.samples import build_sample
@@ -83,7 +85,7 @@ def test_rlipv2_matching_needs_one_of_its_tables(vocabulary):
     raw = {"source": {"name": "coco", "instances": "i", "images": "x", "captions": "c"},
            "tag": {"matching": "rlipv2", "vocabulary": vocabulary}}
     with pytest.raises(ConfigError, match="RLIPv2 matched against its COCO or Objects365 category table"):
-        build_config(raw, check_paths=False)
+        build_config(raw)
 
 
 def _table(tmp_path, table, name="shapes.json"):
@@ -126,13 +128,13 @@ def test_paraphrase_files_are_checked_with_the_recipe_and_hashed_by_their_bytes(
     one = _table(tmp_path, {"circle": ["circle"]})
     same = _table(tmp_path, {"circle": ["circle"]}, "copy.json")
     other = _table(tmp_path, {"circle": ["circle", "disc"]}, "other.json")
-    hashes = [build_config(raw, [f"tag.vocabulary={path}"], check_paths=False).content_hash()
-              for path in (one, same, other)]
+    hashes = [config_hash(build_config(raw, [f"tag.vocabulary={path}"])) for path in (one, same, other)]
     assert hashes[0] == hashes[1] != hashes[2]
     with pytest.raises(ConfigError, match="is a paraphrase file, the table of tag.matching rlipv2"):
-        build_config(raw, ["tag.matching=lexicon", f"tag.vocabulary={one}"], check_paths=False)
+        build_config(raw, ["tag.matching=lexicon", f"tag.vocabulary={one}"])
     broken = _table(tmp_path, {"circle": "circle"}, "broken.json")
-    with pytest.raises(ConfigError, match="'circle' needs a list of non-empty paraphrases"):
-        build_config(raw, [f"tag.vocabulary={broken}"], check_paths=True)
-    with pytest.raises(ConfigError, match="not a readable JSON paraphrase file"):
-        build_config(raw, [f"tag.vocabulary={tmp_path / 'missing.json'}"], check_paths=True)
+    # what the files hold is the preflight's question (the config reads nothing)
+    broken_problems = vocabulary_problems(build_config(raw, [f"tag.vocabulary={broken}"]))
+    assert any("'circle' needs a list of non-empty paraphrases" in p for p in broken_problems)
+    missing = vocabulary_problems(build_config(raw, [f"tag.vocabulary={tmp_path / 'missing.json'}"]))
+    assert any("not a readable JSON paraphrase file" in p for p in missing)

@@ -111,14 +111,14 @@ def test_all_pairs_adds_the_predicates_grounding_did_not_propose(folder):
 
 def test_assignment_is_validated():
     with pytest.raises(ConfigError, match="verify.assignment"):
-        build_config({"source": {"name": "coco"}, "verify": {"assignment": "everything"}}, check_paths=False)
+        build_config({"source": {"name": "coco"}, "verify": {"assignment": "everything"}})
 
 
 def test_reverify_accepts_an_rtagger_folder(folder, tmp_path):
     import json
     import random
 
-    from sgpipe.reverify import reverify
+    from sgpipe.run.reverify import reverify
     from sgpipe.shards import iter_shard_samples
     from sgpipe.output.finalize import finalize_outputs
     from sgpipe.output.writer import write_shard

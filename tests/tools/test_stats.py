@@ -44,6 +44,10 @@ def test_stats_show_attempts_replaced_workers_and_batch_splits(tmp_path):
         "retries: 1 shards retried (4 attempts), 0 failed; 2 workers replaced (1 after a time-out); "
         "batch splits: caption 4" in text
     )
+    # the pools layout: an attempt lost with its device actor
+    shard["retries"]["attempts"] |= {"count": 4, "devices_lost": 1}
+    (tmp_path / "00001_stats.json").write_text(json.dumps(shard))
+    assert "(1 after a time-out); 1 attempts lost with a device actor; batch splits" in show_stats(tmp_path)
 
 
 def test_stats_without_stats_json_reads_shard_stats_and_writes_nothing(tmp_path):

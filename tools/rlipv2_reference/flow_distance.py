@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sgpipe.config import load_config  # noqa: E402
 from sgpipe.models.device import one_thread  # noqa: E402
-from sgpipe.runner import RunOptions, run_pipeline  # noqa: E402
+from sgpipe.run.lifecycle import RunOptions, run_pipeline  # noqa: E402
 from sgpipe.tools.export import export  # noqa: E402
 from tests.helpers.ray_local import local_ray  # noqa: E402
 from tests.helpers.rlipv2_flow import flow_distance, load_flow_fixture, write_flow_inputs, write_flow_tagger  # noqa: E402

@@ -99,10 +99,12 @@ class LabelEncoder(nn.Module):
         if not cacheable:
             return self.proj(self._pooled(labels, device).float())
         missing = sorted({label for label in labels if label not in self._cache})
-        if missing:
-            with torch.no_grad():
-                pooled = self._pooled(missing, device).float()
-            self._cache.update({label: vec for label, vec in zip(missing, pooled)})
+        with torch.no_grad():
+            # one label at a time: padded next to others, a label's vector moves in its last bits,
+            # and a cached vector must not depend on which labels were missing with it (else a
+            # score depends on the shards a worker did before, and a resumed run differs)
+            for label in missing:
+                self._cache[label] = self._pooled([label], device).float()[0]
         pooled = torch.stack([self._cache[label].to(device) for label in labels])
         return self.proj(pooled)
 

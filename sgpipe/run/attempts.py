@@ -3,25 +3,22 @@
 The driver, not Ray, owns retries: every attempt of a shard ends done, or failed for a reason (its
 worker died, it ran past the time limit, it raised), and a shard gets at most `run.shard_attempts`.
 A shard that fails them all is not written: it stays incomplete, so rerunning the same command
-retries it, and it is listed in `OUT/.sgpipe/failed_shards.json` until a run writes it. Nothing here
-knows about Ray, so the policy is tested without a cluster.
+retries it, and it is listed in `OUT/.sgpipe/failed_shards.json` (`sgpipe.output.failed_shards`)
+until a run writes it. Nothing here knows about executors, so the policy is tested on its own.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sgpipe.output.atomic import write_json_atomic
 from sgpipe.records import shard_name
-from sgpipe.storage import Location, location
+from sgpipe.storage import Location
 
 FIRST_SHARDS_TIMEOUT_S = 1800.0  # until a shard is done: first shards also download and load models
 MIN_TIMEOUT_S = 300.0
 TIMEOUT_FACTOR = 5.0  # x the slowest shard done in this run, which includes a model load
-FAILED_SHARDS_FILE = "failed_shards.json"
 SHOWN_FAILURES = 3
 
 
@@ -39,11 +36,13 @@ class ShardHistory:
     attempts: int = 0
     workers_lost: int = 0  # attempts whose worker died (killed, out of memory, its node lost)
     timed_out: int = 0  # attempts abandoned past the time limit (their worker killed and replaced)
+    devices_lost: int = 0  # attempts whose chunks were on a device actor that died (pools layout)
     errors: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """What the shard's `_stats.json` records under `attempts`."""
-        return {"count": self.attempts, "workers_lost": self.workers_lost, "timed_out": self.timed_out}
+        """What the shard's `_stats.json` records under `attempts` (`devices_lost` once there is one)."""
+        counts = {"count": self.attempts, "workers_lost": self.workers_lost, "timed_out": self.timed_out}
+        return counts | ({"devices_lost": self.devices_lost} if self.devices_lost else {})
 
 
 class AttemptBook:
@@ -74,52 +73,20 @@ class AttemptBook:
     def done(self, index: int, seconds: float) -> None:
         self.slowest_done_s = max(self.slowest_done_s or 0.0, seconds)
 
-    def attempt_failed(self, index: int, error: str, *, worker_lost: bool, timed_out: bool = False) -> bool:
+    def attempt_failed(
+        self, index: int, error: str, *, worker_lost: bool, timed_out: bool = False, device_lost: bool = False
+    ) -> bool:
         """Record a failed attempt; returns whether the shard is retried (else it has failed)."""
         history = self.history[index]
         history.workers_lost += int(worker_lost and not timed_out)
         history.timed_out += int(timed_out)
+        history.devices_lost += int(device_lost)
         history.errors.append(error)
         if history.attempts >= self.max_attempts:
             self.failed[index] = history
             return False
         self.pending.append(index)
         return True
-
-
-def failed_shards_path(out_dir: Location) -> Location:
-    return location(out_dir) / ".sgpipe" / FAILED_SHARDS_FILE
-
-
-def write_failed_shards(
-    out_dir: Location,
-    reason: str,
-    failed: dict[int, ShardHistory],
-    sizes: dict[int, int],
-    unfinished: list[int],
-) -> Location | None:
-    """The full list behind the end-of-run paragraph; removed when a run leaves nothing unwritten."""
-    path = failed_shards_path(out_dir)
-    if not failed and not unfinished:
-        path.unlink(missing_ok=True)
-        return None
-    listing = {
-        "reason": reason,
-        "failed": [
-            {"shard": shard_name(i), "images": sizes.get(i, 0), **h.counts(), "errors": h.errors}
-            for i, h in sorted(failed.items())
-        ],
-        "unfinished": [shard_name(i) for i in sorted(unfinished)],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, listing)
-    return path
-
-
-def read_failed_shards(out_dir: Location) -> list[dict[str, Any]]:
-    """The failed shards the last run listed (each with its attempt counts); none when it wrote all."""
-    path = failed_shards_path(out_dir)
-    return json.loads(path.read_text())["failed"] if path.is_file() else []
 
 
 def end_paragraph(

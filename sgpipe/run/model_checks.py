@@ -1,15 +1,13 @@
-"""Checks that run on the driver before any worker starts: every model the recipe names must be
-loadable here, so a bad model fails the run at start-up with its name, not later inside every
-worker's first shard.
+"""Whether a model the recipe names would load, checked on the driver before any worker starts.
 
 - A folder must hold a config that loads and weights: `model.safetensors` (its header readable),
   `pytorch_model.bin`, or a sharded index whose shards are all there. An empty folder, or one with
   only `config.json`, is refused.
 - A hub id must resolve: offline, its config and weights must be in the Hugging Face cache; online, the
   hub must know it (a mistyped id is refused here, not by every worker).
-- The spaCy model must be installed (a package name) or a folder.
+- A spaCy model must be installed (a package name) or a folder.
 
-Every problem is one line, and all of them are reported at once.
+Every problem is one line.
 """
 
 from __future__ import annotations
@@ -18,10 +16,6 @@ import json
 import os
 import struct
 from pathlib import Path
-
-from sgpipe.config import PipelineConfig
-from sgpipe.errors import PreflightError
-from sgpipe.models.checkpoint import is_rtagger_folder
 
 CONFIG_NAME = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -172,43 +166,3 @@ def sng_problems() -> list[str]:
 
         return [f"parse.backend sng needs SceneGraphParser: {EXTRA_HINT}"]
     return []
-
-
-def preflight_problems(config: PipelineConfig) -> list[str]:
-    problems: list[str] = []
-    if config.caption.enabled:
-        problems += model_problems(config.caption.model, "caption")
-    if config.parse.backend == "seq2seq":
-        problems += model_problems(config.parse.model, "parse")
-    if config.detect.enabled:
-        problems += model_problems(config.detect.model, "detect")
-    if config.parse.backend == "sng":
-        problems += sng_problems()
-    embedding = config.tag.embedding_model
-    if embedding not in ("none", "") and config.tag.matching == "lexicon":  # RLIPv2's matching embeds nothing
-        from sgpipe.errors import ModelNotAvailableError
-        from sgpipe.models.text_embedder import resolve_model_path
-
-        try:
-            problems += model_problems(resolve_model_path(embedding), "text embedding")
-        except ModelNotAvailableError as error:
-            problems.append(str(error))
-    if config.verify.enabled and Path(config.verify.checkpoint).is_dir():
-        # its config.json is sgpipe's own, rebuilt without transformers' registry
-        problems += model_problems(config.verify.checkpoint, "verifier", transformers_config=False)
-        if config.verify.texts == "rlipv2" and not is_rtagger_folder(config.verify.checkpoint):
-            problems.append(
-                f"verify.texts: rlipv2 scores RLIPv2's groups with RLIPv2's R-Tagger, and {config.verify.checkpoint!r} "
-                "is sgpipe's own verifier; convert the R-Tagger with `sgpipe convert rtagger`, or use verify.texts image"
-            )
-    spacy = spacy_problem(config.parse.spacy_model)
-    if spacy:
-        problems.append(spacy)
-    return problems
-
-
-def check_models(config: PipelineConfig) -> None:
-    """Raise one PreflightError listing every model problem, before any work starts."""
-    problems = preflight_problems(config)
-    if problems:
-        raise PreflightError(problems)

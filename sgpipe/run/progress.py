@@ -1,5 +1,5 @@
-"""What a run tells its user while it goes, without Ray: the periodic progress line (and the
-optional metrics file), the failure rate the error-rate stop judges, and the dry run's plan."""
+"""What a run tells its user while it goes: the periodic progress line (and the optional metrics
+file), the failure rate the error-rate stop judges, and the dry run's plan."""
 
 from __future__ import annotations
 
@@ -11,18 +11,21 @@ from typing import Any
 
 from sgpipe.config import PipelineConfig
 from sgpipe.errors import NOT_FAILURES
-from sgpipe.estimate import estimate
-from sgpipe.pipeline import build_stages
+from sgpipe.pipeline import enabled_specs, recipe_models
+from sgpipe.run.estimate import estimate
+from sgpipe.run.layout import Layout, local_gpu_count
 from sgpipe.source.plan import SourcePlan
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 10.0
 
 
-def failure_rate(stats: list[dict[str, Any]]) -> tuple[int, int]:
-    """(images judged, failed ones); excluded images are neither."""
-    processed = sum(s["count"] - s.get("excluded", 0) for s in stats)
-    failed = sum(s["failed_to_process"] for s in stats)
+def failure_rate(stats: list[dict[str, Any]], carried: dict[str, int] | None = None) -> tuple[int, int]:
+    """(images judged, failed ones); excluded images are neither, nor are the failures `carried` over
+    (per shard name) from the shards a run re-scores: an earlier run judged those."""
+    carried = carried or {}
+    processed = sum(s["count"] - s.get("excluded", 0) - carried.get(s.get("shard", ""), 0) for s in stats)
+    failed = sum(s["failed_to_process"] - carried.get(s.get("shard", ""), 0) for s in stats)
     return processed, failed
 
 
@@ -73,34 +76,25 @@ class Progress:
         )
 
 
-def describe_plan(
-    plan: SourcePlan, todo: list[int], config: PipelineConfig, resources: dict[str, float]
-) -> str:
-    stages = [stage.name for stage in build_stages(config, plan.categories)]  # cheap: no model loads
-    models = []
-    if config.caption.enabled:
-        models.append(f"captioner {config.caption.model}")
-    if config.parse.backend == "seq2seq":
-        models.append(f"parser {config.parse.model}")
-    if config.detect.enabled:
-        models.append(f"detector {config.detect.model}")
-    if config.verify.enabled:
-        models.append(f"verifier {config.verify.checkpoint}")
+def describe_plan(plan: SourcePlan, todo: list[int], config: PipelineConfig, layout: Layout) -> str:
+    names = [spec.name for spec in enabled_specs(config)]
+    models = [f"{model.key} {model.id}" for model in recipe_models(config) if model.id not in ("", "none")]
     images, to_run = plan.n_images, plan.images_in(todo)
     per_shard = "one per tar" if plan.kind == "webdataset" else f"{config.output.samples_per_shard} per shard"
+    planned_gpu = layout.gpus and not local_gpu_count()
     return "\n".join(
         [
             f"dataset {plan.dataset}: {_count(images)} images in {plan.n_shards} shards "
             f"({per_shard}), indexed with {plan.method}",
             f"to run: {len(todo)} shards ({_count(to_run)} images); "
             f"{plan.n_shards - len(todo)} already complete or outside --shards",
-            f"stages: {' -> '.join(stages)}; models: {', '.join(models) or 'none'}",
-            f"resources: {resources['workers']} workers, {resources['cpus']:g} CPUs, "
-            f"{resources['gpus']:g} GPUs"
-            + (
-                " (none visible here: planned for one)" if resources["gpus"] and not local_gpu_count() else ""
+            f"stages: {' -> '.join(names)}; models: {', '.join(models) or 'none'}",
+            layout.describe(),
+            f"resources: {layout.cpus:g} CPUs, {layout.gpus:g} GPUs"
+            + (" (none visible here: planned for one)" if planned_gpu else ""),
+            estimate(config, layout.workers, layout.cpus, layout.gpus, pools=layout.kind == "pools").describe(
+                to_run
             ),
-            estimate(config, **resources).describe(to_run),
             f"output: {config.output.dir}",
         ]
     )
@@ -108,11 +102,3 @@ def describe_plan(
 
 def _count(images: int | None) -> str:
     return "an unknown number of" if images is None else str(images)  # tars are counted as they are read
-
-
-def local_gpu_count() -> int:
-    try:
-        import torch
-    except ImportError:
-        return 0
-    return torch.cuda.device_count()

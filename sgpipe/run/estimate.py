@@ -4,7 +4,9 @@ A worker runs its stages one after another on each chunk: per image it spends `d
 its model stages and `host` seconds in the rest (decoding, model inputs, parsing, tagging, writing),
 and its GPU waits during the host part. With k workers sharing a GPU (`run.gpus_per_worker` 1/k),
 one worker's host part overlaps another's model stages, so a GPU runs at
-min(1 / device, k / (device + host)) images/s; the node's cores also bound the host work. Stages
+min(1 / device, k / (device + host)) images/s; the node's cores also bound the host work. In the
+pools layout one device actor per GPU holds the model stages and is fed by shard actors, so a GPU
+runs at min(1 / device, cores / host). The stages come from the table (`sgpipe.pipeline`); those
 with no measured rate on the chosen device are named instead of guessed.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sgpipe.config import PipelineConfig
+from sgpipe.pipeline import enabled_specs
 
 # Real-size models on one H200 in bf16 (gpu_caption.py, gpu_verifier.py): images/s with the GPU alone.
 GPU_IMAGES_PER_S = {"caption": 181.0, "verify": 154.0}  # BLIP-large, 10 captions, batch 128; verifier base
@@ -49,9 +52,9 @@ def host_seconds_per_image(config: PipelineConfig) -> float:
     captions = (config.caption.captions_per_image if config.caption.enabled else 0) + (
         FILE_CAPTIONS_PER_IMAGE if config.source.captions else 0
     )
-    stages = ["decode", "tag", "write"] + [s for s in ("caption", "verify") if _enabled(config, s)]
+    host = [s.name for s in enabled_specs(config) if s.name in HOST_MS_PER_IMAGE] + ["write"]
     parse_ms = PARSE_MS_PER_CAPTION_SNG if config.parse.backend == "sng" else PARSE_MS_PER_CAPTION
-    return (sum(HOST_MS_PER_IMAGE[s] for s in stages) + parse_ms * captions) / 1000.0
+    return (sum(HOST_MS_PER_IMAGE[s] for s in host) + parse_ms * captions) / 1000.0
 
 
 def gpu_images_per_s(config: PipelineConfig, stage: str) -> float:
@@ -63,30 +66,35 @@ def gpu_images_per_s(config: PipelineConfig, stage: str) -> float:
     return CAPTION_IMAGES_PER_S_BY_BATCH[max(batches, default=min(CAPTION_IMAGES_PER_S_BY_BATCH))]
 
 
-def _enabled(config: PipelineConfig, stage: str) -> bool:
-    return bool(getattr(config, stage).enabled)
+def _unmeasured(config: PipelineConfig, gpus: float) -> list[str]:
+    """The stages with no measured rate for this run: named instead of guessed."""
+    missing = []
+    for spec in enabled_specs(config):
+        label = spec.label or spec.name
+        if spec.on_device and spec.name not in GPU_IMAGES_PER_S:
+            missing.append(label)
+        elif spec.on_device and gpus <= 0:
+            missing.append(f"{label} on CPU")
+        elif not spec.on_device and spec.name not in HOST_MS_PER_IMAGE and spec.name != "parse":
+            missing.append(label)
+    return missing
 
 
-def estimate(config: PipelineConfig, workers: int, cpus: float, gpus: float) -> Estimate:
-    """Images/s of a run with `workers` actors over `cpus` cores and `gpus` GPUs in all."""
-    if config.parse.backend == "seq2seq":
-        return Estimate(None, "", ["the seq2seq parser"])  # no real weights measured yet
-    if config.detect.enabled:
-        return Estimate(None, "", ["the detect stage"])  # gpu_detect.py has not run on a GPU yet
-    model_stages = [s for s in ("caption", "verify") if _enabled(config, s)]
+def estimate(config: PipelineConfig, workers: int, cpus: float, gpus: float, pools: bool = False) -> Estimate:
+    """Images/s of a run with `workers` actors over `cpus` cores and `gpus` GPUs in all; `pools`:
+    the model stages on device actors, one per GPU, fed by the workers (shard actors)."""
+    missing = _unmeasured(config, gpus)
+    if missing:
+        return Estimate(None, "", missing)
+    model_stages = [s.name for s in enabled_specs(config) if s.on_device]
     host = host_seconds_per_image(config)
     cores = max(cpus, 1.0)
-    if model_stages and gpus <= 0:
-        return Estimate(None, "", [f"{stage} on CPU" for stage in model_stages])
     if not model_stages:
         rates = {"the workers' serial work": min(workers, cores) / host, "CPU cores": cores / host}
     else:
         device = sum(1.0 / gpu_images_per_s(config, s) for s in model_stages)
-        per_gpu = workers / gpus
-        rates = {
-            f"the GPU ({'+'.join(model_stages)})": gpus / device,
-            f"the workers' serial work ({per_gpu:g} per GPU)": workers / (device + host),
-            "CPU cores": cores / host,
-        }
+        rates = {f"the GPU ({'+'.join(model_stages)})": gpus / device, "CPU cores": cores / host}
+        if not pools:  # a worker's GPU waits while it does its host work
+            rates[f"the workers' serial work ({workers / gpus:g} per GPU)"] = workers / (device + host)
     bottleneck = min(rates, key=rates.get)
     return Estimate(rates[bottleneck], bottleneck, [])
