@@ -19,6 +19,7 @@ from sgpipe.run.layout import plan_layout
 from sgpipe.run.processor import MAX_CHUNKS_IN_FLIGHT
 from sgpipe.synth.world import generate_world
 from tests.helpers.coco_fixture import make_coco, make_coco_with_bad_images
+from tests.helpers.outputs import shard_bytes
 from tests.helpers.ray_local import local_ray as start_local_ray
 from tests.helpers.runs import (
     QUIET,
@@ -56,10 +57,6 @@ def model_config(paths, out, blip, verifier, **overrides):
         verify__store_threshold=0.0,
         **overrides,
     )
-
-
-def _shard_bytes(out):
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
 
 
 class InProcessDevice:
@@ -125,7 +122,7 @@ def test_chunks_handed_to_a_device_give_the_bytes_of_chunks_run_in_place(tmp_pat
             for stage in device.stages.values():
                 stage.setup()
         stats = planned_processor(config, device=device).process_shard(0)
-        outputs[name] = _shard_bytes(tmp_path / name)
+        outputs[name] = shard_bytes(tmp_path / name)
         assert stats["count"] == 130 and set(stats["timings"]["stages"]) == {
             "decode",
             "caption",
@@ -164,7 +161,7 @@ def test_two_shards_of_a_shard_actor_share_its_two_chunk_slots_oldest_first(
     # image ids 10..1300 are shard 0's: the caption calls go shard by shard, three chunks each
     shards = [int(keys[0].rsplit("-", 1)[1]) > 1300 for stage, keys in device.submitted if stage == "caption"]
     assert shards in ([False] * 3 + [True] * 3, [True] * 3 + [False] * 3)
-    assert _shard_bytes(tmp_path / "two") == _shard_bytes(tmp_path / "alone")
+    assert shard_bytes(tmp_path / "two") == shard_bytes(tmp_path / "alone")
 
 
 @pytest.mark.parametrize("fixture", ["coco", pytest.param("synthetic_world", marks=pytest.mark.slow)])
@@ -188,7 +185,7 @@ def test_local_flat_ray_and_device_pools_write_the_same_bytes(
         out = tmp_path / name
         config = model_config(paths, out, tiny_blip, tiny_verifier, output__samples_per_shard=shard, **layout)
         run_pipeline(config, QUIET)
-        outputs[name] = _shard_bytes(out)
+        outputs[name] = shard_bytes(out)
         records = json.loads((out / "stats.json").read_text())
         assert records["totals"]["n_relations"] > 0, "the verifier scored candidates"
     assert outputs["pools"] == outputs["local"] and outputs["flat"] == outputs["local"]
@@ -238,7 +235,7 @@ def test_device_actor_deaths_past_every_budget_cost_attempts_and_lose_no_shard(
     thread.join(timeout=600)
     assert len(kills) == KILLS, "the run outlasted the kills"
     assert "error" not in outcome, outcome.get("error")
-    assert _shard_bytes(out) == _shard_bytes(reference)
+    assert shard_bytes(out) == shard_bytes(reference)
     retries = json.loads((out / "stats.json").read_text())["retries"]
     assert retries["failed_shards"] == 0 and retries["workers_replaced"] == 0  # the shard actors stayed
     assert 1 <= retries["devices_lost"] <= 4 * KILLS  # at most two shards per shard actor per death
@@ -285,7 +282,7 @@ def test_a_frozen_device_actor_is_found_by_its_shards_time_limit_and_replaced(
     try:
         thread.join(timeout=600)
         assert "error" not in outcome, outcome.get("error")
-        assert _shard_bytes(out) == _shard_bytes(reference)
+        assert shard_bytes(out) == shard_bytes(reference)
         assert (
             f"device actor pid {frozen}" in caplog.text and "does not answer: killed; replaced" in caplog.text
         )

@@ -18,6 +18,7 @@ from sgpipe.run import run_pipeline
 from sgpipe.run.layout import choose_executor
 from sgpipe.stages.base import Stage
 from tests.helpers.coco_fixture import make_coco_with_bad_images
+from tests.helpers.outputs import shard_bytes
 from tests.helpers.runs import QUIET, stages_with_a_slow_image, tiny_run_config
 
 
@@ -27,16 +28,12 @@ def small(tmp_path_factory):
     paths = make_coco_with_bad_images(root)
     reference = root / "reference"
     run_pipeline(_config(paths, reference), QUIET)
-    return paths, _shard_bytes(reference)
+    return paths, shard_bytes(reference)
 
 
 def _config(paths, out, **overrides):
     settings = {"output__samples_per_shard": 1, "run__max_error_rate": 1.0, **overrides}
     return tiny_run_config(paths, out, **settings)
-
-
-def _shard_bytes(out):
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar", ".parquet")}
 
 
 def test_one_worker_and_no_cluster_runs_in_this_process(small, tmp_path, monkeypatch):
@@ -71,7 +68,7 @@ def test_a_local_run_never_imports_ray(small, tmp_path):
         [*args, str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert _shard_bytes(tmp_path / "out") == reference
+    assert shard_bytes(tmp_path / "out") == reference
 
 
 def test_a_shard_past_its_time_limit_is_abandoned_in_process_and_fails_alone(small, tmp_path):
@@ -95,7 +92,7 @@ def test_a_shard_past_its_time_limit_is_abandoned_in_process_and_fails_alone(sma
     assert json.loads((out / "stats.json").read_text())["retries"]["timed_out"] == 3
     assert not [p.name for p in out.iterdir() if p.name.startswith(".0")]
     run_pipeline(config, QUIET)  # the slow stage gone: the same command writes the shard
-    assert _shard_bytes(out) == reference
+    assert shard_bytes(out) == reference
 
 
 class FailsFirstSetup(Stage):
@@ -124,7 +121,7 @@ def test_an_attempt_that_raises_is_retried_after_the_others_to_the_same_bytes(sm
     paths, reference = small
     out = tmp_path / "out"
     run_pipeline(_config(paths, out), QUIET, stage_factory=stages_with_a_flaky_setup)
-    assert _shard_bytes(out) == reference
+    assert shard_bytes(out) == reference
     assert "shard 00000: attempt 1 failed (RuntimeError: CUDA error: out of memory" in caplog.text
     first = json.loads((out / "00000_stats.json").read_text())
     assert first["retries"]["attempts"] == {"count": 2, "workers_lost": 0, "timed_out": 0}

@@ -16,6 +16,7 @@ from sgpipe.output.guards import OutputLock
 from sgpipe.run import run_pipeline
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.faults import REFUSED_NAME, refuse_writes, stages_on_a_full_disk
+from tests.helpers.outputs import shard_bytes
 from tests.helpers.runs import QUIET, tiny_run_config
 from tests.helpers.s3 import Refusal, object_bytes, s3_server
 
@@ -35,15 +36,11 @@ def dataset(tmp_path_factory):
 def reference(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
     run_pipeline(_config(dataset, out), QUIET)
-    return _shard_bytes(out)
+    return shard_bytes(out)
 
 
 def _config(paths, out, **overrides):
     return tiny_run_config(paths, out, output__samples_per_shard=1, **overrides)
-
-
-def _shard_bytes(out):
-    return {p.name: p.read_bytes() for p in sorted(Path(out).iterdir()) if p.suffix in (".tar", ".parquet")}
 
 
 def _assert_stopped_for_the_output(fault, where, cause, complete):
@@ -77,7 +74,7 @@ def test_a_full_or_read_only_disk_stops_the_run_at_once_and_counts_no_image(
 
     monkeypatch.undo()  # the disk takes writes again
     run_pipeline(_config(dataset, out), QUIET)
-    assert _shard_bytes(out) == reference
+    assert shard_bytes(out) == reference
     assert not failed_shards_path(out).exists()
 
 
@@ -95,7 +92,7 @@ def test_a_full_disk_in_a_ray_worker_stops_the_run_with_its_shards_in_flight(
     assert json.loads((out / "stats.json").read_text())["retries"]["failed_shards"] == 0
     assert not [p.name for p in out.iterdir() if p.name.startswith(".0")]
     run_pipeline(config, QUIET)  # the disk takes writes again (no fault in these workers)
-    assert _shard_bytes(out) == reference
+    assert shard_bytes(out) == reference
 
 
 @pytest.mark.parametrize(
@@ -161,4 +158,4 @@ def test_a_real_full_disk(tmp_path, small_disk):
     assert 1 <= len(list((disk / "out").glob("*_stats.json"))) < 8
     subprocess.run(["mount", "-o", f"remount,size={4 * needed}", str(disk)], check=True)  # room again
     run_pipeline(config, QUIET)
-    assert _shard_bytes(disk / "out") == _shard_bytes(reference)
+    assert shard_bytes(disk / "out") == shard_bytes(reference)

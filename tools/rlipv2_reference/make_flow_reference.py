@@ -215,7 +215,7 @@ def tagger_dataset(dataset: Dataset, data: Path, candidates: Path):
 
 def run_tagger(dataset: Dataset, generate, src: Path, work: Path, data: Path, candidates: Path, fill) -> tuple[Path, dict]:
     os.environ["RLIP_TEXT_ENCODER_DIR"] = str(make_reference.text_encoder_dir(work, fill, make_reference.TINY_TEXT["num_hidden_layers"]))
-    flags = make_reference._flags_reduced() + ["--img_inference_batch", str(IMG_INFERENCE_BATCH), "--num_workers", "0"]
+    flags = make_reference._flags_reduced("resnet50") + ["--img_inference_batch", str(IMG_INFERENCE_BATCH), "--num_workers", "0"]
     model, args = make_reference.build_official(src, flags)
     fill.deterministic_fill(model.state_dict(), make_reference.REDUCED["dec_layers"])
     import util.misc as utils
