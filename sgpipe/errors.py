@@ -68,12 +68,13 @@ class ModelNotAvailableError(SgpipeError):
 
 
 class PreflightError(SgpipeError):
-    """Models that would fail every worker at load time, all listed, one line each."""
+    """What the config points at and is not there or would fail every worker (files, folders, URLs,
+    vocabularies, models), all listed, one line each."""
 
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__(
-            "the run cannot start; every model problem found:\n"
+            "the run cannot start; every problem found before any work:\n"
             + "\n".join(f"  - {p}" for p in self.problems)
         )
 
