@@ -191,6 +191,39 @@ def test_local_flat_ray_and_device_pools_write_the_same_bytes(
     assert outputs["pools"] == outputs["local"] and outputs["flat"] == outputs["local"]
 
 
+def test_the_detect_stage_on_a_device_actor_writes_the_bytes_of_a_local_run(tmp_path, tiny_verifier, ray4, caplog):
+    """A photo folder (alt texts as captions) with the detect stage (a tiny OWLv2) and the verifier on
+    the device actor: the boxes found there and the relations scored on them are a local run's."""
+    import logging
+
+    from sgpipe.config import build_config
+    from tests.helpers.tiny_detectors import build_tiny_owlv2
+    from tests.helpers.web_fixture import make_image_folder
+
+    root = make_image_folder(tmp_path / "photos")
+    owl = build_tiny_owlv2(tmp_path / "owl")
+    caplog.set_level(logging.INFO, logger="sgpipe.run.executors.ray")
+    outputs = {}
+    for name, layout in (("local", LOCAL), ("pools", POOLS)):
+        out = tmp_path / name
+        overrides = {
+            "output.samples_per_shard": 2, "tag.embedding_model": "none", "run.max_error_rate": 0.5,
+            "detect.enabled": True, "detect.model": owl, "detect.box_threshold": 0.1,
+            "verify.enabled": True, "verify.checkpoint": tiny_verifier, "verify.store_threshold": 0.0,
+            **{key.replace("__", "."): value for key, value in layout.items()},
+        }
+        config = build_config(
+            {"source": {"kind": "folder", "name": "mine", "images": str(root)}, "output": {"dir": str(out)}},
+            [f"{key}={value}" for key, value in overrides.items()],
+        )
+        run_pipeline(config, QUIET)
+        outputs[name] = shard_bytes(out)
+        totals = json.loads((out / "stats.json").read_text())["totals"]
+        assert totals["n_relations"] > 0, "relations were scored on detected boxes"
+    assert "CPUs each: detect, verify) serving" in caplog.text  # the detector sat on the device actor
+    assert outputs["pools"] == outputs["local"]
+
+
 ATTEMPTS = 3  # run.shard_attempts' default
 KILLS = 2 * ATTEMPTS + 2
 

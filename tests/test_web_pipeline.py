@@ -1,5 +1,7 @@
-"""End to end on img2dataset-style tars, through Ray: alt texts -> parse -> detect (tiny Grounding DINO)
--> tag -> verify (tiny verifier) -> shards; resume, --redo-failed, --limit, exclusions and leakage."""
+"""End to end on img2dataset-style tars: alt texts -> parse -> detect (tiny Grounding DINO) -> tag ->
+verify (tiny verifier) -> shards; resume, --redo-failed, --limit, exclusions and leakage. One worker,
+so in this process (the local executor); the detect stage on a Ray device actor is
+tests/test_layouts.py's."""
 
 import json
 import shutil
@@ -26,7 +28,6 @@ from tests.helpers.web_fixture import (
     write_tar,
 )
 
-pytestmark = pytest.mark.usefixtures("local_ray")
 REDO = RunOptions(progress=False, redo_failed=True)
 
 
