@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from sgpipe.errors import SgpipeError
 from sgpipe.run import run_pipeline
 from sgpipe.run.executors.ray.actors import SAMPLE_FIELDS
 from sgpipe.run.layout import plan_layout
@@ -341,6 +342,10 @@ def test_the_split_comes_from_the_recipes_table_and_the_cluster(tmp_path, tiny_b
     eight = plan_layout(config, {"CPU": 128.0, "GPU": 8.0}, n_todo=1000)
     assert (eight.devices, eight.workers) == (8, 28)
     assert plan_layout(config, {"CPU": 16.0}, n_todo=100).kind == "flat"  # no GPU: flat, unless asked
+    # a machine smaller than the recipe asks: one error before any work, naming the keys that fix it
+    with pytest.raises(SgpipeError, match=r"no shard actor fits: 1 device actors take 2 of 5 CPUs and each "
+                                          r"shard actor needs run.cpus_per_worker=4 \(lower it or run.devices\)"):
+        plan_layout(config, {"CPU": 5.0, "GPU": 1.0}, n_todo=100)
     # asked for on a cluster without GPUs: logical devices holding the models on CPUs
     asked = model_config(
         paths, tmp_path / "o", tiny_blip, tiny_verifier, run__layout="pools", run__devices=2, run__workers=0
