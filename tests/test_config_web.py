@@ -69,6 +69,8 @@ def test_detect_keys_are_checked_only_when_it_runs(tmp_path):
     assert [p for p in preflight_problems(config) if p.startswith("detect.vocabulary")] == [
         "detect.vocabulary: 'nonsense' is neither a file (one name per line) nor one of none, coco, objects365"
     ]
+    # a run of other stages (a reverify: the verify stage alone) does not read the detector's vocabulary
+    assert not [p for p in preflight_problems(config, ("verify",)) if p.startswith("detect.vocabulary")]
 
 
 def test_hashes_of_coco_runs_without_detection_are_unchanged_and_new_keys_count(tmp_path):

@@ -94,28 +94,33 @@ def tar_problems(src: SourceConfig) -> list[str]:
     return problems
 
 
-def vocabulary_problems(config: PipelineConfig) -> list[str]:
+def vocabulary_problems(config: PipelineConfig, stage_names: tuple[str, ...] | None = None) -> list[str]:
     """The files a recipe names as vocabularies are there and readable: the detector's list of names,
-    RLIPv2's matching's paraphrase table; and RLIPv2's text batches need RLIPv2's R-Tagger."""
+    RLIPv2's matching's paraphrase table; and RLIPv2's text batches need RLIPv2's R-Tagger. Only for
+    the stages that run (`stage_names`; None: all): a reverify reads no detector vocabulary."""
     from sgpipe.config import DETECT_VOCABULARIES
     from sgpipe.vocab.rlipv2 import is_table_file, rlipv2_categories
 
+    def runs(stage: str) -> bool:
+        return stage_names is None or stage in stage_names
+
     problems = []
     detect = config.detect
-    if detect.enabled and detect.vocabulary not in DETECT_VOCABULARIES:
+    if runs("detect") and detect.enabled and detect.vocabulary not in DETECT_VOCABULARIES:
         if path_problem("detect.vocabulary", detect.vocabulary, "file", {}):
             problems.append(
                 f"detect.vocabulary: {detect.vocabulary!r} is neither a file (one name per line) nor one of "
                 f"{', '.join(DETECT_VOCABULARIES)}"
             )
-    rlipv2 = "rlipv2" in (config.tag.matching, config.verify.texts)
+    matching, texts = config.tag.matching == "rlipv2", config.verify.texts == "rlipv2"
+    rlipv2 = (runs("tag") and matching) or (runs("verify") and texts)
     if rlipv2 and is_table_file(config.tag.vocabulary):
         try:
             rlipv2_categories(config.tag.vocabulary)
         except ValueError as error:
             problems.append(str(error))
     verify = config.verify
-    if verify.enabled and verify.texts == "rlipv2" and is_checkpoint(verify.checkpoint):
+    if runs("verify") and verify.enabled and verify.texts == "rlipv2" and is_checkpoint(verify.checkpoint):
         from sgpipe.models.checkpoint import is_rtagger_folder
 
         if not is_rtagger_folder(verify.checkpoint):
@@ -159,7 +164,7 @@ def preflight_problems(
     problems, bad_urls = url_problems(config, reads_source)
     if reads_source:
         problems += source_problems(config, bad_urls)
-    problems += vocabulary_problems(config)
+    problems += vocabulary_problems(config, stage_names)
     for model in recipe_models(config, stage_names):
         problems += _model_problems(model)
     return problems
