@@ -284,9 +284,10 @@ def chunk_size(config: PipelineConfig) -> int:
     return max([CHUNK_SIZE] + [s.batch(config) for s in enabled_specs(config) if s.batch is not None])
 
 
-def device_stage_names(config: PipelineConfig) -> tuple[str, ...]:
-    """The model stages (a GPU declared): the device actors' work in the pools layout."""
-    return tuple(s.name for s in enabled_specs(config) if s.on_device)
+def device_stage_names(config: PipelineConfig, names: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The model stages (a GPU declared) of those the run executes (`names`; None: the recipe's): the
+    device actors' work in the pools layout."""
+    return tuple(s.name for s in enabled_specs(config, names) if s.on_device)
 
 
 def worker_resources(config: PipelineConfig) -> Resources:

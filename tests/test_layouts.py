@@ -339,6 +339,10 @@ def test_the_split_comes_from_the_recipes_table_and_the_cluster(tmp_path, tiny_b
         "layout: pools (Ray): 1 device actors (1 GPU, 2 CPUs each: caption, verify) serving 3 shard actors "
         "(4 CPUs each: decode, parse, tag, write)"
     )
+    # a reverify runs the verify stage alone: its device actor holds the verifier, not the captioner
+    rescoring = plan_layout(config, node, n_todo=100, names=("verify",))
+    assert (rescoring.device_stages, rescoring.device.cpus, rescoring.host_stages) == (("verify",), 1.0, ())
+    assert rescoring.describe().endswith("(1 GPU, 1 CPUs each: verify) serving 3 shard actors (4 CPUs each: write)")
     eight = plan_layout(config, {"CPU": 128.0, "GPU": 8.0}, n_todo=1000)
     assert (eight.devices, eight.workers) == (8, 28)
     assert plan_layout(config, {"CPU": 16.0}, n_todo=100).kind == "flat"  # no GPU: flat, unless asked

@@ -157,8 +157,8 @@ def test_a_frozen_worker_is_killed_and_its_shard_redone(world, tmp_path, monkeyp
     deadline = time.monotonic() + 300
     frozen = None
     while time.monotonic() < deadline and frozen is None:
-        busy = [int(p.name) for p in in_flight.glob("*")] if _markers(out) >= 1 else []
-        frozen = next((pid for pid in busy if pid in our_worker_pids()), None)
+        busy = {int(p.name) for p in in_flight.glob("*")} if _markers(out) >= 1 else set()
+        frozen = next((pid for pid in our_worker_pids() if pid in busy), None) if busy else None
         time.sleep(0.01)
     assert frozen is not None, "no worker was seen mid-shard"
     os.kill(frozen, signal.SIGSTOP)

@@ -24,6 +24,7 @@ from sgpipe.pipeline import device_stage_names, enabled_specs
 from sgpipe.stages.base import Resources
 
 log = logging.getLogger(__name__)
+Names = "tuple[str, ...] | None"  # the stages a run executes (`ShardJob.stage_names`); None: the recipe's
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Layout:
         return (
             f"layout: pools (Ray): {self.devices} device actors ({device}{self.device.cpus:g} CPUs each: "
             f"{', '.join(self.device_stages)}) serving {self.workers} shard actors "
-            f"({self.worker.cpus:g} CPUs each: {', '.join(self.host_stages)}, write)"
+            f"({self.worker.cpus:g} CPUs each: {', '.join((*self.host_stages, 'write'))})"
         )
 
 
@@ -141,22 +142,25 @@ def placeable_workers(config: PipelineConfig, resources: dict[str, float]) -> in
     return config.run.workers or fits
 
 
-def pools_wanted(config: PipelineConfig, resources: dict[str, float]) -> bool:
+def pools_wanted(config: PipelineConfig, resources: dict[str, float], names: Names = None) -> bool:
     if config.run.layout != "auto":
         return config.run.layout == "pools"
     gpus = resources.get("GPU", 0.0) > 0 and config.run.device != "cpu"
-    return bool(device_stage_names(config)) and gpus
+    return bool(device_stage_names(config, names)) and gpus
 
 
-def pools_layout(config: PipelineConfig, resources: dict[str, float], n_todo: int) -> Layout:
-    """Device actors (one per GPU, or `run.devices`) and the shard actors the CPUs left hold."""
-    names = device_stage_names(config)
-    if not names:
+def pools_layout(
+    config: PipelineConfig, resources: dict[str, float], n_todo: int, names: Names = None
+) -> Layout:
+    """Device actors (one per GPU, or `run.devices`) and the shard actors the CPUs left hold, for the
+    stages the run executes (`names`; None: the recipe's)."""
+    on_device = device_stage_names(config, names)
+    if not on_device:
         raise SgpipeError(
             "run.layout pools: the recipe has no model stage for a device actor to hold "
             "(caption, verify or the seq2seq parser); use run.layout flat"
         )
-    specs = [spec for spec in enabled_specs(config) if spec.on_device]
+    specs = [spec for spec in enabled_specs(config, names) if spec.on_device]
     gpus = resources.get("GPU", 0.0) if config.run.device != "cpu" else 0.0
     cpus = resources.get("CPU", 0.0)
     device = Resources(cpus=max(1.0, sum(s.resources.cpus for s in specs)), gpus=1.0 if gpus >= 1 else 0.0)
@@ -173,25 +177,28 @@ def pools_layout(config: PipelineConfig, resources: dict[str, float], n_todo: in
             f"and each shard actor needs run.cpus_per_worker={worker.cpus:g} (lower it or run.devices)"
         )
     workers = min(config.run.workers or fits, fits)
-    host = tuple(s.name for s in enabled_specs(config) if not s.on_device)
-    return Layout("pools", max(1, min(workers, n_todo)), worker, devices, device, names, host)
+    host = tuple(s.name for s in enabled_specs(config, names) if not s.on_device)
+    return Layout("pools", max(1, min(workers, n_todo)), worker, devices, device, on_device, host)
 
 
-def plan_layout(config: PipelineConfig, resources: dict[str, float], n_todo: int) -> Layout:
-    """The Ray layout for a cluster with `resources` and `n_todo` shards to do."""
-    if pools_wanted(config, resources):
-        return pools_layout(config, resources, n_todo)
+def plan_layout(
+    config: PipelineConfig, resources: dict[str, float], n_todo: int, names: Names = None
+) -> Layout:
+    """The Ray layout for a cluster with `resources` and `n_todo` shards to do of the stages `names`
+    (None: the recipe's; a reverify runs the verify stage alone)."""
+    if pools_wanted(config, resources, names):
+        return pools_layout(config, resources, n_todo, names)
     workers = max(1, min(placeable_workers(config, resources), n_todo))
     return Layout("flat", workers, flat_worker(config))
 
 
-def planned_layout(config: PipelineConfig, n_todo: int) -> Layout:
+def planned_layout(config: PipelineConfig, n_todo: int, names: Names = None) -> Layout:
     """What the run would use on this machine (a dry run starts no Ray); a recipe made for bigger
     machines is planned with one worker rather than refused."""
     if choose_executor(config, n_todo) == "local":
         return Layout("local", 1, Resources(cpus=1.0))
     resources = machine_resources(config)
     try:
-        return plan_layout(config, resources, max(n_todo, 1))
+        return plan_layout(config, resources, max(n_todo, 1), names)
     except SgpipeError:
         return Layout("flat", 1, flat_worker(config))

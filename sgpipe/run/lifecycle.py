@@ -99,7 +99,7 @@ def _run(
         redo = shards_to_redo(out_dir, selected, names) if options.redo_failed else []
         todo = sorted(todo + redo)
         if options.dry_run:
-            return describe_plan(plan, todo, config, planned_layout(config, len(todo)))
+            return describe_plan(plan, todo, config, planned_layout(config, len(todo), source.stage_names))
         models = {model.key: model.id for model in recipe_models(config)}
         start_run_json(out_dir, config, plan, digest, models, redone=redo, extra=source.run_info())
         for index in redo:

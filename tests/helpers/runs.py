@@ -108,6 +108,14 @@ def stages_with_a_long_pause(config: PipelineConfig, categories: list[str]) -> l
     return build_stages(config, categories) + [LongPauseStage()]
 
 
+def leave_pid(folder: Path) -> Path:
+    """This process's id as an empty file in `folder` (how a stage tells a test where it ran)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / str(os.getpid())
+    marker.touch()
+    return marker
+
+
 class BusyPidStage(PauseStage):
     """`PauseStage` that also leaves its process id in `OUTPUT_DIR/../busy/`: a worker known to
     have processed a batch, so past its start-up (a worker killed while Ray creates its actor
@@ -120,8 +128,7 @@ class BusyPidStage(PauseStage):
         self.folder = folder
 
     def process(self, samples: list[Sample]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / str(os.getpid())).touch()
+        leave_pid(self.folder)
         super().process(samples)
 
 
@@ -129,7 +136,7 @@ def stages_that_show_busy_pids(config: PipelineConfig, categories: list[str]) ->
     return build_stages(config, categories) + [BusyPidStage(Path(config.output.dir).parent / "busy")]
 
 
-class InFlightPidStage(PauseStage):
+class InFlightPidStage(BusyPidStage):
     """A 1 s pause whose process id sits in `OUTPUT_DIR/../in_flight/` only while it pauses: a worker
     seen there is mid-shard, a second at least before it can commit (tests that freeze a worker must
     meet it before its shard is written, or there is nothing left to time out)."""
@@ -137,16 +144,10 @@ class InFlightPidStage(PauseStage):
     name = "in_flight"
     pause_s = 1.0
 
-    def __init__(self, folder: Path):
-        super().__init__()
-        self.folder = folder
-
     def process(self, samples: list[Sample]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        marker = self.folder / str(os.getpid())
-        marker.touch()
+        marker = leave_pid(self.folder)
         try:
-            super().process(samples)
+            time.sleep(self.pause_s)
         finally:
             marker.unlink(missing_ok=True)
 
@@ -262,8 +263,7 @@ class SlowCaption(Stage):
         self.folder = folder
 
     def process(self, samples: list[Sample]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / str(os.getpid())).touch()
+        leave_pid(self.folder)
         time.sleep(0.4)
         for sample in samples:
             sample.captions.append(Caption(99, MARKER_CAPTION, "model"))

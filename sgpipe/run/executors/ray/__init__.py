@@ -51,7 +51,8 @@ class RayExecutor:
 
         started_ray = init_ray(cluster_address(self.config))
         try:
-            layout = plan_layout(self.config, ray.cluster_resources(), len(supervisor.todo))
+            resources = ray.cluster_resources()
+            layout = plan_layout(self.config, resources, len(supervisor.todo), self.job.stage_names)
             log.info("%s", layout.describe())
             with StopSignals() as stop:
                 pool = Pool(self.config, self.job, self.stage_factory, layout)
