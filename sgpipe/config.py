@@ -208,7 +208,7 @@ def validate(
     config: PipelineConfig, problems: list[str], sections: typing.Iterable[str] | None = None
 ) -> None:
     """Every field's declared choices and range, then the rules across fields (of `sections` only,
-    when given: `sgpipe reverify` uses the verify, tag, output and run sections alone)."""
+    when given: `sgpipe reverify` uses the verify, output and run sections alone)."""
     names = list(sections) if sections is not None else [f.name for f in dataclasses.fields(config)]
     for name in names:
         check_fields(getattr(config, name), name, problems)

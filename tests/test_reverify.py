@@ -122,3 +122,21 @@ def test_reverify_refuses_bad_arguments(tmp_path, checkpoint):
         reverify(tmp_path / "old", checkpoint, tmp_path / "old", [])
     with pytest.raises(SgpipeError, match="not a verifier checkpoint"):
         reverify(tmp_path / "old", tmp_path, tmp_path / "new", [])
+
+
+
+def test_rlipv2_texts_need_the_table_the_candidates_were_tagged_with():
+    """RLIPv2's texts are the category table of the run that tagged the candidates: a run tagged with
+    the dataset's own names cannot be rescored with them, and the error says what to run instead."""
+    from sgpipe.run.reverify import reverify_config
+
+    earlier = {"source": {"name": "t", "instances": "i.json", "images": "im"}, "tag": {"vocabulary": "auto"}}
+    with pytest.raises(ConfigError) as caught:
+        reverify_config(earlier, "ckpt", "new", ["verify.texts=rlipv2"])
+    assert caught.value.problems == [
+        "verify.texts: rlipv2 reads RLIPv2's category table of the run that tagged the candidates, and OUT "
+        "was tagged with tag.vocabulary 'auto'; run it again with tag.vocabulary coco, objects365 or a "
+        "paraphrase file, or use verify.texts image"
+    ]
+    tagged_with_coco = {**earlier, "tag": {"vocabulary": "coco"}}
+    assert reverify_config(tagged_with_coco, "ckpt", "new", ["verify.texts=rlipv2"]).verify.texts == "rlipv2"

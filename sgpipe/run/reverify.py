@@ -27,6 +27,8 @@ from sgpipe.recipe import parse_override
 from sgpipe.run.lifecycle import RunOptions, run_pipeline
 from sgpipe.run.sources import ShardsSource
 from sgpipe.storage import Location, location
+from sgpipe.vocab.rlipv2 import VOCABULARIES as RLIPV2_TABLES
+from sgpipe.vocab.rlipv2 import is_table_file
 
 # what a reverify may set: the verify stage, the run's placement, and how OUT and NEW are reached
 ALLOWED = ("verify.*", "run.*", "source.storage_options", "output.storage_options", "output.lease_seconds")
@@ -64,8 +66,15 @@ def reverify_config(
     # one worker, in this process, unless --set run.* asks for more: the earlier run's placement was its own
     raw["run"] = {"workers": 1}
     config = build_sections(PipelineConfig, raw, [*overrides, f"verify.checkpoint={checkpoint}"], problems)
-    # tag too: verify.texts rlipv2 reads the category table of the run that tagged the candidates
-    validate(config, problems, ("verify", "tag", "output", "run"))
+    validate(config, problems, ("verify", "output", "run"))
+    vocabulary = config.tag.vocabulary
+    if config.verify.texts == "rlipv2" and vocabulary not in RLIPV2_TABLES and not is_table_file(vocabulary):
+        # RLIPv2's texts are the category table the candidates were tagged with: not a reverify's to choose
+        problems.append(
+            f"verify.texts: rlipv2 reads RLIPv2's category table of the run that tagged the candidates, and "
+            f"OUT was tagged with tag.vocabulary {vocabulary!r}; run it again with tag.vocabulary coco, "
+            "objects365 or a paraphrase file, or use verify.texts image"
+        )
     if problems:
         raise ConfigError(problems)
     return config
