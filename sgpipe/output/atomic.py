@@ -31,6 +31,11 @@ def temp_sibling(path: Location) -> Location:
     return path.parent / f".{path.name}.tmp{os.getpid()}"
 
 
+def temp_siblings(path: Location) -> list[Location]:
+    """Every process's `temp_sibling` of `path` still there (what a killed writer left)."""
+    return list(path.parent.glob(f".{path.name}.tmp*"))
+
+
 def fsync_folder(folder: Location) -> None:
     """Make the renames in `folder` durable (a no-op where the file system cannot sync a folder, and
     on object stores, whose uploads are durable once complete)."""

@@ -22,8 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sgpipe.errors import EXCLUDED, OK
+from sgpipe.output.atomic import (
+    atomic_file,
+    atomic_write_bytes,
+    fsync_folder,
+    temp_siblings,
+    write_json_atomic,
+)
 from sgpipe.output.faults import output_fault
-from sgpipe.output.atomic import atomic_file, atomic_write_bytes, fsync_folder, write_json_atomic
 from sgpipe.records import Sample, shard_name
 from sgpipe.storage import Location, RemotePath, location, read_all
 
@@ -83,9 +89,9 @@ def remove_partial_shard(out_dir: Location, index: int, names: set[str] | None =
         return
     for path in (paths["tar"], paths["parquet"]):
         path.unlink(missing_ok=True)
-    prefix = f".{shard_name(index)}."
-    for leftover in out_dir.glob(prefix + "*"):
-        leftover.unlink(missing_ok=True)
+    for path in paths.values():  # the marker's too: a writer killed while writing it leaves one
+        for leftover in temp_siblings(path):
+            leftover.unlink(missing_ok=True)
 
 
 class _HashingWriter:

@@ -7,7 +7,7 @@ import webdataset as wds
 
 from sgpipe.errors import OutputFault
 from sgpipe.output.finalize import finalize_outputs
-from sgpipe.output.writer import is_shard_complete, shard_paths, write_shard
+from sgpipe.output.writer import is_shard_complete, remove_partial_shard, shard_paths, write_shard
 from sgpipe.records import Box, Caption, Relation, Triplet
 from sgpipe.shards import iter_shard_samples
 from tests.helpers.samples import build_sample
@@ -100,3 +100,15 @@ def test_finalize_builds_index_and_stats(tmp_path):
     assert [s["url"] for s in index["shardlist"]] == ["00000.tar", "00001.tar"]
     assert stats["totals"]["count"] == 4 and stats["status"] == {"failed_missing": 2, "ok": 2}
     assert stats["predicates"] == {"next to": 2} and stats["throughput"]["stages"]["parse"]["seconds"] == 1.0
+
+
+def test_what_a_killed_writer_leaves_of_a_shard_is_removed_and_nothing_else(tmp_path):
+    """A writer killed mid-shard leaves hidden temporaries of any of the three files, the marker's
+    included (`.NAME.tmpPID`); removing the shard's partial files drops all of them and touches no
+    other shard's."""
+    leftovers = [".00003.tar.tmp11", ".00003.parquet.tmp12", ".00003_stats.json.tmp13", "00003.tar"]
+    others = [".00004_stats.json.tmp13", ".00030.tar.tmp11", "00004.tar"]
+    for name in leftovers + others:
+        (tmp_path / name).write_bytes(b"x")
+    remove_partial_shard(tmp_path, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
