@@ -338,3 +338,20 @@ def test_the_error_rate_stop_with_shards_in_flight_is_one_paragraph(small, tmp_p
     run_pipeline(fixed, RunOptions(progress=False, redo_failed=True))
     assert shard_bytes(out) == reference
     assert not failed_shards_path(out).exists()
+
+
+def test_a_stop_waits_for_killed_workers_until_they_cannot_write():
+    """Ray reports a killed actor dead before its process has exited; a stop drops the shards' partial
+    files only once their writers are gone. A process killed but not yet reaped (a zombie) is gone."""
+    import subprocess
+
+    from sgpipe.run.executors.ray.scheduler import _running
+
+    child = subprocess.Popen(["sleep", "30"])
+    assert _running(child.pid)
+    child.kill()
+    deadline = time.monotonic() + 10
+    while _running(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _running(child.pid) and child.poll() is not None  # a zombie until reaped here
+    assert not _running(child.pid)

@@ -14,6 +14,7 @@ attempt's outcome to the `Supervisor`, every actor watched.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -71,9 +72,15 @@ class Scheduler:
         import ray
 
         running = [a for w in self.pool.workers for a in w.attempts]
+        node = ray.get_runtime_context().get_node_id()
+        here = [w.pid for w in self.pool.workers if w.pid and w.node == node]
         self.pool.kill_all()
         if running:
             ray.wait([a.ref for a in running], num_returns=len(running), timeout=SETTLE_S)
+        # Ray reports an actor dead before its process has exited: the shards' partial files are
+        # dropped once their writers on this node cannot write again (elsewhere a late temporary
+        # stays hidden, and the shard's next attempt removes it)
+        _wait_gone(here, time.monotonic() + SETTLE_S)
         return [a.index for a in running]
 
     def _assign(self) -> None:
@@ -241,3 +248,26 @@ class Scheduler:
         if not ready:
             replaced = self.pool.replace_device(device)
             log.warning("%s does not answer: killed%s", device.where(), "; replaced" if replaced else "")
+
+
+def _wait_gone(pids: list[int], deadline: float) -> None:
+    for pid in pids:
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` can still run (a zombie cannot: it only waits for its parent to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (not Linux): ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
