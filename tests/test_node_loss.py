@@ -11,7 +11,7 @@ import pytest
 from sgpipe.run import RunOptions, run_pipeline
 from tests.helpers.coco_fixture import make_coco
 from tests.helpers.outputs import shard_bytes
-from tests.helpers.runs import stages_with_a_pause, tiny_run_config
+from tests.helpers.runs import stages_that_show_in_flight_pids, stages_with_a_pause, tiny_run_config
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +50,20 @@ def test_losing_a_node_mid_run_loses_no_shard(cluster, tmp_path, caplog):
     def run():
         try:
             outcome["summary"] = run_pipeline(
-                config(out), RunOptions(progress=False), stage_factory=stages_with_a_pause
+                config(out), RunOptions(progress=False), stage_factory=stages_that_show_in_flight_pids
             )
         except Exception as error:  # noqa: BLE001 - reported below
             outcome["error"] = error
 
     thread = threading.Thread(target=run)
     thread.start()
+    # both workers mid-shard (a second before either can commit), so the doomed node's worker surely
+    # holds a shard: one lost just after committing its shard would leave nothing to redo
+    in_flight = tmp_path / "in_flight"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(list(out.glob("*_stats.json"))) < 2:
+    while time.monotonic() < deadline and not (
+        len(list(out.glob("*_stats.json"))) >= 2 and len(list(in_flight.glob("*"))) == 2
+    ):
         time.sleep(0.01)
     assert 2 <= len(list(out.glob("*_stats.json"))) < 8, "the node is lost mid-run"
     cluster.remove_node(doomed)  # one worker per node (1 CPU each): one of the two goes with it
